@@ -1,0 +1,5 @@
+import sys
+
+from fiotray.cli import main
+
+sys.exit(main())
