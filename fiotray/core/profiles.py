@@ -1,0 +1,304 @@
+"""Non-secret settings of each factory the user signed in to (one profile per factory).
+
+Stored as JSON in the user's config dir. Secrets never go here: they live in the
+keyring (see ``fiotray.core.secrets``), keyed by the profile's factory name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
+
+import platformdirs
+
+from fiotray.core.errors import ProfileError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.foundries.io"
+DEFAULT_OAUTH_URL = "https://app.foundries.io/oauth"
+
+AuthKind = Literal["token", "oauth"]
+_AUTH_KINDS: tuple[str, ...] = get_args(AuthKind)
+FILE_VERSION = 1
+_FACTORY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_MAX_FACTORY_LEN = 64
+
+
+@dataclass
+class Profile:
+    factory: str
+    auth: AuthKind
+    api_url: str = DEFAULT_API_URL
+    oauth_url: str = DEFAULT_OAUTH_URL
+    client_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.factory
+
+    def validated(self) -> Profile:
+        """A copy with every field checked and URLs normalised; ProfileError otherwise."""
+        factory = validate_factory_name(self.factory)
+        if self.auth not in _AUTH_KINDS:
+            raise ProfileError(
+                f"Profile {factory} has auth {self.auth!r}; it must be 'token' or 'oauth'."
+            )
+        if self.client_id is not None and (
+            not isinstance(self.client_id, str) or not self.client_id.strip()
+        ):
+            raise ProfileError(f"Profile {factory} has an empty or invalid client id.")
+        return Profile(
+            factory=factory,
+            auth=self.auth,
+            api_url=validate_url(self.api_url, "API URL"),
+            oauth_url=validate_url(self.oauth_url, "OAuth URL"),
+            client_id=self.client_id,
+        )
+
+
+def validate_factory_name(name: str) -> str:
+    """The factory name if it is a plausible FoundriesFactory name; ProfileError otherwise."""
+    if not isinstance(name, str) or not name:
+        raise ProfileError("The factory name is empty.")
+    if len(name) > _MAX_FACTORY_LEN:
+        raise ProfileError(f"The factory name is longer than {_MAX_FACTORY_LEN} characters.")
+    if not _FACTORY_RE.fullmatch(name):
+        raise ProfileError(
+            f"The factory name {name!r} is invalid: use letters, digits, '-' and '_', "
+            "starting with a letter or digit."
+        )
+    return name
+
+
+def _display_url(url: str) -> str:
+    """scheme://host[:port] of a URL, for messages: the rest may hold credentials."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(unparsable URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{port}" if parts.scheme and host else "(unparsable URL)"
+
+
+def validate_url(url: str, what: str) -> str:
+    """An http(s) URL with a host and without credentials, query or fragment.
+
+    Returns it without trailing "/". The message never echoes more than
+    scheme://host of what was given, since a bad URL may carry a password.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ProfileError(f"The {what} is empty.")
+    if url != url.strip() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise ProfileError(f"The {what} contains spaces or control characters.")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises ValueError for a bad port
+    except ValueError:
+        raise ProfileError(f"The {what} is not a valid URL.") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ProfileError(f"The {what} must start with https:// (or http:// for local tests).")
+    if not host:
+        raise ProfileError(f"The {what} has no host name.")
+    if "@" in parts.netloc:
+        raise ProfileError(
+            f"The {what} must not contain a user name or password; fiotray keeps credentials "
+            "in the keyring."
+        )
+    if "?" in url or "#" in url:
+        raise ProfileError(
+            f"The {what} ({_display_url(url)}...) must not have a query or fragment."
+        )
+    return url.rstrip("/")
+
+
+def api_url_from_oauth(oauth_url: str) -> str:
+    """The API base URL that belongs to an OAuth base URL (fioctl's rule).
+
+    https://app.foundries.io/oauth -> https://api.foundries.io; a host whose
+    first label is not "app" keeps its scheme://host[:port].
+    """
+    parts = urlsplit(validate_url(oauth_url, "OAuth URL"))
+    host = parts.hostname or ""
+    labels = host.split(".")
+    if labels[0] == "app" and len(labels) > 1:
+        host = ".".join(["api", *labels[1:]])
+    elif ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme.lower()}://{host}{port}"
+
+
+def _default_config_dir() -> Path:
+    return Path(platformdirs.user_config_dir("fiotray"))
+
+
+class ProfileStore:
+    """The profiles file: ``{"version": 1, "default": F, "profiles": {F: {...}}}``.
+
+    Every change rereads the file and replaces it atomically. A file that cannot
+    be parsed is reported and left alone: nothing is written until the user
+    fixes or removes it.
+    """
+
+    def __init__(self, config_dir: Path | None = None) -> None:
+        self.config_dir = Path(config_dir) if config_dir is not None else _default_config_dir()
+        self.path = self.config_dir / "profiles.json"
+
+    # -- reading -----------------------------------------------------------------
+
+    def _load(self) -> tuple[str | None, dict[str, Profile]]:
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None, {}
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8"
+            raise ProfileError(f"Cannot read {self.path}: {reason}.") from None
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise self._malformed(f"it is not valid JSON (line {exc.lineno})") from None
+        if not isinstance(data, dict):
+            raise self._malformed("the top level is not an object")
+        version = data.get("version")
+        if version != FILE_VERSION:
+            raise self._malformed(f"unsupported version {version!r} (expected {FILE_VERSION})")
+        entries = data.get("profiles", {})
+        if not isinstance(entries, dict):
+            raise self._malformed("'profiles' is not an object")
+        profiles: dict[str, Profile] = {}
+        for factory, entry in entries.items():
+            profiles[factory] = self._parse_entry(factory, entry)
+        default = data.get("default")
+        if default is not None and not isinstance(default, str):
+            raise self._malformed("'default' is not a string")
+        if default is not None and default not in profiles:
+            log.warning("profiles: default %s has no profile; ignoring it", default)
+            default = None
+        return default, profiles
+
+    def _malformed(self, what: str) -> ProfileError:
+        return ProfileError(
+            f"The profiles file {self.path} is malformed ({what}); fix or remove it, "
+            "nothing was changed."
+        )
+
+    def _parse_entry(self, factory: Any, entry: Any) -> Profile:
+        if not isinstance(entry, dict):
+            raise self._malformed(f"profile {factory!r} is not an object")
+        client_id = entry.get("client_id")
+        for field_name in ("auth", "api_url", "oauth_url"):
+            if not isinstance(entry.get(field_name, ""), str):
+                raise self._malformed(f"profile {factory!r} field {field_name!r} is not a string")
+        if client_id is not None and not isinstance(client_id, str):
+            raise self._malformed(f"profile {factory!r} field 'client_id' is not a string")
+        # Unknown keys are dropped on purpose: a hand-added secret must not survive a rewrite.
+        profile = Profile(
+            factory=factory,
+            auth=entry.get("auth", ""),
+            api_url=entry.get("api_url", DEFAULT_API_URL),
+            oauth_url=entry.get("oauth_url", DEFAULT_OAUTH_URL),
+            client_id=client_id,
+        )
+        try:
+            return profile.validated()
+        except ProfileError as exc:
+            raise self._malformed(f"profile {factory!r}: {str(exc).rstrip('.')}") from None
+
+    def list(self) -> list[Profile]:
+        _, profiles = self._load()
+        return [profiles[name] for name in sorted(profiles)]
+
+    def default_name(self) -> str | None:
+        default, _ = self._load()
+        return default
+
+    def get(self, factory: str | None = None) -> Profile:
+        default, profiles = self._load()
+        if factory is None:
+            if default is not None:
+                return profiles[default]
+            if len(profiles) == 1:
+                return next(iter(profiles.values()))
+            if not profiles:
+                raise ProfileError("no factory configured; run `fiotray login --factory F ...`")
+            names = ", ".join(sorted(profiles))
+            raise ProfileError(
+                f"several factories configured ({names}): pass --factory or set a default"
+            )
+        try:
+            return profiles[factory]
+        except KeyError:
+            raise ProfileError(f"no profile for factory {factory}") from None
+
+    # -- writing -----------------------------------------------------------------
+
+    def save(self, profile: Profile, *, make_default: bool = False) -> None:
+        profile = profile.validated()
+        default, profiles = self._load()
+        profiles[profile.factory] = profile
+        if make_default or (default is None and len(profiles) == 1):
+            default = profile.factory
+        self._write(default, profiles)
+
+    def remove(self, factory: str) -> None:
+        default, profiles = self._load()
+        if factory not in profiles:
+            raise ProfileError(f"no profile for factory {factory}")
+        del profiles[factory]
+        if default == factory:
+            default = None
+        self._write(default, profiles)
+
+    def set_default(self, factory: str) -> None:
+        _, profiles = self._load()
+        if factory not in profiles:
+            raise ProfileError(f"no profile for factory {factory}")
+        self._write(factory, profiles)
+
+    def _write(self, default: str | None, profiles: dict[str, Profile]) -> None:
+        data = {
+            "version": FILE_VERSION,
+            "default": default,
+            "profiles": {
+                name: {
+                    "auth": p.auth,
+                    "api_url": p.api_url,
+                    "oauth_url": p.oauth_url,
+                    "client_id": p.client_id,
+                }
+                for name, p in sorted(profiles.items())
+            },
+        }
+        text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+        try:
+            self.config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # mkdir's mode does not apply to a directory that already existed.
+            os.chmod(self.config_dir, 0o700)
+            fd, tmp = tempfile.mkstemp(prefix=".profiles.", suffix=".tmp", dir=self.config_dir)
+        except OSError as exc:
+            raise ProfileError(f"Cannot write {self.path}: {exc.strerror or exc}.") from None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o600)  # mkstemp already uses 0600; make it explicit
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise ProfileError(f"Cannot write {self.path}: {exc.strerror or exc}.") from None

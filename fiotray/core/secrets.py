@@ -1,0 +1,327 @@
+"""The one place where fiotray keeps secrets: the system keyring, never a file.
+
+Client secrets, OAuth token sets and API tokens live in a secure keyring
+backend (Secret Service, libsecret, KWallet, macOS Keychain, Windows Credential
+Locker). Plain-text or "encrypted file" backends are refused on purpose: fioctl
+already keeps secrets in a world-readable YAML file and fiotray exists partly to
+avoid that.
+
+The backend is chosen lazily per ``SecretStore`` instance instead of through
+keyring's process-wide cache (``keyring.get_keyring()``): a Secret Service that
+comes up after the app started (or a test that starts a private one) is then
+seen, and ``PYTHON_KEYRING_BACKEND`` is still honoured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+import keyring.core
+import keyring.errors
+from keyring.backend import KeyringBackend
+
+from fiotray.core.errors import SecretsUnavailable
+
+log = logging.getLogger(__name__)
+
+SERVICE = "fiotray"
+
+SECRET_KINDS = frozenset({"client_secret", "oauth_token", "api_token"})
+
+# (module, class) of keyring's own backends that keep secrets in an OS secret
+# store. Matched exactly: a subclass or a third-party plugin could store anywhere.
+_SECURE_BACKENDS: tuple[tuple[str, str], ...] = (
+    ("keyring.backends.SecretService", "Keyring"),
+    ("keyring.backends.libsecret", "Keyring"),
+    ("keyring.backends.kwallet", "DBusKeyring"),
+    ("keyring.backends.kwallet", "DBusKeyringKWallet4"),
+    ("keyring.backends.macOS", "Keyring"),
+    ("keyring.backends.Windows", "WinVaultKeyring"),
+)
+_CHAINER = ("keyring.backends.chainer", "ChainerBackend")
+_NO_STORAGE = {("keyring.backends.fail", "Keyring"), ("keyring.backends.null", "Keyring")}
+
+_NO_BACKEND_HELP = (
+    "install and start a Secret Service provider (for example gnome-keyring, or KeePassXC "
+    "with Secret Service integration enabled) and log in to a desktop session"
+)
+_LOCKED_MSG = "The system keyring is locked: unlock your keyring (login collection) and try again."
+_NO_COLLECTION_MSG = (
+    "The system keyring has no default collection that can be opened: create a keyring and "
+    "make it the default (for example a 'login' keyring in GNOME Passwords and Keys, or a "
+    "KeePassXC database exposed through Secret Service), unlock it and try again."
+)
+
+
+def profile_key(profile: str, what: str) -> str:
+    """Keyring entry name of one secret of a factory profile."""
+    if what not in SECRET_KINDS:
+        raise ValueError(f"unknown secret kind {what!r}")
+    if not profile:
+        raise ValueError("empty profile name")
+    return f"profile/{profile}/{what}"
+
+
+def _ident(obj: Any) -> tuple[str, str]:
+    cls = obj if isinstance(obj, type) else type(obj)
+    return cls.__module__, cls.__qualname__
+
+
+def _dotted(obj: Any) -> str:
+    return ".".join(_ident(obj))
+
+
+def _display_name(backend: KeyringBackend) -> str:
+    return str(getattr(type(backend), "name", type(backend).__name__))
+
+
+def _is_secure(backend: KeyringBackend) -> bool:
+    return _ident(backend) in _SECURE_BACKENDS
+
+
+def _on_linux_like() -> bool:
+    return sys.platform not in ("darwin", "win32", "cygwin")
+
+
+def _no_backend_message() -> str:
+    if _on_linux_like() and not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return (
+            "No secure secret storage is available because DBUS_SESSION_BUS_ADDRESS is unset "
+            f"(no desktop session bus): {_NO_BACKEND_HELP}, then try again."
+        )
+    return f"No secure secret storage is available: {_NO_BACKEND_HELP}, then try again."
+
+
+def _viable_priority(cls: type[KeyringBackend]) -> float | None:
+    """The backend's priority, or None when it cannot work here.
+
+    keyring's priority property raises when the backend is unusable (no D-Bus,
+    no daemon, missing library); that is the documented viability test.
+    """
+    try:
+        return float(cls.priority)
+    except Exception:  # any failure just means "not this one"
+        return None
+
+
+def _detect_secure_backend() -> KeyringBackend | None:
+    """Best viable secure backend, checked now (not keyring's once-per-process list)."""
+    best: tuple[float, KeyringBackend] | None = None
+    for module_name, class_name in _SECURE_BACKENDS:
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except Exception as exc:
+            log.debug("secrets: %s.%s not importable: %s", module_name, class_name, exc)
+            continue
+        priority = _viable_priority(cls)
+        if priority is None or priority <= 0:
+            continue
+        try:
+            instance = cls()
+        except Exception as exc:
+            log.debug("secrets: %s.%s unusable: %s", module_name, class_name, exc)
+            continue
+        if best is None or priority > best[0]:
+            best = (priority, instance)
+    return best[1] if best else None
+
+
+def _explicit_backend() -> tuple[KeyringBackend | None, str]:
+    """The backend the user configured for keyring, and where it was configured.
+
+    Goes through keyring's own loaders so ``PYTHON_KEYRING_BACKEND`` and
+    ``keyringrc.cfg`` mean exactly what they mean for every other keyring user.
+    """
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        source = "PYTHON_KEYRING_BACKEND"
+        name = os.environ["PYTHON_KEYRING_BACKEND"][:120]
+        try:
+            return keyring.core.load_env(), source
+        except Exception as exc:
+            raise SecretsUnavailable(
+                f"The keyring backend {name} chosen by {source} cannot be used here "
+                f"({type(exc).__name__}): unset {source} and {_NO_BACKEND_HELP}."
+            ) from None
+    source = "keyringrc.cfg"
+    try:
+        return keyring.core.load_config(), source
+    except Exception as exc:
+        raise SecretsUnavailable(
+            f"The keyring backend chosen in keyring's {source} cannot be used here "
+            f"({type(exc).__name__}): fix or remove that setting and {_NO_BACKEND_HELP}."
+        ) from None
+
+
+def _choose_backend() -> KeyringBackend:
+    explicit, source = _explicit_backend()
+    if explicit is None:
+        found = _detect_secure_backend()
+        if found is None:
+            raise SecretsUnavailable(_no_backend_message())
+        return found
+    ident = _ident(explicit)
+    if ident == _CHAINER:
+        # The chainer reads from every viable backend, insecure ones included,
+        # and keeps its member list from the first call in the process: use the
+        # best secure backend viable now, directly.
+        found = _detect_secure_backend()
+        if found is None:
+            raise SecretsUnavailable(_no_backend_message())
+        return found
+    if ident in _NO_STORAGE:
+        raise SecretsUnavailable(
+            f"{source} selects {_dotted(explicit)}, which cannot store secrets: "
+            f"remove that setting and {_NO_BACKEND_HELP}."
+        )
+    if not _is_secure(explicit):
+        kind = (
+            "keeps secrets in a file"
+            if ident[0].startswith("keyrings.alt")
+            else "is not a known secure system keyring"
+        )
+        raise SecretsUnavailable(
+            f"{source} selects {_dotted(explicit)}, which {kind}: fiotray stores secrets only in "
+            "the Secret Service, KWallet, macOS Keychain or Windows Credential Locker, so remove "
+            "that setting or choose one of those."
+        )
+    return explicit
+
+
+class SecretStore:
+    """Secrets of fiotray in the system keyring, under one keyring service name.
+
+    The blocking methods may wait for an unlock prompt on a desktop: call the
+    ``a*`` variants from the event loop, they run in a worker thread.
+    """
+
+    def __init__(self, service: str = SERVICE) -> None:
+        self.service = service
+        self._backend: KeyringBackend | None = None
+        self._init_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(service={self.service!r})"
+
+    def _get_backend(self) -> KeyringBackend:
+        # Only a success is cached: a keyring started later is found on the next call.
+        with self._init_lock:
+            if self._backend is None:
+                self._backend = _choose_backend()
+                log.debug("secrets: using keyring backend %s", _dotted(self._backend))
+            return self._backend
+
+    @property
+    def backend_name(self) -> str:
+        """Display name of the keyring in use, or "unavailable" (never raises)."""
+        try:
+            return _display_name(self._get_backend())
+        except SecretsUnavailable:
+            return "unavailable"
+
+    def check(self) -> None:
+        """Raise SecretsUnavailable unless a secure keyring answers a lookup now."""
+        self.get("check/availability")
+
+    def _call(self, op: str, key: str, *args: str) -> Any:
+        backend = self._get_backend()
+        method = getattr(backend, f"{op}_password")
+        try:
+            return method(self.service, key, *args)
+        except keyring.errors.PasswordDeleteError:
+            # Only delete raises this, and a missing entry is what delete wants.
+            return None
+        except keyring.errors.KeyringLocked:
+            raise SecretsUnavailable(_LOCKED_MSG) from None
+        except keyring.errors.InitError:
+            raise SecretsUnavailable(_NO_COLLECTION_MSG) from None
+        except keyring.errors.NoKeyringError:
+            raise SecretsUnavailable(_no_backend_message()) from None
+        except keyring.errors.PasswordSetError:
+            raise SecretsUnavailable(
+                "The system keyring refused to store the secret; unlock it and try again."
+            ) from None
+        except Exception as exc:
+            # D-Bus errors from secretstorage/jeepney (daemon gone, bus closed)
+            # escape keyring's wrappers; their text is not shown because it is
+            # not written for users, the type name is enough to report a bug.
+            log.debug("secrets: %s %s failed: %s", op, key, type(exc).__name__)
+            raise SecretsUnavailable(
+                f"The system keyring ({_display_name(backend)}) failed ({type(exc).__name__}): "
+                "make sure it is running and unlocked, and try again."
+            ) from None
+
+    def get(self, key: str) -> str | None:
+        _check_key(key)
+        value = self._call("get", key)
+        return value if isinstance(value, str) else None
+
+    def set(self, key: str, value: str) -> None:
+        _check_key(key)
+        if not isinstance(value, str):
+            raise TypeError("secret values must be str")
+        self._call("set", key, value)
+
+    def delete(self, key: str) -> None:
+        _check_key(key)
+        self._call("delete", key)
+
+    async def aget(self, key: str) -> str | None:
+        return await asyncio.to_thread(self.get, key)
+
+    async def aset(self, key: str, value: str) -> None:
+        await asyncio.to_thread(self.set, key, value)
+
+    async def adelete(self, key: str) -> None:
+        await asyncio.to_thread(self.delete, key)
+
+
+class MemorySecretStore(SecretStore):
+    """Secrets kept in this process only: for explicit "session only" use and tests.
+
+    Never chosen automatically as a fallback for a missing keyring.
+    """
+
+    def __init__(self, service: str = SERVICE) -> None:
+        super().__init__(service)
+        self._values: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def backend_name(self) -> str:
+        return "memory (this session only)"
+
+    def check(self) -> None:
+        return None
+
+    def get(self, key: str) -> str | None:
+        _check_key(key)
+        with self._lock:
+            return self._values.get(key)
+
+    def set(self, key: str, value: str) -> None:
+        _check_key(key)
+        if not isinstance(value, str):
+            raise TypeError("secret values must be str")
+        with self._lock:
+            self._values[key] = value
+
+    def delete(self, key: str) -> None:
+        _check_key(key)
+        with self._lock:
+            self._values.pop(key, None)
+
+    def keys(self) -> list[str]:
+        """Names of the stored entries (for tests and diagnostics; values stay inside)."""
+        with self._lock:
+            return sorted(self._values)
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise ValueError("secret key must be a non-empty str")

@@ -1,0 +1,5 @@
+"""Shared pytest setup for fiotray's tests."""
+
+from __future__ import annotations
+
+pytest_plugins = ["tests.keyring_session"]
