@@ -1,0 +1,206 @@
+"""Typed views of FoundriesFactory API replies.
+
+The API is a network service: every reply is checked here, once, and turned
+into frozen dataclasses. A reply of the wrong shape raises ApiError naming
+what was wrong, never a KeyError or TypeError deep inside the app.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fiotray.core.errors import ApiError
+
+# fioctl's default for `devices list --offline-threshold` (hours).
+ONLINE_THRESHOLD = timedelta(hours=4)
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_time(value: object) -> datetime | None:
+    """RFC 3339 as the service sends it; empty or unparsable gives None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = _FRACTION.sub(r"\1", value.strip())  # Go writes nanoseconds; datetime takes micro.
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _str(d: dict[str, Any], key: str, default: str = "") -> str:
+    value = d.get(key)
+    return value if isinstance(value, str) else default
+
+
+def _bool(d: dict[str, Any], key: str) -> bool | None:
+    value = d.get(key)
+    return value if isinstance(value, bool) else None
+
+
+def require_dict(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ApiError(f"The server sent a malformed {what}: expected an object.")
+    return value
+
+
+def require_list(value: object, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ApiError(f"The server sent a malformed {what}: expected a list.")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    name: str
+    uuid: str
+    owner: str
+    factory: str
+    group: str | None
+    last_seen: datetime | None
+    target: str
+    status: str
+    up_to_date: bool | None
+    tag: str
+    ostree_hash: str
+    lmp_ver: str
+    docker_apps: tuple[str, ...]
+    current_update: str
+    is_prod: bool
+    is_wave: bool
+    public_key: str
+    hostname: str | None
+    local_ipv4: str | None
+    mac: str | None
+
+    @classmethod
+    def from_json(cls, raw: object) -> Device:
+        d = require_dict(raw, "device entry")
+        name = d.get("name")
+        if not isinstance(name, str) or not name:
+            raise ApiError("The server sent a device without a name.")
+        apps = d.get("docker-apps")
+        net = d.get("network-info")
+        net = net if isinstance(net, dict) else {}
+        group = d.get("device-group")
+        return cls(
+            name=name,
+            uuid=_str(d, "uuid"),
+            owner=_str(d, "owner"),
+            factory=_str(d, "factory"),
+            group=group if isinstance(group, str) and group else None,
+            last_seen=parse_time(d.get("last-seen")),
+            target=_str(d, "target-name"),
+            status=_str(d, "status"),
+            up_to_date=_bool(d, "up-to-date"),
+            tag=_str(d, "tag"),
+            ostree_hash=_str(d, "ostree-hash"),
+            lmp_ver=_str(d, "lmp-ver"),
+            docker_apps=tuple(a for a in apps if isinstance(a, str))
+            if isinstance(apps, list)
+            else (),
+            current_update=_str(d, "current-update"),
+            is_prod=d.get("is-prod") is True,
+            is_wave=d.get("is-wave") is True,
+            public_key=_str(d, "public-key"),
+            hostname=net.get("hostname") if isinstance(net.get("hostname"), str) else None,
+            local_ipv4=net.get("local_ipv4") if isinstance(net.get("local_ipv4"), str) else None,
+            mac=net.get("mac") if isinstance(net.get("mac"), str) else None,
+        )
+
+    def online(self, now: datetime | None = None, threshold: timedelta = ONLINE_THRESHOLD) -> bool:
+        if self.last_seen is None:
+            return False
+        now = now or datetime.now(UTC)
+        return now - self.last_seen <= threshold
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    name: str
+    value: str
+    unencrypted: bool
+    on_changed: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, raw: object) -> ConfigFile:
+        d = require_dict(raw, "config file")
+        name, value = d.get("name"), d.get("value")
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ApiError("The server sent a config file without a name or value.")
+        hooks = d.get("on-changed")
+        return cls(
+            name=name,
+            value=value,
+            unencrypted=d.get("unencrypted") is True,
+            on_changed=tuple(h for h in hooks if isinstance(h, str))
+            if isinstance(hooks, list)
+            else (),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "unencrypted": self.unencrypted,
+            "on-changed": list(self.on_changed),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    created_at: str
+    applied_at: str
+    created_by: str
+    reason: str
+    files: tuple[ConfigFile, ...]
+
+    @classmethod
+    def from_json(cls, raw: object) -> ConfigEntry:
+        d = require_dict(raw, "config entry")
+        return cls(
+            created_at=_str(d, "created-at"),
+            applied_at=_str(d, "applied-at"),
+            created_by=_str(d, "created-by"),
+            reason=_str(d, "reason"),
+            files=tuple(ConfigFile.from_json(f) for f in require_list(d.get("files"), "config")),
+        )
+
+    def file(self, name: str) -> ConfigFile | None:
+        return next((f for f in self.files if f.name == name), None)
+
+
+def current_file(entries: list[ConfigEntry], name: str) -> tuple[int, ConfigFile] | None:
+    """The newest entry holding file `name` (entries come newest first) and that file."""
+    for index, entry in enumerate(entries):
+        found = entry.file(name)
+        if found is not None:
+            return index, found
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class WireguardIp:
+    name: str
+    ip: str
+    enabled: bool
+    pubkey: str
+
+    @classmethod
+    def from_json(cls, raw: object) -> WireguardIp:
+        d = require_dict(raw, "wireguard-ips entry")
+        name, ip = d.get("name"), d.get("ip")
+        if not isinstance(name, str) or not isinstance(ip, str):
+            raise ApiError("The server sent a wireguard-ips entry without a name or ip.")
+        enabled = d.get("enabled")
+        return cls(
+            name=name,
+            ip=ip,
+            # Absent means enabled, as in the config file itself.
+            enabled=enabled is not False and enabled not in (0, "0", "false"),
+            pubkey=_str(d, "pubkey"),
+        )

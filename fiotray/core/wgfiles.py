@@ -1,0 +1,105 @@
+"""The `wireguard-client` and `wireguard-server` config files, read and written as fioctl does.
+
+Reading is tolerant (lines without `=` are skipped, keys and values trimmed);
+writing produces exactly fioctl's bytes, so a device configured by fiotray is
+indistinguishable from one configured with `fioctl devices config wireguard`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from fiotray.core.errors import VpnError
+
+CLIENT_FILE = "wireguard-client"
+SERVER_FILE = "wireguard-server"
+VPN_HANDLER = "/usr/share/fioconfig/handlers/factory-config-vpn"
+DEFAULT_PORT = 5555
+DEFAULT_SERVER_ADDRESS = "10.42.42.1"
+# fioctl looks this far past the server's address for a free one.
+ALLOCATION_WINDOW = 10_000
+
+
+def parse_lines(value: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in value.split("\n"):
+        key, sep, val = line.partition("=")
+        if sep:
+            out[key.strip()] = val.strip()
+    return out
+
+
+@dataclass
+class WireguardClient:
+    address: str = ""
+    pubkey: str = ""
+    enabled: bool = True
+    unknown: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, value: str) -> WireguardClient:
+        fields = parse_lines(value)
+        return cls(
+            address=fields.pop("address", ""),
+            pubkey=fields.pop("pubkey", ""),
+            enabled=fields.pop("enabled", "1") != "0",
+            unknown=fields,
+        )
+
+    def marshal(self) -> str:
+        """fioctl's WireguardClientConfig.Marshall(), byte for byte."""
+        text = f"address={self.address}\npubkey={self.pubkey}"
+        if not self.enabled:
+            text += "\nenabled=0"
+        return text
+
+
+@dataclass
+class WireguardServer:
+    endpoint: str
+    server_address: str
+    pubkey: str
+    enabled: bool = True
+
+    @classmethod
+    def parse(cls, value: str) -> WireguardServer:
+        fields = parse_lines(value)
+        return cls(
+            endpoint=fields.get("endpoint", ""),
+            server_address=fields.get("server_address", ""),
+            pubkey=fields.get("pubkey", ""),
+            enabled=fields.get("enabled", "1") != "0",
+        )
+
+    @property
+    def host(self) -> str:
+        host, _, _ = self.endpoint.rpartition(":")
+        return host.strip("[]") or self.endpoint
+
+    @property
+    def port(self) -> int:
+        _, _, port = self.endpoint.rpartition(":")
+        return int(port) if port.isdigit() else DEFAULT_PORT
+
+
+def ipv4(value: str, what: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(value.strip())
+    except ValueError:
+        raise VpnError(f"{what} {value[:60]!r} is not an IPv4 address.") from None
+
+
+def allocate_address(server_address: str, used: set[str]) -> str:
+    """fioctl's search: the first address after the server's, unused, last byte not 0."""
+    server = int(ipv4(server_address, "The VPN server address"))
+    taken: set[int] = set()
+    for ip in used:
+        try:
+            taken.add(int(ipaddress.IPv4Address(ip.strip())))
+        except ValueError:
+            continue  # a malformed address elsewhere cannot collide with a valid one
+    for candidate in range(server + 1, min(server + ALLOCATION_WINDOW, 2**32)):
+        if candidate & 0xFF and candidate not in taken:
+            return str(ipaddress.IPv4Address(candidate))
+    raise VpnError("Unable to find a unique IP address for VPN.")
