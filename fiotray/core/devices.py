@@ -1,0 +1,364 @@
+"""Devices with their VPN state, and VPN enable/disable with fioctl's semantics.
+
+`set_vpn` writes exactly what `fioctl devices config wireguard <dev> enable|disable`
+writes (same file text, reason, flags), PATCHing only `wireguard-client` so every
+other config file of the device stays as it is. Beyond fioctl it re-reads the
+factory's address list after writing and moves the device off an address that
+another device took at the same moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import platformdirs
+
+from fiotray.core.errors import FiotrayError, VpnError
+from fiotray.core.models import ConfigEntry, ConfigFile, Device, current_file
+from fiotray.core.wgfiles import (
+    CLIENT_FILE,
+    SERVER_FILE,
+    VPN_HANDLER,
+    WireguardClient,
+    WireguardServer,
+    allocate_address,
+)
+
+if TYPE_CHECKING:
+    from fiotray.core.api import FactoryClient
+
+log = logging.getLogger(__name__)
+
+REASON = "Set Wireguard configuration - {}"
+MAX_NAME = 200
+# How often a clash found after writing is resolved before giving up.
+CLASH_RETRIES = 3
+# Concurrent config reads when checking devices with a change not yet applied.
+PENDING_CONCURRENCY = 8
+
+
+def validate_device_name(name: str) -> str:
+    """Refuse names that could become a path, an option or a terminal escape."""
+    if not name:
+        raise FiotrayError("A device name cannot be empty.")
+    if len(name) > MAX_NAME:
+        raise FiotrayError(f"A device name cannot be longer than {MAX_NAME} characters.")
+    if name.startswith("-"):
+        raise FiotrayError(f"Device name {name[:60]!r} starts with '-', which fiotray refuses.")
+    if "/" in name or "\\" in name:
+        raise FiotrayError(f"Device name {name[:60]!r} contains a slash, which fiotray refuses.")
+    if name in (".", ".."):
+        raise FiotrayError(f"{name!r} is not a device name.")
+    for ch in name:
+        if ch.isspace() or unicodedata.category(ch)[0] in "CZ":
+            raise FiotrayError(
+                f"Device name {name[:60]!r} contains spaces or control characters, "
+                "which fiotray refuses."
+            )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class VpnState:
+    device: str
+    enabled: bool
+    address: str
+    pubkey: str
+    pending: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.device,
+            "enabled": self.enabled,
+            "address": self.address or None,
+            "pubkey": self.pubkey or None,
+            "pending": self.pending,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """A device as the list shows it: API fields plus its VPN columns."""
+
+    device: Device
+    vpn_enabled: bool
+    vpn_address: str
+    vpn_pending: bool
+
+    def online(self, now: datetime | None = None) -> bool:
+        return self.device.online(now)
+
+    def to_json(self, now: datetime | None = None) -> dict[str, Any]:
+        d = self.device
+        return {
+            "name": d.name,
+            "uuid": d.uuid,
+            "online": d.online(now),
+            "last_seen": d.last_seen.isoformat() if d.last_seen else None,
+            "target": d.target,
+            "group": d.group,
+            "tag": d.tag,
+            "owner": d.owner,
+            "is_prod": d.is_prod,
+            "status": d.status,
+            "vpn_enabled": self.vpn_enabled,
+            "vpn_address": self.vpn_address or None,
+            "vpn_pending": self.vpn_pending,
+        }
+
+    def matches(self, text: str) -> bool:
+        needle = text.casefold()
+        d = self.device
+        fields = (d.name, d.uuid, d.target, d.group or "", d.tag, self.vpn_address)
+        return any(needle in f.casefold() for f in fields)
+
+
+def vpn_pending(entries: list[ConfigEntry]) -> bool:
+    """True until the device applied the entry that holds its current wireguard-client."""
+    found = current_file(entries, CLIENT_FILE)
+    if found is None:
+        return False
+    index, _ = found
+    # A device applies its whole config: a newer applied entry means this one is applied too.
+    return not any(entry.applied_at for entry in entries[: index + 1])
+
+
+def client_file(entries: list[ConfigEntry]) -> WireguardClient:
+    found = current_file(entries, CLIENT_FILE)
+    return WireguardClient.parse(found[1].value) if found else WireguardClient(enabled=False)
+
+
+async def factory_server(api: FactoryClient) -> WireguardServer:
+    """The factory's enabled VPN server, or a VpnError saying there is none."""
+    found = current_file(await api.factory_config(), SERVER_FILE)
+    if found is None:
+        raise VpnError(
+            f"A WireGuard server has not been configured for factory {api.factory}: "
+            "its admin must run factory-wireguard-server first."
+        )
+    server = WireguardServer.parse(found[1].value)
+    if not server.enabled:
+        raise VpnError(f"The WireGuard server of factory {api.factory} is disabled.")
+    if not server.server_address:
+        raise VpnError(f"The WireGuard server of factory {api.factory} has no server_address.")
+    return server
+
+
+async def device_vpn(api: FactoryClient, name: str) -> VpnState:
+    validate_device_name(name)
+    entries = await api.device_config(name)
+    wcc = client_file(entries)
+    return VpnState(
+        device=name,
+        enabled=wcc.enabled and bool(wcc.address),
+        address=wcc.address,
+        pubkey=wcc.pubkey,
+        pending=vpn_pending(entries),
+    )
+
+
+def _client_config_file(wcc: WireguardClient) -> ConfigFile:
+    return ConfigFile(
+        name=CLIENT_FILE, value=wcc.marshal(), unencrypted=True, on_changed=(VPN_HANDLER,)
+    )
+
+
+async def set_vpn(
+    api: FactoryClient,
+    name: str,
+    enable: bool,
+    *,
+    pending: PendingStore | None = None,
+    rng: random.Random | None = None,
+) -> VpnState:
+    """`fioctl devices config wireguard NAME enable|disable`, plus a clash check."""
+    validate_device_name(name)
+    await api.get_device(name)  # a clear "no such device" before anything is written
+    entries = await api.device_config(name)
+    found = current_file(entries, CLIENT_FILE)
+    wcc = WireguardClient.parse(found[1].value) if found else WireguardClient()
+    if wcc.unknown:
+        keys = ", ".join(sorted(wcc.unknown))[:120]
+        raise VpnError(
+            f"The wireguard-client file of {name} has keys fiotray does not know ({keys}); "
+            "nothing was changed. Fix the file with fioctl first."
+        )
+    action = "enable" if enable else "disable"
+    server: WireguardServer | None = None
+    if enable:
+        if not wcc.pubkey:
+            raise VpnError(
+                f"Device has no public key for VPN: {name} registers one when it first boots "
+                "with VPN support."
+            )
+        server = await factory_server(api)
+        if not wcc.address:
+            used = {ip.ip for ip in await api.wireguard_ips()}
+            wcc.address = allocate_address(server.server_address, used)
+    wcc.enabled = enable
+    await api.patch_device_config(name, REASON.format(action), [_client_config_file(wcc)])
+    if server is not None:
+        await _resolve_clash(api, name, wcc, server, action, rng or random.Random())  # noqa: S311
+    if pending is not None:
+        await asyncio.to_thread(pending.mark, api.factory, name)
+    return VpnState(name, enable, wcc.address, wcc.pubkey, pending=True)
+
+
+async def _resolve_clash(
+    api: FactoryClient,
+    name: str,
+    wcc: WireguardClient,
+    server: WireguardServer,
+    action: str,
+    rng: random.Random,
+) -> None:
+    """Move `name` off an address another device also holds (two enables racing)."""
+    for _ in range(CLASH_RETRIES):
+        ips = await api.wireguard_ips()
+        if not any(ip.ip == wcc.address and ip.name != name for ip in ips):
+            return
+        used = {ip.ip for ip in ips}
+        # Two racing fiotrays would both pick the same "first free" again: spread out instead.
+        candidates = []
+        for _ in range(16):
+            candidate = allocate_address(server.server_address, used)
+            candidates.append(candidate)
+            used.add(candidate)
+        previous, wcc.address = wcc.address, rng.choice(candidates)
+        log.warning(
+            "VPN address %s of %s is also used by another device; moving it to %s",
+            previous,
+            name,
+            wcc.address,
+        )
+        await api.patch_device_config(name, REASON.format(action), [_client_config_file(wcc)])
+    raise VpnError(
+        f"{name} was enabled with {wcc.address}, but other devices kept taking its address; "
+        "check `fiotray devices` and try again."
+    )
+
+
+async def list_rows(
+    api: FactoryClient,
+    *,
+    pending: PendingStore | None = None,
+    on_page: Any = None,
+) -> list[DeviceRow]:
+    """Every device with its VPN columns: the device list and one wireguard-ips call."""
+    devices, ips = await asyncio.gather(api.list_devices(on_page=on_page), api.wireguard_ips())
+    by_name = {ip.name: ip for ip in ips}
+    still_pending = await _check_pending(api, pending) if pending is not None else set()
+    rows = []
+    for d in devices:
+        ip = by_name.get(d.name)
+        rows.append(
+            DeviceRow(
+                device=d,
+                vpn_enabled=bool(ip and ip.enabled and ip.ip),
+                vpn_address=ip.ip if ip else "",
+                vpn_pending=d.name in still_pending,
+            )
+        )
+    return rows
+
+
+async def _check_pending(api: FactoryClient, store: PendingStore) -> set[str]:
+    """Of the devices this app changed, those that have not applied the change yet."""
+    names = await asyncio.to_thread(store.names, api.factory)
+    if not names:
+        return set()
+    limiter = asyncio.Semaphore(PENDING_CONCURRENCY)
+
+    async def check(name: str) -> tuple[str, bool | None]:
+        async with limiter:
+            try:
+                return name, vpn_pending(await api.device_config(name))
+            except FiotrayError as exc:  # a vanished device must not break the list
+                log.info("cannot check pending VPN change of %s: %s", name, exc)
+                return name, None
+
+    results = await asyncio.gather(*(check(n) for n in names))
+    done = [n for n, is_pending in results if is_pending is False]
+    if done:
+        await asyncio.to_thread(store.clear, api.factory, done)
+    return {n for n, is_pending in results if is_pending}
+
+
+class PendingStore:
+    """Devices whose VPN change this app wrote and the device has not applied yet.
+
+    Kept so the list can show "pending" with a config read for just these
+    devices instead of one per device. Not secret; lives in the XDG state dir.
+    """
+
+    MAX_AGE = 7 * 24 * 3600
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or Path(platformdirs.user_state_dir("fiotray")) / "pending-vpn.json"
+
+    def _load(self) -> dict[str, dict[str, float]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable %s: %s", self.path, exc)
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        now = time.time()
+        return {
+            str(f): {
+                str(n): float(t)
+                for n, t in devs.items()
+                if isinstance(t, int | float) and now - t < self.MAX_AGE
+            }
+            for f, devs in data.items()
+            if isinstance(devs, dict)
+        }
+
+    def _save(self, data: dict[str, dict[str, float]]) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({f: d for f, d in data.items() if d}))
+            os.replace(tmp, self.path)
+        except OSError as exc:  # losing a hint is fine; failing the enable is not
+            log.warning("cannot write %s: %s", self.path, exc)
+
+    def mark(self, factory: str, device: str) -> None:
+        data = self._load()
+        data.setdefault(factory, {})[device] = time.time()
+        self._save(data)
+
+    def names(self, factory: str) -> list[str]:
+        return sorted(self._load().get(factory, {}))
+
+    def clear(self, factory: str, devices: list[str]) -> None:
+        data = self._load()
+        for name in devices:
+            data.get(factory, {}).pop(name, None)
+        self._save(data)
+
+
+__all__ = [
+    "DeviceRow",
+    "PendingStore",
+    "VpnState",
+    "device_vpn",
+    "factory_server",
+    "list_rows",
+    "set_vpn",
+    "validate_device_name",
+    "vpn_pending",
+]
