@@ -1,0 +1,436 @@
+"""fiotray's command line: every tray action, scriptable.
+
+Text or JSON on stdout, exit code 0 on success; on failure one line on stderr
+and a non-zero exit code (1 for a failure, 2 for a usage error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fiotray import __version__
+from fiotray.core import auth, devices
+from fiotray.core.api import FactoryClient, new_http_client
+from fiotray.core.errors import AuthError, FiotrayError
+from fiotray.core.profiles import (
+    DEFAULT_OAUTH_URL,
+    Profile,
+    ProfileStore,
+    api_url_from_oauth,
+    validate_factory_name,
+    validate_url,
+)
+from fiotray.core.secrets import SecretStore
+from fiotray.core.session import open_factory
+
+log = logging.getLogger("fiotray")
+
+
+@dataclass
+class Context:
+    """What a command works with; the demo swaps in its own factory and secrets."""
+
+    profiles: ProfileStore
+    secrets: SecretStore
+    pending: devices.PendingStore
+    out: Callable[[str], None] = print
+    demo: Any = None
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def profile(self, factory: str | None) -> Profile:
+        if self.demo is not None:
+            return self.demo.profile
+        return self.profiles.get(factory)
+
+
+# -- output helpers ------------------------------------------------------------
+
+
+def printable(text: str, width: int | None = None) -> str:
+    """Text from a server, safe for a terminal: no escape sequences, no line breaks."""
+    safe = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    if width is not None and len(safe) > width:
+        safe = safe[: width - 1] + "…"
+    return safe
+
+
+def ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "never"
+    seconds = int((now - when).total_seconds())
+    if seconds < 0:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def read_secret(prompt: str) -> str:
+    """One secret line from stdin (piped) or a no-echo prompt (terminal); never argv."""
+    if sys.stdin is None:
+        raise FiotrayError("No standard input to read the secret from.")
+    value = getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.readline()
+    value = value.strip()
+    if not value:
+        raise FiotrayError("No secret was given on standard input.")
+    if any(not ch.isprintable() for ch in value):
+        raise FiotrayError("The secret on standard input contains control characters.")
+    return value
+
+
+# -- commands --------------------------------------------------------------------
+
+
+async def cmd_login(args: argparse.Namespace, ctx: Context) -> int:
+    oauth_url = validate_url(args.oauth_url or DEFAULT_OAUTH_URL, "--oauth-url")
+    api_url = validate_url(args.api_url, "--api-url") if args.api_url else None
+    factory = validate_factory_name(args.factory) if args.factory else None
+
+    if args.from_fioctl is not None:
+        imported = auth.read_fioctl_config(Path(args.from_fioctl) if args.from_fioctl else None)
+        factory = factory or (validate_factory_name(imported.factory) if imported.factory else None)
+        oauth_url, api_url = imported.oauth_url, api_url or imported.api_url
+        client_id, client_secret, token = imported.client_id, imported.client_secret, None
+        # fioctl's saved token may be stale; a fresh one proves the credentials work.
+        mode = "oauth"
+    elif args.api_token_stdin:
+        mode = "token"
+        token_value = read_secret("API token: ")
+    else:
+        if not args.client_id:
+            raise FiotrayError(
+                "Give --api-token-stdin, --client-id with --client-secret-stdin, or --from-fioctl."
+            )
+        mode = "oauth"
+        client_id = args.client_id
+        client_secret = read_secret("Client secret: ")
+
+    api_url = api_url or api_url_from_oauth(oauth_url)
+    if mode == "token":
+        if factory is None:
+            raise FiotrayError("--factory is required with an API token.")
+        profile = Profile(factory=factory, auth="token", api_url=api_url, oauth_url=oauth_url)
+        creds: auth.Credentials = auth.ApiTokenCredentials(token_value)
+    else:
+        async with new_http_client() as http:
+            token = await auth.fetch_client_credentials_token(
+                http, oauth_url, client_id, client_secret
+            )
+        if factory is None:
+            if len(token.orgs) != 1:
+                orgs = ", ".join(token.orgs) or "none"
+                raise FiotrayError(f"Pass --factory: these credentials can use {orgs}.")
+            factory = validate_factory_name(token.orgs[0])
+        profile = Profile(
+            factory=factory,
+            auth="oauth",
+            api_url=api_url,
+            oauth_url=oauth_url,
+            client_id=client_id,
+        )
+        creds = auth.OAuthCredentials(oauth_url, client_id, client_secret, token)
+
+    # Prove the credentials reach the factory before anything is saved.
+    async with FactoryClient(profile.api_url, profile.factory, creds, page_size=10) as api:
+        await api.get_json(api.url("/ota/devices/"), {"factory": factory, "limit": 10})
+
+    await asyncio.to_thread(ctx.secrets.check)
+    if mode == "token":
+        await auth.save_api_token(profile, ctx.secrets, token_value)
+    else:
+        await auth.save_oauth(profile, ctx.secrets, client_secret, token)
+    ctx.profiles.save(profile, make_default=args.default)
+    ctx.out(f"Signed in to factory {factory} ({'API token' if mode == 'token' else 'OAuth2'}).")
+    return 0
+
+
+async def cmd_logout(args: argparse.Namespace, ctx: Context) -> int:
+    profile = ctx.profile(args.factory)
+    await auth.forget(profile, ctx.secrets)
+    ctx.profiles.remove(profile.factory)
+    ctx.out(f"Signed out of factory {profile.factory}; its secrets were removed from the keyring.")
+    return 0
+
+
+async def cmd_factories(args: argparse.Namespace, ctx: Context) -> int:
+    profiles = [ctx.demo.profile] if ctx.demo else ctx.profiles.list()
+    default = ctx.demo.profile.factory if ctx.demo else ctx.profiles.default_name()
+    if args.json:
+        ctx.out(
+            json.dumps(
+                [
+                    {
+                        "factory": p.factory,
+                        "auth": p.auth,
+                        "api_url": p.api_url,
+                        "oauth_url": p.oauth_url,
+                        "default": p.factory == default,
+                    }
+                    for p in profiles
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    if not profiles:
+        ctx.out("No factory configured. Sign in with `fiotray login --factory F ...`.")
+        return 0
+    rows = [["*" if p.factory == default else "", p.factory, p.auth, p.api_url] for p in profiles]
+    ctx.out(table(rows, ["", "FACTORY", "AUTH", "API"]))
+    return 0
+
+
+async def _client(ctx: Context, factory: str | None, stack: AsyncExitStack) -> FactoryClient:
+    profile = ctx.profile(factory)
+    api = await open_factory(profile, ctx.secrets)
+    return await stack.enter_async_context(api)
+
+
+async def cmd_devices(args: argparse.Namespace, ctx: Context) -> int:
+    async with AsyncExitStack() as stack:
+        api = await _client(ctx, args.factory, stack)
+        rows = await devices.list_rows(api, pending=ctx.pending)
+    if args.search:
+        rows = [r for r in rows if r.matches(args.search)]
+    now = datetime.now(UTC)
+    if args.json:
+        ctx.out(json.dumps([r.to_json(now) for r in rows], indent=1))
+        return 0
+    body = []
+    for r in rows:
+        d = r.device
+        if r.vpn_pending:
+            vpn = "pending"
+        elif r.vpn_enabled:
+            vpn = "enabled"
+        else:
+            vpn = "disabled" if r.vpn_address else "-"
+        body.append(
+            [
+                printable(d.name, 40),
+                "online" if r.online(now) else "offline",
+                vpn,
+                printable(r.vpn_address, 15),
+                printable(d.target, 30),
+                printable(d.group or "", 20),
+                ago(d.last_seen, now),
+            ]
+        )
+    ctx.out(table(body, ["NAME", "STATE", "VPN", "ADDRESS", "TARGET", "GROUP", "LAST SEEN"]))
+    ctx.out(f"{len(rows)} device{'s' if len(rows) != 1 else ''}")
+    return 0
+
+
+def _vpn_text(state: devices.VpnState) -> str:
+    lines = [f"Enabled: {'true' if state.enabled else 'false'}"]
+    if state.address:
+        lines.append(f"Address: {state.address}")
+    if state.pubkey:
+        lines.append(f"Public Key: {state.pubkey}")
+    lines.append(f"Pending: {'true' if state.pending else 'false'}")
+    return "\n".join(lines)
+
+
+async def cmd_device_vpn(args: argparse.Namespace, ctx: Context) -> int:
+    devices.validate_device_name(args.device)
+    async with AsyncExitStack() as stack:
+        api = await _client(ctx, args.factory, stack)
+        state = await devices.device_vpn(api, args.device)
+    ctx.out(json.dumps(state.to_json(), indent=2) if args.json else _vpn_text(state))
+    return 0
+
+
+async def _set_vpn(args: argparse.Namespace, ctx: Context, enable: bool) -> int:
+    devices.validate_device_name(args.device)
+    async with AsyncExitStack() as stack:
+        api = await _client(ctx, args.factory, stack)
+        state = await devices.set_vpn(api, args.device, enable, pending=ctx.pending)
+    if args.json:
+        ctx.out(json.dumps(state.to_json(), indent=2))
+    else:
+        verb = "enabled" if enable else "disabled"
+        ctx.out(
+            f"VPN {verb} on {printable(state.device)} (address {state.address or 'none'}); "
+            "pending until the device checks in (up to about 5 minutes)."
+        )
+    return 0
+
+
+async def cmd_enable(args: argparse.Namespace, ctx: Context) -> int:
+    return await _set_vpn(args, ctx, True)
+
+
+async def cmd_disable(args: argparse.Namespace, ctx: Context) -> int:
+    return await _set_vpn(args, ctx, False)
+
+
+async def cmd_default(args: argparse.Namespace, ctx: Context) -> int:
+    """No subcommand: the tray app comes with the GUI; until then show the factory."""
+    if ctx.demo is None and not ctx.profiles.list():
+        ctx.out(
+            "No factory configured: showing the demo factory. "
+            "Sign in with `fiotray login --factory F ...`.\n"
+        )
+        ctx.demo = _start_demo(ctx)
+    args.factory, args.search, args.json = None, None, False
+    return await cmd_devices(args, ctx)
+
+
+# -- parser ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fiotray",
+        description="One-click access to FoundriesFactory devices over the factory's VPN.",
+    )
+    parser.add_argument("--version", action="version", version=f"fiotray {__version__}")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="use the embedded demo factory (no account, nothing saved)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log to stderr (-vv for debug)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def factory_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--factory", "-f", help="factory (profile); default: the only or default one"
+        )
+
+    p = sub.add_parser("login", help="sign in to a factory (secrets go to the OS keyring)")
+    p.add_argument("--factory", "-f", help="factory name")
+    p.add_argument("--api-url", help="REST API base (default: derived from --oauth-url)")
+    p.add_argument("--oauth-url", help=f"OAuth2 base (default {DEFAULT_OAUTH_URL})")
+    p.add_argument("--default", action="store_true", help="make this the default factory")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--api-token-stdin", action="store_true", help="read an API token from standard input"
+    )
+    how.add_argument(
+        "--client-id",
+        help="OAuth2 application client id (the secret is read with --client-secret-stdin)",
+    )
+    how.add_argument(
+        "--from-fioctl",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="import ~/.config/fioctl.yaml (or PATH) into the keyring",
+    )
+    p.add_argument(
+        "--client-secret-stdin",
+        action="store_true",
+        help="read the client secret from standard input (with --client-id)",
+    )
+    p.set_defaults(func=cmd_login)
+
+    p = sub.add_parser("logout", help="sign out and remove the factory's secrets")
+    factory_opt(p)
+    p.set_defaults(func=cmd_logout)
+
+    p = sub.add_parser("factories", help="list factory profiles")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_factories)
+
+    p = sub.add_parser("devices", help="list every device with its VPN state")
+    factory_opt(p)
+    p.add_argument(
+        "--search",
+        "-s",
+        help="only devices whose name, target, group, tag, uuid or VPN address contains TEXT",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_devices)
+
+    for name, func, text in (
+        ("enable", cmd_enable, "enable VPN on a device (as fioctl devices config wireguard)"),
+        ("disable", cmd_disable, "disable VPN on a device, keeping its address and key"),
+        ("device-vpn", cmd_device_vpn, "show a device's VPN config and whether it is pending"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("device", metavar="DEVICE")
+        factory_opt(p)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+    return parser
+
+
+def _start_demo(ctx: Context) -> Any:
+    from fiotray.demo.factory import start_demo
+
+    session = start_demo()
+    ctx.cleanups.append(session.close)
+    ctx.secrets = session.secrets
+    # Nothing of the demo may land in the user's real state dir.
+    scratch = tempfile.TemporaryDirectory(prefix="fiotray-demo-")
+    ctx.cleanups.append(scratch.cleanup)
+    ctx.pending = devices.PendingStore(Path(scratch.name) / "pending-vpn.json")
+    return session
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "login" and args.client_id and not args.client_secret_stdin:
+        parser.error(
+            "--client-id needs --client-secret-stdin (secrets never go on the command line)"
+        )
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.verbose < 2:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    ctx = Context(profiles=ProfileStore(), secrets=SecretStore(), pending=devices.PendingStore())
+    func: Callable[[argparse.Namespace, Context], Coroutine[Any, Any, int]] = getattr(
+        args, "func", cmd_default
+    )
+    try:
+        if args.demo:
+            if args.command in ("login", "logout"):
+                raise FiotrayError("The demo factory needs no sign-in.")
+            ctx.demo = _start_demo(ctx)
+        return asyncio.run(func(args, ctx))
+    except AuthError as exc:
+        print(f"fiotray: {exc}", file=sys.stderr)
+        return 3
+    except FiotrayError as exc:
+        print(f"fiotray: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fiotray: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `fiotray devices | head`: the reader left; that is not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    finally:
+        for cleanup in ctx.cleanups:
+            cleanup()

@@ -1,0 +1,310 @@
+"""The `fiotray` command as a process: exit codes, one-line errors, JSON, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fiotray import __version__
+from fiotray.demo.fakeapi import ConfigFile, FakeApiServer, FakeFactory
+
+FACTORY = "cli-factory"
+TOKEN = "cli-api-token-7f3a9"
+CLIENT_ID = "cli-client"
+CLIENT_SECRET = "cli-client-secret-9Qw2"
+KEY = "kZ2Jx0nZ3wWmJ0C6m0sN3w4b2Ff0h3aT1x9Yp8QeWmE="
+
+
+class Cli:
+    def __init__(self, env: dict[str, str], home: Path) -> None:
+        self.env = env
+        self.home = home
+
+    def __call__(
+        self, *args: str, stdin: str | None = None, env: dict | None = None, code: int = 0
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [sys.executable, "-m", "fiotray", *args],
+            input=stdin,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == code, (
+            f"fiotray {' '.join(args)}: exit {proc.returncode}, wanted {code}: {proc.stderr}"
+        )
+        if code not in (0, 2):  # argparse's usage errors have their own two-line form
+            lines = proc.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("fiotray: "), proc.stderr
+        return proc
+
+
+@pytest.fixture
+def factory() -> FakeFactory:
+    f = FakeFactory(FACTORY)
+    f.add_api_token(TOKEN)
+    f.add_oauth_client(CLIENT_ID, CLIENT_SECRET)
+    f.set_wireguard_server()
+    f.add_device("alpha", vpn_address="10.42.42.2")
+    f.add_device("beta", wg_pubkey=KEY)
+    f.add_device("nokey", wg_pubkey=None)
+    return f
+
+
+@pytest.fixture
+def server(factory):
+    with FakeApiServer(factory) as srv:
+        yield srv
+
+
+@pytest.fixture
+def cli(tmp_path, secret_service) -> Cli:
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "DBUS_SESSION_BUS_ADDRESS": secret_service.bus_address,
+    }
+    env.pop("PYTHON_KEYRING_BACKEND", None)
+    return Cli(env, tmp_path)
+
+
+@pytest.fixture
+def signed_in(cli, server) -> Cli:
+    cli(
+        "login", "--factory", FACTORY, "--api-url", server.api_url, "--api-token-stdin", stdin=TOKEN
+    )
+    yield cli
+    cli("logout")
+
+
+def patches(server) -> list[dict]:
+    return [json.loads(r.body) for r in server.requests if r.method == "PATCH"]
+
+
+def test_version(cli):
+    assert cli("--version").stdout.strip() == f"fiotray {__version__}"
+
+
+def test_client_secret_never_from_argv(cli):
+    proc = cli("login", "--factory", FACTORY, "--client-id", CLIENT_ID, code=2)
+    assert "--client-secret-stdin" in proc.stderr
+
+
+def test_wrong_api_token_saves_nothing(cli, server):
+    cli(
+        "login",
+        "--factory",
+        FACTORY,
+        "--api-url",
+        server.api_url,
+        "--api-token-stdin",
+        stdin="wrong-token",
+        code=3,
+    )
+    assert not (cli.home / "config" / "fiotray" / "profiles.json").exists()
+
+
+def test_no_secure_keyring_saves_nothing(cli, server):
+    proc = cli(
+        "login",
+        "--factory",
+        FACTORY,
+        "--api-url",
+        server.api_url,
+        "--api-token-stdin",
+        stdin=TOKEN,
+        env={"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
+        code=1,
+    )
+    assert "Secret Service" in proc.stderr
+    assert not (cli.home / "config" / "fiotray" / "profiles.json").exists()
+
+
+def test_devices_json_fields(signed_in, factory):
+    rows = json.loads(signed_in("devices", "--json").stdout)
+    assert [r["name"] for r in rows] == ["alpha", "beta", "nokey"]
+    keys = {
+        "name",
+        "uuid",
+        "online",
+        "last_seen",
+        "target",
+        "group",
+        "tag",
+        "vpn_enabled",
+        "vpn_address",
+        "vpn_pending",
+    }
+    assert all(keys <= set(r) for r in rows)
+    alpha = rows[0]
+    assert (alpha["vpn_enabled"], alpha["vpn_address"], alpha["vpn_pending"]) == (
+        True,
+        "10.42.42.2",
+        False,
+    )
+    assert alpha["uuid"] == factory.devices["alpha"].uuid
+    found = json.loads(signed_in("devices", "--json", "--search", "ALP").stdout)
+    assert [r["name"] for r in found] == ["alpha"]
+
+
+def test_enable_then_pending_then_applied(signed_in, factory, server):
+    out = signed_in("enable", "beta").stdout
+    assert "10.42.42.3" in out and "pending" in out
+    (body,) = patches(server)
+    assert body["files"][0]["value"] == f"address=10.42.42.3\npubkey={KEY}"
+    beta = next(r for r in json.loads(signed_in("devices", "--json").stdout) if r["name"] == "beta")
+    assert (beta["vpn_enabled"], beta["vpn_pending"]) == (True, True)
+    show = json.loads(signed_in("device-vpn", "beta", "--json").stdout)
+    assert show == {
+        "name": "beta",
+        "enabled": True,
+        "address": "10.42.42.3",
+        "pubkey": KEY,
+        "pending": True,
+    }
+    factory.apply_pending("beta")
+    beta = next(r for r in json.loads(signed_in("devices", "--json").stdout) if r["name"] == "beta")
+    assert beta["vpn_pending"] is False
+    signed_in("disable", "beta")
+    assert factory.current_file("beta", "wireguard-client").endswith("\nenabled=0")
+
+
+def test_enable_without_key(signed_in, server):
+    proc = signed_in("enable", "nokey", code=1)
+    assert "Device has no public key for VPN" in proc.stderr
+    assert patches(server) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["-oProxyCommand=touch x", "a;touch x", "$(touch x)", "with space", "new\nline", "a/b", ""],
+)
+def test_hostile_device_names(signed_in, server, name):
+    signed_in("enable", "--", name, code=1)
+    assert patches(server) == []
+    assert not (signed_in.home / "x").exists()
+
+
+def test_api_error_is_one_line(signed_in, server):
+    server.inject(
+        "GET",
+        r"^/ota/factories/.*/wireguard-ips/$",
+        status=403,
+        body={"msg": "You lack devices:read on this factory"},
+    )
+    proc = signed_in("devices", code=1)
+    assert "403 Forbidden: You lack devices:read on this factory" in proc.stderr
+
+
+def test_malformed_reply_is_one_line(signed_in, server):
+    server.inject("GET", r"^/ota/devices/$", status=200, body='{"devices": [{"name": "x"')
+    proc = signed_in("devices", code=1)
+    assert "malformed" in proc.stderr
+
+
+def test_terminal_escapes_from_server_are_neutralised(signed_in, factory):
+    factory.add_device("evil\x1b]0;pwned\x07name")
+    out = signed_in("devices").stdout
+    assert "\x1b" not in out and "\x07" not in out
+    assert "evil\\x1b]0;pwned\\x07name" in out
+
+
+def write_fioctl(home: Path, server, **overrides) -> Path:
+    path = home / ".config" / "fioctl.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cc = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "access_token": "stale",
+        "refresh_token": "stale-r",
+        "token_type": "bearer",
+        "expires_in": 3600,
+        "created": "2024-03-01T10:00:00.123456789Z",
+        "url": server.oauth_url,
+    }
+    cc.update(overrides)
+    lines = [
+        f"factory: {FACTORY}",
+        "server:",
+        f"  url: {server.api_url}",
+        "  insecure_skip_verify: false",
+        "clientcredentials:",
+    ]
+    lines += [f"  {k}: {v}" for k, v in cc.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_import_from_fioctl(cli, server, factory):
+    fioctl_yaml = write_fioctl(cli.home, server)
+    before = fioctl_yaml.read_bytes()
+    cli("login", "--from-fioctl")
+    assert fioctl_yaml.read_bytes() == before  # fioctl's own file is left alone
+    assert len(json.loads(cli("devices", "--json").stdout)) == 3
+    for path in (cli.home / "config").rglob("*"):
+        if path.is_file():
+            assert CLIENT_SECRET.encode() not in path.read_bytes(), path
+    cli("logout")
+
+
+def test_import_from_fioctl_missing_or_malformed(cli, server):
+    proc = cli("login", "--from-fioctl", str(cli.home / "nope.yaml"), code=1)
+    assert "nope.yaml" in proc.stderr
+    bad = cli.home / "bad.yaml"
+    bad.write_text(f"clientcredentials: [client_secret: {CLIENT_SECRET}\n")
+    proc = cli("login", "--from-fioctl", str(bad), code=1)
+    assert CLIENT_SECRET not in proc.stderr
+    assert not (cli.home / "config" / "fiotray" / "profiles.json").exists()
+
+
+def test_several_factories_need_a_choice(cli, server, factory):
+    factory2 = FakeFactory("other-factory")
+    factory2.add_api_token("other-token")
+    with FakeApiServer(factory2) as server2:
+        cli(
+            "login",
+            "--factory",
+            FACTORY,
+            "--api-url",
+            server.api_url,
+            "--api-token-stdin",
+            stdin=TOKEN,
+        )
+        cli(
+            "login",
+            "--factory",
+            "other-factory",
+            "--api-url",
+            server2.api_url,
+            "--api-token-stdin",
+            stdin="other-token",
+        )
+        listing = json.loads(cli("factories", "--json").stdout)
+        assert [(p["factory"], p["default"]) for p in listing] == [
+            (FACTORY, True),
+            ("other-factory", False),
+        ]
+        assert len(json.loads(cli("devices", "--json").stdout)) == 3  # the default
+        assert json.loads(cli("devices", "--json", "--factory", "other-factory").stdout) == []
+        cli("logout", "--factory", FACTORY)
+        cli("logout", "--factory", "other-factory")
+
+
+def test_unknown_keys_in_client_file_keep_everything(signed_in, factory, server):
+    factory.add_device(
+        "odd",
+        wg_pubkey=None,
+        extra_files=[ConfigFile("wireguard-client", f"address=10.42.42.9\npubkey={KEY}\nfoo=bar")],
+    )
+    proc = signed_in("disable", "odd", code=1)
+    assert "foo" in proc.stderr
+    assert patches(server) == []
