@@ -308,3 +308,10 @@ def test_unknown_keys_in_client_file_keep_everything(signed_in, factory, server)
     proc = signed_in("disable", "odd", code=1)
     assert "foo" in proc.stderr
     assert patches(server) == []
+
+
+def test_revoked_api_token_asks_to_sign_in_again(signed_in, factory):
+    factory.revoke(TOKEN)
+    proc = signed_in("devices", code=3)
+    assert "sign in again" in proc.stderr
+    assert TOKEN not in proc.stderr

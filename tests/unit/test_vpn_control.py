@@ -15,7 +15,7 @@ import pytest
 from fiotray.core import devices
 from fiotray.core.api import FactoryClient
 from fiotray.core.auth import ApiTokenCredentials
-from fiotray.core.errors import FiotrayError, NotFoundError, VpnError
+from fiotray.core.errors import ApiError, FiotrayError, NotFoundError, VpnError
 from fiotray.demo.fakeapi import ConfigFile, FakeApiServer, FakeFactory
 
 TOKEN = "test-api-token-0123456789"
@@ -231,3 +231,13 @@ async def test_list_rows_vpn_columns_from_one_wireguard_ips_call(factory, server
     rows = {r.device.name: r for r in await devices.list_rows(api, pending=store)}
     assert rows["c"].vpn_pending is False
     assert store.names("acme") == []
+
+
+async def test_failed_enable_leaves_config_as_it_was(factory, server, api):
+    factory.add_device("dev1", wg_pubkey=KEY)
+    before = [e.to_json() for e in factory.devices["dev1"].configs]
+    server.inject("PATCH", r"/config/$", status=500, body={"msg": "database unavailable"})
+    with pytest.raises(ApiError, match="500 Internal Server Error: database unavailable"):
+        await devices.set_vpn(api, "dev1", True)
+    assert [e.to_json() for e in factory.devices["dev1"].configs] == before
+    assert [r.method for r in server.requests].count("PATCH") == 1  # not retried blind
