@@ -44,6 +44,18 @@ class Cli:
             assert len(lines) == 1 and lines[0].startswith("fiotray: "), proc.stderr
         return proc
 
+    def login(self, factory: str, api_url: str, token: str, **kw) -> subprocess.CompletedProcess:
+        return self(
+            "login",
+            "--factory",
+            factory,
+            "--api-url",
+            api_url,
+            "--api-token-stdin",
+            stdin=token,
+            **kw,
+        )
+
 
 @pytest.fixture
 def factory() -> FakeFactory:
@@ -79,9 +91,7 @@ def cli(tmp_path, secret_service) -> Cli:
 
 @pytest.fixture
 def signed_in(cli, server) -> Cli:
-    cli(
-        "login", "--factory", FACTORY, "--api-url", server.api_url, "--api-token-stdin", stdin=TOKEN
-    )
+    cli.login(FACTORY, server.api_url, TOKEN)
     yield cli
     cli("logout")
 
@@ -100,28 +110,15 @@ def test_client_secret_never_from_argv(cli):
 
 
 def test_wrong_api_token_saves_nothing(cli, server):
-    cli(
-        "login",
-        "--factory",
-        FACTORY,
-        "--api-url",
-        server.api_url,
-        "--api-token-stdin",
-        stdin="wrong-token",
-        code=3,
-    )
+    cli.login(FACTORY, server.api_url, "wrong-token", code=3)
     assert not (cli.home / "config" / "fiotray" / "profiles.json").exists()
 
 
 def test_no_secure_keyring_saves_nothing(cli, server):
-    proc = cli(
-        "login",
-        "--factory",
+    proc = cli.login(
         FACTORY,
-        "--api-url",
         server.api_url,
-        "--api-token-stdin",
-        stdin=TOKEN,
+        TOKEN,
         env={"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
         code=1,
     )
@@ -270,24 +267,8 @@ def test_several_factories_need_a_choice(cli, server, factory):
     factory2 = FakeFactory("other-factory")
     factory2.add_api_token("other-token")
     with FakeApiServer(factory2) as server2:
-        cli(
-            "login",
-            "--factory",
-            FACTORY,
-            "--api-url",
-            server.api_url,
-            "--api-token-stdin",
-            stdin=TOKEN,
-        )
-        cli(
-            "login",
-            "--factory",
-            "other-factory",
-            "--api-url",
-            server2.api_url,
-            "--api-token-stdin",
-            stdin="other-token",
-        )
+        cli.login(FACTORY, server.api_url, TOKEN)
+        cli.login("other-factory", server2.api_url, "other-token")
         listing = json.loads(cli("factories", "--json").stdout)
         assert [(p["factory"], p["default"]) for p in listing] == [
             (FACTORY, True),
