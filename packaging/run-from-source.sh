@@ -9,5 +9,9 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3 python3-venv ca-certificates gnome-keyring)
 packaging/ensure-debs.sh "${APT_PACKAGES[@]}"
 [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e . >&2
+log=$(mktemp)
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check . >"$log" 2>&1; then
+  cat "$log" >&2; rm -f "$log"; exit 1
+fi
+rm -f "$log"
 exec .venv/bin/fiotray "$@"
