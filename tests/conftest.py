@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.keyring_session"]
+pytest_plugins = ["tests.keyring_session", "tests.system_user"]
