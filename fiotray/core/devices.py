@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import time
 import unicodedata
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import platformdirs
 
 from fiotray.core.errors import FiotrayError, VpnError
+from fiotray.core.files import write_private
 from fiotray.core.models import ConfigEntry, ConfigFile, Device, current_file
 from fiotray.core.wgfiles import (
     CLIENT_FILE,
@@ -329,12 +329,9 @@ class PendingStore:
 
     def _save(self, data: dict[str, dict[str, float]]) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({f: d for f, d in data.items() if d}))
-            os.replace(tmp, self.path)
-        except OSError as exc:  # losing a hint is fine; failing the enable is not
-            log.warning("cannot write %s: %s", self.path, exc)
+            write_private(self.path, json.dumps({f: d for f, d in data.items() if d}))
+        except FiotrayError as exc:  # losing a hint is fine; failing the enable is not
+            log.warning("%s", exc)
 
     def mark(self, factory: str, device: str) -> None:
         data = self._load()

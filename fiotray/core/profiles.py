@@ -6,12 +6,9 @@ keyring (see ``fiotray.core.secrets``), keyed by the profile's factory name.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -20,6 +17,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from fiotray.core.errors import ProfileError
+from fiotray.core.files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -284,21 +282,4 @@ class ProfileStore:
             },
         }
         text = json.dumps(data, indent=2, sort_keys=False) + "\n"
-        try:
-            self.config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # mkdir's mode does not apply to a directory that already existed.
-            os.chmod(self.config_dir, 0o700)
-            fd, tmp = tempfile.mkstemp(prefix=".profiles.", suffix=".tmp", dir=self.config_dir)
-        except OSError as exc:
-            raise ProfileError(f"Cannot write {self.path}: {exc.strerror or exc}.") from None
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)  # mkstemp already uses 0600; make it explicit
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise ProfileError(f"Cannot write {self.path}: {exc.strerror or exc}.") from None
+        write_private(self.path, text, error=ProfileError)

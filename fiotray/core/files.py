@@ -1,0 +1,36 @@
+"""Writing fiotray's own small files: atomically, private to the user."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from fiotray.core.errors import FiotrayError
+
+
+def write_private(path: Path, text: str, *, error: type[FiotrayError] = FiotrayError) -> None:
+    """Replace `path` with `text` in one step (0600, directory 0700) or raise `error`.
+
+    A reader sees the old file or the new one, never half of one; a failure
+    leaves the old file as it was.
+    """
+    directory = path.parent
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # mkdir's mode does not apply to a directory that already existed.
+        os.chmod(directory, 0o700)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise error(f"Cannot write {path}: {exc.strerror or exc}.") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise error(f"Cannot write {path}: {exc.strerror or exc}.") from None
