@@ -1,0 +1,143 @@
+"""Install fiotray's privileged helper and its polkit policy from a source checkout.
+
+    sudo .venv/bin/python -m fiotray.helper.install [--group-rule] [--uninstall]
+
+Puts the helper at /usr/libexec/fiotray/fiotray-helper (root:root 0755), the
+policy in /usr/share/polkit-1/actions/ and, with --group-rule, the optional
+rule that lets the Unix group "fiotray" connect without a password in
+/etc/polkit-1/rules.d/. A .deb installs the same files in the same places.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+HELPER_SOURCE = Path(__file__).resolve().with_name("fiotray_helper.py")
+# resources/ sits beside the package in a source checkout; wheels do not carry it.
+RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "polkit"
+POLICY_NAME = "io.foundries.fiotray.policy"
+GROUP_RULE_NAME = "49-fiotray-group.rules"
+
+HELPER_REL = Path("usr/libexec/fiotray/fiotray-helper")
+POLICY_REL = Path("usr/share/polkit-1/actions") / POLICY_NAME
+GROUP_RULE_REL = Path("etc/polkit-1/rules.d") / GROUP_RULE_NAME
+
+
+class InstallError(Exception):
+    """A one-line reason the install cannot be done."""
+
+
+def helper_path(prefix_root: Path = Path("/")) -> Path:
+    return prefix_root / HELPER_REL
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise InstallError("must run as root: sudo .venv/bin/python -m fiotray.helper.install")
+
+
+def _source(name: str) -> Path:
+    path = RESOURCES / name
+    if not path.is_file():
+        raise InstallError(
+            f"{path} not found: install the helper from a fiotray source checkout "
+            "(the polkit files live in resources/polkit/)"
+        )
+    return path
+
+
+def _put(data: bytes, dest: Path, mode: int) -> None:
+    """Write dest atomically (a running helper keeps its old file), root-owned."""
+    dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chown(tmp, 0, 0)
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def install(prefix_root: Path = Path("/"), *, group_rule: bool = False) -> list[Path]:
+    """Copy helper, policy and (optionally) the group rule under prefix_root; the paths."""
+    _require_root()
+    policy = _source(POLICY_NAME)
+    rule = _source(GROUP_RULE_NAME) if group_rule else None
+    if not HELPER_SOURCE.is_file():
+        raise InstallError(f"{HELPER_SOURCE} not found")
+    helper_dest = prefix_root / HELPER_REL
+    # The directory holding a root-run program must not be writable by anyone else.
+    helper_dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    os.chown(helper_dest.parent, 0, 0)
+    helper_dest.parent.chmod(0o755)
+    _put(HELPER_SOURCE.read_bytes(), helper_dest, 0o755)
+    done = [helper_dest]
+    policy_dest = prefix_root / POLICY_REL
+    _put(policy.read_bytes(), policy_dest, 0o644)
+    done.append(policy_dest)
+    if rule is not None:
+        rule_dest = prefix_root / GROUP_RULE_REL
+        _put(rule.read_bytes(), rule_dest, 0o644)
+        done.append(rule_dest)
+    return done
+
+
+def uninstall(prefix_root: Path = Path("/")) -> list[Path]:
+    """Remove what install() may have put there; the paths actually removed."""
+    _require_root()
+    removed: list[Path] = []
+    for rel in (GROUP_RULE_REL, POLICY_REL, HELPER_REL):
+        path = prefix_root / rel
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    with contextlib.suppress(OSError):
+        (prefix_root / HELPER_REL).parent.rmdir()  # only when empty
+    return removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fiotray.helper.install",
+        description="Install (or remove) fiotray's privileged helper and polkit policy.",
+    )
+    parser.add_argument(
+        "--group-rule",
+        action="store_true",
+        help="also let members of the Unix group 'fiotray' connect without a password",
+    )
+    parser.add_argument("--uninstall", action="store_true", help="remove the installed files")
+    parser.add_argument(
+        "--root", type=Path, default=Path("/"), help="install below this directory (packaging)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.uninstall:
+            paths = uninstall(args.root)
+            verb = "removed"
+        else:
+            paths = install(args.root, group_rule=args.group_rule)
+            verb = "installed"
+    except (InstallError, OSError) as exc:
+        print(f"fiotray install: {exc}", file=sys.stderr)
+        return 1
+    for path in paths:
+        print(f"{verb} {path}")
+    if not paths:
+        print("nothing to remove")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

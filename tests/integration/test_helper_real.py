@@ -1,0 +1,525 @@
+"""The privileged helper through REAL pkexec and polkit, as the unprivileged user fiotray-t.
+
+Tunnels are brought up with the real wg-quick and wireguard-go inside network
+namespaces this file creates (``fiotray-h-<hex>``), so nothing changes on the
+machine's own network. pkexec reaches the system bus by its socket path, which
+works from inside a namespace.
+
+Two facts the tests rely on and show:
+- records in /run/fiotray are machine-wide while interfaces live in a
+  namespace: `status` run outside the namespace lists the tunnel with
+  ``exists: false``;
+- ownership: a tunnel brought up by root directly (no PKEXEC_UID) belongs to
+  uid 0 and the user cannot take it down (exit 3); root can take down anyone's.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import grp
+import json
+import os
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from fiotray.helper import fiotray_helper as h
+from fiotray.helper import install
+from tests.polkit_session import PolkitSession, require_binary
+from tests.system_user import SystemUser
+
+pytestmark = pytest.mark.real
+
+RUN_DIR = Path(h.RUNTIME_DIR)
+SYS_NET = Path(h.SYS_CLASS_NET)
+
+
+def keypair() -> tuple[str, str]:
+    key = X25519PrivateKey.generate()
+    private = base64.b64encode(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    return private.decode(), public.decode()
+
+
+def make_conf(private: str, peer: str, *, extra: str = "", net: int = 77) -> str:
+    """A client config in 10.<net>.0.0/24 (two tunnels in one namespace need two nets)."""
+    return (
+        "# written by test_helper_real\n"
+        f"[Interface]\nPrivateKey = {private}\nAddress = 10.{net}.0.2/24\n{extra}"
+        f"[Peer]\nPublicKey = {peer}\nEndpoint = 127.0.0.1:51820\n"
+        f"AllowedIPs = 10.{net}.0.0/24\nPersistentKeepalive = 25\n"
+    )
+
+
+def runtime_listing() -> set[str] | None:
+    try:
+        return set(os.listdir(RUN_DIR))
+    except FileNotFoundError:
+        return None
+
+
+def wireguard_go_pids(ifname: str) -> list[int]:
+    """Live wireguard-go daemons serving ifname (zombies have an empty cmdline)."""
+    wanted = f"wireguard-go\0{ifname}\0".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{entry}/cmdline").read_bytes() == wanted:
+                    pids.append(int(entry))
+    return pids
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@dataclass
+class Sandbox:
+    """A network namespace and the interface names used in it; all removed at the end."""
+
+    netns: str
+    ifnames: list[str] = field(default_factory=list)
+
+    def new_ifname(self) -> str:
+        # Unique on the machine: wireguard-go's socket path is not per namespace.
+        name = f"fth{secrets.token_hex(4)}"
+        self.ifnames.append(name)
+        return name
+
+    def ip(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.netns, "ip", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+
+    def has_link(self, ifname: str) -> bool:
+        return self.ip("link", "show", "dev", ifname).returncode == 0
+
+    def cleanup(self) -> None:
+        for ifname in self.ifnames:
+            self.ip("link", "delete", "dev", ifname)  # wireguard-go exits when its tun goes
+            if not wait_for(lambda n=ifname: not wireguard_go_pids(n), 3.0):
+                for pid in wireguard_go_pids(ifname):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"/var/run/wireguard/{ifname}.sock").unlink()
+            for suffix in (".conf", ".json"):
+                with contextlib.suppress(FileNotFoundError):
+                    (RUN_DIR / f"{ifname}{suffix}").unlink()
+        subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def wireguard_tools() -> None:
+    for binary, package in (("wg-quick", "wireguard-tools"), ("wg", "wireguard-tools")):
+        if h.find_tool(binary) is None:
+            pytest.fail(f"{binary} not found: install the Debian package {package}", pytrace=False)
+    if h.find_tool("wireguard-go") is None and not Path("/sys/module/wireguard").exists():
+        pytest.fail("no WireGuard: install the Debian package wireguard-go", pytrace=False)
+    require_binary("ip")
+
+
+@pytest.fixture
+def pk(polkit: PolkitSession) -> PolkitSession:
+    polkit.set_mode("allow")
+    return polkit
+
+
+@pytest.fixture
+def sandbox(wireguard_tools: None) -> Iterator[Sandbox]:
+    box = Sandbox(f"fiotray-h-{secrets.token_hex(4)}")
+    subprocess.run(["ip", "netns", "add", box.netns], check=True, capture_output=True, timeout=10)
+    try:
+        yield box
+    finally:
+        box.cleanup()
+
+
+def assert_refused(proc: subprocess.CompletedProcess[str], code: int, words: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("fiotray-helper: "), proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.endswith("\n"), proc.stderr
+    assert words in proc.stderr, proc.stderr
+    assert proc.stdout == ""
+
+
+def status_of(proc: subprocess.CompletedProcess[str], ifname: str) -> dict | None:
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["version"] == 1
+    return next((i for i in doc["interfaces"] if i["name"] == ifname), None)
+
+
+# --------------------------------------------------------------------------- refusals
+
+PRIV, PUB = keypair()
+_, PEER = keypair()
+GOOD = make_conf(PRIV, PEER)
+
+REFUSED: list[tuple[str, list[str], bytes, str]] = [
+    ("PostUp", ["up", "fthref"], make_conf(PRIV, PEER, extra="PostUp = touch /x\n").encode(),
+     "PostUp is not allowed: it would run shell commands as root"),
+    ("PreDown", ["up", "fthref"], make_conf(PRIV, PEER, extra="PreDown = id\n").encode(),
+     "PreDown is not allowed"),
+    ("Table", ["up", "fthref"], make_conf(PRIV, PEER, extra="Table = off\n").encode(),
+     "Table is not allowed"),
+    ("SaveConfig", ["up", "fthref"], make_conf(PRIV, PEER, extra="SaveConfig = true\n").encode(),
+     "SaveConfig is not allowed"),
+    ("FwMark", ["up", "fthref"], make_conf(PRIV, PEER, extra="FwMark = 51820\n").encode(),
+     "FwMark is not allowed"),
+    ("unknown key", ["up", "fthref"], make_conf(PRIV, PEER, extra="Foo = 1\n").encode(),
+     "unknown key 'Foo'"),
+    ("name ../etc", ["up", "../etc"], GOOD.encode(), "invalid interface name"),
+    ("name a;b", ["up", "a;b"], GOOD.encode(), "invalid interface name"),
+    ("name 16 chars", ["up", "a" * 16], GOOD.encode(), "invalid interface name"),
+    ("down ../etc", ["down", "../etc"], b"", "invalid interface name"),
+    ("oversized", ["up", "fthref"], GOOD.encode() + b"#" * (64 * 1024), "larger than 64 KiB"),
+    ("NUL byte", ["up", "fthref"], GOOD.replace("[Peer]", "[Peer]\0").encode(), "NUL byte"),
+    ("invalid key", ["up", "fthref"], GOOD.replace(PEER, "abc=").encode(),
+     "PublicKey is not a valid WireGuard key"),
+    ("invalid address", ["up", "fthref"], GOOD.replace("10.77.0.2/24", "10.77.0.300/24").encode(),
+     "Address must be"),
+    ("no prefix", ["up", "fthref"], GOOD.replace("10.77.0.2/24", "10.77.0.2").encode(),
+     "prefix length"),
+    ("not UTF-8", ["up", "fthref"], GOOD.encode() + b"# \xff\n", "not valid UTF-8"),
+    ("usage", ["status", "--all"], b"", "usage: fiotray-helper"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "data", "words"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED]
+)
+def test_refusals_through_pkexec(
+    pk: PolkitSession, args: list[str], data: bytes, words: str
+) -> None:
+    links_before = set(os.listdir(SYS_NET))
+    files_before = runtime_listing()
+    proc = pk.run_as_user(args, input=data)
+    assert_refused(proc, 2, words)
+    assert PRIV not in proc.stderr
+    assert set(os.listdir(SYS_NET)) == links_before  # nothing ran
+    assert runtime_listing() == files_before  # nothing written
+    assert not wireguard_go_pids("fthref")
+
+
+def test_unknown_command_stopped_by_polkit(pk: PolkitSession) -> None:
+    # No action has argv1 "rm": pkexec falls back to its generic action (admin password).
+    proc = pk.run_as_user(["rm", "-rf", "/"])
+    assert proc.returncode == 127
+    assert "No authentication agent found" in proc.stderr
+
+
+def test_up_refused_when_not_root(pk: PolkitSession) -> None:
+    proc = pk.user.run(
+        [str(pk.helper_path), "up", "fthref"],
+        input=GOOD.encode(),
+        capture_output=True,
+        env=pk.user.env(),
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == (
+        "fiotray-helper: must run as root: start it through pkexec (fiotray does this itself)\n"
+    )
+
+
+# --------------------------------------------------------------------------- polkit answers
+
+
+def test_status_answers_json_without_prompt(pk: PolkitSession) -> None:
+    before = runtime_listing()
+    proc = pk.run_as_user(["status"])
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["version"] == 1 and isinstance(doc["interfaces"], list)
+    assert runtime_listing() == before  # read-only
+
+
+def test_polkit_deny_and_no_agent_give_127(pk: PolkitSession) -> None:
+    links_before = set(os.listdir(SYS_NET))
+    files_before = runtime_listing()
+    try:
+        pk.set_mode("deny")
+        for args, data in ((["status"], b""), (["up", "fthdeny"], GOOD.encode())):
+            proc = pk.run_as_user(args, input=data)
+            assert proc.returncode == 127, proc.stderr
+            assert "Not authorized" in proc.stderr
+        pk.set_mode("auth")
+        proc = pk.run_as_user(["down", "fthdeny"])
+        assert proc.returncode == 127
+        assert "No authentication agent found" in proc.stderr
+    finally:
+        pk.set_mode("allow")
+    assert set(os.listdir(SYS_NET)) == links_before
+    assert runtime_listing() == files_before
+
+
+def test_policy_as_polkit_sees_it(pk: PolkitSession) -> None:
+    xmllint = shutil.which("xmllint")
+    if xmllint is None:
+        pytest.fail("xmllint not found: install the Debian package libxml2-utils", pytrace=False)
+    dtd = Path("/usr/share/polkit-1/policyconfig-1.dtd")
+    lint = [xmllint, "--noout", *(["--dtdvalid", str(dtd)] if dtd.exists() else [])]
+    proc = subprocess.run([*lint, str(pk.policy_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    expected = {
+        "connect": ("up", "auth_admin", "auth_admin", "auth_admin_keep"),
+        "disconnect": ("down", "auth_admin", "auth_admin", "auth_admin_keep"),
+        "status": ("status", "no", "no", "yes"),
+    }
+    for action, (argv1, any_, inactive, active) in expected.items():
+        proc = subprocess.run(
+            ["pkaction", "--verbose", "--action-id", f"io.foundries.fiotray.{action}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = proc.stdout
+        assert f"implicit any:      {any_}\n" in out
+        assert f"implicit inactive: {inactive}\n" in out
+        assert f"implicit active:   {active}\n" in out
+        assert f"org.freedesktop.policykit.exec.path -> {pk.helper_path}\n" in out
+        assert f"org.freedesktop.policykit.exec.argv1 -> {argv1}\n" in out
+
+
+def test_group_rule_lets_group_members_in(pk: PolkitSession, device_user: SystemUser) -> None:
+    """The optional 49-fiotray-group.rules, with a user the test rule does not cover."""
+    rule = Path("/") / install.GROUP_RULE_REL
+    # One installed on this machine is put back by the polkit fixture at the end.
+    rule.unlink(missing_ok=True)
+    made_group = False
+    try:
+        grp.getgrnam("fiotray")
+    except KeyError:
+        subprocess.run(["groupadd", "--system", "fiotray"], check=True, capture_output=True)
+        made_group = True
+    subject = subprocess.Popen(
+        ["sleep", "infinity"], user=device_user.uid, group=device_user.gid, extra_groups=[]
+    )
+
+    def answers() -> list[int]:
+        return [
+            subprocess.run(
+                [
+                    "pkcheck",
+                    "--action-id",
+                    f"io.foundries.fiotray.{a}",
+                    "--process",
+                    str(subject.pid),
+                ],
+                capture_output=True,
+                timeout=10,
+            ).returncode
+            for a in ("connect", "disconnect", "status")
+        ]
+
+    try:
+        assert answers() == [2, 2, 1]  # the policy's allow_any: auth_admin, auth_admin, no
+        subprocess.run(["usermod", "--append", "--groups", "fiotray", device_user.name], check=True)
+        install.install(group_rule=True)
+        assert rule.stat().st_mode & 0o777 == 0o644
+        assert wait_for(lambda: answers() == [0, 0, 0], 15), answers()
+        proc = subprocess.run(
+            ["runuser", "-u", device_user.name, "--", "pkexec", "--disable-internal-agent",
+             str(pk.helper_path), "status"],
+            capture_output=True, text=True, timeout=30, start_new_session=True,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            rule.unlink()
+        subprocess.run(["gpasswd", "--delete", device_user.name, "fiotray"], capture_output=True)
+        if made_group:
+            subprocess.run(["groupdel", "fiotray"], capture_output=True)
+        back_to_policy = wait_for(lambda: answers() == [2, 2, 1], 15)
+        subject.kill()
+        subject.wait()
+    assert back_to_policy, "polkitd still answers by the removed group rule"
+
+
+# --------------------------------------------------------------------------- real tunnels
+
+
+def test_up_status_down_in_a_namespace(pk: PolkitSession, sandbox: Sandbox) -> None:
+    ifname = sandbox.new_ifname()
+    private, public = keypair()
+    _, peer = keypair()
+    conf = make_conf(private, peer)
+    proc = pk.run_as_user(["up", ifname], input=conf, netns=sandbox.netns)
+    assert proc.returncode == 0, proc.stderr
+    assert sandbox.has_link(ifname)
+    assert ifname not in os.listdir(SYS_NET)  # only inside the namespace
+    assert wireguard_go_pids(ifname)
+
+    conf_file, record_file = RUN_DIR / f"{ifname}.conf", RUN_DIR / f"{ifname}.json"
+    st = RUN_DIR.lstat()
+    assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700
+    assert stat.S_IMODE(conf_file.stat().st_mode) == 0o600
+    assert conf_file.read_text() == h.render_config(h.parse_config(conf))
+    record = json.loads(record_file.read_text())
+    assert record["uid"] == pk.user.uid and abs(record["created"] - time.time()) < 60
+
+    entry = status_of(pk.run_as_user(["status"], netns=sandbox.netns), ifname)
+    assert entry is not None
+    assert entry["exists"] is True and entry["owner_uid"] == pk.user.uid
+    assert entry["public_key"] == public and entry["listen_port"] > 0
+    assert entry["peers"] == [
+        {
+            "public_key": peer,
+            "endpoint": "127.0.0.1:51820",
+            "allowed_ips": ["10.77.0.0/24"],
+            "latest_handshake": 0,
+            "rx_bytes": entry["peers"][0]["rx_bytes"],
+            "tx_bytes": entry["peers"][0]["tx_bytes"],
+            "persistent_keepalive": 25,
+        }
+    ]
+    outside = pk.run_as_user(["status"])
+    assert private not in outside.stdout
+    assert status_of(outside, ifname)["exists"] is False  # type: ignore[index]
+
+    again = pk.run_as_user(["up", ifname], input=conf, netns=sandbox.netns)
+    assert_refused(again, 3, f"interface {ifname} already exists")
+    assert conf_file.exists() and record_file.exists()
+
+    proc = pk.run_as_user(["down", ifname], netns=sandbox.netns)
+    assert proc.returncode == 0, proc.stderr
+    assert not sandbox.has_link(ifname)
+    assert not conf_file.exists() and not record_file.exists()
+    assert wait_for(lambda: not wireguard_go_pids(ifname)), "wireguard-go still running"
+    assert status_of(pk.run_as_user(["status"], netns=sandbox.netns), ifname) is None
+
+
+def test_interfaces_that_are_not_ours(pk: PolkitSession, sandbox: Sandbox) -> None:
+    ifname = sandbox.new_ifname()
+    assert (
+        sandbox.ip("link", "add", ifname, "type", "veth", "peer", "name", ifname + "p").returncode
+        == 0
+    )
+    files_before = runtime_listing()
+
+    proc = pk.run_as_user(["down", ifname], netns=sandbox.netns)
+    assert_refused(proc, 3, f"{ifname} was not brought up by fiotray")
+    proc = pk.run_as_user(["up", ifname], input=GOOD, netns=sandbox.netns)
+    assert_refused(proc, 3, f"interface {ifname} already exists")
+    assert sandbox.has_link(ifname)
+    assert runtime_listing() == files_before
+
+
+def test_ownership_between_user_and_root(pk: PolkitSession, sandbox: Sandbox) -> None:
+    mine, roots = sandbox.new_ifname(), sandbox.new_ifname()
+    _, peer = keypair()
+    proc = pk.run_as_user(["up", mine], input=make_conf(keypair()[0], peer), netns=sandbox.netns)
+    assert proc.returncode == 0, proc.stderr
+    conf = make_conf(keypair()[0], peer, net=78)
+    proc = pk.run_as_root(["up", roots], input=conf, netns=sandbox.netns)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((RUN_DIR / f"{roots}.json").read_text())["uid"] == 0
+
+    proc = pk.run_as_user(["down", roots], netns=sandbox.netns)
+    assert_refused(proc, 3, f"{roots} belongs to uid 0, not to uid {pk.user.uid}")
+    assert sandbox.has_link(roots)
+
+    for name in (mine, roots):  # root may take down anybody's tunnel
+        proc = pk.run_as_root(["down", name], netns=sandbox.netns)
+        assert proc.returncode == 0, proc.stderr
+        assert not sandbox.has_link(name)
+
+
+def test_leftover_records_and_vanished_interfaces(pk: PolkitSession, sandbox: Sandbox) -> None:
+    ifname = sandbox.new_ifname()
+    _, peer = keypair()
+    conf = make_conf(keypair()[0], peer)
+    assert pk.run_as_user(["up", ifname], input=conf, netns=sandbox.netns).returncode == 0
+    sandbox.ip("link", "delete", "dev", ifname)  # gone behind fiotray's back
+
+    entry = status_of(pk.run_as_user(["status"], netns=sandbox.netns), ifname)
+    assert entry is not None and entry["exists"] is False and entry["peers"] == []
+
+    # up again: the stale record is replaced
+    proc = pk.run_as_user(["up", ifname], input=conf, netns=sandbox.netns)
+    assert proc.returncode == 0, proc.stderr
+    sandbox.ip("link", "delete", "dev", ifname)
+
+    proc = pk.run_as_user(["down", ifname], netns=sandbox.netns)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{ifname} was already gone; its record was removed\n"
+    assert not (RUN_DIR / f"{ifname}.json").exists()
+    assert not (RUN_DIR / f"{ifname}.conf").exists()
+
+
+def test_wg_quick_failure_removes_everything(pk: PolkitSession, sandbox: Sandbox) -> None:
+    first, second = sandbox.new_ifname(), sandbox.new_ifname()
+    _, peer = keypair()
+    port = "ListenPort = 51999\n"
+    conf = make_conf(keypair()[0], peer, extra=port)
+    assert pk.run_as_user(["up", first], input=conf, netns=sandbox.netns).returncode == 0
+    # Same port in the same namespace: wg setconf fails inside wg-quick.
+    private = keypair()[0]
+    conf2 = make_conf(private, peer, extra=port, net=78)
+    proc = pk.run_as_user(["up", second], input=conf2, netns=sandbox.netns)
+    assert_refused(proc, 5, f"wg-quick up {second} failed (exit 1: ")
+    assert "Address already in use" in proc.stderr
+    assert private not in proc.stderr
+    assert not sandbox.has_link(second)
+    assert not (RUN_DIR / f"{second}.conf").exists()
+    assert not (RUN_DIR / f"{second}.json").exists()
+    assert wait_for(lambda: not wireguard_go_pids(second))
+    assert pk.run_as_user(["down", first], netns=sandbox.netns).returncode == 0
+
+
+# --------------------------------------------------------------------------- installer
+
+
+def test_install_into_a_prefix_and_uninstall(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("the installer test needs root (CI runs as root)", pytrace=False)
+    paths = install.install(tmp_path, group_rule=True)
+    helper = tmp_path / "usr/libexec/fiotray/fiotray-helper"
+    policy = tmp_path / "usr/share/polkit-1/actions/io.foundries.fiotray.policy"
+    rule = tmp_path / "etc/polkit-1/rules.d/49-fiotray-group.rules"
+    assert paths == [helper, policy, rule]
+    for path, mode in ((helper, 0o755), (helper.parent, 0o755), (policy, 0o644), (rule, 0o644)):
+        st = path.stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (mode, 0, 0), path
+    assert helper.read_bytes() == Path(h.__file__).read_bytes()
+    assert not list(helper.parent.glob(".*"))  # no temp files left
+    # The installed helper runs as its own program (isolated, stdlib only).
+    proc = subprocess.run([str(helper), "bogus"], capture_output=True, text=True, env={})
+    assert (proc.returncode, proc.stderr) == (2, f"fiotray-helper: {h.USAGE}\n")
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "fiotray.helper.install", "--uninstall", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not helper.exists() and not helper.parent.exists()
+    assert not policy.exists() and not rule.exists()
