@@ -10,4 +10,15 @@ done
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 echo "installing ${missing[*]}" >&2
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Installing a daemon (openssh-server) must not start it on this machine: tests start
+# their own, in their own network namespaces. policy-rc.d 101 = "do not start".
+guard=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  guard=/usr/sbin/policy-rc.d
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$guard" >/dev/null
+  $SUDO chmod 755 "$guard"
+fi
+status=0
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+[ -z "$guard" ] || $SUDO rm -f "$guard"
+exit $status

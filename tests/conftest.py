@@ -2,4 +2,9 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.keyring_session", "tests.system_user"]
+pytest_plugins = [
+    "tests.keyring_session",
+    "tests.system_user",
+    "tests.vpn_world",
+    "tests.polkit_session",
+]

@@ -7,14 +7,22 @@ cd "$(dirname "$0")/.."
 
 # Real parts the tests drive: Secret Service (gnome-keyring on a private D-Bus).
 APT_PACKAGES=(python3 python3-venv python3-pip dbus dbus-x11 gnome-keyring libsecret-tools
-              ca-certificates procps)
+              ca-certificates procps
+              wireguard-tools wireguard-go iproute2 iptables openssh-server openssh-client
+              polkitd pkexec libxml2-utils)
 
 packaging/ensure-debs.sh "${APT_PACKAGES[@]}"
 
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
+# Debian's own python3 by default: tests run fiotray as an unprivileged user too, who
+# cannot reach an interpreter under /root (pyenv and the like).
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
 fi
+if [ -x .venv/bin/python ] && [ "$(readlink -f .venv/bin/python)" != "$(readlink -f "$(command -v "$PYTHON")")" ]; then
+  echo "tests/run.sh: rebuilding .venv for $PYTHON" >&2
+  rm -rf .venv
+fi
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
