@@ -35,6 +35,7 @@ from fiotray.core.profiles import (
 )
 from fiotray.core.secrets import SecretStore
 from fiotray.core.session import open_factory
+from fiotray.core.tunnels import TunnelController, TunnelStore
 
 log = logging.getLogger("fiotray")
 
@@ -49,6 +50,13 @@ class Context:
     out: Callable[..., None] = print
     demo: Any = None
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    tunnels: TunnelStore = field(default_factory=TunnelStore)
+    _controller: TunnelController | None = None
+
+    def controller(self) -> TunnelController:
+        if self._controller is None:
+            self._controller = TunnelController(self.tunnels, self.secrets)
+        return self._controller
 
     def profile(self, factory: str | None) -> Profile:
         if self.demo is not None:
@@ -383,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
         factory_opt(p)
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
+
+    from fiotray import cli_tunnels
+
+    cli_tunnels.register(sub, factory_opt)
     return parser
 
 

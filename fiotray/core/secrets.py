@@ -68,6 +68,13 @@ def profile_key(profile: str, what: str) -> str:
     return f"profile/{profile}/{what}"
 
 
+def tunnel_key(tunnel: str) -> str:
+    """Keyring entry name of a tunnel profile's WireGuard private key."""
+    if not tunnel:
+        raise ValueError("empty tunnel name")
+    return f"tunnel/{tunnel}/private_key"
+
+
 def _ident(obj: Any) -> tuple[str, str]:
     cls = obj if isinstance(obj, type) else type(obj)
     return cls.__module__, cls.__qualname__

@@ -1,0 +1,372 @@
+"""CLI commands for tunnels and SSH: profiles, connect, disconnect, status, ssh, ssh-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fiotray.core import devices, ssh, terminal, tunnels
+from fiotray.core.errors import FiotrayError, VpnError
+
+if TYPE_CHECKING:
+    from fiotray.cli import Context
+
+# How long `connect` waits for the first handshake before it reports.
+CONNECT_WAIT = 10.0
+MAX_CONF_FILE = 64 * 1024
+
+
+def _fmt_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _fmt_age(age: float | None) -> str:
+    if age is None:
+        return "never"
+    if age < 120:
+        return f"{age:.0f}s ago"
+    return f"{age / 60:.0f}m ago"
+
+
+def _status_line(s: tunnels.TunnelStatus) -> str:
+    line = f"{s.profile} ({s.interface}): {s.state}"
+    if s.latest_handshake:
+        line += f", handshake {_fmt_age(s.handshake_age())}"
+    if s.detail:
+        line += f" — {s.detail}"
+    return line
+
+
+async def cmd_profiles_list(args: argparse.Namespace, ctx: Context) -> int:
+    from fiotray.cli import printable, table
+
+    profiles = ctx.tunnels.list()
+    if args.json:
+        ctx.out(
+            json.dumps(
+                [
+                    {
+                        "name": p.name,
+                        "kind": p.kind,
+                        "interface": p.interface,
+                        "endpoint": p.endpoint,
+                        "factory": p.factory,
+                        "address": p.address,
+                        "public_key": p.public_key,
+                    }
+                    for p in profiles
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    if not profiles:
+        ctx.out(
+            "No tunnel configured. Add one with `fiotray profiles add-foundries --factory F "
+            "--address IP` or `fiotray profiles import FILE`."
+        )
+        return 0
+    default = ctx.tunnels.default_name()
+    rows = [
+        [
+            "*" if p.name == default else "",
+            p.name,
+            p.kind,
+            p.interface,
+            printable(p.endpoint, 40),
+            p.address or "",
+            p.public_key,
+        ]
+        for p in profiles
+    ]
+    ctx.out(table(rows, ["", "NAME", "KIND", "INTERFACE", "ENDPOINT", "ADDRESS", "PUBLIC KEY"]))
+    return 0
+
+
+def _default_name(path: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]", "-", path.stem).strip("-_")[:15]
+    return stem if tunnels.NAME_RE.match(stem) else "wireguard"
+
+
+async def cmd_profiles_import(args: argparse.Namespace, ctx: Context) -> int:
+    path = Path(args.file)
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_CONF_FILE + 1)
+    except OSError as exc:
+        raise FiotrayError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    if len(data) > MAX_CONF_FILE:
+        raise FiotrayError(f"{path} is larger than {MAX_CONF_FILE // 1024} KiB; not a config.")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FiotrayError(f"{path} is not UTF-8 text.") from None
+    name = args.name or _default_name(path)
+    await asyncio.to_thread(ctx.secrets.check)
+    profile = await tunnels.import_plain_profile(
+        ctx.tunnels, ctx.secrets, name=name, text=text, interface=args.interface
+    )
+    ctx.out(
+        f"Imported tunnel {profile.name} (interface {profile.interface}, endpoint "
+        f"{profile.endpoint or 'none'}). Its private key is now in the keyring; {path} still "
+        "holds it in plain text: delete that file when you no longer need it."
+    )
+    return 0
+
+
+async def cmd_profiles_add_foundries(args: argparse.Namespace, ctx: Context) -> int:
+    from fiotray.cli import _client
+
+    async with AsyncExitStack() as stack:
+        api = await _client(ctx, args.factory, stack)
+        server = await devices.factory_server(api)
+        used = {ip.ip for ip in await api.wireguard_ips()}
+        factory = api.factory
+    await asyncio.to_thread(ctx.secrets.check)
+    profile = await tunnels.create_foundries_profile(
+        ctx.tunnels,
+        ctx.secrets,
+        name=args.name or factory,
+        factory=factory,
+        server=server,
+        address=args.address,
+        used=used,
+        interface=args.interface,
+    )
+    ctx.out(
+        f"Added tunnel {profile.name} for factory {factory}: interface {profile.interface}, "
+        f"address {profile.address}, server {profile.endpoint}.\n"
+        f"Public key: {profile.public_key}\n\n"
+        "The factory's VPN server knows only devices as peers. Ask its admin to admit this "
+        "laptop by running on the server:\n\n"
+        f"  {tunnels.admin_line(profile)}\n\n"
+        "(factory-wireguard-server rewrites its peers from the device list every few minutes; "
+        "the admin should keep this peer in its configuration.) Then: fiotray connect "
+        f"{profile.name}"
+    )
+    return 0
+
+
+async def cmd_profiles_remove(args: argparse.Namespace, ctx: Context) -> int:
+    profile = ctx.tunnels.get(args.name)
+    if ctx.controller().interface_exists(profile.interface):
+        raise VpnError(f"Tunnel {profile.name} is up: disconnect it first.")
+    ctx.tunnels.remove(profile.name)
+    await ctx.secrets.adelete(tunnels.tunnel_key(profile.name))
+    ctx.out(f"Removed tunnel {profile.name} and its private key.")
+    return 0
+
+
+async def cmd_connect(args: argparse.Namespace, ctx: Context) -> int:
+    status = await ctx.controller().connect(args.profile, wait=args.wait)
+    if args.json:
+        ctx.out(json.dumps(status.to_json(), indent=2))
+    else:
+        ctx.out(_status_line(status))
+        if status.state is tunnels.State.CONNECTING and args.wait:
+            ctx.out(
+                f"No handshake with the server within {args.wait:g} s; the tunnel stays up. "
+                "Check with `fiotray status`."
+            )
+    # 4: up, but nothing proves the server answers (scripts can tell this from a failure).
+    return 0 if status.state is tunnels.State.CONNECTED or not args.wait else 4
+
+
+async def cmd_disconnect(args: argparse.Namespace, ctx: Context) -> int:
+    status = await ctx.controller().disconnect(args.profile)
+    ctx.out(_status_line(status))
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    from fiotray.cli import table
+
+    statuses = await ctx.controller().status()
+    now = time.time()
+    if args.json:
+        ctx.out(json.dumps([s.to_json(now) for s in statuses], indent=2))
+        return 0
+    if not statuses:
+        ctx.out("No tunnel configured.")
+        return 0
+    rows = [
+        [
+            s.profile,
+            s.interface,
+            str(s.state),
+            s.endpoint or "-",
+            _fmt_age(s.handshake_age(now)) if s.state is not tunnels.State.DISCONNECTED else "-",
+            _fmt_bytes(s.rx_bytes),
+            _fmt_bytes(s.tx_bytes),
+        ]
+        for s in statuses
+    ]
+    ctx.out(table(rows, ["TUNNEL", "INTERFACE", "STATE", "ENDPOINT", "HANDSHAKE", "IN", "OUT"]))
+    for s in statuses:
+        if s.detail:
+            ctx.out(f"{s.profile}: {s.detail}")
+    return 0
+
+
+def _ssh_settings(profile: tunnels.TunnelProfile | None, route: str | None) -> ssh.SshSettings:
+    stored: dict[str, Any] = dict(profile.ssh) if profile else {}
+    if route:
+        stored["route"] = route
+    try:
+        return ssh.SshSettings(**stored)
+    except TypeError as exc:
+        raise FiotrayError(
+            f"The SSH settings of tunnel {profile.name if profile else ''} are malformed: {exc}."
+        ) from None
+
+
+async def _ssh_targets(
+    ctx: Context, factory: str | None, only: str | None
+) -> tuple[str, list[ssh.SshTarget], tunnels.TunnelProfile | None]:
+    from fiotray.cli import _client
+
+    async with AsyncExitStack() as stack:
+        api = await _client(ctx, factory, stack)
+        profile = ctx.tunnels.for_factory(api.factory)
+        if profile and profile.server_address:
+            server_address = profile.server_address
+            ips = await api.wireguard_ips()
+        else:
+            server, ips = await asyncio.gather(devices.factory_server(api), api.wireguard_ips())
+            server_address = server.server_address
+        name = api.factory
+    targets = []
+    for ip in ips:
+        if only is not None and ip.name != only:
+            continue
+        if not ip.enabled or not ip.ip:
+            if only is not None:
+                raise VpnError(
+                    f"VPN is not enabled on {only}: run `fiotray enable {only}` and "
+                    "wait until the device applies it."
+                )
+            continue
+        targets.append(
+            ssh.SshTarget(
+                factory=name, device=ip.name, vpn_address=ip.ip, server_address=server_address
+            )
+        )
+    if only is not None and not targets:
+        raise VpnError(f"{only} has no VPN address in factory {name}: run `fiotray enable {only}`.")
+    return name, targets, profile
+
+
+async def cmd_ssh(args: argparse.Namespace, ctx: Context) -> int:
+    devices.validate_device_name(args.device)
+    _, targets, profile = await _ssh_targets(ctx, args.factory, args.device)
+    settings = _ssh_settings(profile, args.route)
+    argv = ssh.ssh_argv(targets[0], settings, command=args.command or ())
+    if args.print:
+        ctx.out(ssh.ssh_command_line(argv))
+        return 0
+    through_tunnel = settings.route in ("jump", "direct") and profile is not None
+    if through_tunnel and not ctx.controller().interface_exists(profile.interface):
+        raise VpnError(
+            f"Tunnel {profile.name} is down and the {settings.route} route goes through it: "
+            f"run `fiotray connect {profile.name}` first."
+        )
+    if args.terminal:
+        pid = await terminal.launch_in_terminal(argv)
+        ctx.out(f"Opened a terminal (pid {pid}) running: {ssh.ssh_command_line(argv)}")
+        return 0
+    os.execvp(argv[0], argv)  # noqa: S606 - argv built and validated by ssh.ssh_argv
+    return 0  # pragma: no cover
+
+
+async def cmd_ssh_config(args: argparse.Namespace, ctx: Context) -> int:
+    factory, targets, profile = await _ssh_targets(ctx, args.factory, None)
+    settings = _ssh_settings(profile, None)
+    path = Path(args.output) if args.output else ssh.default_ssh_config_path(factory)
+    text = ssh.render_ssh_config(factory, [(t, settings) for t in targets], include_path=path)
+    await asyncio.to_thread(ssh.write_ssh_config, path, text)
+    include = ssh.include_line(path if args.output else None)
+    ctx.out(
+        f"Wrote {len(targets)} host{'s' if len(targets) != 1 else ''} to {path}; reach a device "
+        f"with `ssh fiotray.{factory}.<device>`.\n"
+        f"Add this line near the top of ~/.ssh/config once:\n  {include}"
+    )
+    return 0
+
+
+def register(sub: Any, factory_opt: Any) -> None:
+    profiles = sub.add_parser("profiles", help="tunnel profiles (Foundries or plain WireGuard)")
+    psub = profiles.add_subparsers(dest="profiles_command", metavar="ACTION", required=True)
+    p = psub.add_parser("list", help="list tunnel profiles")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_profiles_list)
+    p = psub.add_parser(
+        "import", help="import a wg-quick .conf (its private key moves to the keyring)"
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--name", help="tunnel name (default: from the file name)")
+    p.add_argument("--interface", help="network interface name (default: the tunnel name)")
+    p.set_defaults(func=cmd_profiles_import)
+    p = psub.add_parser(
+        "add-foundries", help="a tunnel to the factory's VPN server with a key made here"
+    )
+    factory_opt(p)
+    p.add_argument("--address", required=True, help="this laptop's VPN address, e.g. 10.42.42.200")
+    p.add_argument("--name", help="tunnel name (default: the factory)")
+    p.add_argument("--interface", help="network interface name (default: fio<factory>)")
+    p.set_defaults(func=cmd_profiles_add_foundries)
+    p = psub.add_parser("remove", help="remove a tunnel profile and its private key")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_profiles_remove)
+
+    p = sub.add_parser("connect", help="bring a tunnel up (through the privileged helper)")
+    p.add_argument("profile", nargs="?", metavar="PROFILE")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=CONNECT_WAIT,
+        metavar="SECONDS",
+        help=f"wait this long for the first handshake (default {CONNECT_WAIT:g}; 0: do not wait)",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_connect)
+    p = sub.add_parser("disconnect", help="take a tunnel down")
+    p.add_argument("profile", nargs="?", metavar="PROFILE")
+    p.set_defaults(func=cmd_disconnect)
+    p = sub.add_parser("status", help="state of every tunnel: handshake, bytes in/out")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("ssh", help="ssh to a device through the VPN")
+    p.add_argument("device", metavar="DEVICE")
+    factory_opt(p)
+    p.add_argument(
+        "--route",
+        choices=("jump", "direct", "public"),
+        help="jump: through the VPN server (default); direct: to the device's VPN "
+        "address (server must NAT); public: through the server's public SSH",
+    )
+    p.add_argument("--print", action="store_true", help="print the ssh command instead")
+    p.add_argument("--terminal", action="store_true", help="open it in a new terminal window")
+    p.add_argument(
+        "command",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND",
+        help="a command to run on the device",
+    )
+    p.set_defaults(func=cmd_ssh)
+    p = sub.add_parser("ssh-config", help="write an ssh config with every VPN-enabled device")
+    factory_opt(p)
+    p.add_argument("--output", "-o", metavar="PATH", help="where (default: fiotray's config dir)")
+    p.set_defaults(func=cmd_ssh_config)

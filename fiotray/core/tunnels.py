@@ -1,0 +1,558 @@
+"""Tunnel profiles and the tunnel controller.
+
+A tunnel's state is read from the system, never assumed: the interface exists
+(`/sys/class/net`, no process, no prompt) and its last handshake (the helper's
+read-only `status`, which polkit lets an active user run without a password).
+Connect and disconnect go through the privileged helper; requests for one
+tunnel are serialized so repeated clicks end in a consistent state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+
+from fiotray.core import wgconf
+from fiotray.core.errors import FiotrayError, ProfileError, VpnError
+from fiotray.core.files import write_private
+from fiotray.core.secrets import SecretStore, tunnel_key
+
+log = logging.getLogger(__name__)
+
+HELPER_PATH = Path("/usr/libexec/fiotray/fiotray-helper")
+PKEXEC = "pkexec"
+SYS_NET = Path("/sys/class/net")
+# WireGuard rejects a session 180 s after its handshake (REJECT_AFTER_TIME); with
+# traffic or keepalives a new handshake comes every ~2 minutes, so past this the
+# tunnel carries nothing.
+STALE_AFTER = 180.0
+# How long an interface may sit without its first handshake before we say so.
+FIRST_HANDSHAKE_GRACE = 15.0
+HELPER_TIMEOUT = 60.0
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+IFNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")
+
+
+class State(enum.StrEnum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    STALE = "stale"
+    ERROR = "error"
+
+
+# -- profiles ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TunnelProfile:
+    name: str
+    kind: Literal["foundries", "plain"]
+    interface: str
+    template: str  # wg-quick config without PrivateKey
+    public_key: str
+    endpoint: str = ""
+    factory: str | None = None
+    address: str | None = None  # the laptop's VPN address (Foundries)
+    server_address: str | None = None  # the VPN server's VPN address (Foundries)
+    ssh: dict[str, Any] = field(default_factory=dict)  # SshSettings fields
+
+    def validated(self) -> TunnelProfile:
+        if not NAME_RE.match(self.name):
+            raise ProfileError(
+                f"Tunnel name {self.name[:40]!r} must be 1-32 letters, digits, '-' or '_'."
+            )
+        if not IFNAME_RE.match(self.interface):
+            raise ProfileError(
+                f"Interface name {self.interface[:40]!r} must start with a letter and have at "
+                "most 15 letters, digits, '-' or '_'."
+            )
+        if self.kind not in ("foundries", "plain"):
+            raise ProfileError(f"Tunnel {self.name} has an unknown kind.")
+        return self
+
+
+def interface_for_factory(factory: str) -> str:
+    """factory-wireguard-server's default name, `fio<factory>`, cut to the kernel's 15."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "", f"fio{factory}")[:15]
+    return name if IFNAME_RE.match(name) else "fiotray0"
+
+
+class TunnelStore:
+    """tunnels.json in the XDG config dir: every tunnel profile, nothing secret."""
+
+    VERSION = 1
+
+    def __init__(self, config_dir: Path | None = None) -> None:
+        self.config_dir = config_dir or Path(platformdirs.user_config_dir("fiotray"))
+        self.path = self.config_dir / "tunnels.json"
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"version": self.VERSION, "default": None, "tunnels": {}}
+        except (OSError, ValueError) as exc:
+            raise ProfileError(
+                f"The tunnels file {self.path} cannot be read ({type(exc).__name__}); "
+                "fix or remove it, nothing was changed."
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("tunnels"), dict):
+            raise ProfileError(f"The tunnels file {self.path} is malformed; fix or remove it.")
+        return data
+
+    def list(self) -> list[TunnelProfile]:
+        out = []
+        for name, entry in sorted(self._load()["tunnels"].items()):
+            try:
+                out.append(TunnelProfile(name=name, **entry).validated())
+            except (TypeError, ProfileError) as exc:
+                raise ProfileError(
+                    f"The tunnels file {self.path} has a bad entry {name[:40]!r}: {exc}"
+                ) from None
+        return out
+
+    def default_name(self) -> str | None:
+        default = self._load().get("default")
+        return default if isinstance(default, str) else None
+
+    def get(self, name: str | None = None) -> TunnelProfile:
+        tunnels = {t.name: t for t in self.list()}
+        if name is None:
+            default = self.default_name()
+            if default in tunnels:
+                return tunnels[default]
+            if len(tunnels) == 1:
+                return next(iter(tunnels.values()))
+            if not tunnels:
+                raise ProfileError(
+                    "No tunnel configured: add one with `fiotray profiles add-foundries` or "
+                    "`fiotray profiles import FILE`."
+                )
+            raise ProfileError(
+                f"Several tunnels configured ({', '.join(sorted(tunnels))}): name one."
+            )
+        if name not in tunnels:
+            raise ProfileError(f"No tunnel named {name[:40]!r}.")
+        return tunnels[name]
+
+    def for_factory(self, factory: str) -> TunnelProfile | None:
+        return next((t for t in self.list() if t.factory == factory), None)
+
+    def save(self, profile: TunnelProfile) -> None:
+        profile.validated()
+        data = self._load()
+        for other in self.list():
+            if other.name != profile.name and other.interface == profile.interface:
+                raise ProfileError(
+                    f"Tunnel {other.name} already uses interface {profile.interface}; "
+                    "choose another name."
+                )
+        entry = asdict(profile)
+        del entry["name"]
+        data["tunnels"][profile.name] = entry
+        if not data.get("default"):
+            data["default"] = profile.name
+        data["version"] = self.VERSION
+        write_private(self.path, json.dumps(data, indent=2) + "\n", error=ProfileError)
+
+    def remove(self, name: str) -> None:
+        data = self._load()
+        if data["tunnels"].pop(name, None) is None:
+            raise ProfileError(f"No tunnel named {name[:40]!r}.")
+        if data.get("default") == name:
+            data["default"] = None
+        write_private(self.path, json.dumps(data, indent=2) + "\n", error=ProfileError)
+
+
+async def create_foundries_profile(
+    store: TunnelStore,
+    secrets: SecretStore,
+    *,
+    name: str,
+    factory: str,
+    server: Any,  # wgfiles.WireguardServer
+    address: str,
+    used: set[str],
+    interface: str | None = None,
+) -> TunnelProfile:
+    """A key pair made here, the private half straight into the keyring."""
+    address = wgconf.check_laptop_address(address, server, used)
+    template = wgconf.foundries_template(server, address)
+    private = wgconf.generate_private_key()
+    profile = TunnelProfile(
+        name=name,
+        kind="foundries",
+        interface=interface or interface_for_factory(factory),
+        template=template,
+        public_key=wgconf.public_key(private),
+        endpoint=server.endpoint,
+        factory=factory,
+        address=address,
+        server_address=server.server_address,
+    ).validated()
+    await secrets.aset(tunnel_key(name), private)
+    try:
+        store.save(profile)
+    except FiotrayError:
+        await secrets.adelete(tunnel_key(name))
+        raise
+    return profile
+
+
+async def import_plain_profile(
+    store: TunnelStore,
+    secrets: SecretStore,
+    *,
+    name: str,
+    text: str,
+    interface: str | None = None,
+) -> TunnelProfile:
+    imported = wgconf.split_import(text)
+    profile = TunnelProfile(
+        name=name,
+        kind="plain",
+        interface=interface or (name[:15] if IFNAME_RE.match(name[:15]) else "wgtray0"),
+        template=imported.template,
+        public_key=imported.public_key,
+        endpoint=imported.endpoint,
+    ).validated()
+    await secrets.aset(tunnel_key(name), imported.private_key)
+    try:
+        store.save(profile)
+    except FiotrayError:
+        await secrets.adelete(tunnel_key(name))
+        raise
+    return profile
+
+
+def admin_line(profile: TunnelProfile) -> str:
+    """What the VPN server's admin runs to admit this laptop as a peer."""
+    iface = interface_for_factory(profile.factory or "")
+    return f"wg set {iface} peer {profile.public_key} allowed-ips {profile.address}/32"
+
+
+# -- the helper --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerStatus:
+    public_key: str
+    endpoint: str
+    latest_handshake: float  # unix time, 0 = never
+    rx_bytes: int
+    tx_bytes: int
+
+
+@dataclass(frozen=True)
+class InterfaceStatus:
+    name: str
+    exists: bool
+    created: float
+    peers: tuple[PeerStatus, ...]
+
+    @property
+    def latest_handshake(self) -> float:
+        return max((p.latest_handshake for p in self.peers), default=0.0)
+
+
+class HelperClient:
+    """Runs the privileged helper: through pkexec, or directly when we are root."""
+
+    def __init__(self, helper: Path = HELPER_PATH, *, pkexec: str = PKEXEC) -> None:
+        self.helper = helper
+        self.pkexec = pkexec
+
+    def _argv(self, *args: str) -> list[str]:
+        if os.geteuid() == 0:
+            return [str(self.helper), *args]
+        pkexec = shutil.which(self.pkexec)
+        if pkexec is None:
+            raise VpnError(
+                "pkexec is not installed: install the pkexec package (policykit-1 on older "
+                "systems) to connect tunnels."
+            )
+        return [pkexec, "--disable-internal-agent", str(self.helper), *args]
+
+    async def run(self, *args: str, stdin: str | None = None) -> str:
+        if not self.helper.is_file():
+            raise VpnError(
+                f"fiotray's helper is not installed at {self.helper}: install the fiotray "
+                "package, or from a source checkout run "
+                "`sudo .venv/bin/python -m fiotray.helper.install`."
+            )
+        argv = self._argv(*args)
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            # No controlling terminal: pkexec must never fall back to a password prompt.
+            start_new_session=True,
+        )
+        try:
+            out, err = await asyncio.wait_for(
+                proc.communicate(stdin.encode() if stdin is not None else None), HELPER_TIMEOUT
+            )
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise VpnError(
+                f"The helper did not finish {args[0]} in {HELPER_TIMEOUT:.0f} s."
+            ) from None
+        if proc.returncode != 0:
+            raise VpnError(_helper_error(proc.returncode or 0, err.decode(errors="replace")))
+        return out.decode(errors="replace")
+
+    async def up(self, interface: str, config: str) -> None:
+        await self.run("up", interface, stdin=config)
+
+    async def down(self, interface: str) -> None:
+        await self.run("down", interface)
+
+    async def status(self) -> dict[str, InterfaceStatus]:
+        raw = await self.run("status")
+        try:
+            data = json.loads(raw)
+            return {i.name: i for i in (_interface(x) for x in data["interfaces"])}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VpnError(f"The helper's status is malformed ({type(exc).__name__}).") from None
+
+
+def _interface(raw: dict[str, Any]) -> InterfaceStatus:
+    return InterfaceStatus(
+        name=str(raw["name"]),
+        exists=bool(raw.get("exists")),
+        created=float(raw.get("created") or 0),
+        peers=tuple(
+            PeerStatus(
+                public_key=str(p.get("public_key", "")),
+                endpoint=str(p.get("endpoint") or ""),
+                latest_handshake=float(p.get("latest_handshake") or 0),
+                rx_bytes=int(p.get("rx_bytes") or 0),
+                tx_bytes=int(p.get("tx_bytes") or 0),
+            )
+            for p in raw.get("peers", [])
+        ),
+    )
+
+
+def _helper_error(code: int, stderr: str) -> str:
+    line = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), "")
+    line = line.removeprefix("fiotray-helper: ")
+    if code == 126:
+        return "Authentication was dismissed; nothing was changed."
+    if code == 127:
+        if "authentication agent" in line.lower():
+            return (
+                "No polkit authentication agent is running to ask for your password; start "
+                "your desktop's agent, or ask your admin to enable fiotray's group rule."
+            )
+        return "Not authorized to manage fiotray tunnels (polkit refused)."
+    return line[:300] or f"The helper failed (exit {code})."
+
+
+# -- the controller ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TunnelStatus:
+    profile: str
+    interface: str
+    state: State
+    endpoint: str = ""
+    latest_handshake: float = 0.0
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    detail: str = ""
+
+    def handshake_age(self, now: float | None = None) -> float | None:
+        if not self.latest_handshake:
+            return None
+        return max(0.0, (now or time.time()) - self.latest_handshake)
+
+    def to_json(self, now: float | None = None) -> dict[str, Any]:
+        age = self.handshake_age(now)
+        return {
+            "profile": self.profile,
+            "interface": self.interface,
+            "state": str(self.state),
+            "endpoint": self.endpoint or None,
+            "latest_handshake_age": round(age, 1) if age is not None else None,
+            "rx_bytes": self.rx_bytes,
+            "tx_bytes": self.tx_bytes,
+            "detail": self.detail or None,
+        }
+
+
+def classify(
+    profile: TunnelProfile,
+    info: InterfaceStatus | None,
+    *,
+    now: float,
+    error: str | None = None,
+) -> TunnelStatus:
+    base = TunnelStatus(profile.name, profile.interface, State.DISCONNECTED)
+    if info is None or not info.exists:
+        if error:
+            return replace(base, state=State.ERROR, detail=error)
+        return base
+    peer = max(info.peers, key=lambda p: p.latest_handshake, default=None)
+    status = replace(
+        base,
+        endpoint=peer.endpoint if peer else "",
+        latest_handshake=info.latest_handshake,
+        rx_bytes=sum(p.rx_bytes for p in info.peers),
+        tx_bytes=sum(p.tx_bytes for p in info.peers),
+    )
+    if info.latest_handshake:
+        if now - info.latest_handshake > STALE_AFTER:
+            return replace(status, state=State.STALE, detail="no handshake for over 3 minutes")
+        return replace(status, state=State.CONNECTED)
+    if info.created and now - info.created < FIRST_HANDSHAKE_GRACE:
+        return replace(status, state=State.CONNECTING)
+    hint = "no handshake with the server yet"
+    if profile.kind == "foundries":
+        hint += (
+            "; the VPN server probably does not know this laptop yet: its admin must run "
+            f"`{admin_line(profile)}`"
+        )
+    return replace(status, state=State.STALE, detail=hint)
+
+
+Listener = Callable[[TunnelStatus], None]
+
+
+class TunnelController:
+    """Connect, disconnect and observe tunnels; one request at a time per tunnel."""
+
+    def __init__(
+        self,
+        store: TunnelStore,
+        secrets: SecretStore,
+        helper: HelperClient | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sys_net: Path = SYS_NET,
+    ) -> None:
+        self.store = store
+        self.secrets = secrets
+        self.helper = helper or HelperClient()
+        self.clock = clock
+        self.sys_net = sys_net
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._errors: dict[str, str] = {}
+        self._last: dict[str, TunnelStatus] = {}
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _publish(self, status: TunnelStatus) -> TunnelStatus:
+        if self._last.get(status.profile) != status:
+            self._last[status.profile] = status
+            for listener in list(self._listeners):
+                listener(status)
+        return status
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    def interface_exists(self, interface: str) -> bool:
+        """The cheap check: one stat, no process, no prompt."""
+        return (self.sys_net / interface).exists()
+
+    async def status(self, name: str | None = None) -> list[TunnelStatus]:
+        """The state of one or every tunnel, from the system."""
+        profiles = [self.store.get(name)] if name else self.store.list()
+        if not profiles:
+            return []
+        infos: dict[str, InterfaceStatus] = {}
+        if any(self.interface_exists(p.interface) for p in profiles):
+            infos = await self.helper.status()
+        now = self.clock()
+        out = []
+        for p in profiles:
+            info = infos.get(p.interface)
+            if info is None and self.interface_exists(p.interface):
+                # Up, but not by fiotray's helper (wg-quick by hand, NetworkManager...).
+                info = InterfaceStatus(p.interface, True, 0.0, ())
+                out.append(
+                    self._publish(
+                        replace(
+                            classify(p, info, now=now),
+                            state=State.CONNECTED,
+                            detail="up, but not brought up by fiotray",
+                        )
+                    )
+                )
+                continue
+            out.append(self._publish(classify(p, info, now=now, error=self._errors.get(p.name))))
+        return out
+
+    async def connect(self, name: str | None = None, *, wait: float = 0.0) -> TunnelStatus:
+        profile = self.store.get(name)
+        async with self._lock(profile.name):
+            if self.interface_exists(profile.interface):
+                (current,) = await self.status(profile.name)
+                if current.detail == "up, but not brought up by fiotray":
+                    raise VpnError(
+                        f"Interface {profile.interface} is already up outside fiotray; take it "
+                        "down first (wg-quick down)."
+                    )
+                return current  # already up: connecting twice is not an error
+            self._publish(TunnelStatus(profile.name, profile.interface, State.CONNECTING))
+            try:
+                private = await self.secrets.aget(tunnel_key(profile.name))
+                if not private:
+                    raise VpnError(
+                        f"The private key of tunnel {profile.name} is not in the keyring; "
+                        "add the tunnel again."
+                    )
+                await self.helper.up(profile.interface, wgconf.with_key(profile.template, private))
+            except FiotrayError as exc:
+                self._errors[profile.name] = str(exc)
+                self._publish(
+                    TunnelStatus(profile.name, profile.interface, State.ERROR, detail=str(exc))
+                )
+                raise
+            self._errors.pop(profile.name, None)
+        if wait:
+            return await self.wait_for_handshake(profile.name, wait)
+        (status,) = await self.status(profile.name)
+        return status
+
+    async def wait_for_handshake(self, name: str, timeout: float) -> TunnelStatus:
+        """Poll until a handshake is seen or `timeout` passes; return the last status."""
+        deadline = self.clock() + timeout
+        delay = 0.1
+        while True:
+            (status,) = await self.status(name)
+            done = status.latest_handshake or status.state in (State.DISCONNECTED, State.ERROR)
+            if done or self.clock() >= deadline:
+                return status
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    async def disconnect(self, name: str | None = None) -> TunnelStatus:
+        profile = self.store.get(name)
+        async with self._lock(profile.name):
+            self._errors.pop(profile.name, None)
+            if self.interface_exists(profile.interface):
+                await self.helper.down(profile.interface)
+        (status,) = await self.status(profile.name)
+        return status

@@ -1,0 +1,296 @@
+"""Tunnel profiles and the controller's state machine, with a fake helper (no root)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from fiotray.core import tunnels, wgconf
+from fiotray.core.errors import ProfileError, VpnError
+from fiotray.core.secrets import MemorySecretStore, tunnel_key
+from fiotray.core.tunnels import (
+    HelperClient,
+    InterfaceStatus,
+    PeerStatus,
+    State,
+    TunnelController,
+    TunnelStore,
+)
+from fiotray.core.wgfiles import WireguardServer
+
+SERVER_KEY = wgconf.public_key(wgconf.generate_private_key())
+SERVER = WireguardServer("vpn.example.test:5555", "10.42.42.1", SERVER_KEY)
+
+
+class FakeHelper(HelperClient):
+    """Plays the helper: `up` makes the interface appear in a fake /sys/class/net."""
+
+    def __init__(self, sys_net, clock) -> None:
+        super().__init__()
+        self.sys_net = sys_net
+        self.clock = clock
+        self.calls: list[tuple[str, str]] = []
+        self.configs: dict[str, str] = {}
+        self.handshake: dict[str, float] = {}
+        self.created: dict[str, float] = {}
+        self.fail_up: str | None = None
+        self.gate: asyncio.Event | None = None
+
+    async def up(self, interface: str, config: str) -> None:
+        self.calls.append(("up", interface))
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail_up:
+            raise VpnError(self.fail_up)
+        if (self.sys_net / interface).exists():
+            raise VpnError(f"interface {interface} already exists")
+        (self.sys_net / interface).mkdir()
+        self.configs[interface] = config
+        self.created[interface] = self.clock()
+
+    async def down(self, interface: str) -> None:
+        self.calls.append(("down", interface))
+        (self.sys_net / interface).rmdir()
+
+    async def status(self) -> dict[str, InterfaceStatus]:
+        self.calls.append(("status", ""))
+        return {
+            name: InterfaceStatus(
+                name,
+                (self.sys_net / name).exists(),
+                self.created[name],
+                (PeerStatus(SERVER_KEY, "192.0.2.1:5555", self.handshake.get(name, 0.0), 10, 20),),
+            )
+            for name in self.configs
+            if (self.sys_net / name).exists()
+        }
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def world(tmp_path):
+    clock = Clock()
+    sys_net = tmp_path / "sys-class-net"
+    sys_net.mkdir()
+    store = TunnelStore(tmp_path / "config")
+    secrets = MemorySecretStore()
+    helper = FakeHelper(sys_net, clock)
+    controller = TunnelController(store, secrets, helper, clock=clock, sys_net=sys_net)
+    return store, secrets, helper, controller, clock
+
+
+async def add_factory_tunnel(store, secrets, name="acme", address="10.42.42.200"):
+    return await tunnels.create_foundries_profile(
+        store, secrets, name=name, factory=name, server=SERVER, address=address, used=set()
+    )
+
+
+async def test_foundries_profile_keeps_private_key_only_in_keyring(world, tmp_path):
+    store, secrets, *_ = world
+    profile = await add_factory_tunnel(store, secrets)
+    private = secrets.get(tunnel_key("acme"))
+    assert wgconf.public_key(private) == profile.public_key
+    saved = store.path.read_text()
+    assert private not in saved
+    assert oct(store.path.stat().st_mode & 0o777) == "0o600"
+    assert profile.interface == "fioacme"
+    assert "AllowedIPs = 10.42.0.0/17" in profile.template
+    assert "PersistentKeepalive = 25" in profile.template
+    assert tunnels.admin_line(profile) == (
+        f"wg set fioacme peer {profile.public_key} allowed-ips 10.42.42.200/32"
+    )
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("10.42.42.1", "server's own"),
+        ("10.42.42.7", "belongs to a device"),
+        ("192.168.1.5", "outside"),
+        ("10.42.43.0", "host address"),
+        ("bogus", "not an IPv4"),
+    ],
+)
+async def test_bad_laptop_address(world, address, message):
+    store, secrets, *_ = world
+    with pytest.raises(VpnError, match=message):
+        await tunnels.create_foundries_profile(
+            store, secrets, name="acme", factory="acme", server=SERVER, address=address,
+            used={"10.42.42.7"},
+        )
+    assert not store.path.exists()
+    assert secrets.get(tunnel_key("acme")) is None
+
+
+def test_vpn_subnet_covers_fioctl_allocation_window():
+    net = wgconf.vpn_subnet("10.42.42.1")
+    assert str(net) == "10.42.0.0/17"
+    import ipaddress
+
+    assert ipaddress.ip_address("10.42.81.16") in net  # server + 9999
+
+
+async def test_connect_disconnect_state_from_system(world):
+    store, secrets, helper, controller, clock = world
+    await add_factory_tunnel(store, secrets)
+    (status,) = await controller.status()
+    assert status.state is State.DISCONNECTED
+    assert ("status", "") not in helper.calls  # nothing up: no helper call at all
+
+    status = await controller.connect("acme")
+    assert status.state is State.CONNECTING
+    assert "PrivateKey = " + secrets.get(tunnel_key("acme")) in helper.configs["fioacme"]
+
+    helper.handshake["fioacme"] = clock.now
+    (status,) = await controller.status()
+    assert status.state is State.CONNECTED
+    assert status.handshake_age(clock.now) == 0
+
+    clock.now += tunnels.STALE_AFTER + 1
+    (status,) = await controller.status()
+    assert status.state is State.STALE
+
+    status = await controller.disconnect("acme")
+    assert status.state is State.DISCONNECTED
+    assert [c[0] for c in helper.calls].count("down") == 1
+
+
+async def test_no_handshake_ever_says_admin_must_add_laptop(world):
+    store, secrets, helper, controller, clock = world
+    profile = await add_factory_tunnel(store, secrets)
+    await controller.connect("acme")
+    clock.now += tunnels.FIRST_HANDSHAKE_GRACE + 1
+    (status,) = await controller.status()
+    assert status.state is State.STALE
+    assert "does not know this laptop" in status.detail
+    assert tunnels.admin_line(profile) in status.detail
+
+
+async def test_concurrent_connects_are_serialized_and_bring_up_once(world):
+    store, secrets, helper, controller, _ = world
+    await add_factory_tunnel(store, secrets)
+    helper.gate = asyncio.Event()
+    first = asyncio.create_task(controller.connect("acme"))
+    second = asyncio.create_task(controller.connect("acme"))
+    await asyncio.sleep(0)
+    helper.gate.set()
+    results = await asyncio.gather(first, second)
+    assert [c for c in helper.calls if c[0] == "up"] == [("up", "fioacme")]
+    assert all(r.state is State.CONNECTING for r in results)
+
+
+async def test_connect_then_disconnect_race_ends_down(world):
+    store, secrets, helper, controller, _ = world
+    await add_factory_tunnel(store, secrets)
+    results = await asyncio.gather(controller.connect("acme"), controller.disconnect("acme"))
+    assert results[1].state is State.DISCONNECTED
+    assert not controller.interface_exists("fioacme")
+
+
+async def test_failed_connect_is_error_state_until_next_success(world):
+    store, secrets, helper, controller, _ = world
+    await add_factory_tunnel(store, secrets)
+    helper.fail_up = "Not authorized to manage fiotray tunnels (polkit refused)."
+    seen: list[State] = []
+    controller.subscribe(lambda s: seen.append(s.state))
+    with pytest.raises(VpnError, match="polkit refused"):
+        await controller.connect("acme")
+    (status,) = await controller.status()
+    assert status.state is State.ERROR and "polkit" in status.detail
+    assert seen == [State.CONNECTING, State.ERROR]
+    helper.fail_up = None
+    assert (await controller.connect("acme")).state is State.CONNECTING
+
+
+async def test_tunnel_left_up_by_earlier_run_is_found_and_taken_down(world, tmp_path):
+    store, secrets, helper, controller, clock = world
+    await add_factory_tunnel(store, secrets)
+    await controller.connect("acme")
+    helper.handshake["fioacme"] = clock.now
+    # A new app instance: fresh controller, same system.
+    again = TunnelController(store, secrets, helper, clock=clock, sys_net=helper.sys_net)
+    (status,) = await again.status()
+    assert status.state is State.CONNECTED
+    assert (await again.disconnect()).state is State.DISCONNECTED
+
+
+async def test_interface_up_outside_fiotray_is_reported_not_touched(world):
+    store, secrets, helper, controller, _ = world
+    await add_factory_tunnel(store, secrets)
+    (helper.sys_net / "fioacme").mkdir()
+    (status,) = await controller.status()
+    assert "not brought up by fiotray" in status.detail
+    with pytest.raises(VpnError, match="already up outside fiotray"):
+        await controller.connect("acme")
+    assert [c for c in helper.calls if c[0] == "up"] == []
+
+
+async def test_two_tunnels_coexist(world, tmp_path):
+    store, secrets, helper, controller, _ = world
+    await add_factory_tunnel(store, secrets)
+    conf = tmp_path / "office.conf"
+    key = wgconf.generate_private_key()
+    conf.write_text(
+        f"[Interface]\nPrivateKey = {key}\nAddress = 10.9.0.2/24\n\n"
+        f"[Peer]\nPublicKey = {SERVER_KEY}\nEndpoint = 198.51.100.1:51820\nAllowedIPs = 10.9.0.0/24\n"
+    )
+    plain = await tunnels.import_plain_profile(store, secrets, name="office", text=conf.read_text())
+    assert key not in store.path.read_text()
+    await controller.connect("acme")
+    await controller.connect("office")
+    states = {s.profile: s.state for s in await controller.status()}
+    assert states == {"acme": State.CONNECTING, "office": State.CONNECTING}
+    assert plain.interface == "office"
+
+
+@pytest.mark.parametrize("hook", ["PostUp", "PreUp", "PreDown", "PostDown"])
+async def test_import_refuses_hooks_with_explanation(world, hook):
+    store, secrets, *_ = world
+    key = wgconf.generate_private_key()
+    text = (f"[Interface]\nPrivateKey = {key}\nAddress = 10.9.0.2/24\n{hook} = touch /tmp/x\n"
+            f"[Peer]\nPublicKey = {SERVER_KEY}\nAllowedIPs = 10.9.0.0/24\n")
+    with pytest.raises(wgconf.ConfigRefused, match=hook) as info:
+        await tunnels.import_plain_profile(store, secrets, name="bad", text=text)
+    assert key not in str(info.value)
+    assert not store.path.exists()
+    assert secrets.get(tunnel_key("bad")) is None
+
+
+def test_interface_names_clash_refused(tmp_path):
+    store = TunnelStore(tmp_path)
+    a = tunnels.TunnelProfile("a", "plain", "wg0", "[Interface]\n", "k")
+    store.save(a)
+    with pytest.raises(ProfileError, match="already uses interface wg0"):
+        store.save(tunnels.TunnelProfile("b", "plain", "wg0", "[Interface]\n", "k"))
+
+
+def test_malformed_tunnels_file_is_kept(tmp_path):
+    store = TunnelStore(tmp_path)
+    store.path.write_text("{not json")
+    with pytest.raises(ProfileError, match="fix or remove it"):
+        store.list()
+    assert store.path.read_text() == "{not json"
+
+
+def test_helper_exit_codes_become_sentences():
+    assert "dismissed" in tunnels._helper_error(126, "")
+    assert "agent" in tunnels._helper_error(127, "Error executing command as another user: "
+                                                 "No authentication agent found.")
+    assert "Not authorized" in tunnels._helper_error(127, "Error executing command as another "
+                                                         "user: Not authorized")
+    assert tunnels._helper_error(3, "fiotray-helper: interface x already exists\n") == (
+        "interface x already exists")
+
+
+def test_status_json_shape():
+    s = tunnels.TunnelStatus("acme", "fioacme", State.CONNECTED, "192.0.2.1:5555", 100.0, 1, 2)
+    assert json.loads(json.dumps(s.to_json(now=130.0)))["latest_handshake_age"] == 30.0
