@@ -124,7 +124,12 @@ async def test_bad_laptop_address(world, address, message):
     store, secrets, *_ = world
     with pytest.raises(VpnError, match=message):
         await tunnels.create_foundries_profile(
-            store, secrets, name="acme", factory="acme", server=SERVER, address=address,
+            store,
+            secrets,
+            name="acme",
+            factory="acme",
+            server=SERVER,
+            address=address,
             used={"10.42.42.7"},
         )
     assert not store.path.exists()
@@ -165,7 +170,7 @@ async def test_connect_disconnect_state_from_system(world):
 
 
 async def test_no_handshake_ever_says_admin_must_add_laptop(world):
-    store, secrets, helper, controller, clock = world
+    store, secrets, _helper, controller, clock = world
     profile = await add_factory_tunnel(store, secrets)
     await controller.connect("acme")
     clock.now += tunnels.FIRST_HANDSHAKE_GRACE + 1
@@ -189,7 +194,7 @@ async def test_concurrent_connects_are_serialized_and_bring_up_once(world):
 
 
 async def test_connect_then_disconnect_race_ends_down(world):
-    store, secrets, helper, controller, _ = world
+    store, secrets, _helper, controller, _ = world
     await add_factory_tunnel(store, secrets)
     results = await asyncio.gather(controller.connect("acme"), controller.disconnect("acme"))
     assert results[1].state is State.DISCONNECTED
@@ -235,15 +240,17 @@ async def test_interface_up_outside_fiotray_is_reported_not_touched(world):
 
 
 async def test_two_tunnels_coexist(world, tmp_path):
-    store, secrets, helper, controller, _ = world
+    store, secrets, _helper, controller, _ = world
     await add_factory_tunnel(store, secrets)
     conf = tmp_path / "office.conf"
     key = wgconf.generate_private_key()
     conf.write_text(
         f"[Interface]\nPrivateKey = {key}\nAddress = 10.9.0.2/24\n\n"
-        f"[Peer]\nPublicKey = {SERVER_KEY}\nEndpoint = 198.51.100.1:51820\nAllowedIPs = 10.9.0.0/24\n"
+        f"[Peer]\nPublicKey = {SERVER_KEY}\nEndpoint = 198.51.100.1:51820\n"
+        "AllowedIPs = 10.9.0.0/24\n"
     )
-    plain = await tunnels.import_plain_profile(store, secrets, name="office", text=conf.read_text())
+    text = conf.read_text()
+    plain = await tunnels.import_plain_profile(store, secrets, name="office", text=text)
     assert key not in store.path.read_text()
     await controller.connect("acme")
     await controller.connect("office")
@@ -256,8 +263,10 @@ async def test_two_tunnels_coexist(world, tmp_path):
 async def test_import_refuses_hooks_with_explanation(world, hook):
     store, secrets, *_ = world
     key = wgconf.generate_private_key()
-    text = (f"[Interface]\nPrivateKey = {key}\nAddress = 10.9.0.2/24\n{hook} = touch /tmp/x\n"
-            f"[Peer]\nPublicKey = {SERVER_KEY}\nAllowedIPs = 10.9.0.0/24\n")
+    text = (
+        f"[Interface]\nPrivateKey = {key}\nAddress = 10.9.0.2/24\n{hook} = touch /tmp/x\n"
+        f"[Peer]\nPublicKey = {SERVER_KEY}\nAllowedIPs = 10.9.0.0/24\n"
+    )
     with pytest.raises(wgconf.ConfigRefused, match=hook) as info:
         await tunnels.import_plain_profile(store, secrets, name="bad", text=text)
     assert key not in str(info.value)
@@ -283,12 +292,15 @@ def test_malformed_tunnels_file_is_kept(tmp_path):
 
 def test_helper_exit_codes_become_sentences():
     assert "dismissed" in tunnels._helper_error(126, "")
-    assert "agent" in tunnels._helper_error(127, "Error executing command as another user: "
-                                                 "No authentication agent found.")
-    assert "Not authorized" in tunnels._helper_error(127, "Error executing command as another "
-                                                         "user: Not authorized")
+    assert "agent" in tunnels._helper_error(
+        127, "Error executing command as another user: No authentication agent found."
+    )
+    assert "Not authorized" in tunnels._helper_error(
+        127, "Error executing command as another user: Not authorized"
+    )
     assert tunnels._helper_error(3, "fiotray-helper: interface x already exists\n") == (
-        "interface x already exists")
+        "interface x already exists"
+    )
 
 
 def test_status_json_shape():
