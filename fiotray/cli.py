@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fiotray import __version__
+from fiotray import __version__, cli_tunnels
 from fiotray.core import auth, devices
 from fiotray.core.api import FactoryClient, new_http_client
 from fiotray.core.errors import AuthError, FiotrayError
@@ -392,8 +392,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
 
-    from fiotray import cli_tunnels
-
     cli_tunnels.register(sub, factory_opt)
     return parser
 
@@ -413,7 +411,15 @@ def _start_demo(ctx: Context) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    words = [a for a in argv[:split] if not a.startswith("-")]
+    if words[:1] == ["ssh"]:
+        # `fiotray ssh DEV [opts] -- CMD...`: what follows `--` runs on the device.
+        args = parser.parse_args(argv[:split])
+        args.remote = argv[split + 1 :]
+    else:
+        args = parser.parse_args(argv)
     if args.command == "login" and args.client_id and not args.client_secret_stdin:
         parser.error(
             "--client-id needs --client-secret-stdin (secrets never go on the command line)"

@@ -272,7 +272,7 @@ async def cmd_ssh(args: argparse.Namespace, ctx: Context) -> int:
     devices.validate_device_name(args.device)
     _, targets, profile = await _ssh_targets(ctx, args.factory, args.device)
     settings = _ssh_settings(profile, args.route)
-    argv = ssh.ssh_argv(targets[0], settings, command=args.command or ())
+    argv = ssh.ssh_argv(targets[0], settings, command=args.remote)
     if args.print:
         ctx.out(ssh.ssh_command_line(argv))
         return 0
@@ -348,7 +348,11 @@ def register(sub: Any, factory_opt: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("ssh", help="ssh to a device through the VPN")
+    p = sub.add_parser(
+        "ssh",
+        help="ssh to a device through the VPN",
+        usage="fiotray ssh DEVICE [options] [-- COMMAND...]",
+    )
     p.add_argument("device", metavar="DEVICE")
     factory_opt(p)
     p.add_argument(
@@ -359,12 +363,9 @@ def register(sub: Any, factory_opt: Any) -> None:
     )
     p.add_argument("--print", action="store_true", help="print the ssh command instead")
     p.add_argument("--terminal", action="store_true", help="open it in a new terminal window")
-    p.add_argument(
-        "command",
-        nargs=argparse.REMAINDER,
-        metavar="-- COMMAND",
-        help="a command to run on the device",
-    )
+    # The remote command follows `--`; main() splits it off before parsing (argparse would
+    # otherwise take fiotray's own options after the device for the remote command).
+    p.set_defaults(remote=[])
     p.set_defaults(func=cmd_ssh)
     p = sub.add_parser("ssh-config", help="write an ssh config with every VPN-enabled device")
     factory_opt(p)
