@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -156,6 +157,24 @@ async def cmd_profiles_add_foundries(args: argparse.Namespace, ctx: Context) -> 
         "the admin should keep this peer in its configuration.) Then: fiotray connect "
         f"{profile.name}"
     )
+    return 0
+
+
+async def cmd_profiles_ssh(args: argparse.Namespace, ctx: Context) -> int:
+    profile = ctx.tunnels.get(args.name)
+    current = _ssh_settings(profile, None)
+    changes = {k: getattr(args, k) for k in ("user", "route", "jump_user", "jump_host",
+                                             "identity_file") if getattr(args, k) is not None}
+    if args.option is not None:
+        changes["extra_options"] = tuple(args.option)
+    settings = dataclasses.replace(current, **changes).validated()
+    stored = {k: v for k, v in dataclasses.asdict(settings).items()
+              if v != getattr(ssh.SshSettings(), k)}
+    if "extra_options" in stored:
+        stored["extra_options"] = list(stored["extra_options"])
+    if changes:
+        ctx.tunnels.save(dataclasses.replace(profile, ssh=stored))
+    ctx.out("\n".join(f"{k}: {v}" for k, v in dataclasses.asdict(settings).items()))
     return 0
 
 
@@ -326,6 +345,17 @@ def register(sub: Any, factory_opt: Any) -> None:
     p.add_argument("--name", help="tunnel name (default: the factory)")
     p.add_argument("--interface", help="network interface name (default: fio<factory>)")
     p.set_defaults(func=cmd_profiles_add_foundries)
+    p = psub.add_parser("ssh", help="show or change how SSH reaches this profile's devices")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--user", help="login on the devices (default fio)")
+    p.add_argument("--route", choices=("jump", "direct", "public"), help="default route")
+    p.add_argument("--jump-user", help="login on the VPN server (default fio)")
+    p.add_argument("--jump-host", help="jump host: HOST or HOST:PORT (the public route's "
+                   "server SSH; for jump, default the server's VPN address)")
+    p.add_argument("--identity-file", help="SSH private key file to use")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="an extra ssh -o option (allow-listed), repeatable")
+    p.set_defaults(func=cmd_profiles_ssh)
     p = psub.add_parser("remove", help="remove a tunnel profile and its private key")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=cmd_profiles_remove)

@@ -378,6 +378,13 @@ def _action_known(action_id: str) -> bool:
 @pytest.fixture(scope="session")
 def polkit(app_user: SystemUser) -> Iterator[PolkitSession]:
     """Real polkit + pkexec with fiotray's helper installed; see the module docstring."""
+    with start_polkit(app_user) as session:
+        yield session
+
+
+@contextlib.contextmanager
+def start_polkit(app_user: SystemUser) -> Iterator[PolkitSession]:
+    """The `polkit` fixture's work, usable outside pytest (bench/)."""
     if os.geteuid() != 0:
         pytest.fail("the polkit tests need root (CI runs as root)", pytrace=False)
     for binary in ("pkexec", "pkcheck", "pkaction", "runuser", POLKITD, "dbus-daemon"):

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
+import py_compile
 import sys
 from pathlib import Path
 
@@ -23,6 +25,19 @@ POLICY_NAME = "io.foundries.fiotray.policy"
 GROUP_RULE_NAME = "49-fiotray-group.rules"
 
 HELPER_REL = Path("usr/libexec/fiotray/fiotray-helper")
+# The code itself, beside the launcher: imported (with its compiled cache) rather than run as
+# a script, which Python would compile again at every call. That is connect latency.
+MODULE_REL = HELPER_REL.with_name("fiotray_helper.py")
+LAUNCHER = b"""#!/usr/bin/python3 -IS
+# fiotray's privileged helper, run as root through pkexec (see fiotray_helper.py).
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import fiotray_helper  # noqa: E402
+
+sys.exit(fiotray_helper.main(sys.argv[1:]))
+"""
 POLICY_REL = Path("usr/share/polkit-1/actions") / POLICY_NAME
 GROUP_RULE_REL = Path("etc/polkit-1/rules.d") / GROUP_RULE_NAME
 
@@ -81,8 +96,16 @@ def install(prefix_root: Path = Path("/"), *, group_rule: bool = False) -> list[
     helper_dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     os.chown(helper_dest.parent, 0, 0)
     helper_dest.parent.chmod(0o755)
-    _put(HELPER_SOURCE.read_bytes(), helper_dest, 0o755)
-    done = [helper_dest]
+    module_dest = prefix_root / MODULE_REL
+    _put(HELPER_SOURCE.read_bytes(), module_dest, 0o644)
+    cache = Path(importlib.util.cache_from_source(str(module_dest)))
+    py_compile.compile(str(module_dest), cfile=str(cache), doraise=True)
+    os.chown(cache.parent, 0, 0)
+    cache.parent.chmod(0o755)
+    os.chown(cache, 0, 0)
+    cache.chmod(0o644)
+    _put(LAUNCHER, helper_dest, 0o755)
+    done = [helper_dest, module_dest, cache]
     policy_dest = prefix_root / POLICY_REL
     _put(policy.read_bytes(), policy_dest, 0o644)
     done.append(policy_dest)
@@ -97,11 +120,20 @@ def uninstall(prefix_root: Path = Path("/")) -> list[Path]:
     """Remove what install() may have put there; the paths actually removed."""
     _require_root()
     removed: list[Path] = []
-    for rel in (GROUP_RULE_REL, POLICY_REL, HELPER_REL):
-        path = prefix_root / rel
+    module = prefix_root / MODULE_REL
+    caches = list(module.parent.glob("__pycache__/fiotray_helper.*.pyc"))
+    for path in [
+        prefix_root / GROUP_RULE_REL,
+        prefix_root / POLICY_REL,
+        *caches,
+        module,
+        prefix_root / HELPER_REL,
+    ]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed.append(path)
+    with contextlib.suppress(OSError):
+        (module.parent / "__pycache__").rmdir()
     with contextlib.suppress(OSError):
         (prefix_root / HELPER_REL).parent.rmdir()  # only when empty
     return removed

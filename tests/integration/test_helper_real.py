@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import grp
+import importlib.util
 import json
 import os
 import secrets
@@ -505,11 +506,23 @@ def test_install_into_a_prefix_and_uninstall(tmp_path: Path) -> None:
     helper = tmp_path / "usr/libexec/fiotray/fiotray-helper"
     policy = tmp_path / "usr/share/polkit-1/actions/io.foundries.fiotray.policy"
     rule = tmp_path / "etc/polkit-1/rules.d/49-fiotray-group.rules"
-    assert paths == [helper, policy, rule]
-    for path, mode in ((helper, 0o755), (helper.parent, 0o755), (policy, 0o644), (rule, 0o644)):
+    module = helper.with_name("fiotray_helper.py")
+    cache = Path(importlib.util.cache_from_source(str(module)))
+    assert paths == [helper, module, cache, policy, rule]
+    for path, mode in (
+        (helper, 0o755),
+        (helper.parent, 0o755),
+        (module, 0o644),
+        (cache, 0o644),
+        (cache.parent, 0o755),
+        (policy, 0o644),
+        (rule, 0o644),
+    ):
         st = path.stat()
         assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (mode, 0, 0), path
-    assert helper.read_bytes() == Path(h.__file__).read_bytes()
+    assert module.read_bytes() == Path(h.__file__).read_bytes()
+    # The launcher imports the module beside it, with its compiled cache (start-up time).
+    assert helper.read_bytes().startswith(b"#!/usr/bin/python3 -IS\n")
     assert not list(helper.parent.glob(".*"))  # no temp files left
     # The installed helper runs as its own program (isolated, stdlib only).
     proc = subprocess.run([str(helper), "bogus"], capture_output=True, text=True, env={})
