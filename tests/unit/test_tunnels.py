@@ -306,3 +306,28 @@ def test_helper_exit_codes_become_sentences():
 def test_status_json_shape():
     s = tunnels.TunnelStatus("acme", "fioacme", State.CONNECTED, "192.0.2.1:5555", 100.0, 1, 2)
     assert json.loads(json.dumps(s.to_json(now=130.0)))["latest_handshake_age"] == 30.0
+
+
+async def test_missing_pkexec_is_named(tmp_path, monkeypatch):
+    helper = tmp_path / "fiotray-helper"
+    helper.write_text("#!/bin/sh\nexit 0\n")
+    monkeypatch.setattr(tunnels.os, "geteuid", lambda: 1000)
+    client = HelperClient(helper, pkexec="no-such-pkexec-here")
+    with pytest.raises(VpnError, match="install the pkexec package"):
+        await client.status()
+
+
+async def test_missing_helper_says_how_to_install(tmp_path):
+    client = HelperClient(tmp_path / "not-installed")
+    with pytest.raises(VpnError, match="python -m fiotray.helper.install"):
+        await client.up("wg0", "[Interface]\n")
+
+
+async def test_helper_refusal_line_reaches_the_user(tmp_path):
+    helper = tmp_path / "fiotray-helper"
+    helper.write_text(
+        "#!/bin/sh\necho 'fiotray-helper: line 3: PostUp is not allowed' >&2\nexit 2\n"
+    )
+    helper.chmod(0o755)
+    with pytest.raises(VpnError, match=r"^line 3: PostUp is not allowed$"):
+        await HelperClient(helper).run("up", "wg0", stdin="x")
