@@ -22,16 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from fiotray import __version__, cli_tunnels
-from fiotray.core import auth, devices
-from fiotray.core.api import FactoryClient, new_http_client
+from fiotray.core import devices, signin
+from fiotray.core.api import FactoryClient
 from fiotray.core.errors import AuthError, FiotrayError
 from fiotray.core.profiles import (
     DEFAULT_OAUTH_URL,
     Profile,
     ProfileStore,
-    api_url_from_oauth,
-    validate_factory_name,
-    validate_url,
 )
 from fiotray.core.secrets import SecretStore
 from fiotray.core.session import open_factory
@@ -114,72 +111,41 @@ def read_secret(prompt: str) -> str:
 
 
 async def cmd_login(args: argparse.Namespace, ctx: Context) -> int:
-    oauth_url = validate_url(args.oauth_url or DEFAULT_OAUTH_URL, "--oauth-url")
-    api_url = validate_url(args.api_url, "--api-url") if args.api_url else None
-    factory = validate_factory_name(args.factory) if args.factory else None
-
+    common = {"make_default": args.default, "api_url": args.api_url}
     if args.from_fioctl is not None:
-        imported = auth.read_fioctl_config(Path(args.from_fioctl) if args.from_fioctl else None)
-        factory = factory or (validate_factory_name(imported.factory) if imported.factory else None)
-        oauth_url, api_url = imported.oauth_url, api_url or imported.api_url
-        client_id, client_secret, token = imported.client_id, imported.client_secret, None
-        # fioctl's saved token may be stale; a fresh one proves the credentials work.
-        mode = "oauth"
-    elif args.api_token_stdin:
-        mode = "token"
-        token_value = read_secret("API token: ")
-    else:
-        if not args.client_id:
-            raise FiotrayError(
-                "Give --api-token-stdin, --client-id with --client-secret-stdin, or --from-fioctl."
-            )
-        mode = "oauth"
-        client_id = args.client_id
-        client_secret = read_secret("Client secret: ")
-
-    api_url = api_url or api_url_from_oauth(oauth_url)
-    if mode == "token":
-        if factory is None:
-            raise FiotrayError("--factory is required with an API token.")
-        profile = Profile(factory=factory, auth="token", api_url=api_url, oauth_url=oauth_url)
-        creds: auth.Credentials = auth.ApiTokenCredentials(token_value)
-    else:
-        async with new_http_client() as http:
-            token = await auth.fetch_client_credentials_token(
-                http, oauth_url, client_id, client_secret
-            )
-        if factory is None:
-            if len(token.orgs) != 1:
-                orgs = ", ".join(token.orgs) or "none"
-                raise FiotrayError(f"Pass --factory: these credentials can use {orgs}.")
-            factory = validate_factory_name(token.orgs[0])
-        profile = Profile(
-            factory=factory,
-            auth="oauth",
-            api_url=api_url,
-            oauth_url=oauth_url,
-            client_id=client_id,
+        path = Path(args.from_fioctl) if args.from_fioctl else None
+        profile = await signin.sign_in_from_fioctl(
+            ctx.profiles, ctx.secrets, path=path, factory=args.factory, **common
         )
-        creds = auth.OAuthCredentials(oauth_url, client_id, client_secret, token)
-
-    # Prove the credentials reach the factory before anything is saved.
-    async with FactoryClient(profile.api_url, profile.factory, creds, page_size=10) as api:
-        await api.get_json(api.url("/ota/devices/"), {"factory": factory, "limit": 10})
-
-    await asyncio.to_thread(ctx.secrets.check)
-    if mode == "token":
-        await auth.save_api_token(profile, ctx.secrets, token_value)
+    elif args.api_token_stdin:
+        if not args.factory:
+            raise FiotrayError("--factory is required with an API token.")
+        profile = await signin.sign_in_api_token(
+            ctx.profiles,
+            ctx.secrets,
+            factory=args.factory,
+            token=read_secret("API token: "),
+            oauth_url=args.oauth_url,
+            **common,
+        )
     else:
-        await auth.save_oauth(profile, ctx.secrets, client_secret, token)
-    ctx.profiles.save(profile, make_default=args.default)
-    ctx.out(f"Signed in to factory {factory} ({'API token' if mode == 'token' else 'OAuth2'}).")
+        profile = await signin.sign_in_client_credentials(
+            ctx.profiles,
+            ctx.secrets,
+            client_id=args.client_id,
+            client_secret=read_secret("Client secret: "),
+            factory=args.factory,
+            oauth_url=args.oauth_url,
+            **common,
+        )
+    kind = "API token" if profile.auth == "token" else "OAuth2"
+    ctx.out(f"Signed in to factory {profile.factory} ({kind}).")
     return 0
 
 
 async def cmd_logout(args: argparse.Namespace, ctx: Context) -> int:
     profile = ctx.profile(args.factory)
-    await auth.forget(profile, ctx.secrets)
-    ctx.profiles.remove(profile.factory)
+    await signin.sign_out(ctx.profiles, ctx.secrets, profile.factory)
     ctx.out(f"Signed out of factory {profile.factory}; its secrets were removed from the keyring.")
     return 0
 

@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fiotray.core import devices, ssh, terminal, tunnels
+from fiotray.core import devices, session, ssh, terminal, tunnels
 from fiotray.core.errors import FiotrayError, VpnError
 
 if TYPE_CHECKING:
@@ -162,14 +162,18 @@ async def cmd_profiles_add_foundries(args: argparse.Namespace, ctx: Context) -> 
 
 async def cmd_profiles_ssh(args: argparse.Namespace, ctx: Context) -> int:
     profile = ctx.tunnels.get(args.name)
-    current = _ssh_settings(profile, None)
-    changes = {k: getattr(args, k) for k in ("user", "route", "jump_user", "jump_host",
-                                             "identity_file") if getattr(args, k) is not None}
+    current = session.ssh_settings(profile, None)
+    changes = {
+        k: getattr(args, k)
+        for k in ("user", "route", "jump_user", "jump_host", "identity_file")
+        if getattr(args, k) is not None
+    }
     if args.option is not None:
         changes["extra_options"] = tuple(args.option)
     settings = dataclasses.replace(current, **changes).validated()
-    stored = {k: v for k, v in dataclasses.asdict(settings).items()
-              if v != getattr(ssh.SshSettings(), k)}
+    stored = {
+        k: v for k, v in dataclasses.asdict(settings).items() if v != getattr(ssh.SshSettings(), k)
+    }
     if "extra_options" in stored:
         stored["extra_options"] = list(stored["extra_options"])
     if changes:
@@ -239,18 +243,6 @@ async def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _ssh_settings(profile: tunnels.TunnelProfile | None, route: str | None) -> ssh.SshSettings:
-    stored: dict[str, Any] = dict(profile.ssh) if profile else {}
-    if route:
-        stored["route"] = route
-    try:
-        return ssh.SshSettings(**stored)
-    except TypeError as exc:
-        raise FiotrayError(
-            f"The SSH settings of tunnel {profile.name if profile else ''} are malformed: {exc}."
-        ) from None
-
-
 async def _ssh_targets(
     ctx: Context, factory: str | None, only: str | None
 ) -> tuple[str, list[ssh.SshTarget], tunnels.TunnelProfile | None]:
@@ -259,38 +251,14 @@ async def _ssh_targets(
     async with AsyncExitStack() as stack:
         api = await _client(ctx, factory, stack)
         profile = ctx.tunnels.for_factory(api.factory)
-        if profile and profile.server_address:
-            server_address = profile.server_address
-            ips = await api.wireguard_ips()
-        else:
-            server, ips = await asyncio.gather(devices.factory_server(api), api.wireguard_ips())
-            server_address = server.server_address
-        name = api.factory
-    targets = []
-    for ip in ips:
-        if only is not None and ip.name != only:
-            continue
-        if not ip.enabled or not ip.ip:
-            if only is not None:
-                raise VpnError(
-                    f"VPN is not enabled on {only}: run `fiotray enable {only}` and "
-                    "wait until the device applies it."
-                )
-            continue
-        targets.append(
-            ssh.SshTarget(
-                factory=name, device=ip.name, vpn_address=ip.ip, server_address=server_address
-            )
-        )
-    if only is not None and not targets:
-        raise VpnError(f"{only} has no VPN address in factory {name}: run `fiotray enable {only}`.")
-    return name, targets, profile
+        targets = await session.ssh_targets(api, profile, only)
+        return api.factory, targets, profile
 
 
 async def cmd_ssh(args: argparse.Namespace, ctx: Context) -> int:
     devices.validate_device_name(args.device)
     _, targets, profile = await _ssh_targets(ctx, args.factory, args.device)
-    settings = _ssh_settings(profile, args.route)
+    settings = session.ssh_settings(profile, args.route)
     argv = ssh.ssh_argv(targets[0], settings, command=args.remote)
     if args.print:
         ctx.out(ssh.ssh_command_line(argv))
@@ -311,7 +279,7 @@ async def cmd_ssh(args: argparse.Namespace, ctx: Context) -> int:
 
 async def cmd_ssh_config(args: argparse.Namespace, ctx: Context) -> int:
     factory, targets, profile = await _ssh_targets(ctx, args.factory, None)
-    settings = _ssh_settings(profile, None)
+    settings = session.ssh_settings(profile, None)
     path = Path(args.output) if args.output else ssh.default_ssh_config_path(factory)
     text = ssh.render_ssh_config(factory, [(t, settings) for t in targets], include_path=path)
     await asyncio.to_thread(ssh.write_ssh_config, path, text)
@@ -350,11 +318,18 @@ def register(sub: Any, factory_opt: Any) -> None:
     p.add_argument("--user", help="login on the devices (default fio)")
     p.add_argument("--route", choices=("jump", "direct", "public"), help="default route")
     p.add_argument("--jump-user", help="login on the VPN server (default fio)")
-    p.add_argument("--jump-host", help="jump host: HOST or HOST:PORT (the public route's "
-                   "server SSH; for jump, default the server's VPN address)")
+    p.add_argument(
+        "--jump-host",
+        help="jump host: HOST or HOST:PORT (the public route's "
+        "server SSH; for jump, default the server's VPN address)",
+    )
     p.add_argument("--identity-file", help="SSH private key file to use")
-    p.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="an extra ssh -o option (allow-listed), repeatable")
+    p.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an extra ssh -o option (allow-listed), repeatable",
+    )
     p.set_defaults(func=cmd_profiles_ssh)
     p = psub.add_parser("remove", help="remove a tunnel profile and its private key")
     p.add_argument("name", metavar="NAME")

@@ -1,13 +1,70 @@
-"""Turn a saved profile into a signed-in FactoryClient."""
+"""Turn saved profiles into a signed-in FactoryClient, and devices into SSH targets."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from fiotray.core import devices, ssh
 from fiotray.core.api import FactoryClient
 from fiotray.core.auth import load_credentials
+from fiotray.core.errors import FiotrayError, VpnError
 from fiotray.core.profiles import Profile
 from fiotray.core.secrets import SecretStore
+
+if TYPE_CHECKING:
+    from fiotray.core.tunnels import TunnelProfile
 
 
 async def open_factory(profile: Profile, secrets: SecretStore, **options: object) -> FactoryClient:
     credentials = await load_credentials(profile, secrets)
     return FactoryClient(profile.api_url, profile.factory, credentials, **options)  # type: ignore[arg-type]
+
+
+def ssh_settings(
+    profile: TunnelProfile | None, route: str | None = None, defaults: dict[str, Any] | None = None
+) -> ssh.SshSettings:
+    """The factory's tunnel profile's SSH settings over the user's defaults; `route` wins."""
+    stored: dict[str, Any] = {**(defaults or {}), **(dict(profile.ssh) if profile else {})}
+    if route:
+        stored["route"] = route
+    try:
+        return ssh.SshSettings(**stored)
+    except TypeError as exc:
+        raise FiotrayError(
+            f"The SSH settings of tunnel {profile.name if profile else ''} are malformed: {exc}."
+        ) from None
+
+
+async def ssh_targets(
+    api: FactoryClient, profile: TunnelProfile | None, only: str | None = None
+) -> list[ssh.SshTarget]:
+    """VPN-enabled devices as SSH targets (one wireguard-ips call); `only` picks one device."""
+    if profile and profile.server_address:
+        server_address = profile.server_address
+        ips = await api.wireguard_ips()
+    else:
+        server, ips = await asyncio.gather(devices.factory_server(api), api.wireguard_ips())
+        server_address = server.server_address
+    targets = []
+    for ip in ips:
+        if only is not None and ip.name != only:
+            continue
+        if not ip.enabled or not ip.ip:
+            if only is not None:
+                raise VpnError(
+                    f"VPN is not enabled on {only}: enable it (fiotray enable {only}) and "
+                    "wait until the device applies it."
+                )
+            continue
+        targets.append(
+            ssh.SshTarget(
+                factory=api.factory,
+                device=ip.name,
+                vpn_address=ip.ip,
+                server_address=server_address,
+            )
+        )
+    if only is not None and not targets:
+        raise VpnError(f"{only} has no VPN address in factory {api.factory}: enable VPN on it.")
+    return targets
