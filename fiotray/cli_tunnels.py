@@ -7,21 +7,19 @@ import asyncio
 import dataclasses
 import json
 import os
-import re
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fiotray.core import devices, session, ssh, terminal, tunnels
-from fiotray.core.errors import FiotrayError, VpnError
+from fiotray.core.errors import VpnError
 
 if TYPE_CHECKING:
     from fiotray.cli import Context
 
 # How long `connect` waits for the first handshake before it reports.
 CONNECT_WAIT = 10.0
-MAX_CONF_FILE = 64 * 1024
 
 
 def _fmt_bytes(n: int) -> str:
@@ -96,25 +94,10 @@ async def cmd_profiles_list(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _default_name(path: Path) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_-]", "-", path.stem).strip("-_")[:15]
-    return stem if tunnels.NAME_RE.match(stem) else "wireguard"
-
-
 async def cmd_profiles_import(args: argparse.Namespace, ctx: Context) -> int:
     path = Path(args.file)
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_CONF_FILE + 1)
-    except OSError as exc:
-        raise FiotrayError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    if len(data) > MAX_CONF_FILE:
-        raise FiotrayError(f"{path} is larger than {MAX_CONF_FILE // 1024} KiB; not a config.")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise FiotrayError(f"{path} is not UTF-8 text.") from None
-    name = args.name or _default_name(path)
+    text = tunnels.read_conf_file(path)
+    name = args.name or tunnels.name_from_path(path)
     await asyncio.to_thread(ctx.secrets.check)
     profile = await tunnels.import_plain_profile(
         ctx.tunnels, ctx.secrets, name=name, text=text, interface=args.interface

@@ -239,6 +239,30 @@ async def import_plain_profile(
     return profile
 
 
+MAX_CONF_BYTES = 64 * 1024
+
+
+def read_conf_file(path: Path) -> str:
+    """A wg-quick .conf to import: small, UTF-8 text, or a one-sentence refusal."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_CONF_BYTES + 1)
+    except OSError as exc:
+        raise FiotrayError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    if len(data) > MAX_CONF_BYTES:
+        raise FiotrayError(f"{path} is larger than {MAX_CONF_BYTES // 1024} KiB; not a config.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FiotrayError(f"{path} is not UTF-8 text.") from None
+
+
+def name_from_path(path: Path) -> str:
+    """A tunnel name from a file name (office.conf -> office)."""
+    stem = re.sub(r"[^A-Za-z0-9_-]", "-", path.stem).strip("-_")[:15]
+    return stem if NAME_RE.match(stem) else "wireguard"
+
+
 def admin_line(profile: TunnelProfile) -> str:
     """What the VPN server's admin runs to admit this laptop as a peer."""
     iface = interface_for_factory(profile.factory or "")

@@ -1,0 +1,404 @@
+"""The GUI's one door to the core.
+
+Widgets never touch HTTP, the keyring or subprocesses: they call a Backend
+coroutine through `Backend.spawn` (or await it from an async slot) and listen
+to its signals. Every coroutine runs on the one qasync event loop; keyring
+calls go to a thread inside the core. Heavy modules (httpx, keyring,
+cryptography) are imported on first use so the tray appears fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from PySide6.QtCore import QObject, Signal
+
+from fiotray.core.errors import AuthError, FiotrayError
+from fiotray.core.profiles import Profile, ProfileStore
+from fiotray.core.settings import Settings, SettingsStore
+from fiotray.core.tunnels import State, TunnelController, TunnelProfile, TunnelStatus, TunnelStore
+
+if TYPE_CHECKING:
+    from fiotray.core.devices import DeviceRow, PendingStore, VpnState
+    from fiotray.core.secrets import SecretStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+WEB_APP = "https://app.foundries.io"
+
+
+@dataclass
+class Services:
+    """Everything the app works with; the demo swaps in its own."""
+
+    profiles: ProfileStore
+    tunnels: TunnelStore
+    settings: SettingsStore
+    secrets: SecretStore
+    controller: TunnelController
+    pending: PendingStore
+    demo: Any = None  # fiotray.demo.factory.DemoSession
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+
+def real_services() -> Services:
+    from fiotray.core.devices import PendingStore
+    from fiotray.core.secrets import SecretStore
+
+    tunnels = TunnelStore()
+    secrets = SecretStore()
+    return Services(
+        profiles=ProfileStore(),
+        tunnels=tunnels,
+        settings=SettingsStore(),
+        secrets=secrets,
+        controller=TunnelController(tunnels, secrets),
+        pending=PendingStore(),
+    )
+
+
+def demo_services(devices: int | None = None) -> Services:
+    """The embedded fake factory, a simulated tunnel, nothing saved outside a temp dir."""
+    from fiotray.core import wgconf
+    from fiotray.core.devices import PendingStore
+    from fiotray.core.secrets import tunnel_key
+    from fiotray.core.wgfiles import SERVER_FILE, WireguardServer
+    from fiotray.demo.factory import DEMO_DEVICES, start_demo
+    from fiotray.demo.tunnel import SimulatedHelper
+
+    scratch = tempfile.TemporaryDirectory(prefix="fiotray-demo-")
+    root = Path(scratch.name)
+    session = start_demo(devices or DEMO_DEVICES)
+    profiles = ProfileStore(root / "config")
+    profiles.save(session.profile, make_default=True)
+    tunnels = TunnelStore(root / "config")
+    sys_net = root / "sys-class-net"
+    sys_net.mkdir()
+    key = wgconf.generate_private_key()
+    wg_server = WireguardServer.parse(
+        next(
+            f.value
+            for entry in session.server.factory.factory_configs
+            for f in entry.files
+            if f.name == SERVER_FILE
+        )
+    )
+    tunnels.save(
+        TunnelProfile(
+            name=session.profile.factory,
+            kind="foundries",
+            interface="fiodemo",
+            template=wgconf.foundries_template(wg_server, "10.42.42.250"),
+            public_key=wgconf.public_key(key),
+            endpoint=wg_server.endpoint,
+            factory=session.profile.factory,
+            address="10.42.42.250",
+            server_address=wg_server.server_address,
+        )
+    )
+    session.secrets.set(tunnel_key(session.profile.factory), key)
+    controller = TunnelController(
+        tunnels, session.secrets, SimulatedHelper(sys_net), sys_net=sys_net
+    )
+    return Services(
+        profiles=profiles,
+        tunnels=tunnels,
+        settings=SettingsStore(root / "config"),
+        secrets=session.secrets,
+        controller=controller,
+        pending=PendingStore(root / "state" / "pending-vpn.json"),
+        demo=session,
+        cleanups=[session.close, scratch.cleanup],
+    )
+
+
+class Backend(QObject):
+    tunnelChanged = Signal(object)  # TunnelStatus, whenever a tunnel's observed state changes
+    profilesChanged = Signal()  # factories or tunnels added or removed
+    settingsChanged = Signal()
+    devicesProgress = Signal(str, int, int)  # factory, devices loaded so far, total (0: unknown)
+    devicesLoaded = Signal(str, object)  # factory, list[DeviceRow]
+    devicesFailed = Signal(str, str)  # factory, one sentence
+    vpnChanged = Signal(str, object)  # factory, VpnState
+    notice = Signal(str, str, str)  # title, message, level: "info" | "warning" | "error"
+
+    def __init__(self, services: Services, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.services = services
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._clients: dict[str, Any] = {}
+        self.tunnel_states: dict[str, TunnelStatus] = {}
+        self._settings = services.settings.load()
+        services.controller.subscribe(self._on_tunnel)
+
+    # -- plumbing ----------------------------------------------------------------
+
+    @property
+    def demo(self) -> bool:
+        return self.services.demo is not None
+
+    def spawn(self, coro: Coroutine[Any, Any, T], *, what: str = "") -> asyncio.Task[T]:
+        """Run a coroutine on the loop; a FiotrayError becomes a notice, never a traceback."""
+        task = asyncio.ensure_future(self._guard(coro, what))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task  # type: ignore[return-value]
+
+    async def _guard(self, coro: Awaitable[T], what: str) -> T | None:
+        try:
+            return await coro
+        except FiotrayError as exc:
+            log.info("%s failed: %s", what or "action", exc)
+            title = "Sign-in needed" if isinstance(exc, AuthError) else (what or "fiotray")
+            self.notice.emit(title, str(exc), "error")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", what or "a background task")
+            self.notice.emit(
+                what or "fiotray", "Something unexpected failed; see the log.", "error"
+            )
+        return None
+
+    async def shutdown(self) -> None:
+        """Cancel what is running, close HTTP clients, stop the demo: a clean quit."""
+        tasks = [t for t in self._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+        for cleanup in self.services.cleanups:
+            cleanup()
+        self.services.cleanups.clear()
+
+    # -- settings and profiles (cheap, synchronous) -------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def save_settings(self, settings: Settings) -> None:
+        from fiotray.core import autostart
+
+        if settings.autostart != autostart.is_enabled() and not self.demo:
+            if settings.autostart:
+                autostart.enable()
+            else:
+                autostart.disable()
+        self.services.settings.save(settings)
+        self._settings = settings
+        self.settingsChanged.emit()
+
+    def factories(self) -> list[Profile]:
+        return self.services.profiles.list()
+
+    def tunnels(self) -> list[TunnelProfile]:
+        return self.services.tunnels.list()
+
+    def default_tunnel(self) -> TunnelProfile | None:
+        tunnels = {t.name: t for t in self.tunnels()}
+        for name in (self._settings.default_tunnel, self.services.tunnels.default_name()):
+            if name and name in tunnels:
+                return tunnels[name]
+        return next(iter(tunnels.values()), None)
+
+    # -- tunnels ---------------------------------------------------------------------
+
+    def _on_tunnel(self, status: TunnelStatus) -> None:
+        self.tunnel_states[status.profile] = status
+        self.tunnelChanged.emit(status)
+
+    async def refresh_tunnels(self) -> list[TunnelStatus]:
+        return await self.services.controller.status()
+
+    async def connect(self, name: str) -> TunnelStatus:
+        return await self.services.controller.connect(name, wait=10.0)
+
+    async def disconnect(self, name: str) -> TunnelStatus:
+        return await self.services.controller.disconnect(name)
+
+    async def toggle(self, name: str) -> TunnelStatus:
+        current = self.tunnel_states.get(name)
+        if current is not None and current.state is not State.DISCONNECTED:
+            return await self.disconnect(name)
+        return await self.connect(name)
+
+    # -- factories and devices ---------------------------------------------------------
+
+    async def client(self, factory: str) -> Any:
+        """A signed-in FactoryClient for the factory, reused while the app runs."""
+        if factory not in self._clients:
+            from fiotray.core.session import open_factory
+
+            profile = self.services.profiles.get(factory)
+            self._clients[factory] = await open_factory(profile, self.services.secrets)
+        return self._clients[factory]
+
+    async def _drop_client(self, factory: str) -> None:
+        client = self._clients.pop(factory, None)
+        if client is not None:
+            await client.aclose()
+
+    async def load_devices(self, factory: str) -> list[DeviceRow]:
+        """Every device with its VPN columns; progress per page; failures keep nothing half."""
+        from fiotray.core import devices
+
+        loaded = 0
+
+        def page(rows: list[Any], total: int | None) -> None:
+            nonlocal loaded
+            loaded += len(rows)
+            self.devicesProgress.emit(factory, loaded, total or 0)
+
+        try:
+            api = await self.client(factory)
+            rows = await devices.list_rows(api, pending=self.services.pending, on_page=page)
+        except AuthError as exc:
+            await self._drop_client(factory)
+            self.devicesFailed.emit(factory, str(exc))
+            raise
+        except FiotrayError as exc:
+            self.devicesFailed.emit(factory, str(exc))
+            raise
+        self.devicesLoaded.emit(factory, rows)
+        return rows
+
+    async def set_vpn(self, factory: str, device: str, enable: bool) -> VpnState:
+        from fiotray.core import devices
+
+        api = await self.client(factory)
+        state = await devices.set_vpn(api, device, enable, pending=self.services.pending)
+        self.vpnChanged.emit(factory, state)
+        return state
+
+    async def ssh_command(self, factory: str, device: str, route: str | None = None) -> list[str]:
+        from fiotray.core import session, ssh
+
+        api = await self.client(factory)
+        profile = self.services.tunnels.for_factory(factory)
+        (target,) = await session.ssh_targets(api, profile, device)
+        defaults = {"user": self._settings.ssh_user, "route": self._settings.ssh_route}
+        settings = session.ssh_settings(profile, route, defaults)
+        return ssh.ssh_argv(target, settings)
+
+    async def open_ssh(self, factory: str, device: str, route: str | None = None) -> int:
+        from fiotray.core import terminal
+
+        argv = await self.ssh_command(factory, device, route)
+        pid = await terminal.launch_in_terminal(argv, setting=self._settings.terminal or None)
+        settings = self._settings.remember(factory, device)
+        self.services.settings.save(settings)
+        self._settings = settings
+        return pid
+
+    def web_url(self, factory: str, device: str) -> str:
+        from urllib.parse import quote
+
+        return f"{WEB_APP}/factories/{quote(factory, safe='')}/devices/{quote(device, safe='')}/"
+
+    # -- sign-in and profiles -------------------------------------------------------
+
+    async def sign_in_token(self, factory: str, token: str, api_url: str | None = None) -> Profile:
+        from fiotray.core import signin
+
+        profile = await signin.sign_in_api_token(
+            self.services.profiles,
+            self.services.secrets,
+            factory=factory,
+            token=token,
+            api_url=api_url,
+        )
+        await self._drop_client(profile.factory)
+        self.profilesChanged.emit()
+        return profile
+
+    async def sign_in_client(
+        self,
+        client_id: str,
+        client_secret: str,
+        factory: str | None = None,
+        oauth_url: str | None = None,
+        api_url: str | None = None,
+    ) -> Profile:
+        from fiotray.core import signin
+
+        profile = await signin.sign_in_client_credentials(
+            self.services.profiles,
+            self.services.secrets,
+            client_id=client_id,
+            client_secret=client_secret,
+            factory=factory,
+            oauth_url=oauth_url,
+            api_url=api_url,
+        )
+        await self._drop_client(profile.factory)
+        self.profilesChanged.emit()
+        return profile
+
+    async def sign_in_fioctl(self, path: Path | None = None) -> Profile:
+        from fiotray.core import signin
+
+        profile = await signin.sign_in_from_fioctl(
+            self.services.profiles, self.services.secrets, path=path
+        )
+        await self._drop_client(profile.factory)
+        self.profilesChanged.emit()
+        return profile
+
+    async def sign_out(self, factory: str) -> None:
+        from fiotray.core import signin
+
+        await self._drop_client(factory)
+        await signin.sign_out(self.services.profiles, self.services.secrets, factory)
+        self.profilesChanged.emit()
+
+    async def add_foundries_tunnel(
+        self, factory: str, address: str, name: str | None = None
+    ) -> TunnelProfile:
+        from fiotray.core import devices, tunnels
+
+        api = await self.client(factory)
+        server = await devices.factory_server(api)
+        used = {ip.ip for ip in await api.wireguard_ips()}
+        profile = await tunnels.create_foundries_profile(
+            self.services.tunnels,
+            self.services.secrets,
+            name=name or factory,
+            factory=factory,
+            server=server,
+            address=address,
+            used=used,
+        )
+        self.profilesChanged.emit()
+        return profile
+
+    async def import_tunnel(self, path: Path, name: str | None = None) -> TunnelProfile:
+        from fiotray.core import tunnels
+
+        text = await asyncio.to_thread(tunnels.read_conf_file, path)
+        profile = await tunnels.import_plain_profile(
+            self.services.tunnels,
+            self.services.secrets,
+            name=name or tunnels.name_from_path(path),
+            text=text,
+        )
+        self.profilesChanged.emit()
+        return profile
+
+    def admin_line(self, profile: TunnelProfile) -> str:
+        from fiotray.core import tunnels
+
+        return tunnels.admin_line(profile)
+
+
+__all__ = ["Backend", "Services", "demo_services", "real_services"]
