@@ -1,0 +1,36 @@
+"""GUI tests: pytest-qt on the offscreen platform, coroutines on a qasync loop.
+
+Tests here that need a real X server and tray use the `xsession` fixture
+(tests/xsession.py); everything else runs offscreen.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before any QApplication exists: widget tests render offscreen unless a test brings X.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+import qasync
+from PySide6.QtWidgets import QApplication
+
+from fiotray.gui.backend import Backend, demo_services
+
+
+def _qasync_loop() -> qasync.QEventLoop:
+    app = QApplication.instance() or QApplication([])
+    return qasync.QEventLoop(app, already_running=False)
+
+
+def pytest_asyncio_loop_factories(config, item):
+    # Async tests in this folder run on the Qt event loop, as the app does.
+    return {"qasync": _qasync_loop}
+
+
+@pytest.fixture
+async def backend(qapp):
+    """A Backend on the embedded demo factory and a simulated tunnel (no root, no network)."""
+    b = Backend(demo_services())
+    yield b
+    await b.shutdown()
