@@ -20,16 +20,32 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import platformdirs
 
-from fiotray.core import wgconf
 from fiotray.core.errors import FiotrayError, ProfileError, VpnError
 from fiotray.core.files import write_private
-from fiotray.core.secrets import SecretStore, tunnel_key
+
+if TYPE_CHECKING:
+    from fiotray.core.secrets import SecretStore
 
 log = logging.getLogger(__name__)
+
+
+# keyring and cryptography are imported on first use: the tray must appear fast, and
+# reading a tunnel's state needs neither.
+def _wgconf() -> Any:
+    from fiotray.core import wgconf
+
+    return wgconf
+
+
+def tunnel_key(tunnel: str) -> str:
+    from fiotray.core.secrets import tunnel_key as key
+
+    return key(tunnel)
+
 
 HELPER_PATH = Path("/usr/libexec/fiotray/fiotray-helper")
 PKEXEC = "pkexec"
@@ -190,15 +206,15 @@ async def create_foundries_profile(
     interface: str | None = None,
 ) -> TunnelProfile:
     """A key pair made here, the private half straight into the keyring."""
-    address = wgconf.check_laptop_address(address, server, used)
-    template = wgconf.foundries_template(server, address)
-    private = wgconf.generate_private_key()
+    address = _wgconf().check_laptop_address(address, server, used)
+    template = _wgconf().foundries_template(server, address)
+    private = _wgconf().generate_private_key()
     profile = TunnelProfile(
         name=name,
         kind="foundries",
         interface=interface or interface_for_factory(factory),
         template=template,
-        public_key=wgconf.public_key(private),
+        public_key=_wgconf().public_key(private),
         endpoint=server.endpoint,
         factory=factory,
         address=address,
@@ -221,7 +237,7 @@ async def import_plain_profile(
     text: str,
     interface: str | None = None,
 ) -> TunnelProfile:
-    imported = wgconf.split_import(text)
+    imported = _wgconf().split_import(text)
     profile = TunnelProfile(
         name=name,
         kind="plain",
@@ -547,7 +563,9 @@ class TunnelController:
                         f"The private key of tunnel {profile.name} is not in the keyring; "
                         "add the tunnel again."
                     )
-                await self.helper.up(profile.interface, wgconf.with_key(profile.template, private))
+                await self.helper.up(
+                    profile.interface, _wgconf().with_key(profile.template, private)
+                )
             except FiotrayError as exc:
                 self._errors[profile.name] = str(exc)
                 self._publish(
