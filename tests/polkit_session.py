@@ -396,6 +396,7 @@ def start_polkit(app_user: SystemUser) -> Iterator[PolkitSession]:
     subject: subprocess.Popen[bytes] | None = None
     touched = [
         helper_install.helper_path(),
+        Path("/") / helper_install.MODULE_REL,
         Path("/") / helper_install.POLICY_REL,
         Path("/") / helper_install.GROUP_RULE_REL,
     ]

@@ -37,23 +37,27 @@ has no side effects.
 
 from __future__ import annotations
 
-import base64
+# Every millisecond of start-up is connect latency, so only cheap modules are imported here:
+# no typing or dataclasses at run time, no subprocess (threading, selectors, locale: ~8 ms; see
+# run_tool), no re (and enum with it: ~4 ms; the validators below spell out their character
+# classes), no signal (its enums; _signal has the same numbers) and no contextlib. ipaddress
+# (only needed to parse configs and `wg show` output) and json (status output, odd records)
+# are imported where they are used.
+import _signal
 import binascii
-import contextlib
 import errno
 import fcntl
-import ipaddress
-import json
 import os
-import re
-import signal
+import select
 import stat
-import subprocess
 import sys
 import time
 import unicodedata
-from dataclasses import dataclass, field
-from typing import BinaryIO, TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ipaddress
+    from typing import BinaryIO, TextIO
 
 # Unit tests monkeypatch these two in-process; there is deliberately no
 # environment variable or option for them: the caller must not choose where
@@ -89,15 +93,25 @@ EXIT_WG_QUICK = 5
 PROG = "fiotray-helper"
 USAGE = "usage: fiotray-helper up IFNAME < CONFIG | down IFNAME | status"
 
-IFNAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,14}")
-_KEY_RE = re.compile(r"[A-Za-z0-9+/]{43}=")
-_NUMBER_RE = re.compile(r"[0-9]{1,5}")
-_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-# Names that are safe to repeat back in an error message. Anything else (a key
-# name that might be a pasted secret, odd characters) is described, not echoed.
-_ECHO_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
-# Runs that look like a WireGuard key: scrubbed from anything we pass on from wg-quick.
-_KEYLIKE_RE = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
+# ASCII only, spelled out: str.isalnum() and friends would take any Unicode letter or digit.
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_DIGITS = frozenset("0123456789")
+_NAME_CHARS = _LETTERS | _DIGITS | frozenset("_-")  # [A-Za-z0-9_-]
+_LABEL_CHARS = _LETTERS | _DIGITS | frozenset("-")  # [A-Za-z0-9-]
+_BASE64_CHARS = _LETTERS | _DIGITS | frozenset("+/")  # [A-Za-z0-9+/]
+
+
+class _suppress:
+    """contextlib.suppress, without contextlib's imports (collections, functools...)."""
+
+    def __init__(self, *kinds: type[BaseException]) -> None:
+        self.kinds = kinds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+        return kind is not None and issubclass(kind, self.kinds)
 
 
 class HelperError(Exception):
@@ -121,26 +135,67 @@ class ConfigError(HelperError):
 # --------------------------------------------------------------------------- model
 
 
-@dataclass(frozen=True)
-class Interface:
-    private_key: str = field(repr=False)
+class _Record:
+    """A small immutable record (dataclasses cost start-up time, see above)."""
+
+    __slots__ = ()
+    _hidden: tuple[str, ...] = ()  # fields repr() must not show: keys
+
+    def __init__(self, **values: object) -> None:
+        for name in self.__slots__:
+            value = values.pop(name) if name in values else getattr(type(self), "_d_" + name)
+            object.__setattr__(self, name, value)
+        if values:
+            raise TypeError(f"unexpected fields {sorted(values)}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._fields() == self._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{n}={getattr(self, n)!r}" for n in self.__slots__ if n not in self._hidden
+        )
+        return f"{type(self).__name__}({shown})"
+
+
+class Interface(_Record):
+    __slots__ = ("addresses", "dns", "listen_port", "mtu", "private_key")
+    _hidden = ("private_key",)
+    private_key: str
     addresses: tuple[str, ...]
-    listen_port: int | None = None
-    mtu: int | None = None
-    dns: tuple[str, ...] = ()
+    listen_port: int | None
+    mtu: int | None
+    dns: tuple[str, ...]
+    _d_listen_port = None
+    _d_mtu = None
+    _d_dns = ()
 
 
-@dataclass(frozen=True)
-class Peer:
+class Peer(_Record):
+    __slots__ = ("allowed_ips", "endpoint", "persistent_keepalive", "preshared_key", "public_key")
+    _hidden = ("preshared_key",)
     public_key: str
-    preshared_key: str | None = field(default=None, repr=False)
-    endpoint: str | None = None
-    allowed_ips: tuple[str, ...] = ()
-    persistent_keepalive: int | None = None  # 0 means off
+    preshared_key: str | None
+    endpoint: str | None
+    allowed_ips: tuple[str, ...]
+    persistent_keepalive: int | None  # 0 means off
+    _d_preshared_key = None
+    _d_endpoint = None
+    _d_allowed_ips = ()
+    _d_persistent_keepalive = None
 
 
-@dataclass(frozen=True)
-class WgConfig:
+class WgConfig(_Record):
+    __slots__ = ("interface", "peers")
     interface: Interface
     peers: tuple[Peer, ...]
 
@@ -154,8 +209,70 @@ class WgConfig:
 # --------------------------------------------------------------------------- validation
 
 
+def _is_name(value: str, longest: int) -> bool:
+    """[A-Za-z][A-Za-z0-9_-]* of 1 to `longest` characters."""
+    return 0 < len(value) <= longest and value[0] in _LETTERS and _NAME_CHARS.issuperset(value)
+
+
+def is_ifname(value: str) -> bool:
+    """[A-Za-z][A-Za-z0-9_-]{0,14}: what Linux takes as an interface name, and a safe file name."""
+    return _is_name(value, 15)
+
+
+def _is_echo_name(value: str) -> bool:
+    """Safe to repeat back in an error message: [A-Za-z][A-Za-z0-9_-]{0,31}.
+
+    Anything else (a key name that might be a pasted secret, odd characters) is described,
+    not echoed.
+    """
+    return _is_name(value, 32)
+
+
+def _is_digits(value: str, longest: int) -> bool:
+    """[0-9]{1,longest} (int() alone would take "1_000", "+5", " 5" or non-ASCII digits)."""
+    return 0 < len(value) <= longest and _DIGITS.issuperset(value)
+
+
+def _is_key_shape(value: str) -> bool:
+    """[A-Za-z0-9+/]{43}= : base64 of 32 bytes."""
+    return len(value) == 44 and value[43] == "=" and _BASE64_CHARS.issuperset(value[:43])
+
+
+def _is_dns_label(label: str) -> bool:
+    """[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])? : no hyphen first or last."""
+    return (
+        0 < len(label) <= 63
+        and label[0] != "-"
+        and label[-1] != "-"
+        and _LABEL_CHARS.issuperset(label)
+    )
+
+
+def _scrub_keylike(text: str) -> str:
+    """Every run that looks like a WireGuard key, [A-Za-z0-9+/]{40,}={0,2}, as <redacted>."""
+    out: list[str] = []
+    copied = i = 0
+    n = len(text)
+    while i < n:
+        if text[i] not in _BASE64_CHARS:
+            i += 1
+            continue
+        end = i
+        while end < n and text[end] in _BASE64_CHARS:
+            end += 1
+        if end - i >= 40:
+            run_end = end
+            while end < n and end - run_end < 2 and text[end] == "=":
+                end += 1
+            out += (text[copied:i], "<redacted>")
+            copied = end
+        i = end
+    out.append(text[copied:])
+    return "".join(out)
+
+
 def validate_ifname(name: str) -> str:
-    if not IFNAME_RE.fullmatch(name):
+    if not is_ifname(name):
         raise ConfigError(
             "invalid interface name: 1 to 15 characters of A-Z a-z 0-9 _ -, starting with a letter"
         )
@@ -168,21 +285,20 @@ def _key(value: str, what: str, line: int) -> str:
         f"{what} is not a valid WireGuard key (base64 of 32 bytes: 44 characters ending in '=')",
         line,
     )
-    if not _KEY_RE.fullmatch(value):
+    if not _is_key_shape(value):
         raise bad
     try:
-        raw = base64.b64decode(value, validate=True)
+        raw = binascii.a2b_base64(value, strict_mode=True)  # = base64.b64decode(validate=True)
     except (binascii.Error, ValueError):
         raise bad from None
     # wg rejects non-canonical encodings (stray low bits), so must we.
-    if len(raw) != 32 or base64.b64encode(raw).decode("ascii") != value:
+    if len(raw) != 32 or binascii.b2a_base64(raw, newline=False).decode("ascii") != value:
         raise bad
     return value
 
 
 def _number(value: str, what: str, low: int, high: int, line: int) -> int:
-    # int() alone would take "1_000", "+5" or non-ASCII digits.
-    if not _NUMBER_RE.fullmatch(value) or not low <= int(value) <= high:
+    if not _is_digits(value, 5) or not low <= int(value) <= high:
         raise ConfigError(f"{what} must be a number from {low} to {high}", line)
     return int(value)
 
@@ -195,6 +311,8 @@ def _items(value: str, what: str, line: int) -> list[str]:
 
 
 def _ip_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    import ipaddress  # not at the top: `down` does without it
+
     if "%" in value:  # IPv6 scope ids are not for tunnel configs
         return None
     try:
@@ -204,6 +322,8 @@ def _ip_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
 
 
 def _address(value: str, line: int) -> str:
+    import ipaddress
+
     try:
         if value.count("/") != 1 or "%" in value:
             raise ValueError
@@ -217,6 +337,8 @@ def _address(value: str, line: int) -> str:
 
 
 def _network(value: str, line: int) -> str:
+    import ipaddress
+
     try:
         if "%" in value or value.count("/") > 1:
             raise ValueError
@@ -233,7 +355,7 @@ def is_dns_name(value: str) -> bool:
     if not value or len(value) > 253 or not value.isascii():
         return False
     labels = value.split(".")
-    if not all(_LABEL_RE.fullmatch(label) for label in labels):
+    if not all(_is_dns_label(label) for label in labels):
         return False
     # "10.1.2" would be read as an IPv4 address by the resolver.
     return not labels[-1].isdigit()
@@ -249,6 +371,8 @@ def _dns(value: str, line: int) -> str:
 
 
 def _endpoint(value: str, line: int) -> str:
+    import ipaddress
+
     bad = ConfigError(
         "Endpoint must be HOST:PORT with HOST an IPv4 address, [IPv6 address] or DNS name "
         "and PORT from 1 to 65535",
@@ -271,7 +395,7 @@ def _endpoint(value: str, line: int) -> str:
             host_out = host
         else:
             raise bad
-    if not _NUMBER_RE.fullmatch(port) or not 1 <= int(port) <= 65535:
+    if not _is_digits(port, 5) or not 1 <= int(port) <= 65535:
         raise bad
     return f"{host_out}:{int(port)}"
 
@@ -338,15 +462,17 @@ def decode_config(data: bytes) -> str:
 
 
 def _describe_key(key: str) -> str:
-    return f"'{key}'" if _ECHO_NAME_RE.fullmatch(key) else "(name not shown)"
+    return f"'{key}'" if _is_echo_name(key) else "(name not shown)"
 
 
-@dataclass
 class _Section:
-    kind: str  # "Interface" or "Peer"
-    line: int
-    values: dict[str, object] = field(default_factory=dict)
-    lines: dict[str, int] = field(default_factory=dict)  # key -> line it was given on
+    __slots__ = ("kind", "line", "lines", "values")
+
+    def __init__(self, kind: str, line: int) -> None:
+        self.kind = kind  # "Interface" or "Peer"
+        self.line = line
+        self.values: dict[str, object] = {}
+        self.lines: dict[str, int] = {}  # key -> line it was given on
 
     def single(self, key: str) -> object:
         return self.values.get(key)
@@ -388,7 +514,7 @@ def parse_config(text: str) -> WgConfig:
                 peers.append(current)
             else:
                 inner = line[1:-1].strip(" \t") if line.endswith("]") else ""
-                shown = f"[{inner}]" if _ECHO_NAME_RE.fullmatch(inner) else "(name not shown)"
+                shown = f"[{inner}]" if _is_echo_name(inner) else "(name not shown)"
                 raise ConfigError(
                     f"unknown section {shown}: only [Interface] and [Peer] are allowed", number
                 )
@@ -530,11 +656,11 @@ def render_config(config: WgConfig) -> str:
 
 
 def _dump_key(value: str) -> str | None:
-    return value if _KEY_RE.fullmatch(value) else None
+    return value if _is_key_shape(value) else None
 
 
 def _dump_int(value: str) -> int:
-    if not re.fullmatch(r"[0-9]{1,20}", value):
+    if not _is_digits(value, 20):
         raise ValueError("not a number")
     return int(value)
 
@@ -587,7 +713,7 @@ def sanitize(text: str, limit: int = MAX_ERROR_DETAIL, secrets: list[str] | None
     """One printable-ASCII line, key-like runs and known secrets scrubbed, cut to `limit`."""
     for secret in secrets or ():
         text = text.replace(secret, "<redacted>")
-    text = _KEYLIKE_RE.sub("<redacted>", text)
+    text = _scrub_keylike(text)
     text = "".join(c if " " <= c <= "~" else "?" for c in text).strip()
     return text[:limit]
 
@@ -620,33 +746,159 @@ def tool_env() -> dict[str, str]:
     return env
 
 
+# A timed-out tool gets SIGTERM first, so that wg-quick's trap removes a half-made interface,
+# then SIGKILL; each is followed by this many seconds' grace.
+_STOP_SIGNALS = ((_signal.SIGTERM, 5.0), (_signal.SIGKILL, 5.0))
+
+
 def run_tool(argv: list[str], timeout: float) -> tuple[int, bytes, bytes]:
-    """Run argv (absolute path, no shell) with the fixed environment; (-1, ...) on timeout."""
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=tool_env(),
-        cwd="/",
-        close_fds=True,
-        start_new_session=True,  # no controlling terminal; one group to stop on timeout
-    )
+    """Run argv (absolute path, no shell) with the fixed environment; (-1, ...) on timeout.
+
+    The tool gets stdin from /dev/null, stdout and stderr on pipes read here, cwd /, a new
+    session (so a process group of its own), SIGPIPE and SIGXFSZ at their defaults (Python
+    ignores both) and no other file descriptor: what subprocess.Popen(close_fds=True,
+    start_new_session=True, cwd="/") gives, without subprocess's ~8 ms of imports. The exit
+    code is Popen's returncode (-N: killed by signal N).
+
+    Reading stops when the tool exits, not at end-of-file, so a daemon it left behind with a
+    copy of the pipes cannot hold us up. On timeout the process group gets SIGTERM, then
+    SIGKILL, each with a grace period; the result is then (-1, out, err), or (-1, b"", b"")
+    if even SIGKILL did not end the tool.
+    """
+    if not os.path.isabs(argv[0]):  # posix_spawn does no PATH search, and cwd is /
+        raise ValueError("run_tool needs an absolute path")
+    env = tool_env()
+    fds: list[int] = []  # all close-on-exec; all closed by the end
     try:
-        out, err = proc.communicate(timeout=timeout)
-        return proc.returncode, out, err
-    except subprocess.TimeoutExpired:
-        pass
-    # TERM first: wg-quick's trap then removes a half-made interface.
-    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            out, err = proc.communicate(timeout=grace)
-            return -1, out, err
-        except subprocess.TimeoutExpired:
+        fds.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        fds.extend(os.pipe2(os.O_CLOEXEC))
+        fds.extend(os.pipe2(os.O_CLOEXEC))
+        for i, fd in enumerate(fds):
+            if fd < 3:  # 0-2 were closed in this process: out of the way of the child's 0-2
+                fds[i] = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+                os.close(fd)
+        null, out_r, out_w, err_r, err_w = fds
+        pid = _spawn(argv, env, null, out_w, err_w)
+        for fd in (null, out_w, err_w):  # the child has its own copies now
+            fds.remove(fd)
+            os.close(fd)
+        return _collect(pid, out_r, err_r, timeout)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _spawn(argv: list[str], env: dict[str, str], stdin: int, stdout: int, stderr: int) -> int:
+    """posix_spawn argv in / with stdin, stdout and stderr as its 0, 1, 2 and nothing else."""
+    actions: list[tuple[int, ...]] = [
+        (os.POSIX_SPAWN_DUP2, stdin, 0),  # dup2 clears close-on-exec on the copy
+        (os.POSIX_SPAWN_DUP2, stdout, 1),
+        (os.POSIX_SPAWN_DUP2, stderr, 2),
+    ]
+    # An exec closes only close-on-exec descriptors (all of ours are): close inherited ones.
+    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
+    # One difference from subprocess's fork_exec: glibc's posix_spawn leaves its two internal
+    # signals (32, 33: below SIGRTMIN, used by no program) ignored in the child.
+    # os.posix_spawn has no chdir action: step into / around the call (the helper runs one
+    # thread; the unprivileged app, which imports this module, never runs tools).
+    try:
+        back = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        back = -1  # our cwd is gone: staying in / loses nothing
+    os.chdir("/")
+    try:
+        return os.posix_spawn(
+            argv[0],
+            argv,
+            env,
+            file_actions=actions,
+            setsid=True,
+            setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
+        )
+    finally:
+        if back >= 0:
+            with _suppress(OSError):  # then stay in /: nothing here depends on the cwd
+                os.fchdir(back)
+            os.close(back)
+
+
+def _inheritable_fds() -> list[int]:
+    """Our descriptors above 2 that an exec would pass on (left to us by whoever started us)."""
+    try:
+        listed = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: look at every possible one
+        listed = list(range(3, os.sysconf("SC_OPEN_MAX")))
+    found = []
+    for fd in listed:
+        if fd > 2:
+            with _suppress(OSError):  # not open: the listing's own descriptor, closed by now
+                if os.get_inheritable(fd):
+                    found.append(fd)
+    return found
+
+
+def _collect(pid: int, out_r: int, err_r: int, timeout: float) -> tuple[int, bytes, bytes]:
+    """The tool's exit code and output, or -1 after stopping it (see run_tool)."""
+    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+    poller = select.poll()  # not select.select: no limit on descriptor numbers
+    for fd in chunks:
+        poller.register(fd, select.POLLIN)
+    try:
+        pidfd = os.pidfd_open(pid)  # readable once the child has exited (Linux >= 5.3)
+        poller.register(pidfd, select.POLLIN)
+    except OSError:
+        pidfd = -1  # poll for the exit instead
+    try:
+        code = _read_until_exit(pid, pidfd, poller, chunks, time.monotonic() + timeout)
+        if code is not None:
+            return code, b"".join(chunks[out_r]), b"".join(chunks[err_r])
+        for sig, grace in _STOP_SIGNALS:
+            with _suppress(ProcessLookupError):
+                os.killpg(pid, sig)  # not reaped yet, so pid is still its group's id
+            if _read_until_exit(pid, pidfd, poller, chunks, time.monotonic() + grace) is not None:
+                return -1, b"".join(chunks[out_r]), b"".join(chunks[err_r])
+        return -1, b"", b""
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+def _read_until_exit(
+    pid: int, pidfd: int, poller: select.poll, chunks: dict[int, list[bytes]], deadline: float
+) -> int | None:
+    """Read the pipes until the child exits (its exit code) or the deadline (None)."""
+    while True:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped:
+            # What it wrote before exiting is in the pipes now: take that, but wait for
+            # nothing more (a daemon it started may hold the write ends open).
+            drain_until = time.monotonic() + 1.0  # only a daemon writing non-stop needs this
+            while _read_ready(poller.poll(0), pidfd, poller, chunks):
+                if time.monotonic() > drain_until:
+                    break
+            return os.waitstatus_to_exitcode(status)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        wait_ms = left * 1000 if pidfd >= 0 else min(left * 1000, 5.0)
+        _read_ready(poller.poll(wait_ms + 1), pidfd, poller, chunks)
+
+
+def _read_ready(
+    events: list[tuple[int, int]], pidfd: int, poller: select.poll, chunks: dict[int, list[bytes]]
+) -> bool:
+    """Read the pipes `events` names as ready (end-of-file: unregister); whether any was."""
+    read = False
+    for fd, _event in events:
+        if fd == pidfd:
             continue
-    return -1, b"", b""
+        read = True
+        data = os.read(fd, 65536)
+        if data:
+            chunks[fd].append(data)
+        else:
+            poller.unregister(fd)
+    return read
 
 
 def last_error_line(stderr: bytes, secrets: list[str]) -> str:
@@ -683,7 +935,7 @@ def caller_uid() -> int:
     raw = os.environ.get("PKEXEC_UID")
     if raw is None:
         return os.getuid()
-    if not re.fullmatch(r"[0-9]{1,10}", raw) or int(raw) >= 2**32 - 1:
+    if not _is_digits(raw, 10) or int(raw) >= 2**32 - 1:
         raise HelperError(EXIT_USAGE, "PKEXEC_UID is not a valid uid")
     return int(raw)
 
@@ -695,7 +947,7 @@ def open_runtime_dir(*, create: bool) -> int | None:
     """
     path = os.fspath(RUNTIME_DIR)
     if create:
-        with contextlib.suppress(FileExistsError):
+        with _suppress(FileExistsError):
             os.mkdir(path, 0o700)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -753,7 +1005,7 @@ def _write_new(dirfd: int, name: str, data: bytes) -> None:
 
 def _remove_records(dirfd: int, name: str) -> None:
     for suffix in (".conf", ".json"):
-        with contextlib.suppress(FileNotFoundError):
+        with _suppress(FileNotFoundError):
             os.unlink(name + suffix, dir_fd=dirfd)
 
 
@@ -774,6 +1026,11 @@ def _record(dirfd: int, name: str) -> tuple[int | None, int]:
         raw = os.read(fd, 4096)
     finally:
         os.close(fd)
+    fast = _parse_own_record(raw)
+    if fast is not None:
+        return fast
+    import json  # a record not in the exact form cmd_up writes: read it as before
+
     try:
         data = json.loads(raw.decode("utf-8"))
         uid, created = data["uid"], data.get("created", 0)
@@ -783,6 +1040,31 @@ def _record(dirfd: int, name: str) -> tuple[int | None, int]:
         created = 0
     valid = isinstance(uid, int) and not isinstance(uid, bool) and uid >= 0
     return (uid if valid else None), created
+
+
+def _record_text(uid: int, created: int) -> str:
+    """The record cmd_up writes: what json.dumps({"uid": uid, "created": created}) gives."""
+    return f'{{"uid": {int(uid)}, "created": {int(created)}}}\n'
+
+
+def _canonical_uint(digits: bytes) -> bool:
+    # bytes.isdigit() is ASCII-only; JSON allows no leading zeros.
+    return digits.isdigit() and (digits == b"0" or not digits.startswith(b"0"))
+
+
+def _parse_own_record(raw: bytes) -> tuple[int, int] | None:
+    """(uid, created) from exactly what _record_text writes, else None.
+
+    `down` reads a record on every call: this spares it json (and re, which json imports).
+    Where it answers, json.loads would give the same numbers.
+    """
+    head, tail = b'{"uid": ', b"}\n"
+    if not (raw.startswith(head) and raw.endswith(tail)):
+        return None
+    uid, sep, created = raw[len(head) : -len(tail)].partition(b', "created": ')
+    if not (sep and _canonical_uint(uid) and _canonical_uint(created)):
+        return None
+    return int(uid), int(created)
 
 
 def _has_file(dirfd: int, name: str) -> bool:
@@ -812,7 +1094,7 @@ def cmd_up(name: str, config: WgConfig) -> int:
             raise HelperError(EXIT_CONFLICT, f"interface {name} already exists")
         _remove_records(dirfd, name)  # left over from a tunnel that is gone
         conf_path = os.path.join(os.fspath(RUNTIME_DIR), f"{name}.conf")
-        record = json.dumps({"uid": uid, "created": int(time.time())}) + "\n"
+        record = _record_text(uid, int(time.time()))
         try:
             _write_new(dirfd, f"{name}.conf", render_config(config).encode("utf-8"))
             _write_new(dirfd, f"{name}.json", record.encode("utf-8"))
@@ -895,7 +1177,7 @@ def status() -> dict[str, object]:
             names = sorted(
                 entry[:-5]
                 for entry in os.listdir(dirfd)
-                if entry.endswith(".json") and IFNAME_RE.fullmatch(entry[:-5])
+                if entry.endswith(".json") and is_ifname(entry[:-5])
             )
             for name in names:
                 try:
@@ -924,6 +1206,8 @@ def status() -> dict[str, object]:
 
 def cmd_status(out: TextIO) -> int:
     require_root()
+    import json
+
     out.write(json.dumps(status(), sort_keys=False) + "\n")
     return EXIT_OK
 

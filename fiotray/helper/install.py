@@ -36,6 +36,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import fiotray_helper  # noqa: E402
 
+os.umask(0o077)  # nothing the helper writes is for anyone but root
 sys.exit(fiotray_helper.main(sys.argv[1:]))
 """
 POLICY_REL = Path("usr/share/polkit-1/actions") / POLICY_NAME
