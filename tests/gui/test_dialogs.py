@@ -1,0 +1,503 @@
+"""The dialogs on the demo backend: validation, real flows against the fake factory, inline errors.
+
+Async tests run on the qasync loop: they never start a nested Qt event loop
+(no exec(), no qtbot.waitSignal); they await the dialog's task or a short sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QDialog, QLineEdit
+
+from fiotray.core import wgconf
+from fiotray.core.errors import SecretsUnavailable
+from fiotray.core.secrets import _LOCKED_MSG, profile_key, tunnel_key
+from fiotray.core.settings import SettingsStore
+from fiotray.demo.factory import DEMO_FACTORY
+from fiotray.gui.dialogs import (
+    AddFoundriesTunnelDialog,
+    HelpDialog,
+    ImportTunnelDialog,
+    SettingsDialog,
+    SignInDialog,
+)
+
+CLIENT_ID = "fiotray-gui-test"
+CLIENT_SECRET = "gui-client-secret-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def keep_running_when_a_dialog_closes(qapp):
+    # A tray app's dialogs are often its only windows; closing one must not quit the
+    # app (or stop the qasync loop under a running test), as in the real tray app.
+    before = qapp.quitOnLastWindowClosed()
+    qapp.setQuitOnLastWindowClosed(False)
+    yield
+    qapp.setQuitOnLastWindowClosed(before)
+
+
+async def tick(seconds: float = 0.01) -> None:
+    """Let the Qt loop (qasync) run queued events and zero-timers."""
+    await asyncio.sleep(seconds)
+
+
+async def settle(dialog) -> None:
+    assert dialog.work is not None
+    await asyncio.wait_for(asyncio.shield(dialog.work), timeout=10)
+    await tick()
+
+
+def demo_token(backend) -> str:
+    token = backend.services.secrets.get(profile_key(DEMO_FACTORY, "api_token"))
+    assert token
+    return token
+
+
+def opened(qtbot, dialog):
+    qtbot.addWidget(dialog)
+    dialog.open()
+    return dialog
+
+
+def conf_text(*extra: str) -> str:
+    lines = [
+        "[Interface]",
+        f"PrivateKey = {wgconf.generate_private_key()}",
+        "Address = 10.9.0.2/32",
+        *extra,
+        "",
+        "[Peer]",
+        f"PublicKey = {wgconf.public_key(wgconf.generate_private_key())}",
+        "Endpoint = vpn.example.com:51820",
+        "AllowedIPs = 10.9.0.0/24",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# -- sign in -------------------------------------------------------------------------------
+
+
+async def test_sign_in_fields_and_validation(qtbot, backend):
+    dlg = opened(qtbot, SignInDialog(backend))
+    await tick()
+    assert dlg.tabs.count() == 3
+    assert dlg.token.echoMode() is QLineEdit.EchoMode.Password
+    assert dlg.client_secret.echoMode() is QLineEdit.EchoMode.Password
+    assert not dlg.ok_button.isEnabled()
+    assert dlg.ok_button.isDefault()
+
+    dlg.token_factory.setText("acme corp")
+    dlg.token.setText("tok")
+    assert not dlg.ok_button.isEnabled()
+    assert dlg.message.property("kind") == "hint"
+    assert "invalid" in dlg.message.text()
+
+    dlg.token_factory.setText("acme")
+    assert dlg.ok_button.isEnabled()
+    assert dlg.message.isHidden()
+
+    # The demo signs in against its embedded fake, so its URLs are filled in and shown.
+    profile = backend.factories()[0]
+    assert dlg.api_url.text() == profile.api_url
+    assert dlg.advanced.isVisibleTo(dlg)
+    dlg.api_url.setText("ftp://example.com")
+    assert not dlg.ok_button.isEnabled()
+    assert "https://" in dlg.message.text()
+    dlg.api_url.setText(profile.api_url)
+    assert dlg.ok_button.isEnabled()
+
+    # Application credentials: the factory may stay empty; the OAuth URL applies here only.
+    dlg.tabs.setCurrentIndex(SignInDialog.CLIENT)
+    assert not dlg.ok_button.isEnabled()
+    dlg.client_id.setText("id")
+    dlg.client_secret.setText("secret")
+    assert dlg.ok_button.isEnabled()
+    dlg.client_id.setText("i d")
+    assert not dlg.ok_button.isEnabled()
+
+    # fioctl: the file must exist; its servers come from the file, so Advanced is off.
+    dlg.tabs.setCurrentIndex(SignInDialog.FIOCTL)
+    assert dlg.fioctl_path.text() == "~/.config/fioctl.yaml"
+    assert not dlg.advanced_toggle.isEnabled()
+    dlg.fioctl_path.setText("/nonexistent/fioctl.yaml")
+    assert not dlg.ok_button.isEnabled()
+    assert "no file" in dlg.message.text()
+
+
+async def test_sign_in_with_api_token(qtbot, backend):
+    profiles_changed = []
+    backend.profilesChanged.connect(lambda: profiles_changed.append(1))
+    dlg = opened(qtbot, SignInDialog(backend))
+    signed_in = []
+    dlg.signedIn.connect(signed_in.append)
+    dlg.token_factory.setText(DEMO_FACTORY)
+    dlg.token.setText(demo_token(backend))
+    QTest.keyClick(dlg.token, Qt.Key.Key_Return)  # Enter = the default button
+    assert dlg.running
+    assert not dlg.body.isEnabled() and not dlg.ok_button.isEnabled()
+    assert dlg.busy_bar.isVisibleTo(dlg)
+    assert DEMO_FACTORY in dlg.busy_label.text()
+    await settle(dlg)
+    assert dlg.result() == QDialog.DialogCode.Accepted
+    assert not dlg.isVisible()
+    assert dlg.profile is not None and dlg.profile.factory == DEMO_FACTORY
+    assert signed_in == [dlg.profile]
+    assert profiles_changed
+    assert dlg.token.text() == ""  # the secret does not outlive the dialog
+    assert not dlg.token.isUndoAvailable()
+
+
+async def test_sign_in_failure_shown_inline_and_dialog_stays(qtbot, backend):
+    notices = []
+    backend.notice.connect(lambda *a: notices.append(a))
+    dlg = opened(qtbot, SignInDialog(backend))
+    dlg.token_factory.setText("not-the-demo-factory")
+    dlg.token.setText(demo_token(backend))
+    dlg.ok_button.click()
+    await settle(dlg)
+    assert dlg.isVisible()
+    assert dlg.message.property("kind") == "error"
+    assert "404" in dlg.message.text() and "Factory not found" in dlg.message.text()
+    assert not dlg.running and dlg.body.isEnabled() and dlg.ok_button.isEnabled()
+    assert not dlg.busy_bar.isVisibleTo(dlg)
+    assert dlg.token.text()  # kept for another try
+    assert dlg.focusWidget() is dlg.token_factory  # back where the user was
+    assert notices == []  # inline, not a tray notice
+    assert [p.factory for p in backend.factories()] == [DEMO_FACTORY]
+    # Editing the input takes the stale error away.
+    dlg.token_factory.setText(DEMO_FACTORY)
+    assert dlg.message.isHidden()
+    dlg.reject()
+    assert dlg.token.text() == ""
+
+
+async def test_keyring_trouble_shown_in_the_cores_words(qtbot, backend, monkeypatch):
+    def locked() -> None:
+        raise SecretsUnavailable(_LOCKED_MSG)
+
+    monkeypatch.setattr(backend.services.secrets, "check", locked)
+    dlg = opened(qtbot, SignInDialog(backend))
+    dlg.token_factory.setText(DEMO_FACTORY)
+    dlg.token.setText(demo_token(backend))
+    dlg.ok_button.click()
+    await settle(dlg)
+    assert dlg.isVisible()
+    assert dlg.message.text() == _LOCKED_MSG
+
+
+async def test_sign_in_with_application_credentials(qtbot, backend):
+    backend.services.demo.server.factory.add_oauth_client(CLIENT_ID, CLIENT_SECRET)
+    dlg = opened(qtbot, SignInDialog(backend))
+    dlg.tabs.setCurrentIndex(SignInDialog.CLIENT)
+    dlg.client_id.setText(CLIENT_ID)
+    dlg.client_secret.setText(CLIENT_SECRET)
+    assert dlg.oauth_url.text() == backend.services.demo.server.oauth_url
+    dlg.ok_button.click()
+    assert dlg.busy_label.text() == "Signing in…"
+    await settle(dlg)
+    assert dlg.result() == QDialog.DialogCode.Accepted, dlg.message.text()
+    # The credentials have exactly one org: it became the factory.
+    assert dlg.profile.factory == DEMO_FACTORY
+    assert dlg.profile.auth == "oauth"
+    assert dlg.client_secret.text() == ""
+
+
+async def test_sign_in_with_wrong_client_secret(qtbot, backend):
+    backend.services.demo.server.factory.add_oauth_client(CLIENT_ID, CLIENT_SECRET)
+    dlg = opened(qtbot, SignInDialog(backend))
+    dlg.tabs.setCurrentIndex(SignInDialog.CLIENT)
+    dlg.client_id.setText(CLIENT_ID)
+    dlg.client_secret.setText("wrong-secret")
+    dlg.ok_button.click()
+    await settle(dlg)
+    assert dlg.isVisible() and dlg.message.property("kind") == "error"
+    assert "wrong-secret" not in dlg.message.text()
+
+
+async def test_sign_in_from_fioctl(qtbot, backend, tmp_path):
+    server = backend.services.demo.server
+    server.factory.add_oauth_client(CLIENT_ID, CLIENT_SECRET)
+    fioctl_yaml = tmp_path / "fioctl.yaml"
+    fioctl_yaml.write_text(
+        "\n".join(
+            [
+                f"factory: {DEMO_FACTORY}",
+                "server:",
+                f"  url: {server.api_url}",
+                "  insecure_skip_verify: false",
+                "clientcredentials:",
+                f"  client_id: {CLIENT_ID}",
+                f"  client_secret: {CLIENT_SECRET}",
+                "  access_token: stale",
+                "  refresh_token: stale-r",
+                "  token_type: bearer",
+                "  expires_in: 3600",
+                "  created: 2024-03-01T10:00:00.123456789Z",
+                f"  url: {server.oauth_url}",
+                "",
+            ]
+        )
+    )
+    before = fioctl_yaml.read_bytes()
+    dlg = opened(qtbot, SignInDialog(backend))
+    dlg.tabs.setCurrentIndex(SignInDialog.FIOCTL)
+    dlg.fioctl_path.setText(str(fioctl_yaml))
+    assert dlg.ok_button.isEnabled()
+    dlg.ok_button.click()
+    await settle(dlg)
+    assert dlg.result() == QDialog.DialogCode.Accepted, dlg.message.text()
+    assert dlg.profile.factory == DEMO_FACTORY and dlg.profile.client_id == CLIENT_ID
+    assert fioctl_yaml.read_bytes() == before  # fioctl's file is left as it is
+
+
+async def test_cancel_before_the_call_starts(qtbot, backend):
+    dlg = opened(qtbot, SignInDialog(backend))
+    dlg.token_factory.setText("other-factory")
+    dlg.token.setText(demo_token(backend))
+    dlg.ok_button.click()
+    task = dlg.work
+    QTest.keyClick(dlg, Qt.Key.Key_Escape)  # Esc = Cancel, before the task had a turn
+    assert not dlg.isVisible()
+    assert dlg.result() == QDialog.DialogCode.Rejected
+    assert dlg.token.text() == ""
+    assert await asyncio.wait_for(task, timeout=10) is False
+    assert [p.factory for p in backend.factories()] == [DEMO_FACTORY]
+
+
+async def test_cancel_while_signing_in_abandons_the_call(qtbot, backend):
+    backend.services.demo.server.latency = 0.5
+    dlg = opened(qtbot, SignInDialog(backend))
+    dlg.token_factory.setText(DEMO_FACTORY)
+    dlg.token.setText(demo_token(backend))
+    dlg.ok_button.click()
+    task = dlg.work
+    await tick(0.1)
+    assert dlg.running
+    dlg.cancel_button.click()
+    assert not dlg.isVisible() and not dlg.running
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=10)
+    assert dlg.profile is None
+
+
+# -- add a Foundries tunnel --------------------------------------------------------------
+
+
+async def test_add_tunnel_validation(qtbot, backend):
+    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, DEMO_FACTORY))
+    await tick()
+    assert dlg.factory.currentText() == DEMO_FACTORY
+    assert not dlg.ok_button.isEnabled()
+    # The default name is the factory's, which the demo's tunnel already has.
+    dlg.address.setText("10.42.42.200")
+    assert not dlg.ok_button.isEnabled()
+    assert "exists already" in dlg.message.text()
+    dlg.name.setText("laptop")
+    assert dlg.ok_button.isEnabled()
+    # Half-typed: no nagging, but no OK either.
+    dlg.address.setText("10.42.4")
+    assert not dlg.ok_button.isEnabled() and dlg.message.isHidden()
+    dlg.address.setText("10.42.42.300")
+    assert not dlg.ok_button.isEnabled()
+    assert "not an IPv4 address" in dlg.message.text()
+    dlg.address.setText("10.42.42.200")
+    dlg.name.setText("bad name")
+    assert not dlg.ok_button.isEnabled()
+
+
+async def test_add_tunnel_shows_the_admin_line(qtbot, backend):
+    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, DEMO_FACTORY))
+    added = []
+    dlg.tunnelAdded.connect(added.append)
+    dlg.address.setText("10.42.42.200")
+    dlg.name.setText("laptop")
+    dlg.ok_button.click()
+    assert dlg.running
+    await settle(dlg)
+    assert dlg.isVisible(), dlg.message.text()
+    assert dlg.result_page.isVisibleTo(dlg) and not dlg.form_page.isVisibleTo(dlg)
+    profile = dlg.profile
+    assert added == [profile]
+    assert "laptop" in [t.name for t in backend.tunnels()]
+    line = dlg.admin_line.toPlainText()
+    assert line == backend.admin_line(profile)
+    assert line == f"wg set fiodemo-factory peer {profile.public_key} allowed-ips 10.42.42.200/32"
+    assert dlg.public_key.text() == profile.public_key
+    dlg.copy_line.click()
+    assert QGuiApplication.clipboard().text() == line
+    dlg.copy_key.click()
+    assert QGuiApplication.clipboard().text() == profile.public_key
+    assert dlg.close_button.isVisible() and not dlg.ok_button.isVisible()
+    QTest.keyClick(dlg, Qt.Key.Key_Escape)
+    assert dlg.result() == QDialog.DialogCode.Accepted  # the tunnel exists: a success
+
+
+async def test_add_tunnel_refused_by_the_core_inline(qtbot, backend):
+    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, None))
+    dlg.address.setText("192.168.1.20")
+    dlg.name.setText("laptop")
+    dlg.ok_button.click()
+    await settle(dlg)
+    assert dlg.isVisible() and dlg.form_page.isVisibleTo(dlg)
+    assert dlg.message.property("kind") == "error"
+    assert "outside the factory's VPN network" in dlg.message.text()
+    assert "laptop" not in [t.name for t in backend.tunnels()]
+
+
+async def test_add_tunnel_without_a_factory(qtbot, backend):
+    await backend.sign_out(DEMO_FACTORY)
+    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, None))
+    assert not dlg.factory.isEnabled() and dlg.factory.count() == 0
+    dlg.address.setText("10.42.42.200")
+    assert not dlg.ok_button.isEnabled()
+
+
+# -- import a plain tunnel -------------------------------------------------------------
+
+
+async def test_import_refuses_hooks_inline(qtbot, backend, tmp_path):
+    conf = tmp_path / "office.conf"
+    conf.write_text(conf_text("PostUp = touch /tmp/pwned"))
+    dlg = opened(qtbot, ImportTunnelDialog(backend))
+    assert not dlg.ok_button.isEnabled()
+    dlg.path.setText(str(conf))
+    assert dlg.name.placeholderText() == "optional, default: office"
+    assert dlg.ok_button.isEnabled()
+    dlg.ok_button.click()
+    await settle(dlg)
+    assert dlg.isVisible()
+    assert dlg.message.property("kind") == "error"
+    assert "PostUp is not allowed" in dlg.message.text()
+    assert "run shell commands as root" in dlg.message.text()
+    assert "office" not in [t.name for t in backend.tunnels()]
+
+
+async def test_import_moves_the_key_to_the_keyring(qtbot, backend, tmp_path):
+    conf = tmp_path / "lab vpn.conf"
+    conf.write_text(conf_text())
+    dlg = opened(qtbot, ImportTunnelDialog(backend))
+    dlg.path.setText(str(tmp_path / "missing.conf"))
+    assert not dlg.ok_button.isEnabled() and "no file" in dlg.message.text()
+    dlg.path.setText(str(conf))
+    dlg.name.setText(DEMO_FACTORY)  # taken by the demo's tunnel
+    assert not dlg.ok_button.isEnabled() and "exists already" in dlg.message.text()
+    dlg.name.setText("")
+    dlg.ok_button.click()
+    await settle(dlg)
+    assert dlg.result() == QDialog.DialogCode.Accepted, dlg.message.text()
+    assert dlg.profile.name == "lab-vpn" and dlg.profile.kind == "plain"
+    assert backend.services.secrets.get(tunnel_key("lab-vpn"))
+    assert "PrivateKey" not in dlg.profile.template
+
+
+async def test_import_browse_uses_a_file_dialog_without_exec(qtbot, backend, tmp_path):
+    conf = tmp_path / "office.conf"
+    conf.write_text(conf_text())
+    dlg = opened(qtbot, ImportTunnelDialog(backend))
+    dlg.browse.click()
+    file_dialog = dlg.file_dialog
+    assert file_dialog is not None and file_dialog.isVisible()
+    file_dialog.fileSelected.emit(str(conf))
+    file_dialog.reject()
+    assert dlg.path.text() == str(conf)
+    assert dlg.ok_button.isEnabled()
+
+
+# -- settings -----------------------------------------------------------------------------
+
+
+async def test_settings_round_trip(qtbot, backend):
+    tunnel = backend.tunnels()[0].name
+    dlg = opened(qtbot, SettingsDialog(backend))
+    assert dlg.demo_note.isVisibleTo(dlg)
+    assert dlg.terminal.placeholderText() == "detect automatically"
+    assert dlg.route_buttons["jump"].isChecked()
+    dlg.terminal.setText("sh")
+    dlg.ssh_user.setText("root")
+    dlg.route_buttons["direct"].setChecked(True)
+    dlg.notifications.setChecked(False)
+    dlg.autostart.setChecked(True)
+    dlg.default_tunnel.setCurrentIndex(dlg.default_tunnel.findData(tunnel))
+    await tick(0.4)  # the terminal line is looked up after typing pauses
+    assert dlg.terminal_now.text().startswith("SSH opens in: sh")
+    dlg.ok_button.click()
+    assert dlg.result() == QDialog.DialogCode.Accepted
+    saved = SettingsStore(backend.services.settings.path.parent).load()
+    assert (saved.terminal, saved.ssh_user, saved.ssh_route) == ("sh", "root", "direct")
+    assert (saved.notifications, saved.autostart, saved.default_tunnel) == (False, True, tunnel)
+    assert backend.settings == saved
+
+    again = opened(qtbot, SettingsDialog(backend))
+    assert again.terminal.text() == "sh" and again.route_buttons["direct"].isChecked()
+    assert again.default_tunnel.currentData() == tunnel
+
+
+async def test_settings_cancel_and_validation(qtbot, backend):
+    before = backend.settings
+    dlg = opened(qtbot, SettingsDialog(backend))
+    dlg.ssh_user.setText("Root User")
+    assert not dlg.ok_button.isEnabled()
+    assert "invalid" in dlg.message.text()
+    dlg.ssh_user.setText("")  # empty means the default login
+    assert dlg.ok_button.isEnabled()
+    dlg.terminal.setText("no-such-terminal-xyz")
+    await tick(0.4)
+    assert "no-such-terminal-xyz" in dlg.terminal_now.text()
+    assert "not found" in dlg.terminal_now.text()
+    dlg.route_buttons["public"].setChecked(True)
+    QTest.keyClick(dlg, Qt.Key.Key_Escape)
+    assert dlg.result() == QDialog.DialogCode.Rejected
+    assert backend.settings == before
+    assert not backend.services.settings.path.exists()
+
+
+async def test_settings_keep_a_default_tunnel_that_is_gone(qtbot, backend):
+    import dataclasses
+
+    backend.save_settings(dataclasses.replace(backend.settings, default_tunnel="old-one"))
+    dlg = opened(qtbot, SettingsDialog(backend))
+    assert dlg.default_tunnel.currentData() == "old-one"
+    dlg.ok_button.click()
+    assert backend.settings.default_tunnel == "old-one"
+
+
+# -- help ---------------------------------------------------------------------------------
+
+
+async def test_help_page(qtbot):
+    dlg = opened(qtbot, HelpDialog())
+    text = dlg.browser.toPlainText()
+    for needle in (
+        "Foundries tunnel",
+        "Plain WireGuard tunnel",
+        "wg set fio<factory> peer <your public key> allowed-ips <your VPN address>/32",
+        "every few minutes",
+        "jump",
+        "direct",
+        "public",
+        "keyring",
+        "AppIndicator",
+    ):
+        assert needle in text, needle
+    QTest.keyClick(dlg, Qt.Key.Key_Escape)
+    assert not dlg.isVisible()
+
+
+def test_dialogs_module_exports_the_five_dialogs():
+    import fiotray.gui.dialogs as dialogs
+
+    assert set(dialogs.__all__) == {
+        "SignInDialog",
+        "AddFoundriesTunnelDialog",
+        "ImportTunnelDialog",
+        "SettingsDialog",
+        "HelpDialog",
+    }
+    assert Path(dialogs.__file__).name == "dialogs.py"
