@@ -87,8 +87,11 @@ def handshake(world: VpnWorld, ifname: str) -> int:
                 data += chunk
     except OSError:
         return 0  # not up yet
-    stamps = [int(line.split(b"=", 1)[1]) for line in data.splitlines()
-              if line.startswith(b"last_handshake_time_sec=")]
+    stamps = [
+        int(line.split(b"=", 1)[1])
+        for line in data.splitlines()
+        if line.startswith(b"last_handshake_time_sec=")
+    ]
     return max(stamps, default=0)
 
 

@@ -266,16 +266,12 @@ async def cmd_disable(args: argparse.Namespace, ctx: Context) -> int:
     return await _set_vpn(args, ctx, False)
 
 
-async def cmd_default(args: argparse.Namespace, ctx: Context) -> int:
-    """No subcommand: the tray app comes with the GUI; until then show the factory."""
-    if ctx.demo is None and not ctx.profiles.list():
-        ctx.out(
-            "No factory configured: showing the demo factory. "
-            "Sign in with `fiotray login --factory F ...`.\n"
-        )
-        ctx.demo = _start_demo(ctx)
-    args.factory, args.search, args.json = None, None, False
-    return await cmd_devices(args, ctx)
+def cmd_default(args: argparse.Namespace) -> int:
+    """No subcommand: the tray app (the demo when nothing is configured, or with --demo)."""
+    # Imported here: every other command runs without Qt.
+    from fiotray.gui.app import run_gui
+
+    return run_gui(demo=args.demo, hidden=args.hidden)
 
 
 # -- parser ----------------------------------------------------------------------
@@ -291,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         help="use the embedded demo factory (no account, nothing saved)",
+    )
+    parser.add_argument(
+        "--hidden",
+        action="store_true",
+        help="start in the tray only, without the devices window (for autostart)",
     )
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log to stderr (-vv for debug)"
@@ -396,10 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.verbose < 2:
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command is None:
+        return cmd_default(args)
     ctx = Context(profiles=ProfileStore(), secrets=SecretStore(), pending=devices.PendingStore())
-    func: Callable[[argparse.Namespace, Context], Coroutine[Any, Any, int]] = getattr(
-        args, "func", cmd_default
-    )
+    func: Callable[[argparse.Namespace, Context], Coroutine[Any, Any, int]] = args.func
     try:
         if args.demo:
             if args.command in ("login", "logout"):

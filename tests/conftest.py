@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.system_user",
     "tests.vpn_world",
     "tests.polkit_session",
+    "tests.xsession",
 ]

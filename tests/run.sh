@@ -9,7 +9,11 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3 python3-venv python3-pip dbus dbus-x11 gnome-keyring libsecret-tools
               ca-certificates procps
               wireguard-tools wireguard-go iproute2 iptables openssh-server openssh-client
-              polkitd pkexec libxml2-utils)
+              polkitd pkexec libxml2-utils
+              xvfb openbox trayer xdotool x11-utils imagemagick xterm
+              libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 libx11-xcb1
+              libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
+              libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 fonts-dejavu-core)
 
 packaging/ensure-debs.sh "${APT_PACKAGES[@]}"
 

@@ -1,0 +1,600 @@
+"""The app's life: one instance per user, a tray or a window, a watch on the tunnels, a clean quit.
+
+`run_gui` starts Qt with asyncio on its loop (qasync). Its main coroutine
+asks an already running fiotray to come forward and exits if there is one;
+otherwise it listens on a per-user local socket, waits for the tray (a panel
+can start after us at login), keeps the tunnels' state observed, and on quit
+lets the backend finish its work before the loop stops.
+
+Start-up choice: a launch from the menu or a terminal shows the devices window
+as well as the tray icon (the user asked for fiotray, so something appears
+even where the tray is tucked away); ``--hidden``, which the autostart entry
+passes, starts in the tray only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import platformdirs
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon, QWidget
+
+from fiotray.core.errors import FiotrayError
+from fiotray.core.tunnels import State
+from fiotray.gui import icons
+from fiotray.gui.tray import UP_STATES, TrayIcon
+
+if TYPE_CHECKING:
+    # Imported when needed: the tray icon shows before the backend and the loop are loaded.
+    from fiotray.gui.backend import Backend, Services
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "fiotray"
+TRAY_WAIT = 15.0  # seconds to wait for a panel at login before giving up on the tray
+LOG_BYTES = 1_000_000
+LOG_BACKUPS = 3
+NO_TRAY_MESSAGE = (
+    "No system tray was found, so fiotray opened its window instead; on GNOME, install and "
+    'enable the "AppIndicator and KStatusNotifierItem Support" extension to get the tray icon.'
+)
+MAX_REQUEST = 1024
+
+
+# -- logging ------------------------------------------------------------------------------
+
+
+def log_dir(demo: bool) -> Path:
+    # The demo writes nothing outside a temp dir, its log included.
+    if demo:
+        return Path(tempfile.gettempdir()) / f"fiotray-demo-{os.getuid()}"
+    return Path(platformdirs.user_state_dir(APP_NAME))
+
+
+def setup_logging(directory: Path) -> RotatingFileHandler:
+    """fiotray.log in `directory`, rotated; the core never logs secrets, nor do we."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handler = RotatingFileHandler(
+        directory / "fiotray.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    if root.getEffectiveLevel() > logging.INFO:
+        # The file wants INFO; stderr keeps what -v asked for.
+        for h in root.handlers:
+            if h.level == logging.NOTSET:
+                h.setLevel(root.getEffectiveLevel())
+        root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    # Request lines and loop chatter are noise, and a URL is one step from a secret.
+    for name in ("httpx", "httpcore", "qasync", "asyncio"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+    return handler
+
+
+# -- one instance per user ------------------------------------------------------------------
+
+
+def runtime_dir() -> Path:
+    """$XDG_RUNTIME_DIR, else a private dir of ours in the temp dir (never someone else's)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and Path(xdg).is_dir():
+        return Path(xdg)
+    path = Path(tempfile.gettempdir()) / f"fiotray-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    st = path.lstat()
+    if st.st_uid != os.getuid() or not path.is_dir() or path.is_symlink() or st.st_mode & 0o077:
+        raise FiotrayError(f"{path} is not a private directory of this user; remove it.")
+    return path
+
+
+def instance_name(demo: bool) -> str:
+    return f"{APP_NAME}-{os.getuid()}{'-demo' if demo else ''}"
+
+
+def socket_path(demo: bool) -> Path:
+    return runtime_dir() / f"{instance_name(demo)}.sock"
+
+
+class InstanceLock:
+    """An flock held for the app's life: the one running instance may clear a stale socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[bytes] | None = None
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        fh = self.path.open("ab")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            return False
+        self._fh = fh
+        return True
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class InstanceServer:
+    """Answers a later launch: one line in (`show`, `status`, `quit`), one JSON line out.
+
+    A Unix socket served by asyncio on the Qt loop: what QLocalServer does on Unix, without
+    loading QtNetwork (~3 MiB of resident memory for one socket).
+    """
+
+    def __init__(self, path: Path, handler: Callable[[str], dict[str, Any]]) -> None:
+        self.path = path
+        self.handler = handler
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        # Only called with the instance lock held: a socket left here is a crashed run's.
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=MAX_REQUEST
+            )
+            os.chmod(self.path, 0o600)
+        except OSError as exc:
+            raise FiotrayError(f"Cannot listen on {self.path}: {exc.strerror or exc}.") from None
+
+    async def close(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5.0)
+            command = line.decode(errors="replace").strip()
+            try:
+                reply = self.handler(command)
+            except Exception:
+                log.exception("instance request %r failed", command[:40])
+                reply = {"ok": False, "error": "internal error"}
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, ValueError, ConnectionError) as exc:
+            log.info("instance request dropped: %s", type(exc).__name__)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+async def ask_running(path: Path, command: str, timeout: float = 2.0) -> dict[str, Any] | None:
+    """Send `command` to the running instance at `path`; its reply, or None if none answers.
+
+    Asynchronous on purpose: the server may live on this very loop (tests), where a
+    blocking wait would never see it answer.
+    """
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), timeout)
+    except (OSError, TimeoutError):
+        return None
+    try:
+        writer.write(command.encode() + b"\n")
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout)
+    except (OSError, TimeoutError, ValueError):
+        return None
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    try:
+        answer = json.loads(line)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+# -- watching the tunnels ---------------------------------------------------------------------
+
+
+def _suspend_clock() -> Callable[[], float]:
+    """Seconds the machine slept so far: CLOCK_BOOTTIME counts suspend, MONOTONIC does not."""
+    if hasattr(time, "CLOCK_BOOTTIME"):
+        return lambda: time.clock_gettime(time.CLOCK_BOOTTIME) - time.monotonic()
+    return lambda: time.time() - time.monotonic()  # wall clock: also jumps on a clock change
+
+
+class TunnelWatcher:
+    """Keeps the observed tunnel state true: on start, on a timer, and after a resume.
+
+    Between full checks (the helper's status, a pkexec run) only the interface's
+    presence in /sys is looked at, which costs one stat.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        up_interval: float = 5.0,
+        idle_interval: float = 30.0,
+        full_interval: float = 60.0,
+        resume_jump: float = 20.0,
+        on_tick: Callable[[], None] | None = None,
+        slept: Callable[[], float] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.up_interval = up_interval
+        self.idle_interval = idle_interval
+        self.full_interval = full_interval
+        self.resume_jump = resume_jump
+        self.on_tick = on_tick
+        self.slept = slept or _suspend_clock()
+        self.full_checks = 0
+        self._wake = asyncio.Event()
+        self._last_full = 0.0
+        self._failing = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _states(self) -> dict[str, State]:
+        return {n: s.state for n, s in self.backend.tunnel_states.items()}
+
+    def any_up(self) -> bool:
+        return any(s in UP_STATES for s in self._states().values())
+
+    def _in_flight(self) -> bool:
+        # A connect publishes CONNECTING before its interface exists; a full check then
+        # would report it down mid-connect.
+        controller = self.backend.services.controller
+        return any(
+            self._states().get(t.name) is State.CONNECTING
+            and not controller.interface_exists(t.interface)
+            for t in self.backend.tunnels()
+        )
+
+    def _mismatch(self) -> bool:
+        controller = self.backend.services.controller
+        states = self._states()
+        for t in self.backend.tunnels():
+            up = states.get(t.name) in UP_STATES
+            if up != controller.interface_exists(t.interface):
+                return True
+        return False
+
+    async def check(self, *, full: bool = False) -> None:
+        try:
+            if self._in_flight():
+                return
+            if (
+                full
+                or self._mismatch()
+                or (self.any_up() and time.monotonic() - self._last_full >= self.full_interval)
+                or State.CONNECTING in self._states().values()
+            ):
+                self._last_full = time.monotonic()
+                self.full_checks += 1
+                await self.backend.refresh_tunnels()
+            self._failing = False
+        except FiotrayError as exc:
+            # Once per failure streak: a missing helper must not flood the log every 5 s.
+            if not self._failing:
+                log.warning("tunnel status check failed: %s", exc)
+            self._failing = True
+        finally:
+            if self.on_tick is not None:
+                self.on_tick()
+
+    async def run(self) -> None:
+        await self.check(full=True)
+        while True:
+            slept_before = self.slept()
+            interval = self.up_interval if self.any_up() else self.idle_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+            resumed = self.slept() - slept_before > self.resume_jump
+            if resumed:
+                log.info("resumed from suspend: checking every tunnel")
+            await self.check(full=resumed)
+
+
+# -- the app ------------------------------------------------------------------------------------
+
+
+def choose_services(demo: bool) -> Services:
+    """The user's factories and tunnels; the demo when asked for or when nothing is set up."""
+    from fiotray.gui.backend import demo_services, real_services
+
+    if not demo:
+        services = real_services()
+        try:
+            configured = bool(services.profiles.list() or services.tunnels.list())
+        except FiotrayError as exc:
+            # A damaged file: run for real so the menu can say what is wrong.
+            log.warning("%s", exc)
+            configured = True
+        if configured:
+            return services
+        log.info("no factory or tunnel configured: starting the demo")
+    return demo_services()
+
+
+class App(QObject):
+    """Everything one running fiotray owns; `run()` returns when the user quits."""
+
+    windowShown = Signal()
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        hidden: bool,
+        tray_wait: float = TRAY_WAIT,
+        tray_poll: float = 0.25,
+        tray: TrayIcon | None = None,
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.hidden = hidden
+        self.tray_wait = tray_wait
+        self.tray_poll = tray_poll
+        self.quit_event = asyncio.Event()
+        # `tray`: an icon run_gui already showed while the rest was loading.
+        self.tray = tray or TrayIcon()
+        self.tray.setParent(self)
+        self.tray.attach(backend)
+        self.tray.devicesRequested.connect(self.show_devices)
+        self.tray.quitRequested.connect(self.quit)
+        self.window: QWidget | None = None
+        self.watcher = TunnelWatcher(backend, on_tick=self.tray.refresh)
+        self.tray_available: bool | None = None
+        self._notice_box: QMessageBox | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def quit(self) -> None:
+        self.quit_event.set()
+
+    # -- windows --------------------------------------------------------------------------
+
+    def show_devices(self, factory: str | None = None) -> bool:
+        if self.window is None:
+            try:
+                from fiotray.gui.devices_window import DevicesWindow
+            except ImportError as exc:
+                log.error("the devices window is not available: %s", exc)
+                return False
+            self.window = DevicesWindow(self.backend)
+        self.window.show_factory(factory)  # type: ignore[attr-defined]
+        self.window.show()
+        self.window.raise_()
+        self.window.activateWindow()
+        self.windowShown.emit()
+        return True
+
+    def _on_last_window_closed(self) -> None:
+        if not self.tray.isVisible():
+            self.quit()  # no tray: the window was the app
+
+    # -- requests from a later launch ---------------------------------------------------------
+
+    def handle_request(self, command: str) -> dict[str, Any]:
+        if command == "show":
+            return {"ok": self.show_devices(None)}
+        if command == "quit":
+            self.quit()
+            return {"ok": True}
+        if command == "status":
+            now = time.time()
+            return {
+                "ok": True,
+                "demo": self.backend.demo,
+                "tray": {"available": bool(self.tray_available), "visible": self.tray.isVisible()},
+                "icon_state": str(self.tray.summary()),
+                "tooltip": self.tray.toolTip(),
+                "window": self.window is not None and self.window.isVisible(),
+                "tunnels": [s.to_json(now) for s in self.backend.tunnel_states.values()],
+            }
+        return {"ok": False, "error": f"unknown request {command[:40]!r}"}
+
+    # -- the tray ---------------------------------------------------------------------------
+
+    async def wait_for_tray(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not QSystemTrayIcon.isSystemTrayAvailable():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(self.tray_poll)
+        return True
+
+    async def _start_tray(self) -> None:
+        self.tray_available = self.tray.isVisible() or await self.wait_for_tray(self.tray_wait)
+        if self.tray_available:
+            self.tray.show()
+            log.info("tray icon shown")
+            return
+        log.warning("no system tray after %.0f s: showing the window instead", self.tray_wait)
+        shown = (self.window is not None and self.window.isVisible()) or self.show_devices(None)
+        box = QMessageBox(
+            QMessageBox.Icon.Information, "fiotray", NO_TRAY_MESSAGE, parent=self.window
+        )
+        if not shown:
+            # Neither tray nor window: this message is all there is, and closing it quits.
+            box.finished.connect(lambda _r: self.quit())
+        self._notice_box = box
+        box.open()
+        # A panel may still come (XEmbed is re-checked each time): adopt it if it does.
+        while not QSystemTrayIcon.isSystemTrayAvailable():
+            await asyncio.sleep(5.0)
+        self.tray_available = True
+        self.tray.show()
+        log.info("a system tray appeared: tray icon shown")
+
+    # -- life ---------------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.quit)
+            except (NotImplementedError, RuntimeError, ValueError):
+                log.debug("no asyncio signal handler for %s", sig)
+
+    async def run(self) -> int:
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            # Quitting is the quit event's job alone: Qt stopping the loop on its own when a
+            # window closes would strand the coroutines that still have to finish.
+            app.setQuitOnLastWindowClosed(False)
+            app.lastWindowClosed.connect(self._on_last_window_closed)
+        self._install_signal_handlers()
+        if not self.hidden:
+            self.show_devices(None)
+        self._tasks = [
+            asyncio.ensure_future(self._start_tray()),
+            asyncio.ensure_future(self.watcher.run()),
+        ]
+        try:
+            await self.quit_event.wait()
+        finally:
+            await self.close()
+        return 0
+
+    async def close(self) -> None:
+        log.info("quitting")
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.lastWindowClosed.disconnect(self._on_last_window_closed)
+        self.tray.hide()
+        if self.window is not None:
+            self.window.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.backend.shutdown()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+
+
+async def main(
+    *,
+    demo: bool,
+    hidden: bool,
+    tray_wait: float = TRAY_WAIT,
+    services: Callable[[bool], Services] = choose_services,
+    on_app: Callable[[App], None] | None = None,
+    lock: InstanceLock | None = None,
+    tray: TrayIcon | None = None,
+) -> int:
+    """The app as one coroutine: returns its exit code once the user quits.
+
+    `lock`: the instance lock if the caller already holds it; `tray`: an icon it showed.
+    """
+    from fiotray.gui.backend import Backend
+
+    path = socket_path(demo)
+    if lock is None:
+        lock = InstanceLock(path.with_suffix(".lock"))
+        if not lock.acquire():
+            return await _bring_forward(path)
+    try:
+        backend = Backend(services(demo))
+        app = App(backend, hidden=hidden, tray_wait=tray_wait, tray=tray)
+        server = InstanceServer(path, app.handle_request)
+        try:
+            await server.start()
+        except FiotrayError as exc:
+            log.warning("%s; a second launch will start a second fiotray", exc)
+        if on_app is not None:
+            on_app(app)
+        try:
+            return await app.run()
+        finally:
+            await server.close()
+    finally:
+        lock.release()
+
+
+async def _bring_forward(path: Path) -> int:
+    """Another fiotray holds the lock (or is just starting): ask it to come forward."""
+    for _ in range(30):
+        if await ask_running(path, "show") is not None:
+            print("fiotray is already running: its window was brought forward.", file=sys.stderr)
+            return 0
+        await asyncio.sleep(0.1)
+    print("fiotray is already running but does not answer.", file=sys.stderr)
+    return 1
+
+
+def make_application() -> QApplication:
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    # argv[0] "fiotray" makes the X11 WM_CLASS instance "fiotray" under `python -m` too.
+    app = QApplication(["fiotray"])
+    app.setApplicationName(APP_NAME)
+    app.setDesktopFileName("fiotray")
+    app.setQuitOnLastWindowClosed(False)  # closing the window leaves the tray running
+    app.setWindowIcon(icons.app_icon())
+    return app
+
+
+def run_gui(*, demo: bool, hidden: bool) -> int:
+    """Run the tray app until the user quits; the process's exit code."""
+    handler = setup_logging(log_dir(demo))
+    try:
+        return _run(demo=demo, hidden=hidden)
+    except FiotrayError as exc:
+        log.error("%s", exc)
+        print(f"fiotray: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def _run(*, demo: bool, hidden: bool) -> int:
+    lock = InstanceLock(socket_path(demo).with_suffix(".lock"))
+    first = lock.acquire()
+    app = make_application()
+    tray = None
+    if first and QSystemTrayIcon.isSystemTrayAvailable():
+        # The icon first, then the slower half (event loop, services, first tunnel check):
+        # the user sees fiotray as soon as a bare Qt tray app would be seen.
+        tray = TrayIcon()
+        tray.show()
+    import qasync
+
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(
+            main(demo=demo, hidden=hidden, lock=lock if first else None, tray=tray)
+        )
+    finally:
+        if first:
+            lock.release()
+        loop.close()
+        asyncio.set_event_loop(None)

@@ -1,0 +1,322 @@
+"""The app shell offscreen: one instance per user, no-tray fallback, clean quit, logs, watching.
+
+Offscreen there is no system tray, which is exactly the fallback case. Waits
+are bounded polls on the running loop: never a nested Qt loop in a coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtWidgets import QWidget
+
+from fiotray.core.tunnels import State
+from fiotray.gui import app as app_mod
+from fiotray.gui.app import (
+    NO_TRAY_MESSAGE,
+    App,
+    InstanceServer,
+    TunnelWatcher,
+    ask_running,
+    main,
+    setup_logging,
+    socket_path,
+)
+from fiotray.gui.backend import demo_services
+
+TUNNEL = "demo-factory"
+
+
+async def until(cond: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (value := cond()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+    return value
+
+
+class FakeDevicesWindow(QWidget):
+    instances: list[FakeDevicesWindow] = []  # noqa: RUF012 - a record across the test
+
+    def __init__(self, backend: Any) -> None:
+        super().__init__()
+        self.backend = backend
+        self.factories: list[str | None] = []
+        FakeDevicesWindow.instances.append(self)
+
+    def show_factory(self, factory: str | None) -> None:
+        self.factories.append(factory)
+
+
+@pytest.fixture
+def devices_window(monkeypatch):
+    """The devices window is someone else's module: a stand-in with its interface."""
+    module = types.ModuleType("fiotray.gui.devices_window")
+    module.DevicesWindow = FakeDevicesWindow  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fiotray.gui.devices_window", module)
+    FakeDevicesWindow.instances = []
+    yield FakeDevicesWindow.instances
+    for w in FakeDevicesWindow.instances:
+        w.close()
+        w.deleteLater()
+
+
+@pytest.fixture
+def runtime(tmp_path, monkeypatch):
+    d = tmp_path / "runtime"
+    d.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(d))
+    return d
+
+
+# -- one instance --------------------------------------------------------------------------
+
+
+async def test_socket_protocol_in_process(runtime, qapp):
+    seen = []
+
+    def handler(command: str) -> dict[str, Any]:
+        seen.append(command)
+        return {"ok": True, "echo": command}
+
+    path = socket_path(demo=True)
+    assert path == runtime / f"fiotray-{os.getuid()}-demo.sock"
+    assert await ask_running(path, "show", timeout=1.0) is None  # nobody there yet
+    path.write_text("left by a crashed run")
+    server = InstanceServer(path, handler)
+    await server.start()
+    try:
+        assert await ask_running(path, "show") == {"ok": True, "echo": "show"}
+        assert await ask_running(path, "status") == {"ok": True, "echo": "status"}
+        assert seen == ["show", "status"]
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+    finally:
+        await server.close()
+    assert not path.exists()
+    assert socket_path(demo=False).name == f"fiotray-{os.getuid()}.sock"
+
+
+async def test_second_launch_shows_the_first_and_returns(runtime, devices_window, qapp):
+    apps: list[App] = []
+    first = asyncio.ensure_future(
+        main(
+            demo=True,
+            hidden=True,
+            tray_wait=30.0,
+            services=lambda demo: demo_services(),
+            on_app=apps.append,
+        )
+    )
+    try:
+        await until(lambda: apps and socket_path(True).exists())
+        assert devices_window == []  # --hidden: tray only
+        t0 = time.monotonic()
+        assert await main(demo=True, hidden=False, services=_no_services) == 0
+        assert time.monotonic() - t0 < 2.0
+        (window,) = devices_window
+        assert window.isVisible() and window.factories == [None]
+        # The demo and a real instance are separate: a real launch does not find the demo.
+        assert await ask_running(socket_path(False), "show", timeout=0.5) is None
+        status = await ask_running(socket_path(True), "status")
+        assert status is not None and status["demo"] is True and status["window"] is True
+    finally:
+        if apps:
+            apps[0].quit()
+        assert await asyncio.wait_for(first, 10) == 0
+    assert not socket_path(True).exists()
+
+
+def _no_services(demo: bool) -> Any:
+    raise AssertionError("a second instance must not start services")
+
+
+# -- no tray, quit --------------------------------------------------------------------------
+
+
+async def test_no_tray_shows_the_window_and_says_why(backend, devices_window, qapp):
+    app = App(backend, hidden=True, tray_wait=0.2, tray_poll=0.05)
+    run = asyncio.ensure_future(app.run())
+    try:
+        await until(lambda: app.tray_available is False and devices_window)
+        (window,) = devices_window
+        assert window.isVisible()
+        box = app._notice_box
+        assert box is not None and box.isVisible() and box.text() == NO_TRAY_MESSAGE
+        assert "GNOME" in NO_TRAY_MESSAGE and NO_TRAY_MESSAGE.count(". ") == 0  # one sentence
+        assert not app.tray.isVisible()
+        # Without a tray, the window is the app: closing it quits.
+        app._on_last_window_closed()
+        assert await asyncio.wait_for(run, 5) == 0
+    finally:
+        app.quit()
+        await asyncio.wait_for(run, 5)
+
+
+async def test_not_hidden_shows_the_window_at_start(backend, devices_window, qapp):
+    app = App(backend, hidden=False, tray_wait=30.0)
+    run = asyncio.ensure_future(app.run())
+    await until(lambda: devices_window)
+    assert devices_window[0].isVisible()
+    app.quit()
+    assert await asyncio.wait_for(run, 5) == 0
+
+
+async def test_quit_from_the_menu_awaits_backend_shutdown(backend, qapp, monkeypatch):
+    order: list[str] = []
+    real_shutdown = backend.shutdown
+
+    async def shutdown() -> None:
+        order.append("shutdown started")
+        await asyncio.sleep(0.05)
+        await real_shutdown()
+        order.append("shutdown done")
+
+    monkeypatch.setattr(backend, "shutdown", shutdown)
+    app = App(backend, hidden=True, tray_wait=30.0)
+    run = asyncio.ensure_future(app.run())
+    await asyncio.sleep(0.05)
+    slow = backend.spawn(asyncio.sleep(60), what="slow")
+    app.tray.menu.aboutToShow.emit()
+    (quit_action,) = [a for a in app.tray.menu.actions() if a.text() == "Quit"]
+    quit_action.trigger()
+    assert app.quit_event.is_set()
+    assert await asyncio.wait_for(run, 5) == 0
+    assert order == ["shutdown started", "shutdown done"]
+    assert slow.cancelled()
+    assert all(t.done() for t in app._tasks)
+
+
+def test_run_gui_quits_on_request_from_another_thread(runtime, tmp_path, monkeypatch, qapp):
+    """The whole of run_gui on its own qasync loop; quit arrives over the socket."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(app_mod.tempfile, "tempdir", None)
+    replies: list[bytes] = []
+
+    def quit_soon() -> None:
+        path = runtime / f"fiotray-{os.getuid()}-demo.sock"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(2)
+                    s.connect(str(path))
+                    s.sendall(b"quit\n")
+                    replies.append(s.recv(100))
+                    return
+            except OSError:
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=quit_soon, daemon=True)
+    thread.start()
+    assert app_mod.run_gui(demo=True, hidden=True) == 0
+    thread.join(5)
+    assert replies == [b'{"ok": true}\n']
+    log = tmp_path / f"fiotray-demo-{os.getuid()}" / "fiotray.log"
+    assert "quitting" in log.read_text()
+
+
+# -- logging ---------------------------------------------------------------------------------
+
+
+def test_logs_go_to_the_state_dir_and_rotate(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(app_mod, "LOG_BYTES", 2000)
+    directory = app_mod.log_dir(demo=False)
+    assert directory == tmp_path / "state" / "fiotray"
+    assert app_mod.log_dir(demo=True).parent == Path(app_mod.tempfile.gettempdir())
+    handler = setup_logging(directory)
+    try:
+        log = logging.getLogger("fiotray.test")
+        for i in range(200):
+            log.info("line %d of a long enough message to fill the log", i)
+        logging.getLogger("httpx").info("HTTP Request: GET https://api/?token=x")
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    names = sorted(p.name for p in directory.iterdir())
+    assert names == ["fiotray.log", "fiotray.log.1", "fiotray.log.2", "fiotray.log.3"]
+    assert (directory.stat().st_mode & 0o777) == 0o700
+    text = "".join(p.read_text() for p in directory.iterdir())
+    assert "line 199 of" in text and "token" not in text
+
+
+def test_cli_starts_the_gui_without_importing_qt_elsewhere(monkeypatch):
+    import fiotray.cli
+    import fiotray.gui.app
+
+    calls = []
+    monkeypatch.setattr(fiotray.gui.app, "run_gui", lambda **kw: calls.append(kw) or 0)
+    assert fiotray.cli.main([]) == 0
+    assert fiotray.cli.main(["--demo", "--hidden"]) == 0
+    assert calls == [{"demo": False, "hidden": False}, {"demo": True, "hidden": True}]
+    probe = "import sys, fiotray.cli; print(any(m.startswith('PySide6') for m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert out.stdout.strip() == "False"
+
+
+# -- watching the tunnels ----------------------------------------------------------------------
+
+
+async def test_watcher_sees_changes_behind_our_back_and_resume(backend):
+    slept = [0.0]
+    ticks = []
+    watcher = TunnelWatcher(
+        backend,
+        up_interval=0.05,
+        idle_interval=0.05,
+        full_interval=3600,
+        on_tick=lambda: ticks.append(1),
+        slept=lambda: slept[0],
+    )
+    task = asyncio.ensure_future(watcher.run())
+    try:
+        await until(lambda: watcher.full_checks == 1 and TUNNEL in backend.tunnel_states)
+        await asyncio.sleep(0.2)
+        assert watcher.full_checks == 1  # idle and consistent: only the /sys stat
+        iface = backend.tunnels()[0].interface
+        helper = backend.services.controller.helper
+        await helper.up(iface, _config(backend))  # up outside fiotray's controller
+        await until(lambda: backend.tunnel_states[TUNNEL].state is not State.DISCONNECTED)
+        checks = watcher.full_checks
+        slept[0] += 3600  # the laptop slept for an hour
+        await until(lambda: watcher.full_checks > checks)
+        assert ticks
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _config(backend: Any) -> str:
+    from fiotray.core import wgconf
+    from fiotray.core.secrets import tunnel_key
+
+    profile = backend.tunnels()[0]
+    key = backend.services.secrets.get(tunnel_key(profile.name))
+    return wgconf.with_key(profile.template, key)
+
+
+async def test_watcher_leaves_a_connect_in_flight_alone(backend):
+    watcher = TunnelWatcher(backend)
+    connecting = asyncio.ensure_future(backend.connect(TUNNEL))
+    await until(lambda: TUNNEL in backend.tunnel_states)
+    assert backend.tunnel_states[TUNNEL].state is State.CONNECTING
+    seen = []
+    backend.tunnelChanged.connect(lambda s: seen.append(s.state))
+    await watcher.check(full=True)  # the interface is not up yet: no "disconnected" flicker
+    assert State.DISCONNECTED not in seen
+    assert (await connecting).state is State.CONNECTED

@@ -1,0 +1,320 @@
+"""The tray icon offscreen: its menu, its clicks, its icons and when it speaks up."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+import types
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
+
+from fiotray.core.tunnels import State, TunnelStatus
+from fiotray.gui import icons
+from fiotray.gui.tray import TrayIcon, menu_text, state_text
+
+TUNNEL = "demo-factory"
+
+
+async def until(cond: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Poll on the running loop (never a nested Qt loop) until `cond()` is true."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (value := cond()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+    return value
+
+
+@pytest.fixture
+async def tray(backend):
+    t = TrayIcon(backend)
+    t.messages = []  # type: ignore[attr-defined]
+    # Instance attribute: notify() calls self.showMessage, which now records instead.
+    t.showMessage = lambda *a: t.messages.append(a)  # type: ignore[method-assign]
+    await backend.refresh_tunnels()
+    yield t
+    t.hide()
+    t.deleteLater()
+
+
+def show_menu(tray: TrayIcon) -> list[QAction]:
+    tray.menu.aboutToShow.emit()
+    return tray.menu.actions()
+
+
+def action(actions: list[QAction], prefix: str) -> QAction:
+    found = [a for a in actions if a.text().startswith(prefix)]
+    assert found, f"no action {prefix!r} in {[a.text() for a in actions]}"
+    return found[0]
+
+
+async def test_menu_is_rebuilt_on_show_and_reflects_live_state(tray, backend):
+    entry = action(show_menu(tray), TUNNEL)
+    assert entry.text() == f"{TUNNEL} — disconnected"
+    assert entry.isCheckable() and not entry.isChecked()
+    await backend.connect(TUNNEL)
+    entry = action(show_menu(tray), TUNNEL)
+    assert entry.text().startswith(f"{TUNNEL} — connected, handshake")
+    assert entry.isChecked()
+    texts = [a.text() for a in tray.menu.actions()]
+    assert texts[0] == "fiotray (demo)"
+    for expected in (
+        "Devices…",
+        "Sign in…",
+        f"Sign out of {TUNNEL}",
+        "Add tunnel…",
+        "Import WireGuard config…",
+        "Settings…",
+        "Help",
+        "Quit",
+    ):
+        assert expected in texts
+    # Rebuilding again does not pile up entries.
+    assert len(show_menu(tray)) == len(texts)
+
+
+async def test_tunnel_entry_and_left_click_reach_backend_toggle(tray, backend, monkeypatch):
+    calls = []
+    real_toggle = backend.toggle
+
+    async def toggle(name: str) -> TunnelStatus:
+        calls.append(name)
+        return await real_toggle(name)
+
+    monkeypatch.setattr(backend, "toggle", toggle)
+    action(show_menu(tray), TUNNEL).trigger()
+    await until(lambda: backend.tunnel_states[TUNNEL].state is State.CONNECTED)
+    tray.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
+    await until(lambda: backend.tunnel_states[TUNNEL].state is State.DISCONNECTED)
+    assert calls == [TUNNEL, TUNNEL]
+    assert tray.messages == []  # both were asked for: nothing to say
+
+
+async def test_quit_and_devices_entries_emit(tray):
+    quits, devices = [], []
+    tray.quitRequested.connect(lambda: quits.append(True))
+    tray.devicesRequested.connect(devices.append)
+    actions = show_menu(tray)
+    action(actions, "Devices…").trigger()
+    action(actions, "Quit").trigger()
+    tray.activated.emit(QSystemTrayIcon.ActivationReason.MiddleClick)
+    assert quits == [True]
+    assert devices == [TUNNEL, None]
+
+
+async def test_recent_and_favourite_devices_open_ssh(tray, backend, monkeypatch):
+    opened = []
+
+    async def open_ssh(factory: str, device: str, route: str | None = None) -> int:
+        opened.append((factory, device))
+        return 1
+
+    monkeypatch.setattr(backend, "open_ssh", open_ssh)
+    backend.save_settings(
+        dataclasses.replace(
+            backend.settings,
+            favourites=((TUNNEL, "fav-1"),),
+            recent=((TUNNEL, "dev-2"), (TUNNEL, "fav-1")),
+        )
+    )
+    actions = show_menu(tray)
+    favourites = action(actions, "Favourites").menu()
+    recent = action(actions, "Recent devices").menu()
+    assert isinstance(favourites, QMenu) and isinstance(recent, QMenu)
+    assert [a.text() for a in favourites.actions()] == ["SSH to fav-1"]
+    assert [a.text() for a in recent.actions()] == ["SSH to dev-2"]  # favourites not twice
+    recent.actions()[0].trigger()
+    await until(lambda: opened)
+    assert opened == [(TUNNEL, "dev-2")]
+
+
+class FakeDialog(QWidget):
+    opened: ClassVar[list[tuple[str, tuple[Any, ...]]]] = []
+
+    def __init__(self, *args: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.args = args
+
+    def open(self) -> None:
+        FakeDialog.opened.append((type(self).__name__, self.args))
+        self.show()
+
+    def exec(self) -> int:
+        raise AssertionError("exec() runs a nested event loop")
+
+
+@pytest.fixture
+def fake_dialogs(monkeypatch):
+    from PySide6.QtCore import Signal
+
+    module = types.ModuleType("fiotray.gui.dialogs")
+    for name in (
+        "SignInDialog",
+        "AddFoundriesTunnelDialog",
+        "ImportTunnelDialog",
+        "SettingsDialog",
+        "HelpDialog",
+    ):
+        cls = type(name, (FakeDialog,), {"finished": Signal(int)})
+        setattr(module, name, cls)
+    monkeypatch.setitem(sys.modules, "fiotray.gui.dialogs", module)
+    monkeypatch.setattr(sys.modules["fiotray.gui"], "dialogs", module, raising=False)
+    FakeDialog.opened = []
+    return module
+
+
+async def test_dialog_entries_open_without_exec(tray, backend, fake_dialogs):
+    actions = show_menu(tray)
+    for text in ("Sign in…", "Add tunnel…", "Import WireGuard config…", "Settings…", "Help"):
+        action(actions, text).trigger()
+    names = [
+        (n, args[1:] if args and args[0] is backend else args) for n, args in FakeDialog.opened
+    ]
+    assert names == [
+        ("SignInDialog", ()),
+        ("AddFoundriesTunnelDialog", (TUNNEL,)),
+        ("ImportTunnelDialog", ()),
+        ("SettingsDialog", ()),
+        ("HelpDialog", ()),
+    ]
+    assert FakeDialog.opened[0][1] == (backend,)
+    assert FakeDialog.opened[-1][1] == ()  # HelpDialog takes no backend
+    # A second click raises the open one instead of stacking another.
+    first = tray._dialogs["SettingsDialog"]
+    action(show_menu(tray), "Settings…").trigger()
+    assert tray._dialogs["SettingsDialog"] is first
+    assert len(FakeDialog.opened) == 5
+    first.finished.emit(0)
+    assert "SettingsDialog" not in tray._dialogs
+
+
+async def test_missing_dialogs_are_one_message_not_a_crash(tray, monkeypatch):
+    monkeypatch.setitem(sys.modules, "fiotray.gui.dialogs", None)  # import raises ImportError
+    monkeypatch.delattr(sys.modules["fiotray.gui"], "dialogs", raising=False)
+    assert tray.open_dialog("SettingsDialog") is None
+    assert len(tray.messages) == 1
+
+
+async def test_sign_out_asks_first(tray, backend, monkeypatch):
+    signed_out = []
+
+    async def sign_out(factory: str) -> None:
+        signed_out.append(factory)
+
+    monkeypatch.setattr(backend, "sign_out", sign_out)
+    action(show_menu(tray), f"Sign out of {TUNNEL}").trigger()
+    box = tray._dialogs["sign-out"]
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    assert signed_out == []
+    box.done(QMessageBox.StandardButton.Yes)
+    await until(lambda: signed_out)
+    assert signed_out == [TUNNEL]
+
+
+def test_icons_differ_per_state(qapp):
+    images = {}
+    for state in State:
+        icon = icons.state_icon(state, theme=False)
+        assert not icon.isNull(), state
+        images[state] = icon.pixmap(22, 22).toImage()
+        assert not images[state].isNull()
+    states = list(State)
+    for i, a in enumerate(states):
+        for b in states[i + 1 :]:
+            assert images[a] != images[b], (a, b)
+    assert icons.svg_path("fiotray").is_file()
+
+
+def test_summary_state_picks_what_needs_attention():
+    assert icons.summary_state([]) is State.DISCONNECTED
+    assert icons.summary_state([State.DISCONNECTED, State.CONNECTED]) is State.CONNECTED
+    assert icons.summary_state([State.CONNECTED, State.STALE]) is State.STALE
+    assert icons.summary_state([State.ERROR, State.CONNECTING]) is State.ERROR
+
+
+async def test_tooltip_and_icon_follow_the_tunnel(tray, backend):
+    assert tray.toolTip() == f"fiotray (demo)\n{TUNNEL}: disconnected"
+    disconnected = tray.icon().pixmap(22, 22).toImage()
+    await backend.connect(TUNNEL)
+    assert tray.toolTip().startswith(f"fiotray (demo)\n{TUNNEL}: connected, handshake")
+    assert tray.summary() is State.CONNECTED
+    assert tray.icon().pixmap(22, 22).toImage() != disconnected
+
+
+def test_state_text_and_menu_text():
+    s = TunnelStatus("acme", "fioacme", State.CONNECTED, latest_handshake=1000.0)
+    assert state_text(s, now=1012.0) == "connected, handshake 12 s ago"
+    assert state_text(s, now=1001.0) == "connected, handshake just now"
+    assert state_text(s, now=1000.0 + 600) == "connected, handshake 10 min ago"
+    stale = dataclasses.replace(s, state=State.STALE)
+    assert state_text(stale, now=1000.0 + 400) == "no handshake for 7 min"
+    assert state_text(None) == "checking…"
+    assert menu_text("a&b\nc") == "a&&b c"
+    assert len(menu_text("x" * 500)) == 80
+
+
+async def test_a_drop_is_announced(tray, backend):
+    await backend.connect(TUNNEL)  # not through the tray: its state is simply observed
+    iface = backend.tunnels()[0].interface
+    await backend.services.controller.helper.down(iface)  # the tunnel dies behind our back
+    await backend.refresh_tunnels()
+    assert backend.tunnel_states[TUNNEL].state is State.DISCONNECTED
+    ((title, _message, icon, _ms),) = tray.messages
+    assert title == f"{TUNNEL} disconnected"
+    assert icon == QSystemTrayIcon.MessageIcon.Warning
+
+
+async def test_asked_for_changes_stay_quiet_and_notifications_can_be_off(tray, backend):
+    tray.toggle(TUNNEL)  # user connects
+    await until(lambda: backend.tunnel_states[TUNNEL].state is State.CONNECTED)
+    tray.toggle(TUNNEL)  # user disconnects
+    await until(lambda: backend.tunnel_states[TUNNEL].state is State.DISCONNECTED)
+    assert tray.messages == []
+    backend.save_settings(dataclasses.replace(backend.settings, notifications=False))
+    await backend.connect(TUNNEL)
+    await backend.services.controller.helper.down(backend.tunnels()[0].interface)
+    await backend.refresh_tunnels()
+    assert tray.messages == []
+
+
+async def test_stale_handshake_and_failures_are_announced(tray, backend):
+    base = TunnelStatus(TUNNEL, "fiodemo", State.CONNECTED, latest_handshake=1.0)
+    backend._on_tunnel(base)
+    backend._on_tunnel(dataclasses.replace(base, state=State.STALE))
+    assert [m[0] for m in tray.messages] == [f"{TUNNEL} stopped answering"]
+    backend.notice.emit("Enable VPN", "No device named 'x'.", "error")
+    backend.notice.emit("Saved", "Settings saved.", "info")
+    assert [m[0] for m in tray.messages] == [f"{TUNNEL} stopped answering", "Enable VPN"]
+    assert tray.messages[-1][2] == QSystemTrayIcon.MessageIcon.Critical
+
+
+async def test_failed_connect_is_one_message(tray, backend, monkeypatch):
+    from fiotray.core.errors import VpnError
+
+    async def up(interface: str, config: str) -> None:
+        raise VpnError("Not authorized to manage fiotray tunnels (polkit refused).")
+
+    monkeypatch.setattr(backend.services.controller.helper, "up", up)
+    tray.toggle(TUNNEL)
+    await until(lambda: tray.messages)
+    await asyncio.sleep(0.1)
+    ((title, message, _icon, _ms),) = tray.messages
+    assert title == f"Connect {TUNNEL}"
+    assert "polkit refused" in message
+    assert backend.tunnel_states[TUNNEL].state is State.ERROR
+    entry = action(show_menu(tray), TUNNEL)
+    assert entry.text() == f"{TUNNEL} — failed"
+    assert any("polkit refused" in a.text() for a in tray.menu.actions())
+
+
+def test_hicolor_copies_match_the_packaged_icons():
+    root = icons.SVG_DIR.parents[2] / "resources" / "icons" / "hicolor" / "scalable"
+    assert (root / "apps" / "fiotray.svg").read_bytes() == icons.svg_path("fiotray").read_bytes()
+    for state in State:
+        name = icons.state_icon_name(state)
+        assert (root / "status" / f"{name}.svg").read_bytes() == icons.svg_path(name).read_bytes()

@@ -1,0 +1,155 @@
+"""The tray app on a real X display with a real XEmbed tray (trayer), as a user would run it.
+
+`python -m fiotray --demo --hidden` runs as a separate process; the test finds
+its icon inside the tray, clicks it with xdotool, reads the app's state over
+its single-instance socket (the `status` request) and quits it the same way.
+Screenshots land in artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.xsession import XSession
+
+pytestmark = pytest.mark.real
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+
+
+def request(sock_path: Path, command: str, timeout: float = 3.0) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(sock_path))
+        s.sendall(command.encode() + b"\n")
+        data = b""
+        while b"\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data.split(b"\n", 1)[0])
+
+
+def wait_for(what: str, cond, timeout: float = 10.0, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(step)
+
+
+def tunnel_state(sock_path: Path) -> str | None:
+    tunnels = request(sock_path, "status")["tunnels"]
+    return tunnels[0]["state"] if tunnels else None
+
+
+def tray_area(session: XSession, icon: str, name: str) -> Path:
+    """A screenshot, plus a 4x crop of the panel's corner where the icon sits."""
+    full = session.shot(ARTIFACTS / f"{name}.png")
+    x, y, w, h = session.geometry(icon)
+    crop = ARTIFACTS / f"{name}-tray.png"
+    session.run(
+        "convert",
+        str(full),
+        "-crop",
+        f"{w + 120}x{h + 40}+{max(0, x - 100)}+{max(0, y - 20)}",
+        "-scale",
+        "400%",
+        str(crop),
+    )
+    return full
+
+
+def test_tray_icon_click_menu_and_quit(xsession: XSession) -> None:
+    env = dict(xsession.env)
+    sock_path = Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}-demo.sock"
+    log = xsession.root / "logs" / "fiotray.log"
+    started = time.monotonic()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fiotray", "--demo", "--hidden"],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        icon = xsession.wait_tray_icon("fiotray", timeout=15)
+        embedded = time.monotonic() - started
+        wait_for("the app's socket", lambda: sock_path.exists())
+        status = request(sock_path, "status")
+        assert status["demo"] is True
+        assert status["tray"] == {"available": True, "visible": True}
+        assert status["tooltip"].startswith("fiotray (demo)")
+        wait_for("the first tunnel check", lambda: tunnel_state(sock_path) == "disconnected")
+        time.sleep(0.3)  # let the panel paint
+        tray_area(xsession, icon, "x11-tray-disconnected")
+
+        xsession.click(icon, 1)
+        wait_for("connected after a left click", lambda: tunnel_state(sock_path) == "connected")
+        assert request(sock_path, "status")["icon_state"] == "connected"
+        time.sleep(0.3)
+        tray_area(xsession, icon, "x11-tray-connected")
+
+        before = set(xsession.visible_windows("fiotray"))
+        xsession.click(icon, 3)
+        menu = wait_for(
+            "the context menu", lambda: set(xsession.visible_windows("fiotray")) - before
+        )
+        time.sleep(0.3)
+        xsession.shot(ARTIFACTS / "x11-menu.png")
+        (menu_id,) = menu
+        _, _, mw, mh = xsession.geometry(menu_id)
+        assert mw > 150 and mh > 200, "the menu looks empty"
+        xsession.key("Escape")
+        wait_for("the menu to close", lambda: not set(xsession.visible_windows("fiotray")) - before)
+
+        # A second launch asks this one to come forward and leaves: still one icon.
+        second = subprocess.run(
+            [sys.executable, "-m", "fiotray", "--demo"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert second.returncode == 0, second.stderr
+        assert "already running" in second.stderr
+        assert len(xsession.x.tray_icons("fiotray")) == 1
+        time.sleep(0.5)
+        xsession.shot(ARTIFACTS / "x11-second-launch.png")  # the first one's devices window
+
+        xsession.click(icon, 1)
+        wait_for(
+            "disconnected after a second click", lambda: tunnel_state(sock_path) == "disconnected"
+        )
+
+        assert request(sock_path, "quit") == {"ok": True}
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = log.read_text(errors="replace")
+    assert "Traceback" not in output, output
+    print(f"tray icon embedded {embedded:.2f} s after start")
+    # The demo leaves nothing outside the temp dir: no config, no state in HOME.
+    home = Path(env["HOME"])
+    assert not (home / ".config" / "fiotray").exists()
+    assert not (home / ".local" / "state" / "fiotray").exists()
+    demo_log = Path(env["TMPDIR"]) / f"fiotray-demo-{os.getuid()}" / "fiotray.log"
+    assert "quitting" in demo_log.read_text()
