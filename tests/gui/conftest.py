@@ -6,6 +6,7 @@ Tests here that need a real X server and tray use the `xsession` fixture
 
 from __future__ import annotations
 
+import gc
 import os
 
 # Before any QApplication exists: widget tests render offscreen unless a test brings X.
@@ -13,6 +14,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 import qasync
+from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication
 
 from fiotray.gui.backend import Backend, demo_services
@@ -28,9 +30,26 @@ def pytest_asyncio_loop_factories(config, item):
     return {"qasync": _qasync_loop}
 
 
+@pytest.fixture(autouse=True)
+def _collect_qt_garbage(qapp):
+    """Free each test's widgets and QObjects at its end, not at a random later moment.
+
+    Python's collector may otherwise delete a test's leftovers in the middle of a
+    later test's Qt event processing, which PySide does not survive.
+    """
+    yield
+    for widget in QApplication.topLevelWidgets():
+        widget.close()
+        widget.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    QApplication.processEvents()
+
+
 @pytest.fixture
 async def backend(qapp):
     """A Backend on the embedded demo factory and a simulated tunnel (no root, no network)."""
     b = Backend(demo_services())
     yield b
     await b.shutdown()
+    b.deleteLater()
