@@ -160,18 +160,21 @@ def test_sign_in_list_across_expiry_sign_out_leaves_no_secret(world):
     scanned = 0
     roots = [*dirs.values(), keyring_session.data_dir, Path(tempfile.gettempdir())]
     for root in roots:
-        for path in root.rglob("*"):
-            if not path.is_file() or path.is_symlink():
-                continue
-            if root == Path(tempfile.gettempdir()) and path.stat().st_mtime < started:
-                continue  # the shared temp dir: only what appeared during this test
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            scanned += 1
-            for secret in secrets:
-                assert secret.encode() not in data, f"a secret was written to {path}"
+        # os.walk, not rglob: other processes may remove temp files while we walk.
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                path = Path(dirpath) / name
+                try:
+                    if path.is_symlink() or not path.is_file():
+                        continue
+                    if root == Path(tempfile.gettempdir()) and path.stat().st_mtime < started:
+                        continue  # the shared temp dir: only what appeared during this test
+                    data = path.read_bytes()
+                except OSError:
+                    continue
+                scanned += 1
+                for secret in secrets:
+                    assert secret.encode() not in data, f"a secret was written to {path}"
     assert scanned > 0
     for text in outputs:
         for secret in secrets:
