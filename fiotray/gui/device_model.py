@@ -1,0 +1,551 @@
+"""The device table's model: 50,000 rows without freezing the GUI.
+
+Everything the view asks for is precomputed into plain Python lists, one per
+column, built in chunks that yield to the event loop between them. Sorting and
+filtering happen here, on those lists (`list.sort` on precomputed keys, `in` on
+precomputed lower-case haystacks), because a QSortFilterProxyModel that calls
+`lessThan`/`filterAcceptsRow` back into Python costs seconds for 50,000 rows.
+`DeviceFilterProxy` is the usual proxy API in front of that, with no callbacks.
+
+Rows keep their place: a refresh, a sort and a filter change are layout changes
+that move the view's current and selected rows with their device, not resets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+
+from fiotray.core.models import ONLINE_THRESHOLD
+
+if TYPE_CHECKING:
+    from fiotray.core.devices import DeviceRow, VpnState
+
+
+class Col(enum.IntEnum):
+    NAME = 0
+    ONLINE = 1
+    VPN = 2
+    ADDRESS = 3
+    TARGET = 4
+    GROUP = 5
+    TAG = 6
+    LAST_SEEN = 7
+
+
+HEADERS = ("Name", "Online", "VPN", "VPN address", "Target", "Group", "Tag", "Last seen")
+HEADER_TIPS = (
+    "Device name",
+    "Seen by the service in the last 4 hours; sorts online first",
+    "WireGuard VPN: enabled, disabled, pending (written, not yet applied by the device), "
+    "or — (never enabled)",
+    "The device's address on the factory VPN; sorts numerically",
+    "The target (build) the device runs",
+    "Device group",
+    "Update tag the device follows",
+    "When the device last checked in; sorts most recent first",
+)
+
+# Roles as ints: data() runs for every painted cell, and int compares are the cheapest.
+DISPLAY = Qt.ItemDataRole.DisplayRole.value
+TOOLTIP = Qt.ItemDataRole.ToolTipRole.value
+DECORATION = Qt.ItemDataRole.DecorationRole.value
+FOREGROUND = Qt.ItemDataRole.ForegroundRole.value
+ALIGNMENT = Qt.ItemDataRole.TextAlignmentRole.value
+ROW_ROLE = Qt.ItemDataRole.UserRole.value  # the DeviceRow behind a table row
+
+ONLINE, OFFLINE, NEVER = 0, 1, 2
+VPN_ON, VPN_PENDING, VPN_OFF, VPN_NONE = 0, 1, 2, 3
+ONLINE_TEXT = ("online", "offline", "never seen")
+VPN_TEXT = ("enabled", "pending", "disabled", "—")
+# Sort keys that put empty cells last in ascending order.
+_LAST_STR = "\U0010ffff"
+_LAST_NUM = float("inf")
+
+# Rows prepared per step between two yields to the event loop (~5 ms each).
+CHUNK = 2000
+
+
+def relative_age(seconds: float) -> str:
+    """ "3m ago": short enough for a narrow column, exact time goes in the tooltip."""
+    if seconds < 60:
+        return "just now"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m ago"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours}h ago"
+    days = hours // 24
+    if days < 60:
+        return f"{days}d ago"
+    if days < 730:
+        return f"{days // 30}mo ago"
+    return f"{days // 365}y ago"
+
+
+def address_key(address: str) -> float:
+    """IPv4 as a number so 10.0.0.9 sorts before 10.0.0.10; anything else after them."""
+    parts = address.split(".")
+    if len(parts) != 4:
+        return _LAST_NUM
+    try:
+        a, b, c, d = (int(p) for p in parts)
+    except ValueError:
+        return _LAST_NUM
+    return float((a << 24) | (b << 16) | (c << 8) | d)
+
+
+def vpn_code(row: DeviceRow) -> int:
+    if row.vpn_pending:
+        return VPN_PENDING
+    if row.vpn_enabled:
+        return VPN_ON
+    return VPN_OFF if row.vpn_address else VPN_NONE
+
+
+def _dot(color: str, filled: bool) -> QIcon:
+    pix = QPixmap(12, 12)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setPen(QColor(color))
+    if filled:
+        p.setBrush(QColor(color))
+    p.drawEllipse(2, 2, 8, 8)
+    p.end()
+    return QIcon(pix)
+
+
+class _Table:
+    """One factory's rows, prepared: display text, sort keys and haystack per row."""
+
+    __slots__ = ("addr", "counts", "hay", "keys", "name_order", "now", "pos", "rows", "text")
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.rows: list[DeviceRow] = []
+        self.text: list[list[str]] = [[] for _ in Col]
+        self.keys: list[list[Any]] = [[] for _ in Col]
+        self.hay: list[str] = []
+        self.addr: list[str] = []
+        self.pos: dict[str, int] = {}
+        self.name_order: list[int] = []
+        self.counts = [0, 0, 0]  # devices, online, on VPN
+
+    def add(self, rows: Sequence[DeviceRow], memo: dict[str, str]) -> None:
+        now, threshold = self.now, ONLINE_THRESHOLD.total_seconds()
+        t_name, t_online, t_vpn, t_addr, t_target, t_group, t_tag, t_seen = self.text
+        # No name key: the haystack starts with the casefolded name (see set_rows).
+        _, k_online, k_vpn, k_addr, k_target, k_group, k_tag, k_seen = self.keys
+        hay, pos, counts = self.hay, self.pos, self.counts
+        # Low-cardinality text (targets, tags, "3m ago") shares one object per value.
+        intern = memo.setdefault
+        start = len(self.rows)
+        self.rows.extend(rows)
+        for offset, row in enumerate(rows):
+            d = row.device
+            name, target, group, tag = d.name, d.target, d.group or "", d.tag
+            address = row.vpn_address
+            seen = d.last_seen
+            if seen is None:
+                online, seen_text, seen_key = NEVER, "never", _LAST_NUM
+            else:
+                age = now - seen.timestamp()
+                online = ONLINE if age <= threshold else OFFLINE
+                seen_text = relative_age(age)
+                seen_key = age
+            vpn = vpn_code(row)
+            t_name.append(name)
+            t_online.append(ONLINE_TEXT[online])
+            t_vpn.append(VPN_TEXT[vpn])
+            t_addr.append(address)
+            t_target.append(intern(target, target))
+            t_group.append(intern(group, group))
+            t_tag.append(intern(tag, tag))
+            t_seen.append(intern(seen_text, seen_text))
+            k_online.append(online)
+            k_vpn.append(vpn)
+            k_addr.append(address_key(address) if address else _LAST_NUM)
+            k_target.append(intern("\0k" + target, target.casefold() or _LAST_STR))
+            k_group.append(intern("\0k" + group, group.casefold() or _LAST_STR))
+            k_tag.append(intern("\0k" + tag, tag.casefold() or _LAST_STR))
+            k_seen.append(seen_key)
+            hay.append(f"{name}\n{d.uuid}\n{target}\n{group}\n{tag}\n{address}".casefold())
+            pos[name] = start + offset
+            counts[0] += 1
+            counts[1] += online == ONLINE
+            counts[2] += row.vpn_enabled
+
+    def set_row(self, i: int, row: DeviceRow) -> None:
+        """Replace one row (a VPN change) and everything derived from its VPN columns."""
+        old = self.rows[i]
+        self.counts[2] += int(row.vpn_enabled) - int(old.vpn_enabled)
+        self.rows[i] = row
+        vpn = vpn_code(row)
+        d = row.device
+        self.text[Col.VPN][i] = VPN_TEXT[vpn]
+        self.keys[Col.VPN][i] = vpn
+        self.text[Col.ADDRESS][i] = row.vpn_address
+        self.keys[Col.ADDRESS][i] = address_key(row.vpn_address) if row.vpn_address else _LAST_NUM
+        self.hay[i] = (
+            f"{d.name}\n{d.uuid}\n{d.target}\n{d.group or ''}\n{d.tag}\n{row.vpn_address}"
+        ).casefold()
+
+
+class DeviceTableModel(QAbstractTableModel):
+    """All devices of one factory; sorting and filtering over precomputed lists."""
+
+    rowsReplaced = Signal()  # a new device list is in place (after set_rows)
+    filterApplied = Signal()  # the visible rows follow the filter text
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._t = _Table(time.time())
+        self._order: list[int] = []  # every row, in the current sort order
+        self._visible: list[int] = []  # the rows matching the filter, in that order
+        self._terms: list[str] = []
+        self._filter_text = ""
+        self._sort: tuple[int, Qt.SortOrder] = (Col.NAME, Qt.SortOrder.AscendingOrder)
+        self._generation = 0
+        self._icons: tuple[QIcon, QIcon] | None = None
+        self._grey = QColor("#8a8a8a")
+        self.factory = ""
+        self.loaded_at: float | None = None  # time.monotonic() of the data shown
+
+    # -- Qt model API ---------------------------------------------------------------
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._visible)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(Col)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = DISPLAY) -> Any:
+        col = index.column()
+        if role == DISPLAY:
+            return self._t.text[col][self._visible[index.row()]]
+        if role == DECORATION:
+            if col == Col.ONLINE:
+                icons = self._icons or self._make_icons()
+                i = self._visible[index.row()]
+                return icons[0] if self._t.keys[Col.ONLINE][i] == ONLINE else icons[1]
+            return None
+        if role == FOREGROUND:
+            i = self._visible[index.row()]
+            if col == Col.ONLINE and self._t.keys[Col.ONLINE][i] != ONLINE:
+                return self._grey
+            if col == Col.VPN and self._t.keys[Col.VPN][i] in (VPN_NONE, VPN_OFF):
+                return self._grey
+            return None
+        if role == TOOLTIP:
+            return self._tooltip(self._visible[index.row()], col)
+        if role == ROW_ROLE:
+            return self._t.rows[self._visible[index.row()]]
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = DISPLAY) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(HEADERS):
+            return None
+        if role == DISPLAY:
+            return HEADERS[section]
+        if role == TOOLTIP:
+            return HEADER_TIPS[section]
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        if not 0 <= column < len(Col):
+            return
+        self._sort = (column, order)
+        if not self._t.rows:
+            return
+
+        def change() -> None:
+            self._order = self._sorted(self._t, column, order)
+            self._visible = self._filtered(self._t, self._order, self._terms)
+
+        self._relayout(change)
+
+    # -- what the window uses ------------------------------------------------------------
+
+    @property
+    def total(self) -> int:
+        return self._t.counts[0]
+
+    @property
+    def online(self) -> int:
+        return self._t.counts[1]
+
+    @property
+    def on_vpn(self) -> int:
+        return self._t.counts[2]
+
+    @property
+    def filter_text(self) -> str:
+        return self._filter_text
+
+    def row(self, row: int) -> DeviceRow:
+        return self._t.rows[self._visible[row]]
+
+    def row_of(self, name: str) -> int | None:
+        """The table row showing device `name`, or None when it is filtered out or unknown."""
+        i = self._t.pos.get(name)
+        if i is None:
+            return None
+        try:
+            return self._visible.index(i)
+        except ValueError:
+            return None
+
+    def device(self, name: str) -> DeviceRow | None:
+        i = self._t.pos.get(name)
+        return None if i is None else self._t.rows[i]
+
+    def set_filter(self, text: str) -> None:
+        """Show only rows whose name, uuid, target, group, tag or address hold every word."""
+        terms = text.casefold().split()
+        if terms == self._terms:
+            self._filter_text = text
+            self.filterApplied.emit()
+            return
+        # Typing on extends the text: only the rows shown now can still match.
+        narrower = bool(self._terms) and text.casefold().startswith(self._filter_text.casefold())
+        base = self._visible if narrower else self._order
+        self._filter_text = text
+
+        def change() -> None:
+            self._terms = terms
+            self._visible = self._filtered(self._t, base, terms)
+
+        self._relayout(change)
+        self.filterApplied.emit()
+
+    def clear(self, factory: str = "") -> None:
+        """Forget every row (another factory, or signed out)."""
+        self._generation += 1
+        self.beginResetModel()
+        self._t = _Table(time.time())
+        self._order, self._visible = [], []
+        self.factory = factory
+        self.loaded_at = None
+        self.endResetModel()
+        self.rowsReplaced.emit()
+
+    async def set_rows(
+        self, factory: str, rows: Sequence[DeviceRow], *, now: float | None = None
+    ) -> bool:
+        """Prepare `rows` a chunk at a time, then show them in one step.
+
+        Until that step the old rows stay on screen. False when a newer call
+        (or clear) overtook this one before it finished.
+        """
+        self._generation += 1
+        generation = self._generation
+        table = _Table(time.time() if now is None else now)
+        memo: dict[str, str] = {}
+        for start in range(0, len(rows), CHUNK):
+            table.add(rows[start : start + CHUNK], memo)
+            await asyncio.sleep(0)
+            if generation != self._generation:
+                return False
+        # The haystack starts with the name and a newline, which sorts before any name
+        # character: its order is name order. The API sends devices sorted by name,
+        # so this sort of a near-sorted list is close to linear.
+        table.name_order = sorted(range(len(table.hay)), key=table.hay.__getitem__)
+        await asyncio.sleep(0)
+        if generation != self._generation:
+            return False
+        sort = self._sort
+        new_order = self._sorted(table, *sort)
+        await asyncio.sleep(0)
+        if generation != self._generation:
+            return False
+        if sort != self._sort:  # the user sorted meanwhile
+            new_order = self._sorted(table, *self._sort)
+        new_visible = self._filtered(table, new_order, self._terms)
+        same_factory = factory == self.factory
+        old = self._t
+
+        def change() -> None:
+            self._t, self._order, self._visible = table, new_order, new_visible
+            self.factory = factory
+
+        if same_factory:
+            # Map what the view holds (current row, selection) by device name.
+            self._relayout(change, old=old)
+        else:
+            self.beginResetModel()
+            change()
+            self.endResetModel()
+        self.loaded_at = time.monotonic()
+        self.rowsReplaced.emit()
+        await self._release(old)
+        return True
+
+    @staticmethod
+    async def _release(table: _Table) -> None:
+        # When this holds the last reference, freeing 50,000 rows at once is a ~25 ms stall.
+        rows, hay = table.rows, table.hay
+        table.pos.clear()
+        while rows:
+            del rows[-CHUNK:]
+            del hay[-CHUNK:]
+            await asyncio.sleep(0)
+
+    def apply_vpn(self, state: VpnState) -> bool:
+        """Show a VPN change at once (as pending) until the next refresh tells the truth."""
+        i = self._t.pos.get(state.device)
+        if i is None:
+            return False
+        row = self._t.rows[i]
+        enabled = state.enabled and bool(state.address)
+        new = replace(
+            row,
+            vpn_enabled=enabled,
+            vpn_address=state.address or row.vpn_address,
+            vpn_pending=state.pending,
+        )
+        self._t.set_row(i, new)
+        try:
+            visible_row = self._visible.index(i)
+        except ValueError:
+            return True
+        self.dataChanged.emit(self.index(visible_row, 0), self.index(visible_row, len(Col) - 1), [])
+        return True
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _make_icons(self) -> tuple[QIcon, QIcon]:
+        self._icons = (_dot("#2e9d4f", True), _dot("#8a8a8a", False))
+        return self._icons
+
+    @staticmethod
+    def _sorted(table: _Table, column: int, order: Qt.SortOrder) -> list[int]:
+        descending = order == Qt.SortOrder.DescendingOrder
+        if column == Col.NAME:
+            return table.name_order[::-1] if descending else list(table.name_order)
+        # Stable, from name order: equal keys stay by name, in either direction.
+        return sorted(table.name_order, key=table.keys[column].__getitem__, reverse=descending)
+
+    @staticmethod
+    def _filtered(table: _Table, base: list[int], terms: list[str]) -> list[int]:
+        if not terms:
+            return list(base)
+        hay = table.hay
+        rows = base
+        for term in terms:
+            rows = [i for i in rows if term in hay[i]]
+        return rows
+
+    def _relayout(self, change: Callable[[], None], old: _Table | None = None) -> None:
+        """Run `change` as a layout change, keeping persistent indexes on their device."""
+        self.layoutAboutToBeChanged.emit()
+        persistent = self.persistentIndexList()
+        before = old or self._t
+        names = [
+            before.rows[self._visible[p.row()]].device.name if p.row() < len(self._visible) else ""
+            for p in persistent
+        ]
+        change()
+        if persistent:
+            where: dict[int, int] = {}
+            if len(persistent) > 8:
+                where = {i: r for r, i in enumerate(self._visible)}
+            new: list[QModelIndex] = []
+            for p, name in zip(persistent, names, strict=True):
+                i = self._t.pos.get(name)
+                r: int | None = None
+                if i is not None:
+                    if where:
+                        r = where.get(i)
+                    else:
+                        try:
+                            r = self._visible.index(i)
+                        except ValueError:
+                            r = None
+                new.append(self.index(r, p.column()) if r is not None else QModelIndex())
+            self.changePersistentIndexList(persistent, new)
+        self.layoutChanged.emit()
+
+    def _tooltip(self, i: int, col: int) -> str | None:
+        row = self._t.rows[i]
+        d = row.device
+        if col == Col.LAST_SEEN or col == Col.ONLINE:
+            if d.last_seen is None:
+                return "Never seen by the service"
+            local = d.last_seen.astimezone()
+            return f"Last seen {local:%Y-%m-%d %H:%M:%S %Z}"
+        if col == Col.VPN:
+            code = self._t.keys[Col.VPN][i]
+            if code == VPN_PENDING:
+                goal = "enabled" if row.vpn_enabled else "disabled"
+                return f"VPN {goal}; the device has not applied the change yet"
+            if code == VPN_NONE:
+                return "VPN never enabled for this device"
+            return f"VPN {VPN_TEXT[code]}"
+        if col == Col.NAME:
+            return f"{d.name}\nuuid {d.uuid}" if d.uuid else d.name
+        text = self._t.text[col][i]
+        return text or None
+
+
+class DeviceFilterProxy(QSortFilterProxyModel):
+    """The proxy API (sort, filter text) over DeviceTableModel's own sort and filter.
+
+    It never calls `lessThan` or `filterAcceptsRow` in Python: `sort` and the
+    filter are forwarded to the source, which works on its precomputed lists.
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setDynamicSortFilter(False)
+
+    def source(self) -> DeviceTableModel:
+        model = self.sourceModel()
+        assert isinstance(model, DeviceTableModel)
+        return model
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self.source().sort(column, order)
+
+    def set_filter_text(self, text: str) -> None:
+        self.source().set_filter(text)
+
+    def row(self, proxy_row: int) -> DeviceRow:
+        return self.source().row(self.mapToSource(self.index(proxy_row, 0)).row())
+
+    def row_of(self, name: str) -> int | None:
+        source_row = self.source().row_of(name)
+        if source_row is None:
+            return None
+        return self.mapFromSource(self.source().index(source_row, 0)).row()
+
+
+__all__ = [
+    "HEADERS",
+    "Col",
+    "DeviceFilterProxy",
+    "DeviceTableModel",
+    "address_key",
+    "relative_age",
+]

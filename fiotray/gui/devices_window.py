@@ -1,0 +1,891 @@
+"""The devices window: every device of a factory, search, sort, SSH and VPN per row.
+
+It doubles as the main window where no tray is available: the bar at the top
+shows the factory's tunnel and connects or disconnects it.
+
+Network use follows visibility: the list refreshes on a timer only while the
+window is shown (and on show when the data is older than the interval); hiding
+it stops the timer and cancels a load in flight, so a hidden window never asks
+the API for the device list. A failed refresh keeps the last good rows and says
+why in a bar above the table, not in a dialog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import shlex
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QDesktopServices,
+    QGuiApplication,
+    QHideEvent,
+    QKeyEvent,
+    QKeySequence,
+    QPalette,
+    QShortcut,
+    QShowEvent,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QStackedWidget,
+    QStyle,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fiotray.core.errors import FiotrayError, VpnError
+from fiotray.core.tunnels import State, TunnelStatus
+from fiotray.gui.device_model import Col, DeviceFilterProxy, DeviceTableModel
+
+if TYPE_CHECKING:
+    from fiotray.core.devices import DeviceRow, VpnState
+    from fiotray.core.tunnels import TunnelProfile
+    from fiotray.gui.backend import Backend
+
+log = logging.getLogger(__name__)
+
+REFRESH_MS = 60_000
+# Above this many devices a keystroke waits briefly for the next one before filtering.
+DEBOUNCE_ROWS = 5_000
+DEBOUNCE_MS = 80
+FLASH_MS = 4_000
+# States in which the tunnel carries no traffic: SSH over it cannot work.
+TUNNEL_DOWN = (None, State.DISCONNECTED, State.ERROR)
+TUNNEL_TEXT = {
+    State.CONNECTED: "connected",
+    State.CONNECTING: "connecting…",
+    State.STALE: "no recent handshake",
+    State.DISCONNECTED: "disconnected",
+    State.ERROR: "error",
+}
+TUNNEL_COLOR = {
+    State.CONNECTED: "#2e9d4f",
+    State.CONNECTING: "#d08a00",
+    State.STALE: "#d08a00",
+    State.DISCONNECTED: "#8a8a8a",
+    State.ERROR: "#c62828",
+}
+
+
+class _MessageBar(QFrame):
+    """An inline message above the table: a failed refresh, an action that could not run."""
+
+    retry = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("messageBar")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.icon = QLabel(self)
+        self.text = QLabel(self)
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.retry_button = QPushButton("Retry", self)
+        self.retry_button.clicked.connect(self.retry)
+        self.close_button = QToolButton(self)
+        self.close_button.setText("✕")
+        self.close_button.setToolTip("Dismiss")
+        self.close_button.setAutoRaise(True)
+        self.close_button.clicked.connect(self.hide)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(8, 4, 4, 4)
+        row.addWidget(self.icon)
+        row.addWidget(self.text, 1)
+        row.addWidget(self.retry_button)
+        row.addWidget(self.close_button)
+        self.level = ""
+        self.hide()
+
+    def show_message(self, text: str, level: str = "error", *, retry: bool = False) -> None:
+        self.level = level
+        icon = {
+            "error": QStyle.StandardPixmap.SP_MessageBoxCritical,
+            "warning": QStyle.StandardPixmap.SP_MessageBoxWarning,
+        }.get(level, QStyle.StandardPixmap.SP_MessageBoxInformation)
+        size = self.fontMetrics().height()
+        self.icon.setPixmap(self.style().standardIcon(icon).pixmap(size, size))
+        colors = {"error": "#fdecea", "warning": "#fff4e5"}
+        self.setStyleSheet(
+            f"#messageBar {{ background: {colors.get(level, '#e8f1fb')}; border-radius: 4px; }}"
+            " #messageBar QLabel { color: #202020; }"
+        )
+        self.text.setText(text)
+        self.retry_button.setVisible(retry)
+        self.show()
+
+
+class DevicesWindow(QWidget):
+    """Every device of one factory, with the factory's tunnel on top."""
+
+    # A row or tunnel action ("Enable VPN", "Tunnel", …) finished, whether it worked or not.
+    actionFinished = Signal(str)
+
+    def __init__(self, backend: Backend, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.backend = backend
+        self.setWindowTitle("Devices — fiotray")
+        self.resize(1040, 620)
+        self.model = DeviceTableModel(self)
+        self.proxy = DeviceFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self._factory: str | None = None
+        self._shown = False
+        self._load_task: asyncio.Task[Any] | None = None
+        self._build_task: asyncio.Task[Any] | None = None
+        self._load_failed = ""  # the last refresh's error while no newer data came
+        self._no_key: set[tuple[str, str]] = set()  # (factory, device): Enable said "no key"
+        self._busy_tunnel = False
+        self._fitted_for = ""  # the factory the column widths were fitted to
+
+        self._build_ui()
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setInterval(REFRESH_MS)
+        self._refresh_timer.timeout.connect(self.refresh)
+        self._filter_timer = QTimer(self)
+        self._filter_timer.setSingleShot(True)
+        self._filter_timer.timeout.connect(self._apply_filter)
+        self._flash_timer = QTimer(self)
+        self._flash_timer.setSingleShot(True)
+        self._flash_timer.timeout.connect(self._update_status)
+        self._flash_text = ""
+
+        backend.devicesProgress.connect(self._on_progress)
+        backend.devicesLoaded.connect(self._on_loaded)
+        backend.devicesFailed.connect(self._on_failed)
+        backend.vpnChanged.connect(self._on_vpn_changed)
+        backend.tunnelChanged.connect(self._on_tunnel_changed)
+        backend.profilesChanged.connect(self._rebuild_factories)
+        self.model.rowsReplaced.connect(self._on_rows_replaced)
+        self.model.layoutChanged.connect(self._update_status)
+        self.model.modelReset.connect(self._update_status)
+
+        self._rebuild_factories()
+
+    # -- layout ------------------------------------------------------------------------
+
+    def _build_ui(self) -> None:
+        # Tunnel bar: the factory's tunnel, so this window can stand in for the tray.
+        self.tunnel_bar = QFrame(self)
+        self.tunnel_bar.setObjectName("tunnelBar")
+        self.tunnel_dot = QLabel(self.tunnel_bar)
+        self.tunnel_label = QLabel(self.tunnel_bar)
+        self.tunnel_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.tunnel_label.setWordWrap(True)  # a stale tunnel's hint is a long sentence
+        self.tunnel_button = QPushButton("Connect", self.tunnel_bar)
+        self.tunnel_button.clicked.connect(self._toggle_tunnel)
+        self.factory_label = QLabel("&Factory:", self.tunnel_bar)
+        self.factory_combo = QComboBox(self.tunnel_bar)
+        self.factory_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.factory_label.setBuddy(self.factory_combo)
+        self.factory_combo.currentIndexChanged.connect(self._on_factory_picked)
+        bar = QHBoxLayout(self.tunnel_bar)
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(self.factory_label)
+        bar.addWidget(self.factory_combo)
+        bar.addSpacing(12)
+        bar.addWidget(self.tunnel_dot)
+        bar.addWidget(self.tunnel_label, 1)
+        bar.addWidget(self.tunnel_button)
+
+        self.search = QLineEdit(self)
+        self.search.setObjectName("search")
+        self.search.setPlaceholderText("Search name, target, group, tag, address or uuid (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self._on_search_text)
+        self.search.installEventFilter(self)
+        self.refresh_button = QToolButton(self)
+        self.refresh_button.setText("Refresh")
+        self.refresh_button.setToolTip("Reload the device list (F5)")
+        self.refresh_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.refresh_button.setIcon(
+            self.style().standardIcon(QStyle.StandardPixmap.SP_BrowserReload)
+        )
+        self.refresh_button.clicked.connect(self.refresh)
+        search_row = QHBoxLayout()
+        search_row.addWidget(self.search, 1)
+        search_row.addWidget(self.refresh_button)
+
+        self.message_bar = _MessageBar(self)
+        self.message_bar.retry.connect(self.refresh)
+
+        self.table = QTableView(self)
+        self.table.setObjectName("devices")
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setTabKeyNavigation(False)
+        self.table.setShowGrid(False)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._on_context_requested)
+        self.table.doubleClicked.connect(self._on_double_clicked)
+        self.table.installEventFilter(self)
+        vheader = self.table.verticalHeader()
+        vheader.hide()
+        # A fixed row height keeps the vertical header O(1) for 50,000 rows.
+        vheader.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vheader.setDefaultSectionSize(self.fontMetrics().height() + 8)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setHighlightSections(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(Col.NAME, Qt.SortOrder.AscendingOrder)
+        self._fit_columns([])
+
+        self.placeholder = QLabel(self)
+        self.placeholder.setObjectName("placeholder")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        # Empty states sit where the rows would be, framed like the table.
+        self.placeholder.setFrameShape(QFrame.Shape.StyledPanel)
+        self.placeholder.setBackgroundRole(QPalette.ColorRole.Base)
+        self.placeholder.setAutoFillBackground(True)
+        self.placeholder.setStyleSheet("color: palette(placeholder-text); font-size: 13pt;")
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.table)
+        self.stack.addWidget(self.placeholder)
+
+        self.status = QLabel(self)
+        self.status.setObjectName("status")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long search text must not widen the window: the line is cut instead.
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.progress = QProgressBar(self)
+        self.progress.setMaximumWidth(220)
+        self.progress.setMaximumHeight(self.fontMetrics().height() + 4)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        self.progress_label = QLabel(self)
+        self.progress_label.hide()
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.status, 1)
+        bottom.addWidget(self.progress_label)
+        bottom.addWidget(self.progress)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 8, 10, 6)
+        layout.setSpacing(6)
+        layout.addWidget(self.tunnel_bar)
+        layout.addLayout(search_row)
+        layout.addWidget(self.message_bar)
+        layout.addWidget(self.stack, 1)
+        layout.addLayout(bottom)
+
+        # Keyboard: everything the mouse does.
+        self.find_shortcut = QShortcut(QKeySequence(QKeySequence.StandardKey.Find), self)
+        self.find_shortcut.activated.connect(self.focus_search)
+        self.refresh_shortcut = QShortcut(QKeySequence(QKeySequence.StandardKey.Refresh), self)
+        self.refresh_shortcut.activated.connect(self.refresh)
+        self.clear_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
+        self.clear_shortcut.activated.connect(self.clear_search)
+        # Shift+F10 and the Menu key on the table open the current row's menu.
+        self.menu_shortcuts = []
+        for key in ("Shift+F10", QKeySequence(Qt.Key.Key_Menu)):
+            shortcut = QShortcut(QKeySequence(key), self.table)
+            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+            shortcut.activated.connect(self.open_menu_for_current)
+            self.menu_shortcuts.append(shortcut)
+
+    def _fit_columns(self, rows: list[DeviceRow]) -> None:
+        """Widths from the font and the data, once per factory; the user may resize after."""
+        fm = self.table.fontMetrics()
+        pad = 28
+
+        def widest(values: list[str], floor: str, cap: int) -> int:
+            longest = max((fm.horizontalAdvance(v) for v in values), default=0)
+            return min(cap, max(longest, fm.horizontalAdvance(floor)) + pad)
+
+        # A sample is enough: 50,000 horizontalAdvance calls would stall the loop.
+        sample = rows[:: max(1, len(rows) // 500)]
+        names = [r.device.name for r in sample]
+        widths = {
+            Col.NAME: widest(names, "raspberrypi4-64-0000", 340),
+            Col.ONLINE: fm.horizontalAdvance("never seen") + pad + 16,
+            Col.VPN: fm.horizontalAdvance("disabled") + pad,
+            Col.ADDRESS: fm.horizontalAdvance("10.255.255.255") + pad,
+            Col.TARGET: widest([r.device.target for r in sample], "Target", 240),
+            Col.GROUP: widest([r.device.group or "" for r in sample], "Group", 160),
+            Col.TAG: widest([r.device.tag for r in sample], "devel", 140),
+        }
+        for col, width in widths.items():
+            self.table.setColumnWidth(col, width)
+
+    # -- public API -----------------------------------------------------------------------
+
+    @property
+    def factory(self) -> str | None:
+        return self._factory
+
+    @property
+    def refresh_interval_ms(self) -> int:
+        return self._refresh_timer.interval()
+
+    @refresh_interval_ms.setter
+    def refresh_interval_ms(self, value: int) -> None:
+        self._refresh_timer.setInterval(value)
+
+    def show_factory(self, factory: str | None = None) -> None:
+        """Show, raise and activate the window on `factory` (None: the last or default one)."""
+        names = self._factory_names()
+        if factory is not None and factory not in names:
+            self.message_bar.show_message(f"There is no factory named {factory}.", "warning")
+            factory = None
+        self._set_factory(factory or self._factory or self._default_factory(names))
+        if self.isMinimized():
+            self.showNormal()
+        else:
+            self.show()
+        self.raise_()
+        self.activateWindow()
+
+    def refresh(self) -> None:
+        """Reload the device list, unless hidden or a load is already under way."""
+        if not self._shown or self._factory is None:
+            return
+        if self._load_task is not None and not self._load_task.done():
+            return
+        factory = self._factory
+        self._load_task = self._spawn(self._load(factory), "Refresh devices")
+        self._show_progress(f"Loading devices of {factory}…", 0, 0)
+        self._update_placeholder()
+        self._update_status()
+
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def clear_search(self) -> None:
+        if self.search.text():
+            self.search.clear()
+            self._apply_filter()
+        self.table.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def context_menu_for(self, row: int) -> QMenu:
+        """The menu for table row `row`, built from the row's and the tunnel's state now."""
+        device = self.proxy.row(row)
+        factory = self.model.factory
+        name = device.device.name
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def add(key: str, text: str, slot: Any, reason: str | None = None, hint: str = "") -> None:
+            action = QAction(f"{text} — {reason}" if reason else text, menu)
+            if hint and not reason:
+                action.setText(f"{text}\t{hint}")
+            action.setObjectName(key)
+            action.setEnabled(reason is None)
+            action.setToolTip(reason or text)
+            action.triggered.connect(slot)
+            menu.addAction(action)
+
+        add(
+            "ssh",
+            "Open SSH terminal",
+            lambda: self._open_ssh(factory, name),
+            self._ssh_reason(factory, device),
+            "Enter",
+        )
+        add(
+            "copy_ssh",
+            "Copy SSH command",
+            lambda: self._run(self._copy_ssh(factory, name), "Copy SSH command"),
+            self._vpn_off_reason(device),
+        )
+        add(
+            "copy_address",
+            "Copy VPN address",
+            lambda: self._copy_text(device.vpn_address, f"Copied {device.vpn_address}"),
+            None if device.vpn_address else "no VPN address",
+        )
+        menu.addSeparator()
+        no_key = (factory, name) in self._no_key
+        enable_reason = disable_reason = "no WireGuard key yet" if no_key else None
+        if enable_reason is None and device.vpn_enabled:
+            enable_reason = "already enabled" + (", not applied yet" if device.vpn_pending else "")
+        if disable_reason is None and not device.vpn_enabled:
+            if device.vpn_pending:
+                disable_reason = "already disabled, not applied yet"
+            else:
+                disable_reason = "already disabled" if device.vpn_address else "VPN never enabled"
+        add(
+            "enable_vpn",
+            "Enable VPN",
+            lambda: self._run(self._set_vpn(factory, name, True), "Enable VPN"),
+            enable_reason,
+        )
+        add(
+            "disable_vpn",
+            "Disable VPN",
+            lambda: self._run(self._set_vpn(factory, name, False), "Disable VPN"),
+            disable_reason,
+        )
+        menu.addSeparator()
+        add(
+            "web",
+            "Open in the Foundries web app",
+            lambda: QDesktopServices.openUrl(QUrl(self.backend.web_url(factory, name))),
+        )
+        return menu
+
+    def open_menu_for_current(self) -> QMenu | None:
+        index = self.table.currentIndex()
+        if not index.isValid():
+            return None
+        rect = self.table.visualRect(index)
+        where = QPoint(self.table.columnViewportPosition(Col.NAME) + 8, rect.bottom())
+        return self._popup_menu(index.row(), self.table.viewport().mapToGlobal(where))
+
+    # -- events ---------------------------------------------------------------------------
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._shown = True
+        self._refresh_timer.start()
+        if self._factory is None:
+            self._rebuild_factories()
+        loaded = self.model.loaded_at
+        stale = (
+            self.model.factory != self._factory
+            or loaded is None
+            or (time.monotonic() - loaded) * 1000 >= self._refresh_timer.interval()
+        )
+        if stale:
+            self.refresh()
+        self._update_tunnel_bar()
+        profile = self._tunnel_profile()
+        if profile is not None and profile.name not in self.backend.tunnel_states:
+            self._spawn(self.backend.refresh_tunnels(), "Tunnel status")
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self._shown = False
+        self._refresh_timer.stop()
+        # Pages still to fetch would be requests from a hidden window: drop the load.
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+        self._hide_progress()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
+            key = event.key()
+            if watched is self.table and key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self._activate(self.table.currentIndex())
+                return True
+            if watched is self.search and key in (Qt.Key.Key_Down, Qt.Key.Key_PageDown):
+                self.table.setFocus(Qt.FocusReason.OtherFocusReason)
+                if not self.table.currentIndex().isValid() and self.proxy.rowCount():
+                    self.table.selectRow(0)
+                return True
+            if watched is self.search and key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self._apply_filter()
+                if self.proxy.rowCount() == 1:  # one match: Enter goes straight to it
+                    self.table.selectRow(0)
+                    self.table.setFocus(Qt.FocusReason.OtherFocusReason)
+                return True
+        return super().eventFilter(watched, event)
+
+    # -- factories ---------------------------------------------------------------------------
+
+    def _factory_names(self) -> list[str]:
+        return [p.factory for p in self.backend.factories()]
+
+    def _default_factory(self, names: list[str]) -> str | None:
+        if not names:
+            return None
+        default = self.backend.services.profiles.default_name()
+        return default if default in names else names[0]
+
+    def _rebuild_factories(self) -> None:
+        names = self._factory_names()
+        self.factory_combo.blockSignals(True)
+        self.factory_combo.clear()
+        self.factory_combo.addItems(names)
+        self.factory_combo.blockSignals(False)
+        several = len(names) > 1
+        self.factory_label.setVisible(several)
+        self.factory_combo.setVisible(several)
+        self._set_factory(self._factory if self._factory in names else self._default_factory(names))
+
+    def _on_factory_picked(self, index: int) -> None:
+        if index >= 0:
+            self._set_factory(self.factory_combo.itemText(index))
+
+    def _set_factory(self, factory: str | None) -> None:
+        if factory is not None:
+            self.factory_combo.blockSignals(True)
+            self.factory_combo.setCurrentIndex(self.factory_combo.findText(factory))
+            self.factory_combo.blockSignals(False)
+        if factory == self._factory:
+            return
+        self._factory = factory
+        for task in (self._load_task, self._build_task):
+            if task is not None and not task.done():
+                task.cancel()
+        self._load_failed = ""
+        self.message_bar.hide()
+        self._hide_progress()
+        self.model.clear(factory or "")
+        self.setWindowTitle(f"Devices — {factory} — fiotray" if factory else "Devices — fiotray")
+        self._update_tunnel_bar()
+        self._update_status()
+        if self._shown:
+            self.refresh()
+
+    # -- loading -----------------------------------------------------------------------------
+
+    async def _load(self, factory: str) -> None:
+        try:
+            await self.backend.load_devices(factory)
+        except FiotrayError:
+            pass  # devicesFailed put it in the message bar; a timer's refresh sends no notice
+        finally:
+            if self.model.factory == factory and self._build_task is None:
+                self._hide_progress()
+
+    def _on_progress(self, factory: str, loaded: int, total: int) -> None:
+        if factory != self._factory or not self._shown:
+            return
+        if total:
+            self._show_progress(f"Loading {loaded:,} of {total:,} devices…", loaded, total)
+        else:
+            self._show_progress(f"Loading devices… {loaded:,}", 0, 0)
+
+    def _on_loaded(self, factory: str, rows: list[DeviceRow]) -> None:
+        if factory != self._factory:
+            return
+        if self._build_task is not None and not self._build_task.done():
+            self._build_task.cancel()
+        if len(rows) > 5000:
+            self._show_progress(f"Preparing {len(rows):,} devices…", 0, 0)
+        self._build_task = self._spawn(self._build(factory, rows), "Show devices")
+
+    async def _build(self, factory: str, rows: list[DeviceRow]) -> None:
+        try:
+            if await self.model.set_rows(factory, rows):
+                self._load_failed = ""
+                # A refused Enable is remembered until the next list: by then the device
+                # may have registered its key, and Enable should be offered again.
+                self._no_key = {k for k in self._no_key if k[0] != factory}
+                if self.message_bar.level == "error" and self.message_bar.retry_button.isVisible():
+                    self.message_bar.hide()
+                if self._fitted_for != factory and rows:
+                    self._fit_columns(rows)
+                    self._fitted_for = factory
+        finally:
+            if self._build_task is asyncio.current_task():
+                self._build_task = None
+            if self._load_task is None or self._load_task.done():
+                self._hide_progress()
+            self._update_placeholder()
+
+    def _on_failed(self, factory: str, message: str) -> None:
+        if factory != self._factory:
+            return
+        self._hide_progress()
+        self._load_failed = message
+        if self.model.loaded_at is not None:
+            shown = time.strftime("%H:%M", time.localtime(time.time() - self._data_age()))
+            text = f"Could not refresh the device list: {message} Showing the list from {shown}."
+        else:
+            text = f"Could not load the device list: {message}"
+        self.message_bar.show_message(text, "error", retry=True)
+        self._update_placeholder()
+
+    def _data_age(self) -> float:
+        loaded = self.model.loaded_at
+        return 0.0 if loaded is None else time.monotonic() - loaded
+
+    def _on_rows_replaced(self) -> None:
+        self._update_status()
+        self._update_placeholder()
+
+    def _on_vpn_changed(self, factory: str, state: VpnState) -> None:
+        if factory == self.model.factory and self.model.apply_vpn(state):
+            self._update_status()
+
+    # -- search ------------------------------------------------------------------------------
+
+    def _on_search_text(self, _text: str) -> None:
+        # Big lists: wait for a pause in typing, so a burst of keys filters once.
+        delay = DEBOUNCE_MS if self.model.total > DEBOUNCE_ROWS else 0
+        self._filter_timer.start(delay)
+
+    def _apply_filter(self) -> None:
+        self._filter_timer.stop()
+        self.proxy.set_filter_text(self.search.text())
+        index = self.table.currentIndex()
+        if index.isValid():
+            self.table.scrollTo(index)
+        self._update_placeholder()
+
+    # -- status and empty states ----------------------------------------------------------
+
+    def _update_status(self) -> None:
+        factory = self._factory
+        if factory is None:
+            self.status.setText("Not signed in to any factory.")
+            return
+        m = self.model
+        if m.loaded_at is None and m.factory == factory:
+            state = "loading devices…" if self._loading() else "no device list yet"
+            text = f"{factory}: {state}"
+        else:
+            text = f"{factory}: {m.total:,} devices, {m.online:,} online, {m.on_vpn:,} on VPN"
+            shown = self.proxy.rowCount()
+            if m.filter_text.strip():
+                matches = "match" if shown == 1 else "matches"
+                text += f" · {shown:,} {matches} for “{m.filter_text.strip()}”"
+        if self._flash_timer.isActive() and self._flash_text:
+            text += f" · {self._flash_text}"
+        self.status.setText(text)
+
+    def _flash(self, text: str) -> None:
+        self._flash_text = text
+        self._flash_timer.start(FLASH_MS)
+        self._update_status()
+
+    def _update_placeholder(self) -> None:
+        factory = self._factory
+        text = ""
+        if factory is None:
+            text = "Sign in to a factory to see its devices."
+        elif self.model.loaded_at is None:
+            if self._load_failed:
+                text = f"Could not load the devices of {factory}."
+            elif self._loading():
+                text = "Loading devices…"
+            else:
+                text = "No device list yet. Press F5 to load it."
+        elif self.model.total == 0:
+            text = f"No devices in {factory} yet."
+        elif self.proxy.rowCount() == 0:
+            text = f"No devices match “{self.model.filter_text.strip()}”.\nEsc clears the search."
+        self.placeholder.setText(text)
+        focus_in_table = self.table.hasFocus()
+        self.stack.setCurrentWidget(self.placeholder if text else self.table)
+        if focus_in_table and text:
+            self.search.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _loading(self) -> bool:
+        load, build = self._load_task, self._build_task
+        return (load is not None and not load.done()) or (build is not None and not build.done())
+
+    def _show_progress(self, text: str, value: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(value)
+        self.progress_label.setText(text)
+        self.progress.show()
+        self.progress_label.show()
+
+    def _hide_progress(self) -> None:
+        self.progress.hide()
+        self.progress_label.hide()
+
+    # -- tunnel ------------------------------------------------------------------------------
+
+    def _tunnel_profile(self) -> TunnelProfile | None:
+        if self._factory is None:
+            return None
+        return self.backend.services.tunnels.for_factory(self._factory)
+
+    def _tunnel_state(self) -> State | None:
+        profile = self._tunnel_profile()
+        if profile is None:
+            return None
+        status = self.backend.tunnel_states.get(profile.name)
+        return status.state if status else None
+
+    def _on_tunnel_changed(self, status: TunnelStatus) -> None:
+        profile = self._tunnel_profile()
+        if profile is not None and status.profile == profile.name:
+            self._update_tunnel_bar()
+
+    def _update_tunnel_bar(self) -> None:
+        profile = self._tunnel_profile()
+        signed_in = self._factory is not None
+        self.search.setEnabled(signed_in)
+        self.refresh_button.setEnabled(signed_in)
+        if profile is None:
+            self.tunnel_dot.hide()
+            self.tunnel_label.setText("No VPN tunnel set up for this factory." if signed_in else "")
+            self.tunnel_label.setToolTip("")
+            self.tunnel_button.hide()
+            return
+        self.tunnel_dot.show()
+        status = self.backend.tunnel_states.get(profile.name)
+        state = status.state if status else None
+        words = TUNNEL_TEXT[state] if state else "checking…"
+        # The detail comes from the helper or the system: text, never markup.
+        detail = f": {html.escape(status.detail)}" if status and status.detail else ""
+        self.tunnel_label.setText(f"Tunnel <b>{html.escape(profile.name)}</b> {words}{detail}")
+        self.tunnel_label.setTextFormat(Qt.TextFormat.RichText)
+        tip = [f"Interface {profile.interface}"]
+        if profile.endpoint:
+            tip.append(f"Server {profile.endpoint}")
+        if status is not None and status.state is State.CONNECTED:
+            age = status.handshake_age()
+            if age is not None:
+                tip.append(f"Last handshake {int(age)} s ago")
+            tip.append(f"Received {status.rx_bytes:,} B, sent {status.tx_bytes:,} B")
+        self.tunnel_label.setToolTip("\n".join(tip))
+        color = TUNNEL_COLOR[state] if state else "#8a8a8a"
+        size = self.fontMetrics().height() // 2 + 4
+        self.tunnel_dot.setFixedSize(size, size)
+        self.tunnel_dot.setStyleSheet(f"background: {color}; border-radius: {size // 2}px;")
+        down = state in TUNNEL_DOWN
+        self.tunnel_button.setText("Connect" if down else "Disconnect")
+        self.tunnel_button.setEnabled(not self._busy_tunnel)
+        self.tunnel_button.show()
+
+    def _toggle_tunnel(self) -> None:
+        profile = self._tunnel_profile()
+        if profile is None or self._busy_tunnel:
+            return
+        # An errored tunnel has nothing up to take down: the button means "try again".
+        if self._tunnel_state() is State.ERROR:
+            coro = self.backend.connect(profile.name)
+        else:
+            coro = self.backend.toggle(profile.name)
+        self._busy_tunnel = True
+        self.tunnel_button.setEnabled(False)
+        self._run(self._tunnel_action(coro), "Tunnel")
+
+    async def _tunnel_action(self, coro: Coroutine[Any, Any, TunnelStatus]) -> None:
+        try:
+            await coro
+        finally:
+            self._busy_tunnel = False
+            self._update_tunnel_bar()
+
+    # -- row actions -------------------------------------------------------------------------
+
+    def _ssh_route(self) -> str:
+        profile = self._tunnel_profile()
+        route = profile.ssh.get("route") if profile else None
+        return str(route or self.backend.settings.ssh_route)
+
+    def _vpn_off_reason(self, device: DeviceRow) -> str | None:
+        if not device.vpn_enabled or not device.vpn_address:
+            return "VPN is off for this device"
+        return None
+
+    def _ssh_reason(self, factory: str, device: DeviceRow) -> str | None:
+        """Why SSH cannot work now, or None."""
+        reason = self._vpn_off_reason(device)
+        if reason:
+            return reason
+        if self._ssh_route() == "public":
+            return None  # through the server's public SSH host: no tunnel needed
+        if self.backend.services.tunnels.for_factory(factory) is None:
+            return "no VPN tunnel for this factory"
+        if self._tunnel_state() in TUNNEL_DOWN:
+            return "connect the tunnel first"
+        return None
+
+    def _row_at(self, index: QModelIndex) -> DeviceRow | None:
+        return self.proxy.row(index.row()) if index.isValid() else None
+
+    def _activate(self, index: QModelIndex) -> None:
+        device = self._row_at(index)
+        if device is None:
+            return
+        self._open_ssh(self.model.factory, device.device.name)
+
+    def _on_double_clicked(self, index: QModelIndex) -> None:
+        self._activate(index)
+
+    def _open_ssh(self, factory: str, name: str) -> None:
+        device = self.model.device(name)
+        reason = self._ssh_reason(factory, device) if device else "unknown device"
+        if reason:
+            self.message_bar.show_message(f"Cannot open SSH to {name}: {reason}.", "info")
+            return
+        self._flash(f"Opening SSH to {name}…")
+        self._run(self.backend.open_ssh(factory, name), "Open SSH terminal")
+
+    async def _copy_ssh(self, factory: str, name: str) -> None:
+        argv = await self.backend.ssh_command(factory, name)
+        self._copy_text(shlex.join(argv), "Copied the SSH command")
+
+    def _copy_text(self, text: str, flash: str) -> None:
+        QGuiApplication.clipboard().setText(text)
+        self._flash(flash)
+
+    async def _set_vpn(self, factory: str, name: str, enable: bool) -> None:
+        self._flash(f"{'Enabling' if enable else 'Disabling'} VPN on {name}…")
+        try:
+            await self.backend.set_vpn(factory, name, enable)
+        except VpnError as exc:
+            # The list cannot tell a device without a WireGuard key from one never
+            # enabled; remember the refusal so the menu can say why next time.
+            if enable and "no public key" in str(exc):
+                self._no_key.add((factory, name))
+            raise
+        self._flash(f"VPN {'enable' if enable else 'disable'} written; {name} applies it soon")
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        task = self.backend.spawn(coro, what=what)
+        # A task cancelled before its first step never starts `coro`; closing it then
+        # avoids a "never awaited" warning, and is a no-op once it ran.
+        task.add_done_callback(lambda _: coro.close())
+        return task
+
+    def _run(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        """Spawn an action; its failure shows in the message bar (the user is looking here)."""
+
+        async def guarded() -> Any:
+            try:
+                return await coro
+            except FiotrayError as exc:
+                self.message_bar.show_message(f"{what}: {exc}", "error")
+                return None
+            finally:
+                self.actionFinished.emit(what)
+
+        task = self._spawn(guarded(), what)
+        task.add_done_callback(lambda _: coro.close())
+        return task
+
+    def _on_context_requested(self, pos: QPoint) -> None:
+        index = self.table.indexAt(pos)
+        if not index.isValid():
+            index = self.table.currentIndex()
+            if not index.isValid():
+                return
+            pos = self.table.visualRect(index).bottomLeft()
+        self.table.setCurrentIndex(index)
+        self._popup_menu(index.row(), self.table.viewport().mapToGlobal(pos))
+
+    def _popup_menu(self, row: int, where: QPoint) -> QMenu:
+        menu = self.context_menu_for(row)
+        menu.popup(where)  # not exec(): no nested event loop under qasync
+        return menu
+
+
+__all__ = ["DevicesWindow"]
