@@ -43,8 +43,7 @@ def start_fake(devices: int, latency: float, token: str) -> tuple[subprocess.Pop
             str(devices),
             "--latency",
             str(latency),
-            "--api-token",
-            token,
+            f"--api-token={token}",  # a token may start with "-"
         ],
         stdout=subprocess.PIPE,
         text=True,
