@@ -56,10 +56,10 @@ class Engineer:
             "KEYRING_PW": KEYRING_PASSWORD,
         }
 
-    def fiotray(
-        self, *args: str, stdin: str | None = None, code: int | None = 0, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        argv = [
+    @staticmethod
+    def argv(*args: str) -> list[str]:
+        """fiotray with the user's own unlocked keyring on a fresh session bus."""
+        return [
             "dbus-run-session",
             "--",
             "sh",
@@ -71,6 +71,11 @@ class Engineer:
             "fiotray",
             *args,
         ]
+
+    def fiotray(
+        self, *args: str, stdin: str | None = None, code: int | None = 0, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        argv = self.argv(*args)
         proc = self.world.exec(
             self.world.laptop_ns, argv, user=self.user, input=stdin, env=self.env(), timeout=timeout
         )
@@ -94,16 +99,7 @@ class Engineer:
                 "-u",
                 self.user.name,
                 "--",
-                "dbus-run-session",
-                "--",
-                "sh",
-                "-c",
-                WITH_KEYRING,
-                "sh",
-                sys.executable,
-                "-m",
-                "fiotray",
-                *args,
+                *self.argv(*args),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
