@@ -10,7 +10,6 @@ tunnel are serialized so repeated clicks end in a consistent state.
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ import platformdirs
 
 from fiotray.core.errors import FiotrayError, ProfileError, VpnError
 from fiotray.core.files import write_private
+from fiotray.core.tunnelstate import State, TunnelStatus  # re-exported (see tunnelstate)
 
 if TYPE_CHECKING:
     from fiotray.core.secrets import SecretStore
@@ -60,14 +60,6 @@ HELPER_TIMEOUT = 60.0
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 IFNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")
-
-
-class State(enum.StrEnum):
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    STALE = "stale"
-    ERROR = "error"
 
 
 # -- profiles ------------------------------------------------------------------------
@@ -220,13 +212,7 @@ async def create_foundries_profile(
         address=address,
         server_address=server.server_address,
     ).validated()
-    await secrets.aset(tunnel_key(name), private)
-    try:
-        store.save(profile)
-    except FiotrayError:
-        await secrets.adelete(tunnel_key(name))
-        raise
-    return profile
+    return await _store_new(store, secrets, profile, private)
 
 
 async def import_plain_profile(
@@ -246,11 +232,23 @@ async def import_plain_profile(
         public_key=imported.public_key,
         endpoint=imported.endpoint,
     ).validated()
-    await secrets.aset(tunnel_key(name), imported.private_key)
+    return await _store_new(store, secrets, profile, imported.private_key)
+
+
+async def _store_new(
+    store: TunnelStore, secrets: SecretStore, profile: TunnelProfile, private_key: str
+) -> TunnelProfile:
+    """Key into the keyring, then the profile; neither is left behind when one fails."""
+    if any(t.name == profile.name for t in store.list()):
+        # Never overwrite: the existing tunnel's private key would be lost with it.
+        raise ProfileError(
+            f"A tunnel named {profile.name} already exists: remove it first or pick another name."
+        )
+    await secrets.aset(tunnel_key(profile.name), private_key)
     try:
         store.save(profile)
     except FiotrayError:
-        await secrets.adelete(tunnel_key(name))
+        await secrets.adelete(tunnel_key(profile.name))
         raise
     return profile
 
@@ -406,36 +404,6 @@ def _helper_error(code: int, stderr: str) -> str:
 
 
 # -- the controller ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TunnelStatus:
-    profile: str
-    interface: str
-    state: State
-    endpoint: str = ""
-    latest_handshake: float = 0.0
-    rx_bytes: int = 0
-    tx_bytes: int = 0
-    detail: str = ""
-
-    def handshake_age(self, now: float | None = None) -> float | None:
-        if not self.latest_handshake:
-            return None
-        return max(0.0, (now or time.time()) - self.latest_handshake)
-
-    def to_json(self, now: float | None = None) -> dict[str, Any]:
-        age = self.handshake_age(now)
-        return {
-            "profile": self.profile,
-            "interface": self.interface,
-            "state": str(self.state),
-            "endpoint": self.endpoint or None,
-            "latest_handshake_age": round(age, 1) if age is not None else None,
-            "rx_bytes": self.rx_bytes,
-            "tx_bytes": self.tx_bytes,
-            "detail": self.detail or None,
-        }
 
 
 def classify(

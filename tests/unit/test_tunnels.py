@@ -331,3 +331,13 @@ async def test_helper_refusal_line_reaches_the_user(tmp_path):
     helper.chmod(0o755)
     with pytest.raises(VpnError, match=r"^line 3: PostUp is not allowed$"):
         await HelperClient(helper).run("up", "wg0", stdin="x")
+
+
+async def test_a_second_tunnel_with_the_same_name_never_replaces_the_first(world):
+    store, secrets, *_ = world
+    first = await add_factory_tunnel(store, secrets)
+    key = secrets.get(tunnel_key("acme"))
+    with pytest.raises(ProfileError, match="already exists"):
+        await add_factory_tunnel(store, secrets, address="10.42.42.201")
+    assert secrets.get(tunnel_key("acme")) == key
+    assert store.get("acme") == first

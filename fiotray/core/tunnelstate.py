@@ -1,0 +1,50 @@
+"""A tunnel's observed state: what the tray shows before the backend (and asyncio) is loaded.
+
+Kept apart from `fiotray.core.tunnels`, which re-exports both names, so the tray icon
+can be drawn with nothing but the standard library's enum and dataclasses imported.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from typing import Any
+
+
+class State(enum.StrEnum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    STALE = "stale"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class TunnelStatus:
+    profile: str
+    interface: str
+    state: State
+    endpoint: str = ""
+    latest_handshake: float = 0.0
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    detail: str = ""
+
+    def handshake_age(self, now: float | None = None) -> float | None:
+        if not self.latest_handshake:
+            return None
+        return max(0.0, (now or time.time()) - self.latest_handshake)
+
+    def to_json(self, now: float | None = None) -> dict[str, Any]:
+        age = self.handshake_age(now)
+        return {
+            "profile": self.profile,
+            "interface": self.interface,
+            "state": str(self.state),
+            "endpoint": self.endpoint or None,
+            "latest_handshake_age": round(age, 1) if age is not None else None,
+            "rx_bytes": self.rx_bytes,
+            "tx_bytes": self.tx_bytes,
+            "detail": self.detail or None,
+        }
