@@ -7,34 +7,35 @@ and a non-zero exit code (1 for a failure, 2 for a usage error).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
-import json
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Coroutine, Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fiotray import __version__, cli_tunnels
-from fiotray.core import devices, signin
-from fiotray.core.api import FactoryClient
 from fiotray.core.errors import AuthError, FiotrayError
-from fiotray.core.profiles import (
-    DEFAULT_OAUTH_URL,
-    Profile,
-    ProfileStore,
-)
-from fiotray.core.secrets import SecretStore
-from fiotray.core.session import open_factory
-from fiotray.core.tunnels import TunnelController, TunnelStore
+
+# A launch without a command starts the tray app, which must appear fast: the core's
+# heavier modules (httpx, keyring, asyncio, the devices and sign-in code) are imported
+# by the commands that use them, never here.
+if TYPE_CHECKING:
+    from contextlib import AsyncExitStack
+    from datetime import datetime
+
+    from fiotray.core import devices
+    from fiotray.core.api import FactoryClient
+    from fiotray.core.profiles import Profile, ProfileStore
+    from fiotray.core.secrets import SecretStore
+    from fiotray.core.tunnels import TunnelController, TunnelStore
 
 log = logging.getLogger("fiotray")
+
+
+def _tunnel_store() -> TunnelStore:
+    from fiotray.core.tunnels import TunnelStore
+
+    return TunnelStore()
 
 
 @dataclass
@@ -47,11 +48,13 @@ class Context:
     out: Callable[..., None] = print
     demo: Any = None
     cleanups: list[Callable[[], None]] = field(default_factory=list)
-    tunnels: TunnelStore = field(default_factory=TunnelStore)
+    tunnels: TunnelStore = field(default_factory=_tunnel_store)
     _controller: TunnelController | None = None
 
     def controller(self) -> TunnelController:
         if self._controller is None:
+            from fiotray.core.tunnels import TunnelController
+
             self._controller = TunnelController(self.tunnels, self.secrets)
         return self._controller
 
@@ -96,6 +99,8 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
 
 def read_secret(prompt: str) -> str:
     """One secret line from stdin (piped) or a no-echo prompt (terminal); never argv."""
+    import getpass
+
     if sys.stdin is None:
         raise FiotrayError("No standard input to read the secret from.")
     value = getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.readline()
@@ -111,6 +116,10 @@ def read_secret(prompt: str) -> str:
 
 
 async def cmd_login(args: argparse.Namespace, ctx: Context) -> int:
+    from pathlib import Path
+
+    from fiotray.core import signin
+
     common = {"make_default": args.default, "api_url": args.api_url}
     if args.from_fioctl is not None:
         path = Path(args.from_fioctl) if args.from_fioctl else None
@@ -144,6 +153,8 @@ async def cmd_login(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def cmd_logout(args: argparse.Namespace, ctx: Context) -> int:
+    from fiotray.core import signin
+
     profile = ctx.profile(args.factory)
     await signin.sign_out(ctx.profiles, ctx.secrets, profile.factory)
     ctx.out(f"Signed out of factory {profile.factory}; its secrets were removed from the keyring.")
@@ -151,6 +162,8 @@ async def cmd_logout(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def cmd_factories(args: argparse.Namespace, ctx: Context) -> int:
+    import json
+
     profiles = [ctx.demo.profile] if ctx.demo else ctx.profiles.list()
     default = ctx.demo.profile.factory if ctx.demo else ctx.profiles.default_name()
     if args.json:
@@ -179,12 +192,20 @@ async def cmd_factories(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def _client(ctx: Context, factory: str | None, stack: AsyncExitStack) -> FactoryClient:
+    from fiotray.core.session import open_factory
+
     profile = ctx.profile(factory)
     api = await open_factory(profile, ctx.secrets)
     return await stack.enter_async_context(api)
 
 
 async def cmd_devices(args: argparse.Namespace, ctx: Context) -> int:
+    import json
+    from contextlib import AsyncExitStack
+    from datetime import UTC, datetime
+
+    from fiotray.core import devices
+
     async with AsyncExitStack() as stack:
         api = await _client(ctx, args.factory, stack)
         rows = await devices.list_rows(api, pending=ctx.pending)
@@ -234,6 +255,11 @@ def _vpn_text(state: devices.VpnState) -> str:
 
 
 async def cmd_device_vpn(args: argparse.Namespace, ctx: Context) -> int:
+    import json
+    from contextlib import AsyncExitStack
+
+    from fiotray.core import devices
+
     devices.validate_device_name(args.device)
     async with AsyncExitStack() as stack:
         api = await _client(ctx, args.factory, stack)
@@ -243,6 +269,11 @@ async def cmd_device_vpn(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def _set_vpn(args: argparse.Namespace, ctx: Context, enable: bool) -> int:
+    import json
+    from contextlib import AsyncExitStack
+
+    from fiotray.core import devices
+
     devices.validate_device_name(args.device)
     async with AsyncExitStack() as stack:
         api = await _client(ctx, args.factory, stack)
@@ -277,7 +308,29 @@ def cmd_default(args: argparse.Namespace) -> int:
 # -- parser ----------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _LoginHelp(argparse.HelpFormatter):
+    """Fills in the default OAuth2 URL when the help is shown.
+
+    It lives in the profiles module, which a tray start (it builds this parser too) does
+    not load before its icon shows.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text and "{default_oauth_url}" in text:
+            from fiotray.core.profiles import DEFAULT_OAUTH_URL
+
+            text = text.replace("{default_oauth_url}", DEFAULT_OAUTH_URL)
+        return text
+
+
+# The tray app's own command lines (the desktop entry's, autostart's): the top-level
+# options alone answer them, as the full parser would, without building every command's
+# parser first (~5 ms of a start that should take little more than a bare Qt tray app's).
+TRAY_ARGS = frozenset({"--demo", "--hidden", "-v", "-vv", "--verbose"})
+
+
+def _top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fiotray",
         description="One-click access to FoundriesFactory devices over the factory's VPN.",
@@ -296,6 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log to stderr (-vv for debug)"
     )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _top_parser()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def factory_opt(p: argparse.ArgumentParser) -> None:
@@ -303,10 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
             "--factory", "-f", help="factory (profile); default: the only or default one"
         )
 
-    p = sub.add_parser("login", help="sign in to a factory (secrets go to the OS keyring)")
+    p = sub.add_parser(
+        "login",
+        help="sign in to a factory (secrets go to the OS keyring)",
+        formatter_class=_LoginHelp,
+    )
     p.add_argument("--factory", "-f", help="factory name")
     p.add_argument("--api-url", help="REST API base (default: derived from --oauth-url)")
-    p.add_argument("--oauth-url", help=f"OAuth2 base (default {DEFAULT_OAUTH_URL})")
+    p.add_argument("--oauth-url", help="OAuth2 base (default {default_oauth_url})")
     p.add_argument("--default", action="store_true", help="make this the default factory")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument(
@@ -364,6 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _start_demo(ctx: Context) -> Any:
+    import tempfile
+    from pathlib import Path
+
+    from fiotray.core import devices
     from fiotray.demo.factory import start_demo
 
     session = start_demo()
@@ -376,9 +442,14 @@ def _start_demo(ctx: Context) -> Any:
     return session
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line, checked; exits (2) on a usage error, or after --help or --version."""
+    argv = list(argv)
+    if TRAY_ARGS.issuperset(argv):
+        parser = _top_parser()
+        parser.set_defaults(command=None)
+        return parser.parse_args(argv)
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
     words = [a for a in argv[:split] if not a.startswith("-")]
     if words[:1] == ["ssh"]:
@@ -391,6 +462,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(
             "--client-id needs --client-secret-stdin (secrets never go on the command line)"
         )
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",
@@ -399,6 +475,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command is None:
         return cmd_default(args)
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """A subcommand on its own event loop; its exit code."""
+    import asyncio
+    import os
+
+    from fiotray.core import devices
+    from fiotray.core.profiles import ProfileStore
+    from fiotray.core.secrets import SecretStore
+
     ctx = Context(profiles=ProfileStore(), secrets=SecretStore(), pending=devices.PendingStore())
     func: Callable[[argparse.Namespace, Context], Coroutine[Any, Any, int]] = args.func
     try:

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
-import json
-import os
-import time
-from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fiotray.core import devices, session, ssh, terminal, tunnels
 from fiotray.core.errors import VpnError
 
+# The core's modules (asyncio, httpx, keyring behind them) are imported by the commands
+# that use them: `register` runs on every launch, the tray app's included.
 if TYPE_CHECKING:
     from fiotray.cli import Context
+    from fiotray.core import ssh, tunnels
 
 # How long `connect` waits for the first handshake before it reports.
 CONNECT_WAIT = 10.0
@@ -49,6 +44,8 @@ def _status_line(s: tunnels.TunnelStatus) -> str:
 
 
 async def cmd_profiles_list(args: argparse.Namespace, ctx: Context) -> int:
+    import json
+
     from fiotray.cli import printable, table
 
     profiles = ctx.tunnels.list()
@@ -95,6 +92,11 @@ async def cmd_profiles_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def cmd_profiles_import(args: argparse.Namespace, ctx: Context) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from fiotray.core import tunnels
+
     path = Path(args.file)
     text = tunnels.read_conf_file(path)
     name = args.name or tunnels.name_from_path(path)
@@ -111,7 +113,11 @@ async def cmd_profiles_import(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def cmd_profiles_add_foundries(args: argparse.Namespace, ctx: Context) -> int:
+    import asyncio
+    from contextlib import AsyncExitStack
+
     from fiotray.cli import _client
+    from fiotray.core import devices, tunnels
 
     async with AsyncExitStack() as stack:
         api = await _client(ctx, args.factory, stack)
@@ -144,6 +150,10 @@ async def cmd_profiles_add_foundries(args: argparse.Namespace, ctx: Context) -> 
 
 
 async def cmd_profiles_ssh(args: argparse.Namespace, ctx: Context) -> int:
+    import dataclasses
+
+    from fiotray.core import session, ssh
+
     profile = ctx.tunnels.get(args.name)
     current = session.ssh_settings(profile, None)
     changes = {
@@ -166,6 +176,8 @@ async def cmd_profiles_ssh(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def cmd_profiles_remove(args: argparse.Namespace, ctx: Context) -> int:
+    from fiotray.core import tunnels
+
     profile = ctx.tunnels.get(args.name)
     if ctx.controller().interface_exists(profile.interface):
         raise VpnError(f"Tunnel {profile.name} is up: disconnect it first.")
@@ -176,18 +188,22 @@ async def cmd_profiles_remove(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def cmd_connect(args: argparse.Namespace, ctx: Context) -> int:
+    import json
+
+    from fiotray.core.tunnelstate import State
+
     status = await ctx.controller().connect(args.profile, wait=args.wait)
     if args.json:
         ctx.out(json.dumps(status.to_json(), indent=2))
     else:
         ctx.out(_status_line(status))
-        if status.state is tunnels.State.CONNECTING and args.wait:
+        if status.state is State.CONNECTING and args.wait:
             ctx.out(
                 f"No handshake with the server within {args.wait:g} s; the tunnel stays up. "
                 "Check with `fiotray status`."
             )
     # 4: up, but nothing proves the server answers (scripts can tell this from a failure).
-    return 0 if status.state is tunnels.State.CONNECTED or not args.wait else 4
+    return 0 if status.state is State.CONNECTED or not args.wait else 4
 
 
 async def cmd_disconnect(args: argparse.Namespace, ctx: Context) -> int:
@@ -197,7 +213,11 @@ async def cmd_disconnect(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    import json
+    import time
+
     from fiotray.cli import table
+    from fiotray.core.tunnelstate import State
 
     statuses = await ctx.controller().status()
     now = time.time()
@@ -213,7 +233,7 @@ async def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
             s.interface,
             str(s.state),
             s.endpoint or "-",
-            _fmt_age(s.handshake_age(now)) if s.state is not tunnels.State.DISCONNECTED else "-",
+            _fmt_age(s.handshake_age(now)) if s.state is not State.DISCONNECTED else "-",
             _fmt_bytes(s.rx_bytes),
             _fmt_bytes(s.tx_bytes),
         ]
@@ -229,7 +249,10 @@ async def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
 async def _ssh_targets(
     ctx: Context, factory: str | None, only: str | None
 ) -> tuple[str, list[ssh.SshTarget], tunnels.TunnelProfile | None]:
+    from contextlib import AsyncExitStack
+
     from fiotray.cli import _client
+    from fiotray.core import session
 
     async with AsyncExitStack() as stack:
         api = await _client(ctx, factory, stack)
@@ -239,6 +262,10 @@ async def _ssh_targets(
 
 
 async def cmd_ssh(args: argparse.Namespace, ctx: Context) -> int:
+    import os
+
+    from fiotray.core import devices, session, ssh, terminal
+
     devices.validate_device_name(args.device)
     _, targets, profile = await _ssh_targets(ctx, args.factory, args.device)
     settings = session.ssh_settings(profile, args.route)
@@ -261,6 +288,11 @@ async def cmd_ssh(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def cmd_ssh_config(args: argparse.Namespace, ctx: Context) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from fiotray.core import session, ssh
+
     factory, targets, profile = await _ssh_targets(ctx, args.factory, None)
     settings = session.ssh_settings(profile, None)
     path = Path(args.output) if args.output else ssh.default_ssh_config_path(factory)

@@ -20,13 +20,14 @@ import logging
 import os
 import sys
 import threading
-from typing import Any
-
-import keyring.core
-import keyring.errors
-from keyring.backend import KeyringBackend
+from typing import TYPE_CHECKING, Any
 
 from fiotray.core.errors import SecretsUnavailable
+
+# keyring (with its entry-point scan, ~8 MiB) is imported on first use of the keyring,
+# not by creating a SecretStore: the tray app starts without it.
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,8 @@ def _explicit_backend() -> tuple[KeyringBackend | None, str]:
     Goes through keyring's own loaders so ``PYTHON_KEYRING_BACKEND`` and
     ``keyringrc.cfg`` mean exactly what they mean for every other keyring user.
     """
+    import keyring.core
+
     if os.environ.get("PYTHON_KEYRING_BACKEND"):
         source = "PYTHON_KEYRING_BACKEND"
         name = os.environ["PYTHON_KEYRING_BACKEND"][:120]
@@ -236,6 +239,8 @@ class SecretStore:
         self.get("check/availability")
 
     def _call(self, op: str, key: str, *args: str) -> Any:
+        import keyring.errors
+
         backend = self._get_backend()
         method = getattr(backend, f"{op}_password")
         try:

@@ -14,9 +14,7 @@ passes, starts in the tray only.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -24,21 +22,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import platformdirs
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon, QWidget
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from fiotray.core.errors import FiotrayError
-from fiotray.core.tunnels import State
+from fiotray.core.tunnelstate import State
 from fiotray.gui import icons
 from fiotray.gui.tray import UP_STATES, TrayIcon
 
 if TYPE_CHECKING:
-    # Imported when needed: the tray icon shows before the backend and the loop are loaded.
+    # Imported where used: the tray icon shows before asyncio (with ssl), the loop, the
+    # backend and the log file's handler are loaded, which is what a start costs most.
+    import asyncio
+    from logging.handlers import RotatingFileHandler
+
+    from PySide6.QtWidgets import QMessageBox, QWidget
+
     from fiotray.gui.backend import Backend, Services
 
 log = logging.getLogger(__name__)
@@ -61,11 +63,15 @@ def log_dir(demo: bool) -> Path:
     # The demo writes nothing outside a temp dir, its log included.
     if demo:
         return Path(tempfile.gettempdir()) / f"fiotray-demo-{os.getuid()}"
+    import platformdirs
+
     return Path(platformdirs.user_state_dir(APP_NAME))
 
 
 def setup_logging(directory: Path) -> RotatingFileHandler:
     """fiotray.log in `directory`, rotated; the core never logs secrets, nor do we."""
+    from logging.handlers import RotatingFileHandler
+
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     handler = RotatingFileHandler(
         directory / "fiotray.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
@@ -149,6 +155,8 @@ class InstanceServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
+        import asyncio
+
         # Only called with the instance lock held: a socket left here is a crashed run's.
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
@@ -169,6 +177,9 @@ class InstanceServer:
         self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import asyncio
+        import json
+
         try:
             line = await asyncio.wait_for(reader.readline(), 5.0)
             command = line.decode(errors="replace").strip()
@@ -193,6 +204,9 @@ async def ask_running(path: Path, command: str, timeout: float = 2.0) -> dict[st
     Asynchronous on purpose: the server may live on this very loop (tests), where a
     blocking wait would never see it answer.
     """
+    import asyncio
+    import json
+
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), timeout)
     except (OSError, TimeoutError):
@@ -242,6 +256,8 @@ class TunnelWatcher:
         on_tick: Callable[[], None] | None = None,
         slept: Callable[[], float] | None = None,
     ) -> None:
+        import asyncio
+
         self.backend = backend
         self.up_interval = up_interval
         self.idle_interval = idle_interval
@@ -306,6 +322,8 @@ class TunnelWatcher:
                 self.on_tick()
 
     async def run(self) -> None:
+        import asyncio
+
         await self.check(full=True)
         while True:
             slept_before = self.slept()
@@ -320,6 +338,20 @@ class TunnelWatcher:
 
 
 # -- the app ------------------------------------------------------------------------------------
+
+
+def forget_module_sources() -> None:
+    """Empty linecache, where PySide6 leaves the source of every module imported after it.
+
+    PySide6 reads each such module's source to see whether it uses Qt (PYSIDE-2029, for
+    `from __feature__ import ...`) and linecache keeps the text: some 3 MiB of lines for
+    fiotray's start-up imports, of no use to a tray app idling in the background. A
+    traceback reads what it shows again. Called once the icon shows and once the rest is
+    loaded, so the later imports reuse the memory instead of adding to it.
+    """
+    import linecache
+
+    linecache.clearcache()
 
 
 def choose_services(demo: bool) -> Services:
@@ -354,6 +386,8 @@ class App(QObject):
         tray_poll: float = 0.25,
         tray: TrayIcon | None = None,
     ) -> None:
+        import asyncio
+
         super().__init__()
         self.backend = backend
         self.hidden = hidden
@@ -420,6 +454,8 @@ class App(QObject):
     # -- the tray ---------------------------------------------------------------------------
 
     async def wait_for_tray(self, timeout: float) -> bool:
+        import asyncio
+
         deadline = time.monotonic() + timeout
         while not QSystemTrayIcon.isSystemTrayAvailable():
             if time.monotonic() >= deadline:
@@ -428,6 +464,10 @@ class App(QObject):
         return True
 
     async def _start_tray(self) -> None:
+        import asyncio
+
+        from PySide6.QtWidgets import QMessageBox
+
         self.tray_available = self.tray.isVisible() or await self.wait_for_tray(self.tray_wait)
         if self.tray_available:
             self.tray.show()
@@ -453,6 +493,8 @@ class App(QObject):
     # -- life ---------------------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> None:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -461,6 +503,8 @@ class App(QObject):
                 log.debug("no asyncio signal handler for %s", sig)
 
     async def run(self) -> int:
+        import asyncio
+
         app = QApplication.instance()
         if isinstance(app, QApplication):
             # Quitting is the quit event's job alone: Qt stopping the loop on its own when a
@@ -481,6 +525,8 @@ class App(QObject):
         return 0
 
     async def close(self) -> None:
+        import asyncio
+
         log.info("quitting")
         app = QApplication.instance()
         if isinstance(app, QApplication):
@@ -529,6 +575,7 @@ async def main(
             log.warning("%s; a second launch will start a second fiotray", exc)
         if on_app is not None:
             on_app(app)
+        forget_module_sources()  # start-up's imports are done
         try:
             return await app.run()
         finally:
@@ -539,6 +586,8 @@ async def main(
 
 async def _bring_forward(path: Path) -> int:
     """Another fiotray holds the lock (or is just starting): ask it to come forward."""
+    import asyncio
+
     for _ in range(30):
         if await ask_running(path, "show") is not None:
             print("fiotray is already running: its window was brought forward.", file=sys.stderr)
@@ -563,30 +612,44 @@ def make_application() -> QApplication:
 
 def run_gui(*, demo: bool, hidden: bool) -> int:
     """Run the tray app until the user quits; the process's exit code."""
-    handler = setup_logging(log_dir(demo))
+    handlers: list[logging.Handler] = []
+
+    def open_log() -> None:
+        if not handlers:
+            handlers.append(setup_logging(log_dir(demo)))
+
     try:
-        return _run(demo=demo, hidden=hidden)
+        return _run(demo=demo, hidden=hidden, open_log=open_log)
     except FiotrayError as exc:
+        open_log()
         log.error("%s", exc)
         print(f"fiotray: {exc}", file=sys.stderr)
         return 1
     finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+        for handler in handlers:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
-def _run(*, demo: bool, hidden: bool) -> int:
+def _run(*, demo: bool, hidden: bool, open_log: Callable[[], None]) -> int:
     lock = InstanceLock(socket_path(demo).with_suffix(".lock"))
     first = lock.acquire()
     app = make_application()
     tray = None
     if first and QSystemTrayIcon.isSystemTrayAvailable():
-        # The icon first, then the slower half (event loop, services, first tunnel check):
-        # the user sees fiotray as soon as a bare Qt tray app would be seen.
+        # The icon first, then the slower half (log file, event loop, services, first
+        # tunnel check): the user sees fiotray as soon as a bare Qt tray app would be seen.
         tray = TrayIcon()
         tray.show()
+    open_log()
+    # Between batches of imports, so that each reuses the memory of the sources PySide6
+    # read for the last one (asyncio's: some 400 kB of text).
+    forget_module_sources()
+    import asyncio
+
     import qasync
 
+    forget_module_sources()
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     try:

@@ -43,13 +43,13 @@ class Services:
     settings: SettingsStore
     secrets: SecretStore
     controller: TunnelController
-    pending: PendingStore
+    pending: PendingStore | None = None  # None: the user's own, opened on first use
     demo: Any = None  # fiotray.demo.factory.DemoSession
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
 
 def real_services() -> Services:
-    from fiotray.core.devices import PendingStore
+    # Neither keyring nor the devices code is loaded here: the tray starts without them.
     from fiotray.core.secrets import SecretStore
 
     tunnels = TunnelStore()
@@ -60,7 +60,6 @@ def real_services() -> Services:
         settings=SettingsStore(),
         secrets=secrets,
         controller=TunnelController(tunnels, secrets),
-        pending=PendingStore(),
     )
 
 
@@ -143,6 +142,14 @@ class Backend(QObject):
     @property
     def demo(self) -> bool:
         return self.services.demo is not None
+
+    def pending(self) -> PendingStore:
+        """VPN changes the devices have not applied yet (the store is opened on first use)."""
+        if self.services.pending is None:
+            from fiotray.core.devices import PendingStore
+
+            self.services.pending = PendingStore()
+        return self.services.pending
 
     def spawn(self, coro: Coroutine[Any, Any, T], *, what: str = "") -> asyncio.Task[T]:
         """Run a coroutine on the loop; a FiotrayError becomes a notice, never a traceback."""
@@ -262,7 +269,7 @@ class Backend(QObject):
 
         try:
             api = await self.client(factory)
-            rows = await devices.list_rows(api, pending=self.services.pending, on_page=page)
+            rows = await devices.list_rows(api, pending=self.pending(), on_page=page)
         except AuthError as exc:
             await self._drop_client(factory)
             self.devicesFailed.emit(factory, str(exc))
@@ -277,7 +284,7 @@ class Backend(QObject):
         from fiotray.core import devices
 
         api = await self.client(factory)
-        state = await devices.set_vpn(api, device, enable, pending=self.services.pending)
+        state = await devices.set_vpn(api, device, enable, pending=self.pending())
         self.vpnChanged.emit(factory, state)
         return state
 

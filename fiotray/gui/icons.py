@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QIcon
 
-from fiotray.core.tunnels import State
+from fiotray.core.tunnelstate import State
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from PySide6.QtGui import QAction, QCursor
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
 
 from fiotray.core.errors import FiotrayError
-from fiotray.core.tunnels import State, TunnelStatus
+from fiotray.core.tunnelstate import State, TunnelStatus
 from fiotray.gui import icons
 
 if TYPE_CHECKING:
