@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -299,6 +300,16 @@ async def cmd_disable(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_default(args: argparse.Namespace) -> int:
     """No subcommand: the tray app (the demo when nothing is configured, or with --demo)."""
+    no_display = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if sys.platform.startswith("linux") and no_display and not os.environ.get("QT_QPA_PLATFORM"):
+        # Qt would abort with a platform-plugin message; say what to do instead.
+        print(
+            "fiotray: no graphical session (DISPLAY and WAYLAND_DISPLAY are unset): start the "
+            "tray from your desktop, or use the command line (fiotray --help; "
+            "fiotray --demo devices).",
+            file=sys.stderr,
+        )
+        return 1
     # Imported here: every other command runs without Qt.
     from fiotray.gui.app import run_gui
 

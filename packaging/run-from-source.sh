@@ -5,8 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# python3-venv for the venv; gnome-keyring (Secret Service) keeps sign-in secrets.
-APT_PACKAGES=(python3 python3-venv ca-certificates gnome-keyring)
+# python3-venv for the venv; gnome-keyring (Secret Service) keeps sign-in secrets; the
+# rest is what Qt's xcb platform needs; wireguard-tools and pkexec bring tunnels up.
+APT_PACKAGES=(python3 python3-venv ca-certificates gnome-keyring
+              libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 libx11-xcb1
+              libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
+              libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 fonts-dejavu-core
+              wireguard-tools pkexec)
 packaging/ensure-debs.sh "${APT_PACKAGES[@]}"
 [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
 log=$(mktemp)
