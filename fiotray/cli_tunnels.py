@@ -297,7 +297,7 @@ async def cmd_ssh_config(args: argparse.Namespace, ctx: Context) -> int:
     settings = session.ssh_settings(profile, None)
     path = Path(args.output) if args.output else ssh.default_ssh_config_path(factory)
     text = ssh.render_ssh_config(factory, [(t, settings) for t in targets], include_path=path)
-    await asyncio.to_thread(ssh.write_ssh_config, path, text)
+    await asyncio.to_thread(ssh.write_ssh_config, path, text, own_dir=not args.output)
     include = ssh.include_line(path if args.output else None)
     ctx.out(
         f"Wrote {len(targets)} host{'s' if len(targets) != 1 else ''} to {path}; reach a device "

@@ -62,7 +62,8 @@ def is_enabled(path: Path | None = None) -> bool:
 
 def enable(command: list[str] | None = None, path: Path | None = None) -> Path:
     path = path or autostart_path()
-    write_private(path, entry_text(command or launch_command()))
+    # ~/.config/autostart is shared with every other program: not ours to tighten.
+    write_private(path, entry_text(command or launch_command()), own_dir=False)
     path.chmod(0o644)  # other tools (session managers) read it; nothing secret in it
     return path
 

@@ -10,8 +10,14 @@ from pathlib import Path
 from fiotray.core.errors import FiotrayError
 
 
-def write_private(path: Path, text: str, *, error: type[FiotrayError] = FiotrayError) -> None:
+def write_private(
+    path: Path, text: str, *, error: type[FiotrayError] = FiotrayError, own_dir: bool = True
+) -> None:
     """Replace `path` with `text` in one step (0600, directory 0700) or raise `error`.
+
+    `own_dir`: the directory is fiotray's own (~/.config/fiotray ...), so a too-open mode
+    is tightened. For a place the user chose (it may be $HOME or /tmp) pass False: its
+    mode is theirs; a directory created here is 0700 either way.
 
     A reader sees the old file or the new one, never half of one; a failure
     leaves the old file as it was.
@@ -19,8 +25,9 @@ def write_private(path: Path, text: str, *, error: type[FiotrayError] = FiotrayE
     directory = path.parent
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # mkdir's mode does not apply to a directory that already existed.
-        os.chmod(directory, 0o700)
+        if own_dir:
+            # mkdir's mode does not apply to a directory that already existed.
+            os.chmod(directory, 0o700)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise error(f"Cannot write {path}: {exc.strerror or exc}.") from None

@@ -546,9 +546,10 @@ def render_ssh_config(
     return text
 
 
-def write_ssh_config(path: Path, text: str) -> None:
-    """Replace ``path`` atomically with ``text``: file 0600, its directory 0700."""
-    write_private(Path(path), text)
+def write_ssh_config(path: Path, text: str, *, own_dir: bool = True) -> None:
+    """Replace ``path`` atomically with ``text``: file 0600; fiotray's own directory 0700
+    (``own_dir=False`` for a place the user chose, whose mode is theirs)."""
+    write_private(Path(path), text, own_dir=own_dir)
 
 
 __all__ = [

@@ -671,3 +671,12 @@ def test_device_with_invalid_server_address_left_out() -> None:
     text = render_ssh_config(FACTORY, [(bad, SshSettings())], include_path=Path("/x.conf"))
     assert "Host fiotray.acme.dev2" not in text
     assert "# Left out a device whose VPN addresses are not valid." in text
+
+
+def test_write_ssh_config_leaves_a_chosen_directory_alone(tmp_path: Path) -> None:
+    chosen = tmp_path / "shared"
+    chosen.mkdir(mode=0o755)
+    chosen.chmod(0o1777)  # like /tmp: fiotray must never tighten it
+    write_ssh_config(chosen / "acme.conf", "# x\n", own_dir=False)
+    assert stat.S_IMODE(chosen.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((chosen / "acme.conf").stat().st_mode) == 0o600
