@@ -296,3 +296,35 @@ def test_revoked_api_token_asks_to_sign_in_again(signed_in, factory):
     proc = signed_in("devices", code=3)
     assert "sign in again" in proc.stderr
     assert TOKEN not in proc.stderr
+
+
+def test_ssh_config_for_every_vpn_device(signed_in, server, tmp_path):
+    out_file = tmp_path / "chosen" / "fio.conf"
+    proc = signed_in("ssh-config", "--output", str(out_file))
+    text = out_file.read_text()
+    assert "Host fiotray.cli-factory.alpha" in text
+    assert "HostName 10.42.42.2" in text
+    assert "beta" not in text and "nokey" not in text  # not on the VPN
+    assert f'Include "{out_file}"' in proc.stdout or f"Include {out_file}" in proc.stdout
+    # Real OpenSSH reads what we wrote: the jump host and the device's address come out.
+    resolved = subprocess.run(
+        ["ssh", "-G", "-F", str(out_file), "fiotray.cli-factory.alpha"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "hostname 10.42.42.2" in resolved
+    assert "proxyjump fiotray-jump.cli-factory" in resolved  # the server, its own alias
+    hop = subprocess.run(
+        ["ssh", "-G", "-F", str(out_file), "fiotray-jump.cli-factory"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "hostname 10.42.42.1" in hop and "user fio" in hop
+
+
+def test_ssh_print_and_hostile_route(signed_in):
+    printed = signed_in("ssh", "alpha", "--print").stdout
+    assert "-J fio@10.42.42.1" in printed and "fio@10.42.42.2" in printed
+    signed_in("ssh", "beta", "--print", code=1)  # VPN not enabled on it
