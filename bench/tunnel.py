@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fiotray.core import wgconf
 from tests.polkit_session import start_polkit
-from tests.system_user import APP_USER, DEVICE_USER, ensure_user, remove_user
+from tests.system_user import APP_USER, DEVICE_USER, temporary_user
 from tests.vpn_world import WG_ENV, VpnWorld, build_vpn_world
 
 # Runs as the engineer inside the laptop namespace: a long-lived app that acts on "up"/"down".
@@ -121,17 +121,13 @@ def main() -> int:
     if os.geteuid() != 0:
         raise SystemExit("bench/tunnel.py needs root (network namespaces, polkit, the helper)")
 
-    base = Path(tempfile.mkdtemp(prefix="fiotray-bench-"))
-    base.chmod(0o755)
-    app_user = ensure_user(APP_USER, base / APP_USER)
-    device_user = ensure_user(DEVICE_USER, base / DEVICE_USER)
-    try:
-        with start_polkit(app_user), build_vpn_world(app_user, device_user) as world:
-            figures = run(world, app_user, args.runs)
-    finally:
-        remove_user(app_user)
-        remove_user(device_user)
-        shutil.rmtree(base, ignore_errors=True)
+    with (
+        temporary_user(APP_USER) as app_user,
+        temporary_user(DEVICE_USER) as device_user,
+        start_polkit(app_user),
+        build_vpn_world(app_user, device_user) as world,
+    ):
+        figures = run(world, app_user, args.runs)
 
     if args.json:
         print(json.dumps(figures))

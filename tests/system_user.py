@@ -7,6 +7,7 @@ clear message rather than skip, since a skip would hide a broken CI set-up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -90,27 +91,29 @@ def remove_user(user: SystemUser) -> None:
         shutil.rmtree(user.home, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def app_user() -> Iterator[SystemUser]:
-    """The engineer at the laptop: an unprivileged account that runs fiotray."""
-    base = Path(tempfile.mkdtemp(prefix="fiotray-users-"))
+@contextlib.contextmanager
+def temporary_user(name: str) -> Iterator[SystemUser]:
+    """`name` for the duration of the block, with a home in a temp dir; removed after
+    (unless it existed before)."""
+    base = Path(tempfile.mkdtemp(prefix=f"fiotray-{name}-"))
     base.chmod(0o755)
-    user = ensure_user(APP_USER, base / APP_USER)
+    user = ensure_user(name, base / name)
     try:
         yield user
     finally:
         remove_user(user)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def app_user() -> Iterator[SystemUser]:
+    """The engineer at the laptop: an unprivileged account that runs fiotray."""
+    with temporary_user(APP_USER) as user:
+        yield user
 
 
 @pytest.fixture(scope="session")
 def device_user() -> Iterator[SystemUser]:
     """`fio`, the login on test devices and jump hosts."""
-    base = Path(tempfile.mkdtemp(prefix="fiotray-fio-"))
-    base.chmod(0o755)
-    user = ensure_user(DEVICE_USER, base / DEVICE_USER)
-    try:
+    with temporary_user(DEVICE_USER) as user:
         yield user
-    finally:
-        remove_user(user)
-        shutil.rmtree(base, ignore_errors=True)

@@ -325,9 +325,7 @@ class Backend(QObject):
             token=token,
             api_url=api_url,
         )
-        await self._drop_client(profile.factory)
-        self.profilesChanged.emit()
-        return profile
+        return await self._signed_in(profile)
 
     async def sign_in_client(
         self,
@@ -348,9 +346,7 @@ class Backend(QObject):
             oauth_url=oauth_url,
             api_url=api_url,
         )
-        await self._drop_client(profile.factory)
-        self.profilesChanged.emit()
-        return profile
+        return await self._signed_in(profile)
 
     async def sign_in_fioctl(self, path: Path | None = None) -> Profile:
         from fiotray.core import signin
@@ -358,6 +354,10 @@ class Backend(QObject):
         profile = await signin.sign_in_from_fioctl(
             self.services.profiles, self.services.secrets, path=path
         )
+        return await self._signed_in(profile)
+
+    async def _signed_in(self, profile: Profile) -> Profile:
+        # A client made with the old credentials must not be reused.
         await self._drop_client(profile.factory)
         self.profilesChanged.emit()
         return profile

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +34,9 @@ from fiotray.gui.app import (
     socket_path,
 )
 from fiotray.gui.backend import demo_services
+from tests.gui.waits import until
 
 TUNNEL = "demo-factory"
-
-
-async def until(cond: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (value := cond()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.02)
-    return value
 
 
 class FakeDevicesWindow(QWidget):

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import sys
 import types
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pytest
@@ -16,18 +15,9 @@ from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
 from fiotray.core.tunnels import State, TunnelStatus
 from fiotray.gui import icons
 from fiotray.gui.tray import TrayIcon, menu_text, state_text
+from tests.gui.waits import until
 
 TUNNEL = "demo-factory"
-
-
-async def until(cond: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Poll on the running loop (never a nested Qt loop) until `cond()` is true."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (value := cond()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.02)
-    return value
 
 
 @pytest.fixture
