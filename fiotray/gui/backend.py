@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
-from fiotray.core.errors import AuthError, FiotrayError
+from fiotray.core.errors import AuthError, FiotrayError, NotFoundError
 from fiotray.core.profiles import Profile, ProfileStore
 from fiotray.core.settings import Settings, SettingsStore
 from fiotray.core.tunnels import State, TunnelController, TunnelProfile, TunnelStatus, TunnelStore
@@ -134,6 +135,11 @@ class Backend(QObject):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._clients: dict[str, Any] = {}
         self.tunnel_states: dict[str, TunnelStatus] = {}
+        self._watches: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        # Seconds between config reads of a device whose VPN change is pending: quick at
+        # first (a device online applies within a minute), then every minute until the limit.
+        self.pending_poll: tuple[float, ...] = (5.0, 5.0, 10.0, 10.0, 20.0, 30.0, 60.0)
+        self.pending_watch_limit = 15 * 60.0
         self._settings = services.settings.load()
         services.controller.subscribe(self._on_tunnel)
 
@@ -286,7 +292,61 @@ class Backend(QObject):
         api = await self.client(factory)
         state = await devices.set_vpn(api, device, enable, pending=self.pending())
         self.vpnChanged.emit(factory, state)
+        if state.pending:
+            self.watch_pending(factory, device)
         return state
+
+    def watch_pending(self, factory: str, device: str) -> asyncio.Task[Any]:
+        """Read the device's config now and then until it applied the change, then say so.
+
+        Only this device's config, not the list: the list itself is not re-read while
+        its window is hidden, but a change the user just made should not look stuck.
+        """
+        key = (factory, device)
+        old = self._watches.get(key)
+        if old is not None and not old.done():
+            old.cancel()
+        task = self.spawn(self._watch_pending(factory, device), what=f"Checking {device}")
+        self._watches[key] = task
+        task.add_done_callback(lambda t: self._forget_watch(key, t))
+        return task
+
+    def _forget_watch(self, key: tuple[str, str], task: asyncio.Task[Any]) -> None:
+        if self._watches.get(key) is task:
+            del self._watches[key]
+
+    async def _watch_pending(self, factory: str, device: str) -> None:
+        from fiotray.core import devices
+
+        deadline = time.monotonic() + self.pending_watch_limit
+        step = 0
+        while True:
+            delay = self.pending_poll[min(step, len(self.pending_poll) - 1)]
+            step += 1
+            if time.monotonic() + delay > deadline:
+                log.info(
+                    "%s/%s: still pending after %.0f s; the list shows it once applied",
+                    factory,
+                    device,
+                    self.pending_watch_limit,
+                )
+                return
+            await asyncio.sleep(delay)
+            try:
+                api = await self.client(factory)
+                state = await devices.device_vpn(api, device)
+            except (AuthError, NotFoundError) as exc:
+                # Signed out (the list says so) or the device is gone: nothing to wait for.
+                log.info("%s/%s: stopped checking: %s", factory, device, exc)
+                return
+            except FiotrayError as exc:
+                # Nobody asked for this read: a failure is logged and the next one tried.
+                log.info("%s/%s: pending check failed: %s", factory, device, exc)
+                continue
+            if not state.pending:
+                self.pending().clear(factory, [device])
+                self.vpnChanged.emit(factory, state)
+                return
 
     async def ssh_command(self, factory: str, device: str, route: str | None = None) -> list[str]:
         from fiotray.core import session, ssh

@@ -25,3 +25,74 @@ async def test_failures_become_notices_not_tracebacks(backend):
     (title, message, level) = notices[0]
     assert (title, level) == ("Enable VPN", "error")
     assert "No device named 'no-such-device'" in message
+
+
+async def _vpn_events(backend, count: int):
+    import asyncio
+
+    events: list = []
+    done = asyncio.get_running_loop().create_future()
+
+    def seen(factory, state):
+        events.append((factory, state))
+        if len(events) >= count and not done.done():
+            done.set_result(None)
+
+    backend.vpnChanged.connect(seen)
+    return events, done
+
+
+async def test_a_pending_change_is_watched_until_the_device_applies_it(backend):
+    import asyncio
+
+    factory = backend.services.demo.server.factory
+    factory.auto_apply_after = None  # the device applies when the test says so
+    name = factory.add_device("watch-me", vpn_enabled=False).name
+    backend.pending_poll = (0.05,)
+    events, done = await _vpn_events(backend, 2)
+
+    state = await backend.set_vpn("demo-factory", name, True)
+    assert state.enabled and state.pending
+    await asyncio.sleep(0.3)  # several polls while the device has not applied it
+    assert len(events) == 1, "a still-pending change must not be reported again"
+    assert backend.pending().names("demo-factory") == [name]
+
+    factory.apply_pending(name)
+    await asyncio.wait_for(done, 5)
+    (_, first), (_, applied) = events
+    assert first.pending and not applied.pending
+    assert applied.enabled and applied.address == state.address
+    assert backend.pending().names("demo-factory") == []
+    assert not backend._watches
+
+
+async def test_the_pending_watch_gives_up_when_the_device_vanishes(backend):
+    import asyncio
+
+    factory = backend.services.demo.server.factory
+    factory.auto_apply_after = None
+    name = factory.add_device("gone-soon", vpn_enabled=False).name
+    backend.pending_poll = (0.05,)
+    await backend.set_vpn("demo-factory", name, True)
+    (task,) = backend._watches.values()
+    with factory.lock:
+        del factory.devices[name]
+    await asyncio.wait_for(task, 5)  # ends by itself: nothing left to wait for
+    assert not backend._watches
+
+
+async def test_the_pending_watch_stops_at_its_limit(backend):
+    import asyncio
+
+    factory = backend.services.demo.server.factory
+    factory.auto_apply_after = None
+    name = factory.add_device("slow-one", vpn_enabled=False).name
+    backend.pending_poll = (0.05,)
+    backend.pending_watch_limit = 0.3
+    server = backend.services.demo.server
+    await backend.set_vpn("demo-factory", name, True)
+    before = len(server.requests)
+    (task,) = backend._watches.values()
+    await asyncio.wait_for(task, 5)
+    reads = [r for r in server.requests[before:] if r.method == "GET" and name in r.path]
+    assert 2 <= len(reads) <= 8, f"{len(reads)} config reads in 0.3 s of watching"
