@@ -448,8 +448,44 @@ class App(QObject):
                 "tooltip": self.tray.toolTip(),
                 "window": self.window is not None and self.window.isVisible(),
                 "tunnels": [s.to_json(now) for s in self.backend.tunnel_states.values()],
+                "devices": self._devices_status(),
             }
         return {"ok": False, "error": f"unknown request {command[:40]!r}"}
+
+    def _devices_status(self, limit: int = 50) -> dict[str, Any] | None:
+        """What the devices window shows, as a script or a test would read it off the screen.
+
+        The first `limit` rows in view order with their cells as displayed, the status
+        line, and where the table's rows are on screen (global pixels) for pointer tools.
+        """
+        from PySide6.QtCore import QPoint, Qt
+
+        window = self.window
+        if window is None:
+            return None
+        if not hasattr(window, "proxy"):  # a stand-in window (tests)
+            return {"visible": window.isVisible()}
+        proxy, table = window.proxy, window.table  # type: ignore[attr-defined]
+        headers = [
+            str(proxy.headerData(c, Qt.Orientation.Horizontal)) for c in range(proxy.columnCount())
+        ]
+        rows = [
+            {h: str(proxy.index(r, c).data() or "") for c, h in enumerate(headers)}
+            for r in range(min(limit, proxy.rowCount()))
+        ]
+        viewport = table.viewport()
+        origin = viewport.mapToGlobal(QPoint(0, 0))
+        bar = window.message_bar  # type: ignore[attr-defined]
+        return {
+            "visible": window.isVisible(),
+            "factory": window.factory,  # type: ignore[attr-defined]
+            "shown": proxy.rowCount(),
+            "status": window.status.text(),  # type: ignore[attr-defined]
+            "message": "" if bar.isHidden() else bar.text.text(),
+            "rows": rows,
+            "viewport": [origin.x(), origin.y(), viewport.width(), viewport.height()],
+            "row_height": table.verticalHeader().defaultSectionSize(),
+        }
 
     # -- the tray ---------------------------------------------------------------------------
 

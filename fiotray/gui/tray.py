@@ -149,6 +149,8 @@ class TrayIcon(QSystemTrayIcon):
     # -- the menu --------------------------------------------------------------------------
 
     def _add(self, menu: QMenu, text: str, slot: Callable[[], Any] | None = None) -> QAction:
+        # Fixed entries carry an &-mnemonic (a key opens them from the open menu); text
+        # from data goes through menu_text(), which escapes its '&'.
         action = menu.addAction(text)
         if slot is None:
             action.setEnabled(False)
@@ -183,10 +185,10 @@ class TrayIcon(QSystemTrayIcon):
             # A hand-edited profiles file: the menu still opens and says what is wrong.
             self._add(menu, menu_text(str(exc)))
         menu.addSeparator()
-        self._add(menu, "Settings…", lambda: self.open_dialog("SettingsDialog"))
-        self._add(menu, "Help", lambda: self.open_dialog("HelpDialog"))
+        self._add(menu, "&Settings…", lambda: self.open_dialog("SettingsDialog"))
+        self._add(menu, "&Help", lambda: self.open_dialog("HelpDialog"))
         menu.addSeparator()
-        self._add(menu, "Quit", self.quitRequested.emit)
+        self._add(menu, "&Quit", self.quitRequested.emit)
 
     def _tunnel_section(self, menu: QMenu) -> None:
         tunnels = self.backend.tunnels()
@@ -206,7 +208,7 @@ class TrayIcon(QSystemTrayIcon):
     def _devices_section(self, menu: QMenu, factories: list[str]) -> None:
         if len(factories) <= 1:
             factory = factories[0] if factories else None
-            self._add(menu, "Devices…", lambda: self.devicesRequested.emit(factory))
+            self._add(menu, "&Devices…", lambda: self.devicesRequested.emit(factory))
         else:
             for f in factories:
                 self._add(
@@ -225,12 +227,12 @@ class TrayIcon(QSystemTrayIcon):
                 self._add(sub, menu_text(label), lambda f=factory, d=device: self.ssh(f, d))
 
     def _account_section(self, menu: QMenu, factories: list[str]) -> None:
-        self._add(menu, "Sign in…", lambda: self.open_dialog("SignInDialog"))
+        self._add(menu, "Sign &in…", lambda: self.open_dialog("SignInDialog"))
         for f in factories:
             self._add(menu, menu_text(f"Sign out of {f}"), lambda f=f: self.confirm_sign_out(f))
         only = factories[0] if len(factories) == 1 else None
-        self._add(menu, "Add tunnel…", lambda: self.open_dialog("AddFoundriesTunnelDialog", only))
-        self._add(menu, "Import WireGuard config…", lambda: self.open_dialog("ImportTunnelDialog"))
+        self._add(menu, "Add &tunnel…", lambda: self.open_dialog("AddFoundriesTunnelDialog", only))
+        self._add(menu, "I&mport WireGuard config…", lambda: self.open_dialog("ImportTunnelDialog"))
 
     # -- actions ----------------------------------------------------------------------------
 

@@ -31,6 +31,16 @@ def pytest_asyncio_loop_factories(config, item):
 
 
 @pytest.fixture(autouse=True)
+def keep_running_when_a_window_closes(qapp):
+    """As in the tray app: closing its last window (a dialog, a message box) must not
+    quit it, nor stop the qasync loop under a running test."""
+    before = qapp.quitOnLastWindowClosed()
+    qapp.setQuitOnLastWindowClosed(False)
+    yield
+    qapp.setQuitOnLastWindowClosed(before)
+
+
+@pytest.fixture(autouse=True)
 def _collect_qt_garbage(qapp):
     """Free each test's widgets and QObjects at its end, not at a random later moment.
 

@@ -181,7 +181,7 @@ async def test_quit_from_the_menu_awaits_backend_shutdown(backend, qapp, monkeyp
     await asyncio.sleep(0.05)
     slow = backend.spawn(asyncio.sleep(60), what="slow")
     app.tray.menu.aboutToShow.emit()
-    (quit_action,) = [a for a in app.tray.menu.actions() if a.text() == "Quit"]
+    (quit_action,) = [a for a in app.tray.menu.actions() if a.text() == "&Quit"]
     quit_action.trigger()
     assert app.quit_event.is_set()
     assert await asyncio.wait_for(run, 5) == 0

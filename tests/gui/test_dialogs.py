@@ -32,16 +32,6 @@ CLIENT_ID = "fiotray-gui-test"
 CLIENT_SECRET = "gui-client-secret-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def keep_running_when_a_dialog_closes(qapp):
-    # A tray app's dialogs are often its only windows; closing one must not quit the
-    # app (or stop the qasync loop under a running test), as in the real tray app.
-    before = qapp.quitOnLastWindowClosed()
-    qapp.setQuitOnLastWindowClosed(False)
-    yield
-    qapp.setQuitOnLastWindowClosed(before)
-
-
 async def tick(seconds: float = 0.01) -> None:
     """Let the Qt loop (qasync) run queued events and zero-timers."""
     await asyncio.sleep(seconds)

@@ -38,9 +38,14 @@ def show_menu(tray: TrayIcon) -> list[QAction]:
 
 
 def action(actions: list[QAction], prefix: str) -> QAction:
-    found = [a for a in actions if a.text().startswith(prefix)]
-    assert found, f"no action {prefix!r} in {[a.text() for a in actions]}"
+    found = [a for a in actions if plain(a).startswith(prefix)]
+    assert found, f"no action {prefix!r} in {[plain(a) for a in actions]}"
     return found[0]
+
+
+def plain(action: QAction) -> str:
+    """The entry's text as shown: mnemonic markers gone, an escaped '&&' one '&'."""
+    return action.text().replace("&&", "\0").replace("&", "").replace("\0", "&")
 
 
 async def test_menu_is_rebuilt_on_show_and_reflects_live_state(tray, backend):
@@ -51,7 +56,7 @@ async def test_menu_is_rebuilt_on_show_and_reflects_live_state(tray, backend):
     entry = action(show_menu(tray), TUNNEL)
     assert entry.text().startswith(f"{TUNNEL} — connected, handshake")
     assert entry.isChecked()
-    texts = [a.text() for a in tray.menu.actions()]
+    texts = [plain(a) for a in tray.menu.actions()]
     assert texts[0] == "fiotray (demo)"
     for expected in (
         "Devices…",
