@@ -267,7 +267,7 @@ async def cmd_ssh(args: argparse.Namespace, ctx: Context) -> int:
     from fiotray.core import devices, session, ssh, terminal
 
     devices.validate_device_name(args.device)
-    _, targets, profile = await _ssh_targets(ctx, args.factory, args.device)
+    factory, targets, profile = await _ssh_targets(ctx, args.factory, args.device)
     settings = session.ssh_settings(profile, args.route)
     argv = ssh.ssh_argv(targets[0], settings, command=args.remote)
     if args.print:
@@ -280,7 +280,14 @@ async def cmd_ssh(args: argparse.Namespace, ctx: Context) -> int:
             f"run `fiotray connect {profile.name}` first."
         )
     if args.terminal:
-        pid = await terminal.launch_in_terminal(argv)
+        from fiotray.core.settings import SettingsStore
+
+        # The terminal the tray's settings chose, titled as the tray titles it.
+        pid = await terminal.launch_in_terminal(
+            argv,
+            setting=SettingsStore().load().terminal or None,
+            title=f"{args.device} — {factory} (fiotray SSH)",
+        )
         ctx.out(f"Opened a terminal (pid {pid}) running: {ssh.ssh_command_line(argv)}")
         return 0
     os.execvp(argv[0], argv)  # noqa: S606 - argv built and validated by ssh.ssh_argv

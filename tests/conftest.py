@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.vpn_world",
     "tests.polkit_session",
     "tests.xsession",
+    "tests.engineer",
 ]

@@ -11,8 +11,9 @@ Fixtures
 
 Helpers on the session: ``shot(path)`` (``import -window root``),
 ``tray_icon(cls)`` (the X id of CLASS's icon embedded in the tray, or None),
-``wait_tray_icon(cls)``, ``click(window, button)``, ``visible_windows(cls)``,
-``geometry(window)``, ``key(name)``.
+``wait_tray_icon(cls)``, ``click(window, button)``, ``click_at(x, y, button,
+repeat)``, ``visible_windows(cls)``, ``geometry(window)``, ``key(name)``,
+``type(text)``, ``activate(window)``.
 
 Needs the Debian packages xvfb, openbox, trayer, xdotool, x11-utils,
 imagemagick, dbus and libx11-6; when one is missing the fixture fails (a
@@ -222,8 +223,21 @@ class XSession:
             str(button),
         )
 
+    def click_at(self, x: int, y: int, button: int = 1, repeat: int = 1) -> None:
+        """A click at root coordinates (a double click with repeat=2)."""
+        self.run(
+            "xdotool", "mousemove", str(x), str(y), "click", "--repeat", str(repeat), str(button)
+        )
+
     def key(self, name: str) -> None:
         self.run("xdotool", "key", name)
+
+    def type(self, text: str) -> None:
+        """Type into the focused window, as a person would (XTEST, not XSendEvent)."""
+        self.run("xdotool", "type", "--delay", "20", text)
+
+    def activate(self, window: str) -> None:
+        self.run("xdotool", "windowactivate", "--sync", window)
 
     def visible_windows(self, cls: str) -> list[str]:
         out = self.run("xdotool", "search", "--onlyvisible", "--class", cls, check=False).stdout

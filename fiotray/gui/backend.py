@@ -362,7 +362,11 @@ class Backend(QObject):
         from fiotray.core import terminal
 
         argv = await self.ssh_command(factory, device, route)
-        pid = await terminal.launch_in_terminal(argv, setting=self._settings.terminal or None)
+        # Several sessions open at once: the window title says which device each one is.
+        title = f"{device} — {factory} (fiotray SSH)"
+        pid = await terminal.launch_in_terminal(
+            argv, setting=self._settings.terminal or None, title=title
+        )
         settings = self._settings.remember(factory, device)
         self.services.settings.save(settings)
         self._settings = settings

@@ -406,20 +406,20 @@ class DevicesWindow(QWidget):
 
         add(
             "ssh",
-            "Open SSH terminal",
+            "Open &SSH terminal",
             lambda: self._open_ssh(factory, name),
             self._ssh_reason(factory, device),
             "Enter",
         )
         add(
             "copy_ssh",
-            "Copy SSH command",
+            "Copy SSH &command",
             lambda: self._run(self._copy_ssh(factory, name), "Copy SSH command"),
             self._vpn_off_reason(device),
         )
         add(
             "copy_address",
-            "Copy VPN address",
+            "Copy VPN &address",
             lambda: self._copy_text(device.vpn_address, f"Copied {device.vpn_address}"),
             None if device.vpn_address else "no VPN address",
         )
@@ -435,20 +435,20 @@ class DevicesWindow(QWidget):
                 disable_reason = "already disabled" if device.vpn_address else "VPN never enabled"
         add(
             "enable_vpn",
-            "Enable VPN",
+            "&Enable VPN",
             lambda: self._run(self._set_vpn(factory, name, True), "Enable VPN"),
             enable_reason,
         )
         add(
             "disable_vpn",
-            "Disable VPN",
+            "&Disable VPN",
             lambda: self._run(self._set_vpn(factory, name, False), "Disable VPN"),
             disable_reason,
         )
         menu.addSeparator()
         add(
             "web",
-            "Open in the Foundries web app",
+            "Open in the Foundries &web app",
             lambda: QDesktopServices.openUrl(QUrl(self.backend.web_url(factory, name))),
         )
         return menu

@@ -342,7 +342,7 @@ async def test_context_menu_reasons_follow_vpn_and_tunnel(window, backend):
     (tunnel,) = backend.tunnels()
     assert (await backend.connect(tunnel.name)).state is State.CONNECTED
     a = actions(menu := window.context_menu_for(r_on))
-    assert a["ssh"].isEnabled() and a["ssh"].text().startswith("Open SSH terminal")
+    assert a["ssh"].isEnabled() and a["ssh"].text().startswith("Open &SSH terminal")
     menu.deleteLater()
 
 

@@ -118,6 +118,20 @@ def test_tray_icon_click_menu_and_quit(xsession: XSession) -> None:
         xsession.key("Escape")
         wait_for("the menu to close", lambda: not set(xsession.visible_windows("fiotray")) - before)
 
+        # The entries act: "Devices…" (its mnemonic) opens the devices window.
+        assert request(sock_path, "status")["window"] is False
+        xsession.click(icon, 3)
+        wait_for("the menu again", lambda: set(xsession.visible_windows("fiotray")) - before)
+        xsession.key("d")
+        devices = wait_for(
+            "the devices window with the demo factory's devices",
+            lambda: (d := request(sock_path, "status")["devices"]) and d["shown"] == 36 and d,
+        )
+        assert devices["visible"] and devices["factory"] == "demo-factory"
+        assert {"Name", "Online", "VPN", "VPN address"} <= set(devices["rows"][0])
+        time.sleep(0.3)
+        xsession.shot(ARTIFACTS / "x11-devices.png")
+
         # A second launch asks this one to come forward and leaves: still one icon.
         second = subprocess.run(
             [sys.executable, "-m", "fiotray", "--demo"],
@@ -130,8 +144,7 @@ def test_tray_icon_click_menu_and_quit(xsession: XSession) -> None:
         assert second.returncode == 0, second.stderr
         assert "already running" in second.stderr
         assert len(xsession.x.tray_icons("fiotray")) == 1
-        time.sleep(0.5)
-        xsession.shot(ARTIFACTS / "x11-second-launch.png")  # the first one's devices window
+        assert request(sock_path, "status")["window"] is True
 
         xsession.click(icon, 1)
         wait_for(
