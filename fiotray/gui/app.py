@@ -382,6 +382,9 @@ def choose_services(demo: bool) -> Services:
         if configured:
             return services
         log.info("no factory or tunnel configured: starting the demo")
+        services = demo_services()
+        services.auto_demo = True
+        return services
     return demo_services()
 
 
@@ -418,6 +421,53 @@ class App(QObject):
         self.tray_available: bool | None = None
         self._notice_box: QMessageBox | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._watcher_task: asyncio.Task[Any] | None = None
+        backend.leaveDemo.connect(self._on_leave_demo)
+
+    # -- leaving an automatic demo ----------------------------------------------------------
+
+    def _on_leave_demo(self) -> None:
+        import asyncio
+
+        self._tasks.append(asyncio.ensure_future(self.leave_demo()))
+
+    async def leave_demo(self) -> None:
+        """The user signed in (or imported a tunnel) from the automatic demo: run for real.
+
+        Everything the demo showed goes (its window, dialogs, simulated tunnel, fake
+        factory); the user's own factory takes its place in the same tray icon.
+        """
+        import asyncio
+
+        from fiotray.gui.backend import Backend
+
+        old = self.backend
+        if not old.services.auto_demo:
+            return
+        old_window, self.window = self.window, None
+        reopen = old_window is not None and old_window.isVisible()
+        self.tray.close_dialogs()
+        if self._watcher_task is not None:
+            self._watcher_task.cancel()
+            await asyncio.gather(self._watcher_task, return_exceptions=True)
+        self.tray.detach()
+        new = Backend(old.user_services())
+        self.backend = new
+        new.leaveDemo.connect(self._on_leave_demo)
+        self.tray.attach(new)
+        self.watcher = TunnelWatcher(new, on_tick=self.tray.refresh)
+        self._watcher_task = asyncio.ensure_future(self.watcher.run())
+        self._tasks.append(self._watcher_task)
+        if reopen:
+            self.show_devices(None)
+        if old_window is not None:
+            # Hidden, not closed: closing the last window of a tray-less app quits it.
+            old_window.hide()
+            old_window.deleteLater()
+        await old.shutdown()
+        old.deleteLater()
+        log.info("left the demo: running with the user's own factories and tunnels")
+        self.tray.refresh()
 
     def quit(self) -> None:
         self.quit_event.set()
@@ -564,10 +614,8 @@ class App(QObject):
         self._install_signal_handlers()
         if not self.hidden:
             self.show_devices(None)
-        self._tasks = [
-            asyncio.ensure_future(self._start_tray()),
-            asyncio.ensure_future(self.watcher.run()),
-        ]
+        self._watcher_task = asyncio.ensure_future(self.watcher.run())
+        self._tasks = [asyncio.ensure_future(self._start_tray()), self._watcher_task]
         try:
             await self.quit_event.wait()
         finally:

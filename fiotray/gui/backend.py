@@ -46,6 +46,9 @@ class Services:
     controller: TunnelController
     pending: PendingStore | None = None  # None: the user's own, opened on first use
     demo: Any = None  # fiotray.demo.factory.DemoSession
+    # The demo started because nothing was set up (not --demo): what the user signs in
+    # to or imports then is theirs, saved for real, and the app leaves the demo.
+    auto_demo: bool = False
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -119,6 +122,29 @@ def demo_services(devices: int | None = None) -> Services:
     )
 
 
+_settled = False
+
+
+def _settle_after_imports() -> None:
+    """Once the device list's modules (window, httpx, core) are in: tidy up after them.
+
+    Empty linecache, as `fiotray.gui.app.forget_module_sources` does at start-up:
+    PySide6 leaves there the source of every module imported after it, some 80,000
+    lines by now, which every full garbage collection would walk. Then collect once, now,
+    while no list is in memory: the imports' objects go to the oldest generation as the
+    baseline it is measured against. Otherwise their number sets off a full collection
+    in the middle of the first load, holding the event loop for ~25 ms.
+    """
+    global _settled
+    if not _settled:
+        import gc
+        import linecache
+
+        _settled = True
+        linecache.clearcache()
+        gc.collect()
+
+
 class Backend(QObject):
     tunnelChanged = Signal(object)  # TunnelStatus, whenever a tunnel's observed state changes
     profilesChanged = Signal()  # factories or tunnels added or removed
@@ -128,6 +154,8 @@ class Backend(QObject):
     devicesFailed = Signal(str, str)  # factory, one sentence
     vpnChanged = Signal(str, object)  # factory, VpnState
     notice = Signal(str, str, str)  # title, message, level: "info" | "warning" | "error"
+    # The user set up their own factory or tunnel from an automatic demo: leave the demo.
+    leaveDemo = Signal()
 
     def __init__(self, services: Services, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -136,6 +164,8 @@ class Backend(QObject):
         self._clients: dict[str, Any] = {}
         self.tunnel_states: dict[str, TunnelStatus] = {}
         self._watches: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        self.user_services_factory: Callable[[], Services] = real_services
+        self._user_services: Services | None = None
         # Seconds between config reads of a device whose VPN change is pending: quick at
         # first (a device online applies within a minute), then every minute until the limit.
         self.pending_poll: tuple[float, ...] = (5.0, 5.0, 10.0, 10.0, 20.0, 30.0, 60.0)
@@ -275,6 +305,7 @@ class Backend(QObject):
 
         try:
             api = await self.client(factory)
+            _settle_after_imports()
             rows = await devices.list_rows(api, pending=self.pending(), on_page=page)
         except AuthError as exc:
             await self._drop_client(factory)
@@ -382,9 +413,10 @@ class Backend(QObject):
     async def sign_in_token(self, factory: str, token: str, api_url: str | None = None) -> Profile:
         from fiotray.core import signin
 
+        profiles, secrets = self._user_stores()
         profile = await signin.sign_in_api_token(
-            self.services.profiles,
-            self.services.secrets,
+            profiles,
+            secrets,
             factory=factory,
             token=token,
             api_url=api_url,
@@ -401,9 +433,10 @@ class Backend(QObject):
     ) -> Profile:
         from fiotray.core import signin
 
+        profiles, secrets = self._user_stores()
         profile = await signin.sign_in_client_credentials(
-            self.services.profiles,
-            self.services.secrets,
+            profiles,
+            secrets,
             client_id=client_id,
             client_secret=client_secret,
             factory=factory,
@@ -415,12 +448,28 @@ class Backend(QObject):
     async def sign_in_fioctl(self, path: Path | None = None) -> Profile:
         from fiotray.core import signin
 
-        profile = await signin.sign_in_from_fioctl(
-            self.services.profiles, self.services.secrets, path=path
-        )
+        profiles, secrets = self._user_stores()
+        profile = await signin.sign_in_from_fioctl(profiles, secrets, path=path)
         return await self._signed_in(profile)
 
+    def user_services(self) -> Services:
+        """Where a sign-in or an imported tunnel is saved: the user's own stores, even
+        from an automatic demo (then they become the app's services when it leaves it)."""
+        if not self.services.auto_demo:
+            return self.services
+        if self._user_services is None:
+            self._user_services = self.user_services_factory()
+        return self._user_services
+
+    def _user_stores(self) -> tuple[ProfileStore, SecretStore]:
+        user = self.user_services()
+        return user.profiles, user.secrets
+
     async def _signed_in(self, profile: Profile) -> Profile:
+        if self.services.auto_demo:
+            log.info("signed in to %s from the demo: leaving the demo", profile.factory)
+            self.leaveDemo.emit()
+            return profile
         # A client made with the old credentials must not be reused.
         await self._drop_client(profile.factory)
         self.profilesChanged.emit()
@@ -457,13 +506,17 @@ class Backend(QObject):
         from fiotray.core import tunnels
 
         text = await asyncio.to_thread(tunnels.read_conf_file, path)
+        user = self.user_services()  # from an automatic demo too: the user's own tunnel
         profile = await tunnels.import_plain_profile(
-            self.services.tunnels,
-            self.services.secrets,
+            user.tunnels,
+            user.secrets,
             name=name or tunnels.name_from_path(path),
             text=text,
         )
-        self.profilesChanged.emit()
+        if self.services.auto_demo:
+            self.leaveDemo.emit()
+        else:
+            self.profilesChanged.emit()
         return profile
 
     def admin_line(self, profile: TunnelProfile) -> str:

@@ -115,6 +115,23 @@ class TrayIcon(QSystemTrayIcon):
         self.rebuild_menu()
         self.refresh()
 
+    def detach(self) -> None:
+        """Stop following the backend (the app is replacing it)."""
+        backend = self._backend
+        if backend is None:
+            return
+        backend.tunnelChanged.disconnect(self._on_tunnel)
+        backend.notice.disconnect(self._on_notice)
+        backend.profilesChanged.disconnect(self.refresh)
+        self._backend = None
+        self._seen.clear()
+        self._asked.clear()
+
+    def close_dialogs(self) -> None:
+        for dialog in list(self._dialogs.values()):
+            dialog.close()
+        self._dialogs.clear()
+
     # -- state ---------------------------------------------------------------------------
 
     @property

@@ -7,6 +7,7 @@ are bounded polls on the running loop: never a nested Qt loop in a coroutine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -61,8 +62,9 @@ def devices_window(monkeypatch):
     FakeDevicesWindow.instances = []
     yield FakeDevicesWindow.instances
     for w in FakeDevicesWindow.instances:
-        w.close()
-        w.deleteLater()
+        with contextlib.suppress(RuntimeError):  # already deleted by the app
+            w.close()
+            w.deleteLater()
 
 
 @pytest.fixture
@@ -311,3 +313,69 @@ async def test_watcher_leaves_a_connect_in_flight_alone(backend):
     await watcher.check(full=True)  # the interface is not up yet: no "disconnected" flicker
     assert State.DISCONNECTED not in seen
     assert (await connecting).state is State.CONNECTED
+
+
+async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
+    tmp_path, devices_window, qapp
+):
+    """The README's first command shows the demo; a sign-in there is the user's, for real."""
+    import secrets as pysecrets
+
+    from fiotray.core.profiles import ProfileStore
+    from fiotray.core.secrets import MemorySecretStore, profile_key
+    from fiotray.core.settings import SettingsStore
+    from fiotray.core.tunnels import TunnelController, TunnelStore
+    from fiotray.demo.fakeapi import FakeApiServer, FakeFactory
+    from fiotray.gui.backend import Backend, Services
+
+    factory = FakeFactory("my-factory")
+    token = pysecrets.token_urlsafe(16)
+    factory.add_api_token(token)
+    factory.add_device("my-device-1")
+    user_dir = tmp_path / "config"
+    user_secrets = MemorySecretStore()
+
+    def user_services() -> Services:
+        tunnels = TunnelStore(user_dir)
+        return Services(
+            profiles=ProfileStore(user_dir),
+            tunnels=tunnels,
+            settings=SettingsStore(user_dir),
+            secrets=user_secrets,
+            controller=TunnelController(tunnels, user_secrets),
+        )
+
+    demo = demo_services()
+    demo.auto_demo = True
+    demo_root = demo.settings.path.parent.parent
+    assert demo_root.is_dir()
+    backend = Backend(demo)
+    backend.user_services_factory = user_services
+    app = App(backend, hidden=False, tray_wait=30.0)
+    run = asyncio.ensure_future(app.run())
+    with FakeApiServer(factory) as api:
+        try:
+            await until(lambda: devices_window)
+            assert app.tray.title == "fiotray (demo)"
+            await backend.sign_in_token("my-factory", token, api_url=api.api_url)
+            await until(lambda: app.backend is not backend)
+            await until(lambda: len(devices_window) == 2)
+            new = app.backend
+            assert not new.demo and new.services.profiles.path.parent == user_dir
+            assert [p.factory for p in ProfileStore(user_dir).list()] == ["my-factory"]
+            assert user_secrets.get(profile_key("my-factory", "api_token")) == token
+            assert not demo_root.exists(), "the demo's scratch files are gone"
+            assert app.tray.title == "fiotray"
+            app.tray.menu.aboutToShow.emit()
+            texts = [a.text() for a in app.tray.menu.actions()]
+            assert "Sign out of my-factory" in texts and "Sign out of demo-factory" not in texts
+            old_window, window = devices_window
+            assert window.isVisible() and window.backend is new
+            assert old_window.backend is backend  # the demo's window, deleted
+            with pytest.raises(RuntimeError, match="already deleted"):
+                old_window.isVisible()
+            rows = await new.load_devices("my-factory")
+            assert [r.device.name for r in rows] == ["my-device-1"]
+        finally:
+            app.quit()
+            assert await asyncio.wait_for(run, 5) == 0
