@@ -164,6 +164,9 @@ class Backend(QObject):
         self._clients: dict[str, Any] = {}
         self.tunnel_states: dict[str, TunnelStatus] = {}
         self._watches: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        # tunnel -> (the state the user asked for, when): from the tray, the window or
+        # anywhere else, so a change they asked for is never announced as a surprise.
+        self.asked: dict[str, tuple[State, float]] = {}
         self.user_services_factory: Callable[[], Services] = real_services
         self._user_services: Services | None = None
         # Seconds between config reads of a device whose VPN change is pending: quick at
@@ -265,9 +268,11 @@ class Backend(QObject):
         return await self.services.controller.status()
 
     async def connect(self, name: str) -> TunnelStatus:
+        self.asked[name] = (State.CONNECTED, time.monotonic())
         return await self.services.controller.connect(name, wait=10.0)
 
     async def disconnect(self, name: str) -> TunnelStatus:
+        self.asked[name] = (State.DISCONNECTED, time.monotonic())
         return await self.services.controller.disconnect(name)
 
     async def toggle(self, name: str) -> TunnelStatus:

@@ -85,7 +85,6 @@ class TrayIcon(QSystemTrayIcon):
         `attach` then brings it to life."""
         super().__init__(parent)
         self._backend: Backend | None = None
-        self._asked: dict[str, tuple[State, float]] = {}  # tunnel -> (expected, monotonic time)
         self._seen: dict[str, State] = {}
         self._dialogs: dict[str, QWidget] = {}
         self._submenus: list[QMenu] = []
@@ -125,7 +124,6 @@ class TrayIcon(QSystemTrayIcon):
         backend.profilesChanged.disconnect(self.refresh)
         self._backend = None
         self._seen.clear()
-        self._asked.clear()
 
     def close_dialogs(self) -> None:
         for dialog in list(self._dialogs.values()):
@@ -269,8 +267,6 @@ class TrayIcon(QSystemTrayIcon):
     def toggle(self, name: str) -> None:
         status = self.backend.tunnel_states.get(name)
         going_down = status is not None and status.state is not State.DISCONNECTED
-        expected = State.DISCONNECTED if going_down else State.CONNECTED
-        self._asked[name] = (expected, time.monotonic())
         what = f"{'Disconnect' if going_down else 'Connect'} {name}"
         self.backend.spawn(self.backend.toggle(name), what=what)
 
@@ -328,11 +324,11 @@ class TrayIcon(QSystemTrayIcon):
         return True
 
     def _user_expected(self, name: str, state: State) -> bool:
-        asked = self._asked.get(name)
+        asked = self.backend.asked.get(name)
         if asked is None or time.monotonic() - asked[1] > USER_ACTION_WINDOW:
             return False
         if state is asked[0]:
-            del self._asked[name]
+            del self.backend.asked[name]
         return state is asked[0]
 
     def _on_tunnel(self, status: TunnelStatus) -> None:

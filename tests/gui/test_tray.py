@@ -277,6 +277,20 @@ async def test_asked_for_changes_stay_quiet_and_notifications_can_be_off(tray, b
     assert tray.messages == []
 
 
+async def test_a_disconnect_asked_for_elsewhere_is_no_surprise(tray, backend):
+    # The devices window's Disconnect button goes to the backend, not through the tray.
+    await backend.connect(TUNNEL)
+    await backend.disconnect(TUNNEL)
+    assert backend.tunnel_states[TUNNEL].state is State.DISCONNECTED
+    assert tray.messages == []
+    # ... while the same change a minute after it was asked for is news again.
+    await backend.connect(TUNNEL)
+    backend.asked[TUNNEL] = (State.CONNECTED, backend.asked.get(TUNNEL, (None, 0.0))[1] - 60)
+    await backend.services.controller.helper.down(backend.tunnels()[0].interface)
+    await backend.refresh_tunnels()
+    assert [m[0] for m in tray.messages] == [f"{TUNNEL} disconnected"]
+
+
 async def test_stale_handshake_and_failures_are_announced(tray, backend):
     base = TunnelStatus(TUNNEL, "fiodemo", State.CONNECTED, latest_handshake=1.0)
     backend._on_tunnel(base)
