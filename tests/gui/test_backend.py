@@ -45,10 +45,7 @@ async def _vpn_events(backend, count: int):
 async def test_a_pending_change_is_watched_until_the_device_applies_it(backend):
     import asyncio
 
-    factory = backend.services.demo.server.factory
-    factory.auto_apply_after = None  # the device applies when the test says so
-    name = factory.add_device("watch-me", vpn_enabled=False).name
-    backend.pending_poll = (0.05,)
+    factory, name = _device_that_waits(backend, "watch-me")
     events, done = await _vpn_events(backend, 2)
 
     state = await backend.set_vpn("demo-factory", name, True)
@@ -66,13 +63,18 @@ async def test_a_pending_change_is_watched_until_the_device_applies_it(backend):
     assert not backend._watches
 
 
+def _device_that_waits(backend, name: str):
+    """A demo device with VPN off that applies changes only when the test says so."""
+    factory = backend.services.demo.server.factory
+    factory.auto_apply_after = None
+    backend.pending_poll = (0.05,)
+    return factory, factory.add_device(name, vpn_enabled=False).name
+
+
 async def test_the_pending_watch_gives_up_when_the_device_vanishes(backend):
     import asyncio
 
-    factory = backend.services.demo.server.factory
-    factory.auto_apply_after = None
-    name = factory.add_device("gone-soon", vpn_enabled=False).name
-    backend.pending_poll = (0.05,)
+    factory, name = _device_that_waits(backend, "gone-soon")
     await backend.set_vpn("demo-factory", name, True)
     (task,) = backend._watches.values()
     with factory.lock:
@@ -84,10 +86,7 @@ async def test_the_pending_watch_gives_up_when_the_device_vanishes(backend):
 async def test_the_pending_watch_stops_at_its_limit(backend):
     import asyncio
 
-    factory = backend.services.demo.server.factory
-    factory.auto_apply_after = None
-    name = factory.add_device("slow-one", vpn_enabled=False).name
-    backend.pending_poll = (0.05,)
+    _, name = _device_that_waits(backend, "slow-one")
     backend.pending_watch_limit = 0.3
     server = backend.services.demo.server
     await backend.set_vpn("demo-factory", name, True)

@@ -8,9 +8,7 @@ Screenshots land in artifacts/.
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.app_socket import AppSocket, wait_for
 from tests.xsession import XSession
 
 pytestmark = pytest.mark.real
@@ -26,34 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 
 
-def request(sock_path: Path, command: str, timeout: float = 3.0) -> dict:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(str(sock_path))
-        s.sendall(command.encode() + b"\n")
-        data = b""
-        while b"\n" not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data.split(b"\n", 1)[0])
-
-
-def wait_for(what: str, cond, timeout: float = 10.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
+def request(sock_path: Path, command: str) -> dict:
+    return AppSocket(sock_path).request(command)
 
 
 def tunnel_state(sock_path: Path) -> str | None:
-    tunnels = request(sock_path, "status")["tunnels"]
-    return tunnels[0]["state"] if tunnels else None
+    return AppSocket(sock_path).tunnel()
 
 
 def tray_area(session: XSession, icon: str, name: str) -> Path:

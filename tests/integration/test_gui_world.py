@@ -20,17 +20,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from fiotray.core.settings import Settings, SettingsStore
+from tests.app_socket import AppSocket, wait_for
 from tests.engineer import FACTORY, Engineer, add_foundries_tunnel
 from tests.xsession import XSession
 
@@ -38,51 +37,6 @@ pytestmark = pytest.mark.real
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-T = TypeVar("T")
-
-
-def wait_for(what: str, cond: Callable[[], T], timeout: float = 15.0, step: float = 0.05) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(step)
-
-
-class App:
-    """The running tray app, seen through its single-instance socket."""
-
-    def __init__(self, sock: Path) -> None:
-        self.sock = sock
-
-    def request(self, command: str) -> dict[str, Any]:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(5)
-            s.connect(str(self.sock))
-            s.sendall(command.encode() + b"\n")
-            data = b""
-            while b"\n" not in data:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data.split(b"\n", 1)[0])
-
-    def status(self) -> dict[str, Any]:
-        return self.request("status")
-
-    def tunnel(self) -> str | None:
-        tunnels = self.status()["tunnels"]
-        return tunnels[0]["state"] if tunnels else None
-
-    def devices(self) -> dict[str, Any]:
-        return self.status()["devices"] or {}
-
-    def rows(self) -> list[dict[str, str]]:
-        return self.devices().get("rows", [])
 
 
 def row_center(devices: dict[str, Any], row: int = 0) -> tuple[int, int]:
@@ -101,7 +55,7 @@ def new_window(session: XSession, cls: str, before: set[str], what: str) -> str:
     return sorted(windows)[-1]
 
 
-def filter_to(session: XSession, app: App, name: str) -> dict[str, Any]:
+def filter_to(session: XSession, app: AppSocket, name: str) -> dict[str, Any]:
     session.key("ctrl+f")  # focus the search box, text selected: typing replaces it
     session.type(name)
     return wait_for(
@@ -142,10 +96,10 @@ def test_tray_devices_window_enable_vpn_and_ssh_terminal(
     log = xsession.root / "logs" / "fiotray-gui-world.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     proc = engineer.spawn(env=env, log=log)
-    app = App(engineer.home / "run" / f"fiotray-{engineer.user.uid}.sock")
+    app = AppSocket(engineer.home / "run" / f"fiotray-{engineer.user.uid}.sock")
     try:
         icon = xsession.wait_tray_icon("fiotray", timeout=30)
-        wait_for("the app's socket", app.sock.exists, timeout=20)
+        wait_for("the app's socket", app.path.exists, timeout=20)
         status = app.status()
         assert status["demo"] is False and status["tray"]["visible"] is True
         wait_for("the first tunnel check", lambda: app.tunnel() == "disconnected")
