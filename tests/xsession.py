@@ -49,7 +49,7 @@ PACKAGES = {
     "dbus-daemon": "dbus",
 }
 TRAY_HOSTS = ("trayer", "tint2")
-START_TIMEOUT = 10.0
+START_TIMEOUT = 30.0  # a loaded 2-core machine has taken over 10 s to start all three
 
 
 def missing_tools() -> list[str]:
@@ -274,7 +274,7 @@ def _wait_file(path: Path, proc: subprocess.Popen[bytes], what: str) -> str:
         if proc.poll() is not None:
             break
         time.sleep(0.02)
-    raise RuntimeError(f"{what} did not start")
+    raise RuntimeError(f"{what} did not start within {START_TIMEOUT:.0f} s")
 
 
 @contextlib.contextmanager
@@ -403,7 +403,7 @@ def _until(cond: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while not cond():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start")
+            raise RuntimeError(f"{what} did not start within {START_TIMEOUT:.0f} s")
         time.sleep(0.05)
 
 

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from fiotray.core.errors import FiotrayError
 from fiotray.core.tunnelstate import State
 from fiotray.gui import icons
+from fiotray.gui.screen import fit_to_screen
 from fiotray.gui.tray import UP_STATES, TrayIcon
 
 if TYPE_CHECKING:
@@ -91,18 +91,6 @@ def setup_logging(directory: Path) -> RotatingFileHandler:
     for name in ("httpx", "httpcore", "qasync", "asyncio"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
     return handler
-
-
-def fit_to_screen(window: QWidget, margin: int = 48) -> None:
-    """Shrink a window's first size to the screen's free area (a small laptop, a panel)."""
-    screen = window.screen() or QGuiApplication.primaryScreen()
-    if screen is None:
-        return
-    area = screen.availableGeometry()
-    width = min(window.width(), max(320, area.width() - margin))
-    height = min(window.height(), max(240, area.height() - margin))
-    if (width, height) != (window.width(), window.height()):
-        window.resize(width, height)
 
 
 # -- one instance per user ------------------------------------------------------------------

@@ -59,6 +59,7 @@ from PySide6.QtWidgets import (
 )
 
 from fiotray.core.errors import FiotrayError
+from fiotray.gui.screen import fit_to_screen
 
 if TYPE_CHECKING:
     from fiotray.core.profiles import Profile
@@ -492,8 +493,9 @@ class SignInDialog(_WorkDialog):
         self._adv_form.addRow("&OAuth URL:", self.oauth_url)
         self.advanced.setLayout(self._adv_form)
         self.advanced.hide()
-        if backend.demo:
-            # The demo's factory lives on the embedded fake: sign-in there, not at foundries.io.
+        auto_demo = backend.demo and backend.services.auto_demo
+        if backend.demo and not auto_demo:
+            # --demo: its factory lives on the embedded fake: sign-in there, not foundries.io.
             demo_profile = next(iter(backend.factories()), None)
             if demo_profile is not None:
                 self.api_url.setText(demo_profile.api_url)
@@ -502,6 +504,14 @@ class SignInDialog(_WorkDialog):
 
         layout = QVBoxLayout(self.body)
         layout.setContentsMargins(0, 0, 0, 0)
+        if auto_demo:
+            # Started as a demo because nothing was set up: this sign-in is for real.
+            layout.addWidget(
+                _note(
+                    "You are looking at the demo. Sign in to your own factory: it is saved "
+                    "(secrets in the system keyring) and fiotray leaves the demo."
+                )
+            )
         layout.addWidget(self.tabs)
         layout.addWidget(self.advanced_toggle, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.advanced)
@@ -1120,7 +1130,7 @@ class SettingsDialog(_WorkDialog):
 
     def __init__(self, backend: Backend, parent: QWidget | None = None) -> None:
         super().__init__(backend, parent, "OK")
-        self.setWindowTitle("fiotray settings")
+        self.setWindowTitle("Settings — fiotray")
         self.setMinimumWidth(540)
         settings = backend.settings
 
@@ -1384,9 +1394,10 @@ class HelpDialog(QDialog):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("fiotray help")
+        self.setWindowTitle("Help — fiotray")
         self.setMinimumSize(480, 420)
         self.resize(620, 680)
+        fit_to_screen(self)
         self.browser = QTextBrowser()
         self.browser.setOpenExternalLinks(True)
         self.browser.document().setDefaultStyleSheet(

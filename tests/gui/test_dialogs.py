@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QDialog, QLineEdit
+from PySide6.QtWidgets import QDialog, QLabel, QLineEdit
 
 from fiotray.core import wgconf
 from fiotray.core.errors import SecretsUnavailable
@@ -72,6 +72,24 @@ def conf_text(*extra: str) -> str:
 
 
 # -- sign in -------------------------------------------------------------------------------
+
+
+async def test_sign_in_from_the_demo_targets_its_fake_or_the_real_service(qtbot, backend):
+    from fiotray.core.profiles import DEFAULT_API_URL
+
+    # --demo: the demo factory's own (fake) API, shown under Advanced.
+    demo_url = backend.factories()[0].api_url
+    dlg = opened(qtbot, SignInDialog(backend))
+    assert dlg.api_url.text() == demo_url
+    texts = [w.text() for w in dlg.findChildren(QLabel)]
+    assert not any("You are looking at the demo" in t for t in texts)
+    dlg.close()
+    # The automatic demo (nothing set up yet): a sign-in for real, and the dialog says so.
+    backend.services.auto_demo = True
+    dlg = opened(qtbot, SignInDialog(backend))
+    assert dlg.api_url.text() in ("", DEFAULT_API_URL)
+    texts = [w.text() for w in dlg.findChildren(QLabel)]
+    assert any("You are looking at the demo" in t for t in texts)
 
 
 async def test_sign_in_fields_and_validation(qtbot, backend):

@@ -143,3 +143,56 @@ def test_tray_icon_click_menu_and_quit(xsession: XSession) -> None:
     assert not (home / ".local" / "state" / "fiotray").exists()
     demo_log = Path(env["TMPDIR"]) / f"fiotray-demo-{os.getuid()}" / "fiotray.log"
     assert "quitting" in demo_log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("key", "shot", "title"),
+    [
+        ("i", "x11-dialog-sign-in", "Sign in"),
+        ("t", "x11-dialog-add-tunnel", "Add"),
+        ("m", "x11-dialog-import", "Import"),
+        ("s", "x11-dialog-settings", "Settings"),
+        ("h", "x11-dialog-help", "Help"),
+    ],
+)
+def test_menu_entries_open_their_dialogs(xsession: XSession, key: str, shot: str, title: str):
+    env = dict(xsession.env)
+    app = AppSocket(Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}-demo.sock")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fiotray", "--demo", "--hidden"],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        icon = xsession.wait_tray_icon("fiotray", timeout=15)
+        wait_for("the app's socket", app.path.exists)
+        before = set(xsession.visible_windows("fiotray"))
+        xsession.click(icon, 3)
+        wait_for("the menu", lambda: set(xsession.visible_windows("fiotray")) - before)
+        xsession.key(key)
+        dialog = wait_for(
+            f"a {title} window",
+            lambda: [
+                w
+                for w in set(xsession.visible_windows("fiotray")) - before
+                if title in xsession.run("xdotool", "getwindowname", w, check=False).stdout
+            ],
+        )[0]
+        time.sleep(0.3)
+        xsession.shot(ARTIFACTS / f"{shot}.png")
+        x, y, w, h = xsession.geometry(dialog)
+        assert w >= 300 and h >= 150, f"the {title} window is too small: {w}x{h}"
+        screen_w, screen_h = map(int, xsession.run("xdotool", "getdisplaygeometry").stdout.split())
+        assert x >= 0 and y >= 0, f"the {title} window starts off screen at {x},{y}"
+        assert x + w <= screen_w and y + h <= screen_h, (
+            f"the {title} window ({w}x{h} at {x},{y}) does not fit a {screen_w}x{screen_h} screen"
+        )
+        assert app.request("quit") == {"ok": True}
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
