@@ -8,15 +8,18 @@ ever sent to the configured API origin; errors become one readable ApiError.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import email.utils
+import gc
 import logging
 import math
 import os
 import random
 import ssl
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import certifi
@@ -25,12 +28,16 @@ import httpx
 from fiotray import __version__
 from fiotray.core.errors import ApiError, AuthError, NotFoundError
 from fiotray.core.models import (
+    LISTED_FIELDS,
     ConfigEntry,
     ConfigFile,
     Device,
+    ListedRecord,
     WireguardIp,
+    listed_record,
     require_dict,
     require_list,
+    wireguard_ip_fields,
 )
 
 if TYPE_CHECKING:
@@ -43,7 +50,8 @@ PAGE_SIZES = (10, 20, 30, 40, 50, 100, 200, 500, 1000)
 SUCCESS = frozenset({200, 201, 202, 204})
 MAX_MESSAGE = 300
 
-PageCallback = Callable[[list[Device], int | None], Awaitable[None] | None]
+PageCallback = Callable[[Sequence[Any], int | None], Awaitable[None] | None]
+T = TypeVar("T")
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -283,11 +291,23 @@ class FactoryClient:
 
     async def get_json(self, url: str, params: Mapping[str, str | int] | None = None) -> Any:
         resp = await self.request("GET", url, params=params)
-        try:
-            return resp.json()
-        except ValueError:
-            path = urlsplit(url).path
-            raise ApiError(f"The server sent a malformed reply to GET {path} (not JSON).") from None
+        return _json(resp, url)
+
+    async def _get_page(
+        self, url: str, params: Mapping[str, str | int] | None, parse: Callable[[object], T]
+    ) -> tuple[list[T], int | None, str | None]:
+        """One page of the device list, decoded and parsed in a worker thread.
+
+        Decoding and checking 500 devices is ~10 ms of Python: on a worker thread the
+        interpreter hands the event loop its turn every few milliseconds meanwhile.
+        The garbage collector is paused for it: a decoded page is a few thousand
+        containers that live only until parsed, and a collection in the middle would
+        promote them towards the oldest generation until, some pages later, they set off
+        a full collection (tens of milliseconds with a big list in memory). Unpaused,
+        reference counting frees them before any collection sees them.
+        """
+        resp = await self.request("GET", url, params=params)
+        return await _off_loop(_decode_page, resp, url, parse)
 
     # -- devices ---------------------------------------------------------
 
@@ -298,6 +318,34 @@ class FactoryClient:
         self, *, name_glob: str | None = None, on_page: PageCallback | None = None
     ) -> list[Device]:
         """Every device: the first page, then the rest concurrently (bounded)."""
+        return await self._list_pages(Device.from_json, _device_key, name_glob, on_page)
+
+    async def list_device_records(
+        self,
+        *,
+        name_glob: str | None = None,
+        on_page: PageCallback | None = None,
+        previous: Sequence[tuple[Any, ...]] = (),
+    ) -> list[ListedRecord]:
+        """Every device as the list keeps it (see `listed_record`): compact, for big factories.
+
+        `previous`: records of an earlier listing (or tuples that start with one). A
+        device that has not changed since comes back made of that record's objects, and
+        what its page decoded for it is freed with the page: a refresh does not hold a
+        second copy of every unchanged device while it runs.
+        """
+        parse: Callable[[object], ListedRecord] = listed_record
+        if previous:
+            parse = _reusing(previous)
+        return await self._list_pages(parse, _record_key, name_glob, on_page)
+
+    async def _list_pages(
+        self,
+        parse: Callable[[object], T],
+        key: Callable[[T], Hashable],
+        name_glob: str | None,
+        on_page: PageCallback | None,
+    ) -> list[T]:
         params: dict[str, str | int] = {
             "factory": self.factory,
             "limit": self.page_size,
@@ -305,45 +353,43 @@ class FactoryClient:
         }
         if name_glob:
             params["name"] = name_glob
-        devices, total, next_url = _parse_page(
-            await self.get_json(self.url("/ota/devices/"), params)
-        )
+        devices, total, next_url = await self._get_page(self.url("/ota/devices/"), params, parse)
         if on_page is not None:
             await _maybe_await(on_page(devices, total))
-        pages: list[list[Device]] = [devices]
+        pages: list[list[T]] = [devices]
         if next_url:
             self._check_origin(next_url)
             template = _page_template(next_url)
             if template is not None and isinstance(total, int) and total > len(devices):
                 pages_total = math.ceil(total / self.page_size)
                 more_pages, next_url = await self._pages_concurrently(
-                    template, pages_total, total, on_page
+                    template, pages_total, total, parse, on_page
                 )
                 pages += more_pages
             while next_url:  # no total, or the factory grew while we read it
                 self._check_origin(next_url)
-                more, total, next_url = _parse_page(await self.get_json(next_url))
+                more, total, next_url = await self._get_page(next_url, None, parse)
                 pages.append(more)
                 if on_page is not None:
                     await _maybe_await(on_page(more, total))
-        return _dedupe(pages)
+        return _dedupe(pages, key)
 
     async def _pages_concurrently(
         self,
         template: tuple[str, list[tuple[str, str]]],
         pages_total: int,
         total: int,
+        parse: Callable[[object], T],
         on_page: PageCallback | None,
-    ) -> tuple[list[list[Device]], str | None]:
+    ) -> tuple[list[list[T]], str | None]:
         """Pages 2..pages_total, in order, and the `next` of the last one."""
         limiter = asyncio.Semaphore(self.page_concurrency)
-        results: dict[int, list[Device]] = {}
+        results: dict[int, list[T]] = {}
         last_next: dict[int, str | None] = {}
 
         async def fetch(page: int) -> None:
             async with limiter:
-                data = await self.get_json(_page_url(template, page))
-            devices, _, nxt = _parse_page(data)
+                devices, _, nxt = await self._get_page(_page_url(template, page), None, parse)
             results[page] = devices
             last_next[page] = nxt
             if on_page is not None:
@@ -389,6 +435,17 @@ class FactoryClient:
         data = await self.get_json(url)
         return [WireguardIp.from_json(item) for item in require_list(data, "wireguard-ips reply")]
 
+    async def vpn_columns(self) -> dict[str, tuple[bool, str]]:
+        """Device name -> (VPN enabled with an address, address), from `wireguard_ips`' reply.
+
+        For the device list, which holds the reply through its whole load: tens of
+        thousands of WireguardIp objects would be walked at every full garbage collection,
+        and their number alone sets one off. Parsed as a page is (see `_get_page`).
+        """
+        url = self.url(f"/ota/factories/{quote(self.factory, safe='')}/wireguard-ips/")
+        resp = await self.request("GET", url)
+        return await _off_loop(_decode_vpn_columns, resp, url)
+
     async def _config_list(
         self, url: str, params: Mapping[str, str | int] | None
     ) -> list[ConfigEntry]:
@@ -409,9 +466,62 @@ class FactoryClient:
         return entries
 
 
-def _parse_page(data: object) -> tuple[list[Device], int | None, str | None]:
+_parser: concurrent.futures.ThreadPoolExecutor | None = None
+_parser_lock = threading.Lock()
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on the one thread that parses replies, with the collector paused.
+
+    One thread, not a pool: parsers on several threads would take turns at the
+    interpreter lock with each other as well as with the event loop, which then waits
+    longer for its turn; and each pause of the collector must end before the next one
+    starts (see `FactoryClient._get_page`).
+    """
+    global _parser
+    with _parser_lock:
+        if _parser is None:
+            _parser = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fiotray-parse")
+    return await asyncio.get_running_loop().run_in_executor(_parser, _gc_paused, fn, *args)
+
+
+def _gc_paused(fn: Callable[..., T], *args: Any) -> T:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return fn(*args)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decode_page(
+    resp: httpx.Response, url: str, parse: Callable[[object], T]
+) -> tuple[list[T], int | None, str | None]:
+    return _parse_page(_json(resp, url), parse)
+
+
+def _decode_vpn_columns(resp: httpx.Response, url: str) -> dict[str, tuple[bool, str]]:
+    columns: dict[str, tuple[bool, str]] = {}
+    for item in require_list(_json(resp, url), "wireguard-ips reply"):
+        name, ip, enabled, _ = wireguard_ip_fields(item)
+        columns[name] = (enabled and bool(ip), ip)
+    return columns
+
+
+def _json(resp: httpx.Response, url: str) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        path = urlsplit(url).path
+        raise ApiError(f"The server sent a malformed reply to GET {path} (not JSON).") from None
+
+
+def _parse_page(
+    data: object, parse: Callable[[object], T]
+) -> tuple[list[T], int | None, str | None]:
     d = require_dict(data, "device list")
-    devices = [Device.from_json(item) for item in require_list(d.get("devices"), "device list")]
+    devices = [parse(item) for item in require_list(d.get("devices"), "device list")]
     total = d.get("total")
     nxt = d.get("next")
     return (
@@ -436,15 +546,41 @@ def _page_url(template: tuple[str, list[tuple[str, str]]], page: int) -> str:
     return base + "?" + urlencode([*query, ("page", str(page))])
 
 
-def _dedupe(pages: list[list[Device]]) -> list[Device]:
+def _reusing(previous: Sequence[tuple[Any, ...]]) -> Callable[[object], ListedRecord]:
+    before: dict[str, tuple[Any, ...]] | None = None
+
+    def parse(raw: object) -> ListedRecord:
+        nonlocal before
+        if before is None:  # on the parser's thread, with the first page
+            before = {r[0]: r for r in previous}
+        record = listed_record(raw)
+        old = before.get(record[0])
+        if old is not None:
+            old_record = old[:LISTED_FIELDS]
+            if old_record == record:
+                return old_record  # type: ignore[return-value]
+        return record
+
+    return parse
+
+
+def _device_key(device: Device) -> str:
+    return device.uuid or device.name
+
+
+def _record_key(record: ListedRecord) -> str:
+    return record[1] or record[0]
+
+
+def _dedupe(pages: list[list[T]], key: Callable[[T], Hashable]) -> list[T]:
     # Pages read at different moments can overlap when devices are added meanwhile.
-    seen: set[str] = set()
-    out: list[Device] = []
+    seen: set[Hashable] = set()
+    out: list[T] = []
     for page in pages:
         for device in page:
-            key = device.uuid or device.name
-            if key not in seen:
-                seen.add(key)
+            k = key(device)
+            if k not in seen:
+                seen.add(k)
                 out.append(device)
     return out
 

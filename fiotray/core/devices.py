@@ -15,16 +15,26 @@ import logging
 import random
 import time
 import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import platformdirs
 
 from fiotray.core.errors import FiotrayError, VpnError
 from fiotray.core.files import write_private
-from fiotray.core.models import ConfigEntry, ConfigFile, Device, current_file
+from fiotray.core.models import (
+    LISTED_FIELDS,
+    ConfigEntry,
+    ConfigFile,
+    Device,
+    ListedDevice,
+    ListedRecord,
+    current_file,
+    record_of,
+)
 from fiotray.core.wgfiles import (
     CLIENT_FILE,
     SERVER_FILE,
@@ -45,6 +55,11 @@ MAX_NAME = 200
 CLASH_RETRIES = 3
 # Concurrent config reads when checking devices with a change not yet applied.
 PENDING_CONCURRENCY = 8
+# One row of the list as a plain tuple: a ListedRecord, then vpn_enabled, vpn_address,
+# vpn_pending. Plain tuples, not objects, for the garbage collector (see ListedRecord).
+RowRecord = tuple[str, str, str, str | None, float | None, str, str, str, bool, bool, str, bool]
+LISTED = LISTED_FIELDS  # RowRecord[:LISTED] is the device's ListedRecord
+ROW_VPN_ENABLED, ROW_VPN_ADDRESS, ROW_VPN_PENDING = LISTED, LISTED + 1, LISTED + 2
 
 
 def validate_device_name(name: str) -> str:
@@ -90,10 +105,17 @@ class VpnState:
 class DeviceRow:
     """A device as the list shows it: API fields plus its VPN columns."""
 
-    device: Device
+    device: Device | ListedDevice
     vpn_enabled: bool
     vpn_address: str
     vpn_pending: bool
+
+    @classmethod
+    def from_record(cls, record: RowRecord) -> DeviceRow:
+        return cls(ListedDevice(*record[:LISTED]), *record[LISTED:])
+
+    def record(self) -> RowRecord:
+        return (*record_of(self.device), self.vpn_enabled, self.vpn_address, self.vpn_pending)
 
     def online(self, now: datetime | None = None) -> bool:
         return self.device.online(now)
@@ -121,6 +143,45 @@ class DeviceRow:
         d = self.device
         fields = (d.name, d.uuid, d.target, d.group or "", d.tag, self.vpn_address)
         return any(needle in f.casefold() for f in fields)
+
+
+class DeviceRows(Sequence[DeviceRow]):
+    """A device list held as `RowRecord` tuples; a DeviceRow is made for each one read.
+
+    Objects per row (a DeviceRow and its device) would be walked at every full garbage
+    collection, ~50 ms with 50,000 devices; tuples of strings and numbers are not walked
+    at all once the collector has seen them, and take a fraction of the memory.
+    """
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: Sequence[RowRecord] = ()) -> None:
+        # A tuple, best: the collector stops tracking it once it has seen it.
+        self.records = records
+
+    @classmethod
+    def of(cls, rows: Iterable[DeviceRow]) -> DeviceRows:
+        if isinstance(rows, DeviceRows):
+            return rows
+        return cls(tuple([r.record() for r in rows]))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @overload
+    def __getitem__(self, index: int) -> DeviceRow: ...
+    @overload
+    def __getitem__(self, index: slice) -> DeviceRows: ...
+    def __getitem__(self, index: int | slice) -> DeviceRow | DeviceRows:
+        if isinstance(index, slice):
+            return DeviceRows(self.records[index])
+        return DeviceRow.from_record(self.records[index])
+
+    def __iter__(self) -> Iterator[DeviceRow]:
+        return map(DeviceRow.from_record, self.records)
+
+    def __repr__(self) -> str:
+        return f"<DeviceRows: {len(self.records)} devices>"
 
 
 def vpn_pending(entries: list[ConfigEntry]) -> bool:
@@ -253,23 +314,44 @@ async def list_rows(
     *,
     pending: PendingStore | None = None,
     on_page: Any = None,
-) -> list[DeviceRow]:
-    """Every device with its VPN columns: the device list and one wireguard-ips call."""
-    devices, ips = await asyncio.gather(api.list_devices(on_page=on_page), api.wireguard_ips())
-    by_name = {ip.name: ip for ip in ips}
+    previous: DeviceRows | None = None,
+) -> DeviceRows:
+    """Every device with its VPN columns: the device list and one wireguard-ips call.
+
+    `previous`, the list shown now: each row that has not changed since is returned as
+    the very object it holds, so a refresh keeps what is already in memory.
+    """
+    old = previous.records if previous is not None else ()
+    records, vpn = await asyncio.gather(
+        api.list_device_records(on_page=on_page, previous=old), api.vpn_columns()
+    )
     still_pending = await _check_pending(api, pending) if pending is not None else set()
-    rows = []
-    for d in devices:
-        ip = by_name.get(d.name)
-        rows.append(
-            DeviceRow(
-                device=d,
-                vpn_enabled=bool(ip and ip.enabled and ip.ip),
-                vpn_address=ip.ip if ip else "",
-                vpn_pending=d.name in still_pending,
-            )
-        )
-    return rows
+    # 50,000 rows are ~20 ms of Python: on a worker thread the event loop gets its turns.
+    return DeviceRows(await asyncio.to_thread(_join, records, vpn, still_pending, old))
+
+
+def _join(
+    records: list[ListedRecord],
+    vpn: dict[str, tuple[bool, str]],
+    pending: set[str],
+    previous: Sequence[RowRecord],
+) -> tuple[RowRecord, ...]:
+    """The rows: each record with its VPN columns, or the previous row if it is the same.
+
+    Empties `records`, freeing each on this thread as it goes rather than all at once
+    on the event loop's when the list would go.
+    """
+    before = {r[0]: r for r in previous}
+    no_vpn = (False, "")
+    rows: list[RowRecord] = []
+    records.reverse()
+    while records:
+        r = records.pop()
+        name = r[0]
+        row: RowRecord = (*r, *vpn.get(name, no_vpn), name in pending)
+        old = before.get(name)
+        rows.append(old if old == row else row)
+    return tuple(rows)
 
 
 async def _check_pending(api: FactoryClient, store: PendingStore) -> set[str]:
@@ -350,6 +432,7 @@ class PendingStore:
 
 __all__ = [
     "DeviceRow",
+    "DeviceRows",
     "PendingStore",
     "VpnState",
     "device_vpn",

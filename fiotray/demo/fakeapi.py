@@ -40,10 +40,22 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from fiotray.demo.tlsca import TlsFiles, make_tls_files
+if TYPE_CHECKING:
+    from fiotray.demo.tlsca import TlsFiles, make_tls_files
+
+
+def __getattr__(name: str) -> Any:
+    # The TLS helpers load cryptography's X.509 (~2 MB): the demo serves plain HTTP and
+    # never needs them, so they come from tlsca only when asked for.
+    if name in ("TlsFiles", "make_tls_files"):
+        from fiotray.demo import tlsca
+
+        return getattr(tlsca, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ALLOWED_LIMITS",
@@ -1295,6 +1307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         factory.add_api_token(args.api_token)
     if args.client_id:
         factory.add_oauth_client(args.client_id, args.client_secret)
+    from fiotray.demo.tlsca import make_tls_files
+
     tls = make_tls_files(Path(args.tls)) if args.tls else None
 
     with FakeApiServer(

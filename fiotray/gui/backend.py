@@ -26,7 +26,7 @@ from fiotray.core.settings import Settings, SettingsStore
 from fiotray.core.tunnels import State, TunnelController, TunnelProfile, TunnelStatus, TunnelStore
 
 if TYPE_CHECKING:
-    from fiotray.core.devices import DeviceRow, PendingStore, VpnState
+    from fiotray.core.devices import DeviceRows, PendingStore, VpnState
     from fiotray.core.secrets import SecretStore
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,17 @@ def demo_services(devices: int | None = None) -> Services:
     )
 
 
+def _client_tls() -> Any:
+    """The TLS context of a new FactoryClient, and at first the modules it needs.
+
+    On a worker thread: the first time, importing httpx and the core's API modules and
+    reading the CA bundle take ~100 ms, which would hold the event loop.
+    """
+    from fiotray.core import api, session  # noqa: F401 - imported here, off the loop
+
+    return api.ssl_context()
+
+
 _settled = False
 
 
@@ -150,7 +161,7 @@ class Backend(QObject):
     profilesChanged = Signal()  # factories or tunnels added or removed
     settingsChanged = Signal()
     devicesProgress = Signal(str, int, int)  # factory, devices loaded so far, total (0: unknown)
-    devicesLoaded = Signal(str, object)  # factory, list[DeviceRow]
+    devicesLoaded = Signal(str, object)  # factory, DeviceRows
     devicesFailed = Signal(str, str)  # factory, one sentence
     vpnChanged = Signal(str, object)  # factory, VpnState
     notice = Signal(str, str, str)  # title, message, level: "info" | "warning" | "error"
@@ -286,10 +297,15 @@ class Backend(QObject):
     async def client(self, factory: str) -> Any:
         """A signed-in FactoryClient for the factory, reused while the app runs."""
         if factory not in self._clients:
+            verify = await asyncio.to_thread(_client_tls)
             from fiotray.core.session import open_factory
 
             profile = self.services.profiles.get(factory)
-            self._clients[factory] = await open_factory(profile, self.services.secrets)
+            client = await open_factory(profile, self.services.secrets, verify=verify)
+            if factory in self._clients:  # another caller was quicker
+                await client.aclose()
+            else:
+                self._clients[factory] = client
         return self._clients[factory]
 
     async def _drop_client(self, factory: str) -> None:
@@ -297,8 +313,11 @@ class Backend(QObject):
         if client is not None:
             await client.aclose()
 
-    async def load_devices(self, factory: str) -> list[DeviceRow]:
-        """Every device with its VPN columns; progress per page; failures keep nothing half."""
+    async def load_devices(self, factory: str, previous: DeviceRows | None = None) -> DeviceRows:
+        """Every device with its VPN columns; progress per page; failures keep nothing half.
+
+        `previous`: the factory's list shown now, whose unchanged rows are reused.
+        """
         from fiotray.core import devices
 
         loaded = 0
@@ -310,8 +329,12 @@ class Backend(QObject):
 
         try:
             api = await self.client(factory)
-            _settle_after_imports()
-            rows = await devices.list_rows(api, pending=self.pending(), on_page=page)
+            if not _settled:
+                await asyncio.sleep(0)  # a turn for the loop between that and this
+                _settle_after_imports()
+            rows = await devices.list_rows(
+                api, pending=self.pending(), on_page=page, previous=previous
+            )
         except AuthError as exc:
             await self._drop_client(factory)
             self.devicesFailed.emit(factory, str(exc))

@@ -17,8 +17,7 @@ import asyncio
 import enum
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -31,10 +30,17 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
+from fiotray.core.devices import (
+    LISTED,
+    ROW_VPN_ADDRESS,
+    ROW_VPN_ENABLED,
+    ROW_VPN_PENDING,
+    DeviceRow,
+    DeviceRows,
+    RowRecord,
+    VpnState,
+)
 from fiotray.core.models import ONLINE_THRESHOLD
-
-if TYPE_CHECKING:
-    from fiotray.core.devices import DeviceRow, VpnState
 
 
 class Col(enum.IntEnum):
@@ -69,6 +75,9 @@ FOREGROUND = Qt.ItemDataRole.ForegroundRole.value
 ALIGNMENT = Qt.ItemDataRole.TextAlignmentRole.value
 ROW_ROLE = Qt.ItemDataRole.UserRole.value  # the DeviceRow behind a table row
 
+# RowRecord fields (see fiotray.core.devices).
+_NAME, _UUID, _GROUP, _SEEN, _TARGET, _TAG = 0, 1, 3, 4, 5, 7
+
 ONLINE, OFFLINE, NEVER = 0, 1, 2
 VPN_ON, VPN_PENDING, VPN_OFF, VPN_NONE = 0, 1, 2, 3
 ONLINE_TEXT = ("online", "offline", "never seen")
@@ -76,6 +85,10 @@ VPN_TEXT = ("enabled", "pending", "disabled", "—")
 # Sort keys that put empty cells last in ascending order.
 _LAST_STR = "\U0010ffff"
 _LAST_NUM = float("inf")
+# Last seen sorts on the time itself, which a refresh does not change (an age would),
+# reversed: most recent first, and never seen last.
+_NEVER_SEEN = float("-inf")
+_REVERSED = frozenset({Col.LAST_SEEN})
 
 # Rows prepared per step between two yields to the event loop (~5 ms each).
 CHUNK = 2000
@@ -112,11 +125,15 @@ def address_key(address: str) -> float:
 
 
 def vpn_code(row: DeviceRow) -> int:
-    if row.vpn_pending:
+    return _vpn_code(row.vpn_enabled, row.vpn_address, row.vpn_pending)
+
+
+def _vpn_code(enabled: bool, address: str, pending: bool) -> int:
+    if pending:
         return VPN_PENDING
-    if row.vpn_enabled:
+    if enabled:
         return VPN_ON
-    return VPN_OFF if row.vpn_address else VPN_NONE
+    return VPN_OFF if address else VPN_NONE
 
 
 def _dot(color: str, filled: bool) -> QIcon:
@@ -132,80 +149,124 @@ def _dot(color: str, filled: bool) -> QIcon:
     return QIcon(pix)
 
 
-class _Table:
-    """One factory's rows, prepared: display text, sort keys and haystack per row."""
+_malloc_trim: Callable[[int], int] | None = None
 
-    __slots__ = ("addr", "counts", "hay", "keys", "name_order", "now", "pos", "rows", "text")
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's malloc_trim; elsewhere no-op).
+
+    A list's columns and each decoded page are big blocks from malloc. Freed, they leave
+    holes that glibc keeps (RSS stays at the high-water mark: some 40 MB after a refresh
+    of 50,000 devices) until told to return them. ~3 ms; ctypes lets go of the interpreter
+    lock meanwhile, so it runs on a worker thread.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        import ctypes
+
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (AttributeError, OSError):
+            _malloc_trim = lambda _pad: 0  # noqa: E731 - not glibc
+    _malloc_trim(0)
+
+
+def _replaced(seq: tuple[Any, ...], i: int, value: Any) -> tuple[Any, ...]:
+    return (*seq[:i], value, *seq[i + 1 :])
+
+
+class _Table:
+    """One factory's rows, prepared: display text, sort keys and haystack per row.
+
+    Built in lists, then sealed into tuples. A tuple of strings and numbers is dropped
+    by the garbage collector's tracking, where a list of 50,000 is walked at every full
+    collection: a table has some twenty such columns, and a refresh holds two tables.
+    """
+
+    __slots__ = ("counts", "hay", "keys", "name_order", "now", "pos", "rows", "text")
 
     def __init__(self, now: float) -> None:
         self.now = now
-        self.rows: list[DeviceRow] = []
-        self.text: list[list[str]] = [[] for _ in Col]
-        self.keys: list[list[Any]] = [[] for _ in Col]
-        self.hay: list[str] = []
-        self.addr: list[str] = []
+        self.rows: tuple[RowRecord, ...] = ()
+        self.text: list[Any] = [[] for _ in Col]  # per column: list, then tuple of str
+        self.keys: list[Any] = [[] for _ in Col]  # per column: list, then tuple of keys
+        self.hay: Any = []  # list, then tuple of str
         self.pos: dict[str, int] = {}
-        self.name_order: list[int] = []
+        self.name_order: tuple[int, ...] = ()
         self.counts = [0, 0, 0]  # devices, online, on VPN
 
-    def add(self, rows: Sequence[DeviceRow], memo: dict[str, str]) -> None:
+    def add(self, rows: Sequence[RowRecord], memo: dict[str, str], old: _Table) -> None:
+        """Prepare `rows`; what a row of `old` that is the same object already has is reused."""
         now, threshold = self.now, ONLINE_THRESHOLD.total_seconds()
         t_name, t_online, t_vpn, t_addr, t_target, t_group, t_tag, t_seen = self.text
         # No name key: the haystack starts with the casefolded name (see set_rows).
         _, k_online, k_vpn, k_addr, k_target, k_group, k_tag, k_seen = self.keys
         hay, pos, counts = self.hay, self.pos, self.counts
+        old_pos, old_rows, old_hay = old.pos.get, old.rows, old.hay
+        old_addr = old.keys[Col.ADDRESS] if old.rows else ()
         # Low-cardinality text (targets, tags, "3m ago") shares one object per value.
         intern = memo.setdefault
-        start = len(self.rows)
-        self.rows.extend(rows)
+        start = len(hay)
         for offset, row in enumerate(rows):
-            d = row.device
-            name, target, group, tag = d.name, d.target, d.group or "", d.tag
-            address = row.vpn_address
-            seen = d.last_seen
+            name, uuid, _, group, seen, target, _, tag, _, enabled, address, pending = row
+            group = group or ""
             if seen is None:
-                online, seen_text, seen_key = NEVER, "never", _LAST_NUM
+                online, seen_text, seen_key = NEVER, "never", _NEVER_SEEN
             else:
-                age = now - seen.timestamp()
+                age = now - seen
                 online = ONLINE if age <= threshold else OFFLINE
                 seen_text = relative_age(age)
-                seen_key = age
-            vpn = vpn_code(row)
+                seen_key = seen
+            vpn = _vpn_code(enabled, address, pending)
+            j = old_pos(name)
+            if j is not None and old_rows[j] is row:  # unchanged since the last list
+                hay.append(old_hay[j])
+                k_addr.append(old_addr[j])
+            else:
+                hay.append(f"{name}\n{uuid}\n{target}\n{group}\n{tag}\n{address}".casefold())
+                k_addr.append(address_key(address) if address else _LAST_NUM)
             t_name.append(name)
             t_online.append(ONLINE_TEXT[online])
             t_vpn.append(VPN_TEXT[vpn])
             t_addr.append(address)
-            t_target.append(intern(target, target))
-            t_group.append(intern(group, group))
-            t_tag.append(intern(tag, tag))
+            t_target.append(target)
+            t_group.append(group)
+            t_tag.append(tag)
             t_seen.append(intern(seen_text, seen_text))
             k_online.append(online)
             k_vpn.append(vpn)
-            k_addr.append(address_key(address) if address else _LAST_NUM)
             k_target.append(intern("\0k" + target, target.casefold() or _LAST_STR))
             k_group.append(intern("\0k" + group, group.casefold() or _LAST_STR))
             k_tag.append(intern("\0k" + tag, tag.casefold() or _LAST_STR))
             k_seen.append(seen_key)
-            hay.append(f"{name}\n{d.uuid}\n{target}\n{group}\n{tag}\n{address}".casefold())
             pos[name] = start + offset
             counts[0] += 1
             counts[1] += online == ONLINE
-            counts[2] += row.vpn_enabled
+            counts[2] += enabled
 
-    def set_row(self, i: int, row: DeviceRow) -> None:
+    def seal(self, rows: Sequence[RowRecord]) -> None:
+        """Freeze the columns `add` built from `rows` (all of them, in order)."""
+        self.rows = tuple(rows)
+        self.text = [tuple(col) for col in self.text]
+        self.keys = [tuple(col) for col in self.keys]
+        self.hay = tuple(self.hay)
+
+    def set_row(self, i: int, row: RowRecord) -> None:
         """Replace one row (a VPN change) and everything derived from its VPN columns."""
         old = self.rows[i]
-        self.counts[2] += int(row.vpn_enabled) - int(old.vpn_enabled)
-        self.rows[i] = row
-        vpn = vpn_code(row)
-        d = row.device
-        self.text[Col.VPN][i] = VPN_TEXT[vpn]
-        self.keys[Col.VPN][i] = vpn
-        self.text[Col.ADDRESS][i] = row.vpn_address
-        self.keys[Col.ADDRESS][i] = address_key(row.vpn_address) if row.vpn_address else _LAST_NUM
-        self.hay[i] = (
-            f"{d.name}\n{d.uuid}\n{d.target}\n{d.group or ''}\n{d.tag}\n{row.vpn_address}"
-        ).casefold()
+        self.counts[2] += int(row[ROW_VPN_ENABLED]) - int(old[ROW_VPN_ENABLED])
+        self.rows = _replaced(self.rows, i, row)
+        address = row[ROW_VPN_ADDRESS]
+        vpn = _vpn_code(row[ROW_VPN_ENABLED], address, row[ROW_VPN_PENDING])
+        text, keys = self.text, self.keys
+        text[Col.VPN] = _replaced(text[Col.VPN], i, VPN_TEXT[vpn])
+        keys[Col.VPN] = _replaced(keys[Col.VPN], i, vpn)
+        text[Col.ADDRESS] = _replaced(text[Col.ADDRESS], i, address)
+        key = address_key(address) if address else _LAST_NUM
+        keys[Col.ADDRESS] = _replaced(keys[Col.ADDRESS], i, key)
+        name, uuid, group, target, tag = (row[f] for f in (_NAME, _UUID, _GROUP, _TARGET, _TAG))
+        hay = f"{name}\n{uuid}\n{target}\n{group or ''}\n{tag}\n{address}".casefold()
+        self.hay = _replaced(self.hay, i, hay)
 
 
 class DeviceTableModel(QAbstractTableModel):
@@ -217,8 +278,9 @@ class DeviceTableModel(QAbstractTableModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._t = _Table(time.time())
-        self._order: list[int] = []  # every row, in the current sort order
-        self._visible: list[int] = []  # the rows matching the filter, in that order
+        # Tuples, not lists: see _Table.
+        self._order: tuple[int, ...] = ()  # every row, in the current sort order
+        self._visible: tuple[int, ...] = ()  # the rows matching the filter, in that order
         self._terms: list[str] = []
         self._filter_text = ""
         self._sort: tuple[int, Qt.SortOrder] = (Col.NAME, Qt.SortOrder.AscendingOrder)
@@ -256,7 +318,7 @@ class DeviceTableModel(QAbstractTableModel):
         if role == TOOLTIP:
             return self._tooltip(self._visible[index.row()], col)
         if role == ROW_ROLE:
-            return self._t.rows[self._visible[index.row()]]
+            return DeviceRow.from_record(self._t.rows[self._visible[index.row()]])
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = DISPLAY) -> Any:
@@ -304,8 +366,12 @@ class DeviceTableModel(QAbstractTableModel):
     def filter_text(self) -> str:
         return self._filter_text
 
+    def rows(self) -> DeviceRows:
+        """Every row of the factory shown, in the API's order (what a refresh can reuse)."""
+        return DeviceRows(self._t.rows)
+
     def row(self, row: int) -> DeviceRow:
-        return self._t.rows[self._visible[row]]
+        return DeviceRow.from_record(self._t.rows[self._visible[row]])
 
     def row_of(self, name: str) -> int | None:
         """The table row showing device `name`, or None when it is filtered out or unknown."""
@@ -319,7 +385,7 @@ class DeviceTableModel(QAbstractTableModel):
 
     def device(self, name: str) -> DeviceRow | None:
         i = self._t.pos.get(name)
-        return None if i is None else self._t.rows[i]
+        return None if i is None else DeviceRow.from_record(self._t.rows[i])
 
     def set_filter(self, text: str) -> None:
         """Show only rows whose name, uuid, target, group, tag or address hold every word."""
@@ -345,7 +411,7 @@ class DeviceTableModel(QAbstractTableModel):
         self._generation += 1
         self.beginResetModel()
         self._t = _Table(time.time())
-        self._order, self._visible = [], []
+        self._order, self._visible = (), ()
         self.factory = factory
         self.loaded_at = None
         self.endResetModel()
@@ -361,17 +427,24 @@ class DeviceTableModel(QAbstractTableModel):
         """
         self._generation += 1
         generation = self._generation
+        # What the load decoded is freed by now: return it before the new table grows.
+        await asyncio.to_thread(_trim_heap)
+        if generation != self._generation:
+            return False
         table = _Table(time.time() if now is None else now)
         memo: dict[str, str] = {}
-        for start in range(0, len(rows), CHUNK):
-            table.add(rows[start : start + CHUNK], memo)
+        records = DeviceRows.of(rows).records
+        reuse = self._t if factory == self.factory else _Table(0)
+        for start in range(0, len(records), CHUNK):
+            table.add(records[start : start + CHUNK], memo, reuse)
             await asyncio.sleep(0)
             if generation != self._generation:
                 return False
+        table.seal(records)
         # The haystack starts with the name and a newline, which sorts before any name
         # character: its order is name order. The API sends devices sorted by name,
         # so this sort of a near-sorted list is close to linear.
-        table.name_order = sorted(range(len(table.hay)), key=table.hay.__getitem__)
+        table.name_order = tuple(sorted(range(len(table.hay)), key=table.hay.__getitem__))
         await asyncio.sleep(0)
         if generation != self._generation:
             return False
@@ -398,19 +471,26 @@ class DeviceTableModel(QAbstractTableModel):
             change()
             self.endResetModel()
         self.loaded_at = time.monotonic()
-        self.rowsReplaced.emit()
+        # Signalled once the old table is gone too: "replaced" means the memory as well.
         await self._release(old)
+        self.rowsReplaced.emit()
         return True
 
     @staticmethod
     async def _release(table: _Table) -> None:
-        # When this holds the last reference, freeing 50,000 rows at once is a ~25 ms stall.
-        rows, hay = table.rows, table.hay
+        # When this holds the last reference, freeing 50,000 rows at once is a ~15 ms stall;
+        # after a refresh the new table shares most of them, and it takes ~1 ms.
+        rows, hay = list(table.rows), list(table.hay)
+        table.rows, table.hay, table.text, table.keys = (), (), [], []
         table.pos.clear()
+        started = time.perf_counter()
         while rows:
             del rows[-CHUNK:]
             del hay[-CHUNK:]
-            await asyncio.sleep(0)
+            if time.perf_counter() - started > 0.004:
+                await asyncio.sleep(0)
+                started = time.perf_counter()
+        await asyncio.to_thread(_trim_heap)
 
     def apply_vpn(self, state: VpnState) -> bool:
         """Show a VPN change at once (as pending) until the next refresh tells the truth."""
@@ -419,11 +499,11 @@ class DeviceTableModel(QAbstractTableModel):
             return False
         row = self._t.rows[i]
         enabled = state.enabled and bool(state.address)
-        new = replace(
-            row,
-            vpn_enabled=enabled,
-            vpn_address=state.address or row.vpn_address,
-            vpn_pending=state.pending,
+        new: RowRecord = (
+            *row[:LISTED],
+            enabled,
+            state.address or row[ROW_VPN_ADDRESS],
+            state.pending,
         )
         self._t.set_row(i, new)
         try:
@@ -440,21 +520,23 @@ class DeviceTableModel(QAbstractTableModel):
         return self._icons
 
     @staticmethod
-    def _sorted(table: _Table, column: int, order: Qt.SortOrder) -> list[int]:
+    def _sorted(table: _Table, column: int, order: Qt.SortOrder) -> tuple[int, ...]:
         descending = order == Qt.SortOrder.DescendingOrder
         if column == Col.NAME:
-            return table.name_order[::-1] if descending else list(table.name_order)
+            return table.name_order[::-1] if descending else table.name_order
         # Stable, from name order: equal keys stay by name, in either direction.
-        return sorted(table.name_order, key=table.keys[column].__getitem__, reverse=descending)
+        key = table.keys[column].__getitem__
+        reverse = descending != (column in _REVERSED)
+        return tuple(sorted(table.name_order, key=key, reverse=reverse))
 
     @staticmethod
-    def _filtered(table: _Table, base: list[int], terms: list[str]) -> list[int]:
+    def _filtered(table: _Table, base: tuple[int, ...], terms: list[str]) -> tuple[int, ...]:
         if not terms:
-            return list(base)
+            return base
         hay = table.hay
         rows = base
         for term in terms:
-            rows = [i for i in rows if term in hay[i]]
+            rows = tuple([i for i in rows if term in hay[i]])
         return rows
 
     def _relayout(self, change: Callable[[], None], old: _Table | None = None) -> None:
@@ -463,7 +545,7 @@ class DeviceTableModel(QAbstractTableModel):
         persistent = self.persistentIndexList()
         before = old or self._t
         names = [
-            before.rows[self._visible[p.row()]].device.name if p.row() < len(self._visible) else ""
+            before.rows[self._visible[p.row()]][_NAME] if p.row() < len(self._visible) else ""
             for p in persistent
         ]
         change()
@@ -488,7 +570,7 @@ class DeviceTableModel(QAbstractTableModel):
         self.layoutChanged.emit()
 
     def _tooltip(self, i: int, col: int) -> str | None:
-        row = self._t.rows[i]
+        row = DeviceRow.from_record(self._t.rows[i])
         d = row.device
         if col == Col.LAST_SEEN or col == Col.ONLINE:
             if d.last_seen is None:

@@ -560,8 +560,10 @@ class DevicesWindow(QWidget):
     # -- loading -----------------------------------------------------------------------------
 
     async def _load(self, factory: str) -> None:
+        # The list shown now: a refresh reuses its unchanged rows instead of holding two.
+        previous = self.model.rows() if self.model.factory == factory else None
         try:
-            await self.backend.load_devices(factory)
+            await self.backend.load_devices(factory, previous)
         except FiotrayError:
             pass  # devicesFailed put it in the message bar; a timer's refresh sends no notice
         finally:
