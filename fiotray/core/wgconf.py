@@ -13,14 +13,6 @@ import base64
 import ipaddress
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
-
 from fiotray.core.errors import FiotrayError, VpnError
 from fiotray.core.wgfiles import ALLOCATION_WINDOW, WireguardServer
 from fiotray.helper import fiotray_helper as helper
@@ -34,13 +26,27 @@ class ConfigRefused(FiotrayError):
     """A WireGuard config fiotray will not use (hooks, unknown keys, bad values)."""
 
 
+# cryptography (~8 MiB resident with OpenSSL) is imported by the two functions that use
+# it: parsing and rendering configs, which the tray and the demo do, need none of it.
+
+
 def generate_private_key() -> str:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
     key = X25519PrivateKey.generate()
     raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     return base64.b64encode(raw).decode()
 
 
 def public_key(private_key: str) -> str:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     raw = base64.b64decode(private_key, validate=True)
     key = X25519PrivateKey.from_private_bytes(raw)
     return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()

@@ -731,9 +731,12 @@ def _run(*, demo: bool, hidden: bool, open_log: Callable[[], None]) -> int:
     # Between batches of imports, so that each reuses the memory of the sources PySide6
     # read for the last one (asyncio's: some 400 kB of text).
     forget_module_sources()
-    import asyncio
+    from fiotray.gui.lazyssl import asyncio_without_ssl
 
-    import qasync
+    with asyncio_without_ssl():  # ssl comes with the first HTTPS client, if ever
+        import asyncio
+
+        import qasync
 
     forget_module_sources()
     loop = qasync.QEventLoop(app)
