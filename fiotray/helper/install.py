@@ -5,7 +5,11 @@
 Puts the helper at /usr/libexec/fiotray/fiotray-helper (root:root 0755), the
 policy in /usr/share/polkit-1/actions/ and, with --group-rule, the optional
 rule that lets the Unix group "fiotray" connect without a password in
-/etc/polkit-1/rules.d/. A .deb installs the same files in the same places.
+/etc/polkit-1/rules.d/.
+
+packaging/build-deb.sh stages the .deb's copy with ``--package --root DIR``: the same
+files in the same places, except that the group rule goes (inert) to
+/usr/share/fiotray/polkit/, for an administrator to copy to /etc/polkit-1/rules.d/.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import importlib.util
 import os
 import py_compile
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 HELPER_SOURCE = Path(__file__).resolve().with_name("fiotray_helper.py")
@@ -34,6 +39,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+# Root never writes a compiled cache next to the module: one for another Python version
+# would be a file no package owns (the shipped cache is the 3.11 one).
+sys.dont_write_bytecode = True
 import fiotray_helper  # noqa: E402
 
 os.umask(0o077)  # nothing the helper writes is for anyone but root
@@ -41,6 +49,8 @@ sys.exit(fiotray_helper.main(sys.argv[1:]))
 """
 POLICY_REL = Path("usr/share/polkit-1/actions") / POLICY_NAME
 GROUP_RULE_REL = Path("etc/polkit-1/rules.d") / GROUP_RULE_NAME
+# In a package the rule is shipped off: polkit does not read this directory.
+GROUP_RULE_SHARE_REL = Path("usr/share/fiotray/polkit") / GROUP_RULE_NAME
 
 
 class InstallError(Exception):
@@ -66,7 +76,13 @@ def _source(name: str) -> Path:
     return path
 
 
-def _put(data: bytes, dest: Path, mode: int) -> None:
+def _no_chown(_path: Path, _uid: int, _gid: int) -> None:
+    """Staging a package: ownership is the package builder's (root, --root-owner-group)."""
+
+
+def _put(
+    data: bytes, dest: Path, mode: int, chown: Callable[[Path, int, int], None] = os.chown
+) -> None:
     """Write dest atomically (a running helper keeps its old file), root-owned."""
     dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
@@ -76,7 +92,7 @@ def _put(data: bytes, dest: Path, mode: int) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chown(tmp, 0, 0)
+        chown(tmp, 0, 0)
         os.chmod(tmp, mode)
         os.replace(tmp, dest)
     except BaseException:
@@ -85,9 +101,17 @@ def _put(data: bytes, dest: Path, mode: int) -> None:
         raise
 
 
-def install(prefix_root: Path = Path("/"), *, group_rule: bool = False) -> list[Path]:
-    """Copy helper, policy and (optionally) the group rule under prefix_root; the paths."""
-    _require_root()
+def install(
+    prefix_root: Path = Path("/"), *, group_rule: bool = False, package: bool = False
+) -> list[Path]:
+    """Copy helper, policy and (optionally) the group rule under prefix_root; the paths.
+
+    package: stage a package's tree instead (no root needed: the package manager owns
+    and chowns the files), with the group rule in GROUP_RULE_SHARE_REL.
+    """
+    if not package:
+        _require_root()
+    chown = _no_chown if package else os.chown
     policy = _source(POLICY_NAME)
     rule = _source(GROUP_RULE_NAME) if group_rule else None
     if not HELPER_SOURCE.is_file():
@@ -95,24 +119,24 @@ def install(prefix_root: Path = Path("/"), *, group_rule: bool = False) -> list[
     helper_dest = prefix_root / HELPER_REL
     # The directory holding a root-run program must not be writable by anyone else.
     helper_dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    os.chown(helper_dest.parent, 0, 0)
+    chown(helper_dest.parent, 0, 0)
     helper_dest.parent.chmod(0o755)
     module_dest = prefix_root / MODULE_REL
-    _put(HELPER_SOURCE.read_bytes(), module_dest, 0o644)
+    _put(HELPER_SOURCE.read_bytes(), module_dest, 0o644, chown)
     cache = Path(importlib.util.cache_from_source(str(module_dest)))
     py_compile.compile(str(module_dest), cfile=str(cache), doraise=True)
-    os.chown(cache.parent, 0, 0)
+    chown(cache.parent, 0, 0)
     cache.parent.chmod(0o755)
-    os.chown(cache, 0, 0)
+    chown(cache, 0, 0)
     cache.chmod(0o644)
-    _put(LAUNCHER, helper_dest, 0o755)
+    _put(LAUNCHER, helper_dest, 0o755, chown)
     done = [helper_dest, module_dest, cache]
     policy_dest = prefix_root / POLICY_REL
-    _put(policy.read_bytes(), policy_dest, 0o644)
+    _put(policy.read_bytes(), policy_dest, 0o644, chown)
     done.append(policy_dest)
     if rule is not None:
-        rule_dest = prefix_root / GROUP_RULE_REL
-        _put(rule.read_bytes(), rule_dest, 0o644)
+        rule_dest = prefix_root / (GROUP_RULE_SHARE_REL if package else GROUP_RULE_REL)
+        _put(rule.read_bytes(), rule_dest, 0o644, chown)
         done.append(rule_dest)
     return done
 
@@ -152,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--uninstall", action="store_true", help="remove the installed files")
     parser.add_argument(
+        "--package",
+        action="store_true",
+        help="stage a package's tree under --root (no root needed; group rule left off)",
+    )
+    parser.add_argument(
         "--root", type=Path, default=Path("/"), help="install below this directory (packaging)"
     )
     args = parser.parse_args(argv)
@@ -160,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             paths = uninstall(args.root)
             verb = "removed"
         else:
-            paths = install(args.root, group_rule=args.group_rule)
+            paths = install(args.root, group_rule=args.group_rule, package=args.package)
             verb = "installed"
     except (InstallError, OSError) as exc:
         print(f"fiotray install: {exc}", file=sys.stderr)
