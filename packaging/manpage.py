@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Write fiotray(1) from the CLI's own argparse parser, so the man page cannot drift from it.
+
+Usage: python packaging/manpage.py > fiotray.1   (run with fiotray importable)
+
+The command and option lists come from fiotray.cli.build_parser(); the prose around them
+(what the tray does, files, exit codes) is kept here and is short on purpose: the README
+has the long form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fiotray import __version__
+from fiotray.cli import build_parser
+
+DESCRIPTION = """\
+fiotray gives engineers one-click access to their FoundriesFactory devices over the
+factory's WireGuard VPN: sign in to a factory, list every device with its online and VPN
+state, enable or disable VPN on a device (with the result `fioctl devices config
+wireguard DEVICE enable|disable` gives), bring the laptop's WireGuard tunnel up and down
+without running anything as root, and open SSH to a device.
+.PP
+Without a command, fiotray starts the tray icon and the devices window (with
+.B \\-\\-hidden
+the tray icon only, as the autostart entry does). A second launch brings the running one
+forward. Every tray action is also a command below.
+.PP
+Tunnels go up and down through a small privileged helper,
+.IR /usr/libexec/fiotray/fiotray-helper ,
+started with
+.BR pkexec (1).
+It re-validates every config it is given and refuses
+.BR PreUp ,
+.BR PostUp ,
+.BR PreDown ,
+.B PostDown
+and anything else wg-quick would run as a shell command."""
+
+FILES = [
+    ("~/.config/fiotray/", "profiles.json, tunnels and settings (no secrets)."),
+    ("~/.config/fiotray/ssh/FACTORY.conf", "written by ssh-config."),
+    ("~/.local/state/fiotray/fiotray.log", "the tray app's log."),
+    ("~/.config/autostart/fiotray.desktop", "the user's autostart entry (or its override)."),
+    ("/etc/xdg/autostart/fiotray.desktop", "the system-wide autostart entry (hidden, delayed)."),
+    ("/usr/share/polkit-1/actions/io.foundries.fiotray.policy", "the helper's polkit actions."),
+    (
+        "/usr/share/fiotray/polkit/49-fiotray-group.rules",
+        "copy to /etc/polkit-1/rules.d/ to let the group fiotray connect without a password.",
+    ),
+]
+
+EXIT = [
+    ("0", "success"),
+    ("1", "failure (one line on standard error)"),
+    ("2", "usage error"),
+    ("3", "sign-in needed"),
+    ("4", "connect: the tunnel is up but no handshake came yet"),
+]
+
+
+def esc(text: str) -> str:
+    """Roff-safe text: backslashes and hyphens escaped, no line starting with a dot."""
+    text = text.replace("\\", "\\\\").replace("-", "\\-")
+    return "\n".join("\\&" + ln if ln.startswith((".", "'")) else ln for ln in text.splitlines())
+
+
+def option_lines(parser: argparse.ArgumentParser) -> list[str]:
+    out: list[str] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction | argparse._HelpAction):
+            continue
+        if action.help == argparse.SUPPRESS:
+            continue
+        if action.option_strings:
+            metavar = ""
+            if action.nargs != 0:
+                metavar = " " + (
+                    action.metavar
+                    or (
+                        "{" + ",".join(map(str, action.choices)) + "}"
+                        if action.choices
+                        else action.dest.upper()
+                    )
+                )
+            flags = ", ".join(f"\\fB{esc(o)}\\fR{esc(metavar)}" for o in action.option_strings)
+        else:
+            flags = f"\\fI{esc(str(action.metavar or action.dest.upper()))}\\fR"
+        help_text = parser._get_formatter()._expand_help(action) if action.help else ""
+        out += [".TP", flags, esc(help_text)]
+    return out
+
+
+def subcommands(
+    parser: argparse.ArgumentParser, prefix: str = ""
+) -> list[tuple[str, str, argparse.ArgumentParser]]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                full = f"{prefix}{name}"
+                found.append((full, helps.get(name, ""), sub))
+                found += subcommands(sub, full + " ")
+    return found
+
+
+def usage(parser: argparse.ArgumentParser) -> str:
+    text = " ".join(parser.format_usage().split())
+    return text.removeprefix("usage: ")
+
+
+def render() -> str:
+    parser = build_parser()
+    # The build's date, or SOURCE_DATE_EPOCH's for a reproducible package.
+    stamp = datetime.datetime.fromtimestamp(
+        int(os.environ.get("SOURCE_DATE_EPOCH", "0") or 0) or datetime.datetime.now().timestamp(),
+        tz=datetime.UTC,
+    )
+    lines = [
+        f'.TH FIOTRAY 1 "{stamp:%Y-%m-%d}" "fiotray {__version__}" "User Commands"',
+        ".SH NAME",
+        "fiotray \\- FoundriesFactory devices over the factory VPN, from the tray or the shell",
+        ".SH SYNOPSIS",
+        ".B fiotray",
+        "[\\fB\\-\\-demo\\fR] [\\fB\\-\\-hidden\\fR] [\\fB\\-v\\fR]",
+        ".br",
+        ".B fiotray",
+        "[\\fB\\-\\-demo\\fR] \\fICOMMAND\\fR [\\fIoptions\\fR]",
+        ".SH DESCRIPTION",
+        DESCRIPTION,
+        ".SH OPTIONS",
+        *option_lines(parser),
+        ".SH COMMANDS",
+    ]
+    for name, help_text, sub in subcommands(parser):
+        lines += [
+            f".SS {esc(name)}",
+            esc(help_text[:1].upper() + help_text[1:] + ("." if help_text else "")),
+            ".PP",
+            f"\\fB{esc(usage(sub))}\\fR",
+        ]
+        opts = option_lines(sub)
+        if opts:
+            lines += [".RS", *opts, ".RE"]
+    lines += [".SH EXIT STATUS"]
+    for code, text in EXIT:
+        lines += [".TP", f"\\fB{code}\\fR", esc(text)]
+    lines += [".SH FILES"]
+    for path, text in FILES:
+        lines += [".TP", f"\\fI{esc(path)}\\fR", esc(text)]
+    lines += [
+        ".SH ENVIRONMENT",
+        ".TP",
+        "\\fBCACERT\\fR, \\fBSSL_CERT_FILE\\fR",
+        "a private CA for a self\\-hosted factory (TLS is always verified).",
+        ".TP",
+        "\\fBTERMINAL\\fR",
+        "the terminal for \\fBssh \\-\\-terminal\\fR when none is set in the settings.",
+        ".TP",
+        "\\fBFIOTRAY_ICONS\\fR",
+        "\\fBshipped\\fR or \\fBtheme\\fR: which tray icons to use.",
+        ".SH SEE ALSO",
+        ".BR fioctl (1),",
+        ".BR wg (8),",
+        ".BR wg\\-quick (8),",
+        ".BR pkexec (1),",
+        ".BR ssh (1)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())

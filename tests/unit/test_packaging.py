@@ -1,0 +1,113 @@
+"""The packaging scripts' rules, without building anything (tests/packaging builds the .deb)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from fiotray.cli import build_parser
+
+PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
+
+
+def load(name: str) -> ModuleType:
+    sys.path.insert(0, str(PACKAGING))
+    try:
+        spec = importlib.util.spec_from_file_location(name, PACKAGING / f"{name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(PACKAGING))
+
+
+def test_bundle_keeps_only_the_qt_plugins_fiotray_uses() -> None:
+    rules = load("bundle_rules")
+    keep = rules.keep_qt_file
+    plugins = "PySide6/Qt/plugins/"
+    for wanted in (
+        "platforms/libqxcb.so",
+        "platforms/libqwayland.so",
+        "platforms/libqoffscreen.so",
+        "iconengines/libqsvgicon.so",
+        "imageformats/libqsvg.so",
+        "wayland-shell-integration/libxdg-shell.so",
+        "platforminputcontexts/libcomposeplatforminputcontextplugin.so",
+    ):
+        assert keep(plugins + wanted), wanted
+    for unwanted in (
+        "platformthemes/libqgtk3.so",
+        "platforms/libqvnc.so",
+        "platforms/libqeglfs.so",
+        "imageformats/libqjpeg.so",
+        "tls/libqopensslbackend.so",
+        "generic/libqevdevmouseplugin.so",
+        "xcbglintegrations/libqxcb-glx-integration.so",
+    ):
+        assert not keep(plugins + unwanted), unwanted
+    assert not keep("PySide6/Qt/translations/qtbase_de.qm")
+    assert keep("PySide6/Qt/lib/libQt6Core.so.6")
+    assert keep("fiotray/gui/svg/fiotray.svg")
+
+
+def test_system_libraries_are_left_to_debian_but_libpython_is_bundled() -> None:
+    rules = load("bundle_rules")
+    system = rules.is_system_library
+    assert system("/usr/lib/x86_64-linux-gnu/libssl.so.3", "libssl.so.3")
+    assert system("/lib/x86_64-linux-gnu/libglib-2.0.so.0", "libglib-2.0.so.0")
+    assert not system("/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0", "libpython3.11.so.1.0")
+    wheel = "/usr/lib/python3/dist-packages/PySide6/Qt/lib/libQt6Core.so.6"
+    assert not system(wheel, "PySide6/Qt/lib/libQt6Core.so.6")
+    assert not system("/work/build/venv/lib/libQt6Gui.so.6", "libQt6Gui.so.6")
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[str]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.append(prefix + name)
+                found += _commands(sub, prefix + name + " ")
+    return found
+
+
+def test_man_page_documents_every_command_and_option() -> None:
+    page = load("manpage").render()
+    assert page.startswith(".TH FIOTRAY 1 ")
+    commands = _commands(build_parser())
+    assert {"login", "devices", "connect", "status", "ssh", "profiles import"} <= set(commands)
+    for command in commands:
+        assert f".SS {command.replace('-', chr(92) + '-')}\n" in page, command
+    for option in ("--demo", "--hidden", "--version", "--api-token-stdin", "--route"):
+        assert option.replace("-", "\\-") in page, option
+    # No line may start with a dot unless it is a request the page means.
+    requests = {".TH", ".SH", ".SS", ".TP", ".PP", ".RS", ".RE", ".B", ".BR", ".IR", ".br"}
+    for line in page.splitlines():
+        if line.startswith("."):
+            assert line.split()[0] in requests, line
+
+
+def test_helper_staged_for_the_package_like_a_source_install(tmp_path: Path) -> None:
+    from fiotray.helper import install
+
+    done = install.install(tmp_path, group_rule=True, package=True)
+    rels = {p.relative_to(tmp_path).as_posix() for p in done}
+    assert rels == {
+        "usr/libexec/fiotray/fiotray-helper",
+        "usr/libexec/fiotray/fiotray_helper.py",
+        f"usr/libexec/fiotray/__pycache__/fiotray_helper.{sys.implementation.cache_tag}.pyc",
+        "usr/share/polkit-1/actions/io.foundries.fiotray.policy",
+        # Off by default: polkit does not read /usr/share/fiotray.
+        "usr/share/fiotray/polkit/49-fiotray-group.rules",
+    }
+    launcher = tmp_path / install.HELPER_REL
+    assert launcher.stat().st_mode & 0o777 == 0o755
+    text = launcher.read_text()
+    assert text.startswith("#!/usr/bin/python3 -IS\n")
+    # Root never writes a cache for another Python version next to the module.
+    assert "sys.dont_write_bytecode = True" in text
+    assert not (tmp_path / "etc").exists()
