@@ -13,7 +13,11 @@ APT_PACKAGES=(python3 python3-venv python3-pip dbus dbus-x11 gnome-keyring libse
               xvfb openbox trayer xdotool x11-utils imagemagick xterm
               libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 libx11-xcb1
               libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
-              libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 fonts-dejavu-core)
+              libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 fonts-dejavu-core
+              # tests/packaging: packaging/build-deb.sh and packaging/test-install.sh (which
+              # also install these themselves when run on their own).
+              libpython3.11 binutils dpkg-dev desktop-file-utils debootstrap
+              debian-archive-keyring)
 
 packaging/ensure-debs.sh "${APT_PACKAGES[@]}"
 

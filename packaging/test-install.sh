@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Fresh-system install test of fiotray's .deb (run as root; CI runs it through
+# tests/packaging/test_deb_install.py).
+#
+# Usage: packaging/test-install.sh build/fiotray_<version>_<arch>.deb
+#
+# 1. debootstrap a minimal Debian 12 (minbase) into a temporary directory (the base is cached
+#    under build/cache/, keyed by suite, arch, mirror and debootstrap version, for 7 days),
+# 2. in it: apt-get install --no-install-recommends the .deb (its Depends only),
+# 3. then, in new mount, PID and network namespaces (everything started there dies with
+#    them; /proc and /sys are mounted there only): fiotray --version; every binary of the
+#    bundle resolves its libraries; the helper's imports exist in the system's python3;
+#    the chroot's own system D-Bus and polkitd; the polkit actions registered; pkexec
+#    refused before, and allowed by the shipped group rule after, it is enabled; the helper
+#    refusing a hostile config (PostUp) with exit 2 and one line, creating nothing; status
+#    answered through pkexec; the tray app (offscreen) answering on its single-instance
+#    socket and quitting with 0 on `quit`; the CLI on the demo factory,
+# 4. apt-get purge: every file the package installed is gone, and the system's file list
+#    is the same as before the install.
+# Prints "ok: ..." per check and "figure: ..." lines; exits non-zero at the first failure.
+set -euo pipefail
+[ $# -eq 1 ] || { echo "usage: $0 PATH.deb" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "$0: must run as root (debootstrap, chroot, namespaces)" >&2; exit 2; }
+DEB=$(readlink -f "$1")
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+packaging/ensure-debs.sh debootstrap debian-archive-keyring
+
+SUITE=bookworm
+ARCH=$(dpkg --print-architecture)
+# The host's own Debian mirror (deb822 or one-line sources), as apt on this machine uses it.
+MIRROR=$( { cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } \
+          | awk '$1 == "URIs:" || $1 == "deb" { print $2 }' | grep -v security | head -n1 || true)
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+CACHE=${FIOTRAY_TEST_CACHE:-$ROOT/build/cache}
+mkdir -p "$CACHE/apt-archives/partial"
+
+WORK=$(mktemp -d /var/tmp/fiotray-install-test.XXXXXX)
+CHROOT=$WORK/root
+cleanup() {
+  # Mounts live in the test's own mount namespaces and vanish with them; this is a guard
+  # against a kernel or unshare that did not give us one. Never rm -rf across a mount.
+  if grep -q " $CHROOT/" /proc/self/mountinfo; then
+    grep " $CHROOT/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r umount -l
+  fi
+  rm -rf --one-file-system "$WORK"
+}
+trap cleanup EXIT
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+secs() { awk -v ms="$1" 'BEGIN { printf "%.1f", ms / 1000 }'; }
+
+# -- 1. the base system --------------------------------------------------------------------------
+key=$(printf '%s %s %s minbase %s' "$SUITE" "$ARCH" "$MIRROR" \
+  "$(dpkg-query -W -f='${Version}' debootstrap)" | sha256sum | cut -c1-16)
+base=$CACHE/debootstrap-$SUITE-$ARCH-$key.tar
+t0=$(now_ms)
+if [ -f "$base" ] && [ -n "$(find "$base" -mtime -7)" ]; then
+  mkdir "$CHROOT"
+  tar -C "$CHROOT" -xpf "$base"
+  echo "ok: base system from the cache ($(basename "$base"))"
+else
+  rm -f "$CACHE"/debootstrap-"$SUITE"-"$ARCH"-*.tar
+  debootstrap --variant=minbase --arch="$ARCH" "$SUITE" "$CHROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
+    || { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
+  # Written under a temporary name and renamed: a cut-short run never leaves a half tarball.
+  tar -C "$CHROOT" -cpf "$base.tmp.$$" . && mv "$base.tmp.$$" "$base"
+  echo "ok: debootstrap --variant=minbase $SUITE from $MIRROR"
+fi
+echo "figure: base_system_s $(secs $(($(now_ms) - t0)))"
+
+cp "$DEB" "$CHROOT/root/fiotray.deb"
+cp -L /etc/resolv.conf "$CHROOT/etc/resolv.conf"
+cp packaging/test-install-inside.sh "$CHROOT/root/inside.sh"
+
+# In the chroot, in its own mount and PID namespaces: the apt cache and /proc are mounted
+# there only, and whatever a package's scripts start dies with the namespace.
+in_chroot() {  # [--net] SCRIPT ARGS...: run the inside script
+  local net=()
+  if [ "$1" = --net ]; then net=(--net); shift; fi
+  unshare --mount --pid --fork --propagation private "${net[@]}" --mount-proc="$CHROOT/proc" \
+    /bin/sh -c 'mount --bind "$1" "$2/var/cache/apt/archives" && shift 2 && exec chroot "$@"' \
+    sh "$CACHE/apt-archives" "$CHROOT" "$CHROOT" \
+    /bin/sh -c '/bin/bash /root/inside.sh "$@"; exit $?' sh "$@"
+}
+# (Not bash as the namespace's PID 1: pkexec refuses to serve a process whose parent is
+# PID 1, "dead parents", so the script must be a child of the namespace's init.)
+
+# -- 2. install ---------------------------------------------------------------------------------
+t0=$(now_ms)
+in_chroot install
+echo "figure: apt_install_s $(secs $(($(now_ms) - t0)))"
+
+# -- 3. and 4. run it, then purge (no network: a new, empty network namespace) ---------------
+in_chroot --net run
+echo "ok: fresh-system install test passed"
