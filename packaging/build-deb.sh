@@ -92,7 +92,13 @@ shlibs=$(cd "$BUILD/deb" && dpkg-shlibdeps -O "${elves[@]}" 2>"$log") || { cat "
 shlibs=${shlibs#shlibs:Depends=}
 rm -rf "$BUILD/deb/debian"
 installed_kb=$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)
-maintainer=${FIOTRAY_MAINTAINER:-fiotray developers <fiotray@foundries.io>}
+# Default: whoever made the commit being packaged (fiotray is not a Foundries.io product,
+# so no address of theirs); a checkout without git history needs FIOTRAY_MAINTAINER.
+maintainer=${FIOTRAY_MAINTAINER:-$(git -C "$ROOT" log -1 --format='%an <%ae>' 2>/dev/null || true)}
+if [[ -z $maintainer ]]; then
+  echo "build-deb: set FIOTRAY_MAINTAINER=\"Name <mail>\" (no git history to take it from)" >&2
+  exit 2
+fi
 grep -v '^#' packaging/debian/control.in \
   | sed -e "s|@VERSION@|$VERSION|" -e "s|@ARCH@|$ARCH|" -e "s|@MAINTAINER@|$maintainer|" \
         -e "s|@INSTALLED_SIZE@|$installed_kb|" -e "s|@SHLIBS@|$shlibs|" >"$STAGE/DEBIAN/control"
