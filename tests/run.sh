@@ -34,6 +34,6 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
-.venv/bin/ruff check fiotray tests bench
+.venv/bin/ruff check fiotray tests bench packaging
 # KILL, not TERM: a test stuck in a nested event loop ignores TERM (see pytest-timeout).
 exec timeout -s KILL 1800 .venv/bin/python -m pytest -p no:cacheprovider "$@"
