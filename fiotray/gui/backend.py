@@ -10,13 +10,15 @@ cryptography) are imported on first use so the tray appears fast.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
@@ -31,6 +33,32 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
+# How long a quit waits for changes in progress (a PATCH, a tunnel going up or down, a
+# sign-in being saved) before it cancels them.
+QUIT_GRACE = 10.0
+
+
+def finishes_before_quit(
+    method: Callable[Concatenate[Backend, P], Awaitable[T]],
+) -> Callable[Concatenate[Backend, P], Coroutine[Any, Any, T]]:
+    """A change the user asked for: a quit lets it finish instead of cutting it off."""
+
+    @functools.wraps(method)
+    async def run(self: Backend, *args: P.args, **kwargs: P.kwargs) -> T:
+        task = asyncio.current_task()
+        if task is not None:
+            self._changes[task] += 1
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            if task is not None:
+                self._changes[task] -= 1
+                if self._changes[task] <= 0:
+                    del self._changes[task]
+
+    return run
+
 
 WEB_APP = "https://app.foundries.io"
 
@@ -175,6 +203,8 @@ class Backend(QObject):
         self._clients: dict[str, Any] = {}
         self.tunnel_states: dict[str, TunnelStatus] = {}
         self._watches: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        self._changes: Counter[asyncio.Task[Any]] = Counter()  # tasks in a change, nesting
+        self.quit_grace = QUIT_GRACE
         # tunnel -> (the state the user asked for, when): from the tray, the window or
         # anywhere else, so a change they asked for is never announced as a surprise.
         self.asked: dict[str, tuple[State, float]] = {}
@@ -225,7 +255,18 @@ class Backend(QObject):
         return None
 
     async def shutdown(self) -> None:
-        """Cancel what is running, close HTTP clients, stop the demo: a clean quit."""
+        """Let changes in progress finish, cancel the rest, close clients, stop the demo."""
+        me = asyncio.current_task()
+        changes = [t for t in self._changes if not t.done() and t is not me]
+        if changes:
+            log.info("quitting: waiting for %d change(s) in progress", len(changes))
+            _, late = await asyncio.wait(changes, timeout=self.quit_grace)
+            if late:
+                log.warning(
+                    "quitting: %d change(s) still running after %.0f s: cancelled",
+                    len(late),
+                    self.quit_grace,
+                )
         tasks = [t for t in self._tasks if not t.done()]
         for t in tasks:
             t.cancel()
@@ -278,10 +319,12 @@ class Backend(QObject):
     async def refresh_tunnels(self) -> list[TunnelStatus]:
         return await self.services.controller.status()
 
+    @finishes_before_quit
     async def connect(self, name: str) -> TunnelStatus:
         self.asked[name] = (State.CONNECTED, time.monotonic())
         return await self.services.controller.connect(name, wait=10.0)
 
+    @finishes_before_quit
     async def disconnect(self, name: str) -> TunnelStatus:
         self.asked[name] = (State.DISCONNECTED, time.monotonic())
         return await self.services.controller.disconnect(name)
@@ -345,6 +388,7 @@ class Backend(QObject):
         self.devicesLoaded.emit(factory, rows)
         return rows
 
+    @finishes_before_quit
     async def set_vpn(self, factory: str, device: str, enable: bool) -> VpnState:
         from fiotray.core import devices
 
@@ -438,6 +482,7 @@ class Backend(QObject):
 
     # -- sign-in and profiles -------------------------------------------------------
 
+    @finishes_before_quit
     async def sign_in_token(self, factory: str, token: str, api_url: str | None = None) -> Profile:
         from fiotray.core import signin
 
@@ -451,6 +496,7 @@ class Backend(QObject):
         )
         return await self._signed_in(profile)
 
+    @finishes_before_quit
     async def sign_in_client(
         self,
         client_id: str,
@@ -473,6 +519,7 @@ class Backend(QObject):
         )
         return await self._signed_in(profile)
 
+    @finishes_before_quit
     async def sign_in_fioctl(self, path: Path | None = None) -> Profile:
         from fiotray.core import signin
 
@@ -503,6 +550,7 @@ class Backend(QObject):
         self.profilesChanged.emit()
         return profile
 
+    @finishes_before_quit
     async def sign_out(self, factory: str) -> None:
         from fiotray.core import signin
 
@@ -510,6 +558,7 @@ class Backend(QObject):
         await signin.sign_out(self.services.profiles, self.services.secrets, factory)
         self.profilesChanged.emit()
 
+    @finishes_before_quit
     async def add_foundries_tunnel(
         self, factory: str, address: str, name: str | None = None
     ) -> TunnelProfile:
@@ -530,6 +579,7 @@ class Backend(QObject):
         self.profilesChanged.emit()
         return profile
 
+    @finishes_before_quit
     async def import_tunnel(self, path: Path, name: str | None = None) -> TunnelProfile:
         from fiotray.core import tunnels
 

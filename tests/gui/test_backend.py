@@ -95,3 +95,37 @@ async def test_the_pending_watch_stops_at_its_limit(backend):
     await asyncio.wait_for(task, 5)
     reads = [r for r in server.requests[before:] if r.method == "GET" and name in r.path]
     assert 2 <= len(reads) <= 8, f"{len(reads)} config reads in 0.3 s of watching"
+
+
+async def test_quit_lets_a_change_in_progress_finish(backend):
+    import asyncio
+
+    server = backend.services.demo.server
+    name = server.factory.add_device("quit-while-enabling", vpn_enabled=False).name
+    await backend.load_devices("demo-factory")  # the client exists: the PATCH is the slow part
+    server.latency = 0.3
+    task = backend.spawn(backend.set_vpn("demo-factory", name, True), what="Enable VPN")
+    await asyncio.sleep(0.05)  # the PATCH is on its way
+    background = backend.spawn(asyncio.sleep(60), what="a background wait")
+    await backend.shutdown()
+    assert task.done() and not task.cancelled()
+    state = task.result()
+    assert state is not None and state.enabled
+    assert "address=" in server.factory.current_file(name, "wireguard-client")
+    assert background.cancelled(), "what is not a change is still cancelled at once"
+
+
+async def test_quit_does_not_wait_past_its_grace(backend):
+    import asyncio
+
+    server = backend.services.demo.server
+    name = server.factory.add_device("too-slow", vpn_enabled=False).name
+    await backend.load_devices("demo-factory")
+    server.latency = 5.0
+    backend.quit_grace = 0.2
+    task = backend.spawn(backend.set_vpn("demo-factory", name, True), what="Enable VPN")
+    await asyncio.sleep(0.05)
+    started = asyncio.get_running_loop().time()
+    await backend.shutdown()
+    assert asyncio.get_running_loop().time() - started < 3.0
+    assert task.cancelled()
