@@ -14,7 +14,8 @@ Idle RSS = VmRSS ~2 s after the icon was embedded, tray only.
 fiotray is byte-compiled first, as an installed package is: with PYTHONDONTWRITEBYTECODE
 set, a checkout would otherwise compile every fiotray module at every start.
 
-Targets: start <= 1.3x the floor, idle RSS <= 1.25x the floor.
+Targets: start <= 1.3x the floor, idle RSS <= 1.25x the floor, for the app (`real`); the
+exit status says whether it meets them. demo and direct are printed for reference.
 Usage: bench/gui_start.py [-n N]
 """
 
@@ -52,6 +53,11 @@ DIRECT = "from fiotray.gui.app import run_gui; raise SystemExit(run_gui(demo=Fal
 
 START_TARGET = 1.3
 RSS_TARGET = 1.25
+# Printed against the targets too, but the targets are the app's (`real`): these say why.
+REFERENCE_ONLY = {
+    "demo": "also runs the fake API server and its factory in the tray's process",
+    "direct": "the real start without the CLI module, to show what it costs",
+}
 
 
 def rss_kib(pid: int) -> int:
@@ -167,7 +173,10 @@ def main() -> int:
         if name != "floor":
             good = sx <= START_TARGET and rx <= RSS_TARGET
             verdict = "ok" if good else f"over target ({START_TARGET}x / {RSS_TARGET}x)"
-            ok = ok and (good or name == "direct")
+            if name in REFERENCE_ONLY:
+                verdict = f"{verdict}; reference: {REFERENCE_ONLY[name]}"
+            else:
+                ok = ok and good
         print(
             f"{name:8} {statistics.median(starts) * 1000:10.0f} ms {min(starts) * 1000:4.0f} ms"
             f" {sx:7.2f}x   {rss / 1024:6.1f} MiB {rx:7.2f}x  {verdict}"
