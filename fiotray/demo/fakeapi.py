@@ -766,9 +766,16 @@ class _HttpServer(ThreadingHTTPServer):
     # would make them wait for SYN retries.
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], owner: FakeApiServer) -> None:
+    def __init__(
+        self, address: tuple[str, int], owner: FakeApiServer, sock: socket.socket | None = None
+    ) -> None:
         self.owner = owner
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, bind_and_activate=sock is None)
+        if sock is not None:
+            # Already bound and listening (see FakeApiServer's `sock`): serve that one.
+            self.socket.close()
+            self.socket = sock
+            self.server_address = sock.getsockname()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs here, in the connection's own thread, so a
@@ -812,10 +819,14 @@ class FakeApiServer:
         rate_limit_every: int = 0,
         retry_after: float = 1.0,
         seed: int = 0,
+        sock: socket.socket | None = None,
     ) -> None:
+        """`sock`: a listening TCP socket to serve instead of binding one (its address is
+        known, and clients can connect, before the server starts; plain HTTP only)."""
         self.factory = factory
         self.host = host
         self.port = port
+        self._sock = sock
         self.tls = tls
         self.latency = latency
         self.error_rate = error_rate
@@ -846,7 +857,12 @@ class FakeApiServer:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.tls.server_cert, self.tls.server_key)
             self._ssl_context = context
-        self._httpd = _HttpServer((self.host, self.port), self)
+        if self._sock is not None and self.tls is not None:
+            raise ValueError("a pre-bound socket serves plain HTTP only")
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self.host = sock.getsockname()[0]
+        self._httpd = _HttpServer((self.host, self.port), self, sock)
         self.port = self._httpd.server_address[1]
         url_host = "localhost" if self.tls is not None else self.host
         scheme = "https" if self.tls is not None else "http"

@@ -96,30 +96,31 @@ def real_services() -> Services:
 
 
 def demo_services(devices: int | None = None) -> Services:
-    """The embedded fake factory, a simulated tunnel, nothing saved outside a temp dir."""
+    """The embedded fake factory, a simulated tunnel, nothing saved outside a temp dir.
+
+    The fake API starts when the app first talks to it (Backend.client), so a demo tray
+    idling in the background costs about what the real one does.
+    """
     from fiotray.core import wgconf
     from fiotray.core.devices import PendingStore
     from fiotray.core.secrets import tunnel_key
-    from fiotray.core.wgfiles import SERVER_FILE, WireguardServer
-    from fiotray.demo.factory import DEMO_DEVICES, start_demo
+    from fiotray.core.wgfiles import WireguardServer
+    from fiotray.demo import factory as demo
     from fiotray.demo.tunnel import SimulatedHelper
 
     scratch = tempfile.TemporaryDirectory(prefix="fiotray-demo-")
     root = Path(scratch.name)
-    session = start_demo(devices or DEMO_DEVICES)
+    session = demo.DemoSession(devices or demo.DEMO_DEVICES)
     profiles = ProfileStore(root / "config")
     profiles.save(session.profile, make_default=True)
     tunnels = TunnelStore(root / "config")
     sys_net = root / "sys-class-net"
     sys_net.mkdir()
-    key = wgconf.generate_private_key()
-    wg_server = WireguardServer.parse(
-        next(
-            f.value
-            for entry in session.server.factory.factory_configs
-            for f in entry.files
-            if f.name == SERVER_FILE
-        )
+    # What the demo factory's wireguard-server file says (fiotray.demo.factory).
+    wg_server = WireguardServer(
+        endpoint=demo.DEMO_SERVER_ENDPOINT,
+        server_address=demo.DEMO_SERVER_ADDRESS,
+        pubkey=demo.DEMO_SERVER_PUBLIC_KEY,
     )
     tunnels.save(
         TunnelProfile(
@@ -127,14 +128,14 @@ def demo_services(devices: int | None = None) -> Services:
             kind="foundries",
             interface="fiodemo",
             template=wgconf.foundries_template(wg_server, "10.42.42.250"),
-            public_key=wgconf.public_key(key),
+            public_key=demo.DEMO_LAPTOP_PUBLIC_KEY,
             endpoint=wg_server.endpoint,
             factory=session.profile.factory,
             address="10.42.42.250",
             server_address=wg_server.server_address,
         )
     )
-    session.secrets.set(tunnel_key(session.profile.factory), key)
+    session.secrets.set(tunnel_key(session.profile.factory), demo.DEMO_LAPTOP_PRIVATE_KEY)
     controller = TunnelController(
         tunnels, session.secrets, SimulatedHelper(sys_net), sys_net=sys_net
     )
@@ -340,6 +341,7 @@ class Backend(QObject):
     async def client(self, factory: str) -> Any:
         """A signed-in FactoryClient for the factory, reused while the app runs."""
         if factory not in self._clients:
+            await self._demo_up()
             verify = await asyncio.to_thread(_client_tls)
             from fiotray.core.session import open_factory
 
@@ -350,6 +352,13 @@ class Backend(QObject):
             else:
                 self._clients[factory] = client
         return self._clients[factory]
+
+    async def _demo_up(self) -> None:
+        """The demo's fake API serving, before anything talks to it (it starts on first use)."""
+        demo = self.services.demo
+        if demo is not None and not demo.started:
+            # Off the loop: the fake API's modules and its factory of devices.
+            await asyncio.to_thread(lambda: demo.server)
 
     async def _drop_client(self, factory: str) -> None:
         client = self._clients.pop(factory, None)
@@ -486,6 +495,8 @@ class Backend(QObject):
     async def sign_in_token(self, factory: str, token: str, api_url: str | None = None) -> Profile:
         from fiotray.core import signin
 
+        if not self.services.auto_demo:
+            await self._demo_up()  # --demo: signing in to the demo's own API
         profiles, secrets = self._user_stores()
         profile = await signin.sign_in_api_token(
             profiles,
@@ -507,6 +518,8 @@ class Backend(QObject):
     ) -> Profile:
         from fiotray.core import signin
 
+        if not self.services.auto_demo:
+            await self._demo_up()  # --demo: signing in to the demo's own API
         profiles, secrets = self._user_stores()
         profile = await signin.sign_in_client_credentials(
             profiles,
@@ -523,6 +536,8 @@ class Backend(QObject):
     async def sign_in_fioctl(self, path: Path | None = None) -> Profile:
         from fiotray.core import signin
 
+        if not self.services.auto_demo:
+            await self._demo_up()  # --demo: signing in to the demo's own API
         profiles, secrets = self._user_stores()
         profile = await signin.sign_in_from_fioctl(profiles, secrets, path=path)
         return await self._signed_in(profile)

@@ -129,3 +129,48 @@ async def test_quit_does_not_wait_past_its_grace(backend):
     await backend.shutdown()
     assert asyncio.get_running_loop().time() - started < 3.0
     assert task.cancelled()
+
+
+def test_the_demo_serves_its_factory_only_once_asked():
+    """A demo tray idling in the background carries no fake API, devices or crypto."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import asyncio, os, sys
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from fiotray.gui.backend import Backend, demo_services
+services = demo_services()
+heavy = [m for m in ("fiotray.demo.fakeapi", "http.server", "cryptography", "hashlib")
+         if m in sys.modules]
+assert not heavy, heavy
+assert not services.demo.started
+backend = Backend(services)
+
+async def main():
+    rows = await backend.load_devices("demo-factory")
+    assert len(rows) == 36 and services.demo.started
+    await backend.shutdown()
+
+asyncio.run(main())
+print("ok")
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("ok")
+
+
+def test_the_demo_keys_are_a_real_pair():
+    from fiotray.core import wgconf
+    from fiotray.demo import factory
+
+    assert wgconf.public_key(factory.DEMO_LAPTOP_PRIVATE_KEY) == factory.DEMO_LAPTOP_PUBLIC_KEY
