@@ -70,12 +70,6 @@ def factory() -> FakeFactory:
 
 
 @pytest.fixture
-def server(factory):
-    with FakeApiServer(factory) as srv:
-        yield srv
-
-
-@pytest.fixture
 def cli(tmp_path, secret_service) -> Cli:
     env = {
         **os.environ,

@@ -13,7 +13,7 @@ from fiotray.core.auth import ApiTokenCredentials
 from fiotray.core.devices import DeviceRow, DeviceRows
 from fiotray.core.errors import ApiError
 from fiotray.core.models import Device, ListedDevice, listed_record, record_of
-from fiotray.demo.fakeapi import FakeApiServer, FakeFactory
+from fiotray.demo.fakeapi import FakeFactory
 
 TOKEN = "test-api-token-0123456789"
 
@@ -39,12 +39,6 @@ def factory() -> FakeFactory:
     f.add_api_token(TOKEN)
     f.set_wireguard_server(server_address="10.42.42.1")
     return f
-
-
-@pytest.fixture
-def server(factory):
-    with FakeApiServer(factory) as srv:
-        yield srv
 
 
 @pytest.fixture

@@ -63,13 +63,6 @@ def factory() -> FakeFactory:
 
 
 @pytest.fixture
-def server(factory: FakeFactory) -> Iterator[FakeApiServer]:
-    with FakeApiServer(factory) as s:
-        yield s
-        assert s.handler_errors == []
-
-
-@pytest.fixture
 def client(server: FakeApiServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, headers={"OSF-TOKEN": TOKEN}, timeout=5) as c:
         yield c

@@ -16,7 +16,7 @@ from fiotray.core import devices
 from fiotray.core.api import FactoryClient
 from fiotray.core.auth import ApiTokenCredentials
 from fiotray.core.errors import ApiError, FiotrayError, NotFoundError, VpnError
-from fiotray.demo.fakeapi import ConfigFile, FakeApiServer, FakeFactory
+from fiotray.demo.fakeapi import ConfigFile, FakeFactory
 
 TOKEN = "test-api-token-0123456789"
 KEY = "kZ2Jx0nZ3wWmJ0C6m0sN3w4b2Ff0h3aT1x9Yp8QeWmE="
@@ -37,12 +37,6 @@ def factory() -> FakeFactory:
     f.add_api_token(TOKEN)
     f.set_wireguard_server(server_address="10.42.42.1")
     return f
-
-
-@pytest.fixture
-def server(factory):
-    with FakeApiServer(factory) as srv:
-        yield srv
 
 
 @pytest.fixture
