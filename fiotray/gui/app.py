@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from PySide6.QtWidgets import QMessageBox, QWidget
 
+    from fiotray.core.settings import Settings, SettingsStore
     from fiotray.gui.backend import Backend, Services
 
 log = logging.getLogger(__name__)
@@ -355,6 +356,29 @@ def forget_module_sources() -> None:
     linecache.clearcache()
 
 
+def carry_settings(demo: Settings, store: SettingsStore) -> None:
+    """What the user chose in the automatic demo becomes theirs, unless they had settings.
+
+    Preferences only: the demo's devices (recent, favourites) and tunnel stay behind.
+    """
+    import dataclasses
+
+    from fiotray.core.settings import Settings
+
+    if store.path.exists():
+        return
+    mine = dataclasses.replace(
+        Settings(),
+        terminal=demo.terminal,
+        ssh_user=demo.ssh_user,
+        ssh_route=demo.ssh_route,
+        autostart=demo.autostart,
+        notifications=demo.notifications,
+    )
+    if mine != Settings():
+        store.save(mine)
+
+
 def choose_services(demo: bool) -> Services:
     """The user's factories and tunnels; the demo when asked for or when nothing is set up."""
     from fiotray.gui.backend import demo_services, real_services
@@ -439,7 +463,9 @@ class App(QObject):
             self._watcher_task.cancel()
             await asyncio.gather(self._watcher_task, return_exceptions=True)
         self.tray.detach()
-        new = Backend(old.user_services())
+        user = old.user_services()
+        carry_settings(old.settings, user.settings)
+        new = Backend(user)
         self.backend = new
         new.leaveDemo.connect(self._on_leave_demo)
         self.tray.attach(new)

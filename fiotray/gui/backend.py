@@ -289,7 +289,9 @@ class Backend(QObject):
     def save_settings(self, settings: Settings) -> None:
         from fiotray.core import autostart
 
-        if settings.autostart != autostart.is_enabled() and not self.demo:
+        # --demo leaves start at login alone; the automatic demo is the app itself.
+        real = not self.demo or self.services.auto_demo
+        if settings.autostart != autostart.is_enabled() and real:
             if settings.autostart:
                 autostart.enable()
             else:

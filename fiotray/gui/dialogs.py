@@ -1233,7 +1233,14 @@ class SettingsDialog(_WorkDialog):
 
         layout = QVBoxLayout(self.body)
         layout.setContentsMargins(0, 0, 0, 0)
-        if backend.demo:
+        if backend.demo and backend.services.auto_demo:
+            self.demo_note = _note(
+                "You are looking at the demo: these settings come along when you sign in to "
+                "your factory, and start at login applies now."
+            )
+            layout.addWidget(self.demo_note)
+            layout.addSpacing(6)
+        elif backend.demo:
             self.demo_note = _note(
                 "Demo mode: these settings last until fiotray quits; nothing is saved outside "
                 "the demo, and start at login is left as it is."
@@ -1268,7 +1275,7 @@ class SettingsDialog(_WorkDialog):
         # The autostart file is the truth (the user may have removed it by hand);
         # the demo never touches it, so there the saved value is shown.
         assert self.backend is not None
-        if self.backend.demo:
+        if self.backend.demo and not self.backend.services.auto_demo:
             return saved
         from fiotray.core import autostart
 

@@ -31,6 +31,19 @@ def pytest_asyncio_loop_factories(config, item):
 
 
 @pytest.fixture(autouse=True)
+def _private_dirs(tmp_path, monkeypatch):
+    """Settings, autostart entries, logs: in the test's own dirs, never the user's."""
+    for var, sub in (
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_CACHE_HOME", "cache"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_CONFIG_DIRS", "etc-xdg"),  # no system-wide autostart entry either
+    ):
+        monkeypatch.setenv(var, str(tmp_path / "xdg" / sub))
+
+
+@pytest.fixture(autouse=True)
 def keep_running_when_a_window_closes(qapp):
     """As in the tray app: closing its last window (a dialog, a message box) must not
     quit it, nor stop the qasync loop under a running test."""

@@ -357,6 +357,14 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
         try:
             await until(lambda: devices_window)
             assert app.tray.title == "fiotray (demo)"
+            # Chosen in the demo: the terminal comes along, the demo's devices do not.
+            import dataclasses
+
+            backend.save_settings(
+                dataclasses.replace(
+                    backend.settings, terminal="xterm", recent=(("demo-factory", "x"),)
+                )
+            )
             await backend.sign_in_token("my-factory", token, api_url=api.api_url)
             await until(lambda: app.backend is not backend)
             await until(lambda: len(devices_window) == 2)
@@ -366,6 +374,8 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
             assert user_secrets.get(profile_key("my-factory", "api_token")) == token
             assert not demo_root.exists(), "the demo's scratch files are gone"
             assert app.tray.title == "fiotray"
+            assert new.settings.terminal == "xterm" and new.settings.recent == ()
+            assert SettingsStore(user_dir).load().terminal == "xterm"
             app.tray.menu.aboutToShow.emit()
             texts = [a.text() for a in app.tray.menu.actions()]
             assert "Sign out of my-factory" in texts and "Sign out of demo-factory" not in texts
