@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -41,9 +40,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.procs import stop
+
 SECRETS_BUS_NAME = "org.freedesktop.secrets"
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 PASSWORD = "fiotray-test-keyring-password"
 
 SessionManager = contextlib.AbstractContextManager["SecretServiceSession"]
@@ -121,17 +121,6 @@ def _collection_unlocked(address: str, name: str = "login") -> bool:
         reply = conn.send_and_get_reply(Properties(obj).get("Locked"), timeout=2)
     body = reply.body[0]
     return isinstance(body, tuple) and body[1] is False
-
-
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(STOP_TIMEOUT)
 
 
 def _log_tail(path: Path) -> str:
@@ -236,8 +225,8 @@ def start_secret_service(*, unlock: bool = True) -> Iterator[SecretServiceSessio
             password=PASSWORD,
         )
     finally:
-        _stop(keyring_proc)  # keyring first, then its bus
-        _stop(bus)
+        stop(keyring_proc)  # keyring first, then its bus
+        stop(bus)
         shutil.rmtree(root, ignore_errors=True)
 
 

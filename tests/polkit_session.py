@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -53,6 +52,7 @@ import pytest
 
 from fiotray.helper import fiotray_helper
 from fiotray.helper import install as helper_install
+from tests.procs import stop, stop_pids
 from tests.system_user import SystemUser
 
 SYSTEM_BUS_SOCKET = Path("/run/dbus/system_bus_socket")
@@ -139,27 +139,6 @@ def _socket_is_stale(path: Path) -> bool:
         except OSError:
             return False
     return False
-
-
-def _alive(pid: int) -> bool:
-    """True while pid runs; a zombie counts as gone (our init may reap late)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            state = fh.read().rpartition(")")[2].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def _stop_pid(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def _wait(
@@ -446,15 +425,9 @@ def start_polkit(app_user: SystemUser) -> Iterator[PolkitSession]:
         if subject is not None:
             subject.kill()
             subject.wait(STOP_TIMEOUT)
-        if polkitd is not None and polkitd.poll() is None:
-            polkitd.terminate()
-            try:
-                polkitd.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                polkitd.kill()
-                polkitd.wait(STOP_TIMEOUT)
+        stop(polkitd)
         if bus_pid is not None:
-            _stop_pid(bus_pid)
+            stop_pids([bus_pid])
             with contextlib.suppress(FileNotFoundError):
                 SYSTEM_BUS_SOCKET.unlink()
         if not runtime_dir_before:

@@ -83,6 +83,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.procs import alive, stop, stop_pids
 from tests.system_user import SystemUser
 
 VPN_SUBNET = "10.42.0.0/16"
@@ -100,7 +101,6 @@ SERVER_HOSTNAME = "vpn-server"
 UNDERLAY_PREFIXLEN = 24
 
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 WG_RUN_DIR = Path("/var/run/wireguard")
 NETNS_ETC = Path("/etc/netns")
 OWNER_FILE = "owner"
@@ -428,42 +428,6 @@ def _netns_names() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
-def _stop_pid(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(STOP_TIMEOUT)
-
-
-def _kill_pids(pids: Sequence[int]) -> None:
-    """SIGTERM, a bounded wait, then SIGKILL: for processes that are not our children."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    alive = list(pids)
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if _alive(pid)]
-        if alive:
-            time.sleep(0.02)
-    for pid in alive:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def _keypair_wg() -> tuple[str, str]:
     private = _run(["wg", "genkey"]).strip()
     return private, _run(["wg", "pubkey"], input=private + "\n").strip()
@@ -502,7 +466,7 @@ def _processes_mentioning(text: str) -> dict[int, str]:
             cmdline = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if text in cmdline and _alive(int(proc_dir.name)):
+        if text in cmdline and alive(int(proc_dir.name)):
             found[int(proc_dir.name)] = cmdline.strip()
     return found
 
@@ -525,7 +489,7 @@ def _delete_namespace(ns: str) -> None:
     strays = [int(p) for p in _run(["ip", "netns", "pids", ns]).split()]
     if strays:
         warnings.warn(f"VPN world: stopping processes left in {ns}: {strays}", stacklevel=1)
-        _kill_pids(strays)
+        stop_pids(strays)
     _run(["ip", "netns", "del", ns])
 
 
@@ -559,7 +523,7 @@ def reap_stale_worlds() -> list[str]:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     _delete_namespace(ns)
-        _kill_pids(list(_processes_mentioning(f"{prefix}-")))
+        stop_pids(list(_processes_mentioning(f"{prefix}-")))
         for path in [*NETNS_ETC.glob(f"{prefix}-*"), *WG_RUN_DIR.glob(f"{prefix}-*")]:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -684,7 +648,7 @@ class _Builder:
                 stderr=subprocess.STDOUT,
             )
         self.pids.append(proc.pid)
-        self.cleanup.push(f"stop wireguard-go {proc.pid} in {ns}", lambda: _stop_pid(proc))
+        self.cleanup.push(f"stop wireguard-go {proc.pid} in {ns}", lambda: stop(proc))
         _wait_for(
             lambda: sock.exists() or proc.poll() is not None,
             f"wireguard-go did not create {sock}",
@@ -741,7 +705,7 @@ class _Builder:
                 stderr=subprocess.STDOUT,
             )
         self.pids.append(proc.pid)
-        self.cleanup.push(f"stop sshd {proc.pid} in {ns}", lambda: _stop_pid(proc))
+        self.cleanup.push(f"stop sshd {proc.pid} in {ns}", lambda: stop(proc))
 
         def listening() -> bool:
             if proc.poll() is not None:

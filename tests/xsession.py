@@ -29,15 +29,16 @@ import contextlib
 import ctypes
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.procs import stop
 
 PACKAGES = {
     "Xvfb": "xvfb",
@@ -173,7 +174,6 @@ class XSession:
     display: str
     root: Path
     env: dict[str, str]
-    pids: list[int] = field(default_factory=list)
     _x: XDisplay | None = None
 
     @property
@@ -249,23 +249,6 @@ class XSession:
             self._x = None
 
 
-def _stop(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return
-        except ChildProcessError:
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
 def _wait_file(path: Path, proc: subprocess.Popen[bytes], what: str) -> str:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -283,7 +266,7 @@ def start_xsession(
 ) -> Iterator[XSession]:
     """Xvfb + D-Bus session bus (+ openbox) (+ trayer); everything stopped on exit."""
     root = Path(tempfile.mkdtemp(prefix="fiotray-x-"))
-    pids: list[int] = []
+    procs: list[subprocess.Popen[bytes]] = []
     logs = root / "logs"
     logs.mkdir()
     session: XSession | None = None
@@ -298,7 +281,7 @@ def start_xsession(
             start_new_session=True,
             **kw,  # type: ignore[arg-type]
         )
-        pids.append(proc.pid)
+        procs.append(proc)
         return proc
 
     try:
@@ -357,7 +340,7 @@ def start_xsession(
             TMPDIR=str(root / "tmp"),
         )
         env.pop("PYTHON_KEYRING_BACKEND", None)
-        session = XSession(display=display, root=root, env=env, pids=pids)
+        session = XSession(display=display, root=root, env=env)
         if wm:
             spawn(["openbox"], "openbox", env)
             _until(
@@ -394,8 +377,8 @@ def start_xsession(
     finally:
         if session is not None:
             session.close()
-        for pid in reversed(pids):
-            _stop(pid)
+        for proc in reversed(procs):
+            stop(proc, timeout=3)
         shutil.rmtree(root, ignore_errors=True)
 
 
