@@ -497,17 +497,11 @@ class Backend(QObject):
     async def sign_in_token(self, factory: str, token: str, api_url: str | None = None) -> Profile:
         from fiotray.core import signin
 
-        if not self.services.auto_demo:
-            await self._demo_up()  # --demo: signing in to the demo's own API
-        profiles, secrets = self._user_stores()
-        profile = await signin.sign_in_api_token(
-            profiles,
-            secrets,
-            factory=factory,
-            token=token,
-            api_url=api_url,
+        return await self._sign_in(
+            lambda profiles, secrets: signin.sign_in_api_token(
+                profiles, secrets, factory=factory, token=token, api_url=api_url
+            )
         )
-        return await self._signed_in(profile)
 
     @finishes_before_quit
     async def sign_in_client(
@@ -520,29 +514,34 @@ class Backend(QObject):
     ) -> Profile:
         from fiotray.core import signin
 
-        if not self.services.auto_demo:
-            await self._demo_up()  # --demo: signing in to the demo's own API
-        profiles, secrets = self._user_stores()
-        profile = await signin.sign_in_client_credentials(
-            profiles,
-            secrets,
-            client_id=client_id,
-            client_secret=client_secret,
-            factory=factory,
-            oauth_url=oauth_url,
-            api_url=api_url,
+        return await self._sign_in(
+            lambda profiles, secrets: signin.sign_in_client_credentials(
+                profiles,
+                secrets,
+                client_id=client_id,
+                client_secret=client_secret,
+                factory=factory,
+                oauth_url=oauth_url,
+                api_url=api_url,
+            )
         )
-        return await self._signed_in(profile)
 
     @finishes_before_quit
     async def sign_in_fioctl(self, path: Path | None = None) -> Profile:
         from fiotray.core import signin
 
+        return await self._sign_in(
+            lambda profiles, secrets: signin.sign_in_from_fioctl(profiles, secrets, path=path)
+        )
+
+    async def _sign_in(
+        self, how: Callable[[ProfileStore, SecretStore], Awaitable[Profile]]
+    ) -> Profile:
+        """Any sign-in: into the user's own stores, then the app follows the new profile."""
         if not self.services.auto_demo:
             await self._demo_up()  # --demo: signing in to the demo's own API
-        profiles, secrets = self._user_stores()
-        profile = await signin.sign_in_from_fioctl(profiles, secrets, path=path)
-        return await self._signed_in(profile)
+        user = self.user_services()
+        return await self._signed_in(await how(user.profiles, user.secrets))
 
     def user_services(self) -> Services:
         """Where a sign-in or an imported tunnel is saved: the user's own stores, even
@@ -552,10 +551,6 @@ class Backend(QObject):
         if self._user_services is None:
             self._user_services = self.user_services_factory()
         return self._user_services
-
-    def _user_stores(self) -> tuple[ProfileStore, SecretStore]:
-        user = self.user_services()
-        return user.profiles, user.secrets
 
     async def _signed_in(self, profile: Profile) -> Profile:
         if self.services.auto_demo:
