@@ -170,6 +170,31 @@ def _side_button(text: str, tooltip: str = "") -> QPushButton:
     return button
 
 
+def _add_file_row(form: QFormLayout, label: str, edit: QLineEdit, browse: QPushButton) -> None:
+    """A path field with its Browse… button; the label's mnemonic goes to the field."""
+    row = QHBoxLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(edit, 1)
+    row.addWidget(browse)
+    form.addRow(label, row)
+    label_widget = form.labelForField(row)
+    if isinstance(label_widget, QLabel):
+        label_widget.setBuddy(edit)
+
+
+def _file_dialog(
+    parent: QWidget, title: str, filters: list[str], *, hidden: bool = False
+) -> QFileDialog:
+    """An open-one-existing-file dialog, Qt's own (the same on every desktop)."""
+    dialog = QFileDialog(parent, title)
+    dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+    dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+    dialog.setNameFilters(filters)
+    if hidden:
+        dialog.setFilter(dialog.filter() | QDir.Filter.Hidden)
+    return dialog
+
+
 def _fixed_font_edit(edit: QLineEdit | QPlainTextEdit) -> None:
     edit.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
 
@@ -595,15 +620,8 @@ class SignInDialog(_WorkDialog):
         self.fioctl_browse = _side_button("&Browse…", "Choose fioctl's configuration file")
         self.fioctl_browse.clicked.connect(self._browse_fioctl)
         self._file_dialog: QFileDialog | None = None
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.fioctl_path, 1)
-        row.addWidget(self.fioctl_browse)
         form = _form()
-        form.addRow("Fi&le:", row)
-        label = form.labelForField(row)
-        if isinstance(label, QLabel):
-            label.setBuddy(self.fioctl_path)
+        _add_file_row(form, "Fi&le:", self.fioctl_path, self.fioctl_browse)
         return _page(
             _note(
                 "Use the application credentials fioctl already has. The client secret and "
@@ -616,12 +634,13 @@ class SignInDialog(_WorkDialog):
 
     def _browse_fioctl(self) -> None:
         if self._file_dialog is None:
-            dialog = QFileDialog(self, "fioctl configuration file")
-            dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
-            dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-            dialog.setNameFilters(["YAML files (*.yaml *.yml)", "All files (*)"])
             # fioctl.yaml lives under the hidden ~/.config.
-            dialog.setFilter(dialog.filter() | QDir.Filter.Hidden)
+            dialog = _file_dialog(
+                self,
+                "fioctl configuration file",
+                ["YAML files (*.yaml *.yml)", "All files (*)"],
+                hidden=True,
+            )
             dialog.fileSelected.connect(self._fioctl_chosen)
             self._file_dialog = dialog
         current = self._fioctl_file()
@@ -1003,16 +1022,8 @@ class ImportTunnelDialog(_WorkDialog):
             "The tunnel's name in fiotray (letters, digits, '-', '_'); also its interface name "
             "when it is short enough.",
         )
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.path, 1)
-        row.addWidget(self.browse)
-
         form = _form()
-        form.addRow("&File:", row)
-        label = form.labelForField(row)
-        if isinstance(label, QLabel):
-            label.setBuddy(self.path)
+        _add_file_row(form, "&File:", self.path, self.browse)
         form.addRow("&Name:", self.name)
         layout = QVBoxLayout(self.body)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -1063,10 +1074,11 @@ class ImportTunnelDialog(_WorkDialog):
 
     def _browse(self) -> None:
         if self._file_dialog is None:
-            dialog = QFileDialog(self, "WireGuard configuration file")
-            dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
-            dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
-            dialog.setNameFilters(["WireGuard configs (*.conf)", "All files (*)"])
+            dialog = _file_dialog(
+                self,
+                "WireGuard configuration file",
+                ["WireGuard configs (*.conf)", "All files (*)"],
+            )
             dialog.fileSelected.connect(self.path.setText)
             self._file_dialog = dialog
         current = self._file()
