@@ -30,29 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fiotray.core.api import FactoryClient, new_http_client
 from fiotray.core.auth import ApiTokenCredentials
 from fiotray.core.models import Device
+from fiotray.demo.fakeapi import start_process
 from tests.keyring_session import start_secret_service
 
 
 def start_fake(devices: int, latency: float, token: str) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fiotray.demo.fakeapi",
-            "--devices",
-            str(devices),
-            "--latency",
-            str(latency),
-            f"--api-token={token}",  # a token may start with "-"
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    if not line:
-        proc.kill()
-        raise SystemExit("fake API did not start")
-    return proc, json.loads(line)
+    args = ["--devices", str(devices), "--latency", str(latency)]
+    return start_process([*args, f"--api-token={token}"])  # a token may start with "-"
 
 
 async def fiotray_way(url: str, factory: str, token: str) -> tuple[float, int]:

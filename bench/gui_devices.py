@@ -46,9 +46,11 @@ from PySide6.QtWidgets import QApplication
 from fiotray.core import devices as core_devices
 from fiotray.core.profiles import Profile
 from fiotray.core.secrets import profile_key
+from fiotray.demo.fakeapi import start_process
 from fiotray.gui.backend import Backend, Services, demo_services
 from fiotray.gui.device_model import HEADERS
 from fiotray.gui.devices_window import DevicesWindow
+from tests.gui.waits import signal_future
 
 TARGET_STALL_MS = 50
 TARGET_FILTER_MS = 50
@@ -115,19 +117,8 @@ GC = GcWatch()
 
 
 def start_fake_api(devices: int, token: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "fiotray.demo.fakeapi", "--devices", str(devices)),
-            *(f"--api-token={token}", "--seed", "7"),  # a token may start with "-"
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    if not line:
-        proc.kill()
-        raise SystemExit("the fake API did not start")
-    return proc, json.loads(line)
+    # A token may start with "-": hence --api-token=.
+    return start_process(["--devices", str(devices), f"--api-token={token}", "--seed", "7"])
 
 
 def services_for(devices: int, in_process: bool) -> tuple[Services, subprocess.Popen[str] | None]:
@@ -145,19 +136,6 @@ def services_for(devices: int, in_process: bool) -> tuple[Services, subprocess.P
     )
     services.secrets.set(profile_key(factory, "api_token"), token)
     return services, proc
-
-
-def signal_future(signal: Any, check: Callable[..., bool] = lambda *a: True) -> asyncio.Future:
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def fire(*args: Any) -> None:
-        if not future.done() and check(*args):
-            future.set_result(args)
-
-    signal.connect(fire)
-    future.add_done_callback(lambda _: signal.disconnect(fire))
-    return future
 
 
 GC_PAUSES: dict[str, tuple[float, int]] = {}

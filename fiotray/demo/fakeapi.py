@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 if TYPE_CHECKING:
+    import subprocess
+
     from fiotray.demo.tlsca import TlsFiles, make_tls_files
 
 
@@ -68,6 +70,7 @@ __all__ = [
     "TlsFiles",
     "main",
     "make_tls_files",
+    "start_process",
 ]
 
 ALLOWED_LIMITS = (10, 20, 30, 40, 50, 100, 200, 500, 1000)
@@ -1277,6 +1280,26 @@ class FakeApiServer:
 
 
 # ----- command line ----------------------------------------------------------------
+
+
+def start_process(args: Sequence[str]) -> tuple[subprocess.Popen[str], JsonDict]:
+    """`python -m fiotray.demo.fakeapi *args` in its own process, once it is serving.
+
+    Returns the process and what it announced on its first line (url, oauth_url,
+    factory, ...). A server in its own process, as a real one is elsewhere: in the
+    caller's process its threads would compete for the GIL with what is measured.
+    """
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fiotray.demo.fakeapi", *args], stdout=subprocess.PIPE, text=True
+    )
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"the fake API did not start (exit {proc.returncode})")
+    return proc, json.loads(line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """The GUI backend on the demo services, on a qasync loop."""
 
 from fiotray.core.tunnels import State
+from tests.gui.waits import signal_future
 
 
 async def test_demo_connect_list_and_toggle(backend):
@@ -27,26 +28,13 @@ async def test_failures_become_notices_not_tracebacks(backend):
     assert "No device named 'no-such-device'" in message
 
 
-async def _vpn_events(backend, count: int):
-    import asyncio
-
-    events: list = []
-    done = asyncio.get_running_loop().create_future()
-
-    def seen(factory, state):
-        events.append((factory, state))
-        if len(events) >= count and not done.done():
-            done.set_result(None)
-
-    backend.vpnChanged.connect(seen)
-    return events, done
-
-
 async def test_a_pending_change_is_watched_until_the_device_applies_it(backend):
     import asyncio
 
     factory, name = _device_that_waits(backend, "watch-me")
-    events, done = await _vpn_events(backend, 2)
+    events: list = []
+    backend.vpnChanged.connect(lambda *event: events.append(event))
+    applied_event = signal_future(backend.vpnChanged, lambda _f, state: not state.pending)
 
     state = await backend.set_vpn("demo-factory", name, True)
     assert state.enabled and state.pending
@@ -55,7 +43,7 @@ async def test_a_pending_change_is_watched_until_the_device_applies_it(backend):
     assert backend.pending().names("demo-factory") == [name]
 
     factory.apply_pending(name)
-    await asyncio.wait_for(done, 5)
+    await asyncio.wait_for(applied_event, 5)
     (_, first), (_, applied) = events
     assert first.pending and not applied.pending
     assert applied.enabled and applied.address == state.address

@@ -31,24 +31,12 @@ from fiotray.gui.device_model import (
     relative_age,
 )
 from fiotray.gui.devices_window import DevicesWindow
+from tests.gui.waits import signal_future
 
 WAIT = 10.0
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 # -- helpers ------------------------------------------------------------------------
-
-
-def signal_future(signal: Any, check: Callable[..., bool] = lambda *a: True) -> asyncio.Future:
-    """A future set by the first emission of `signal` whose arguments pass `check`."""
-    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-    def fire(*args: Any) -> None:
-        if not future.done() and check(*args):
-            future.set_result(args)
-
-    signal.connect(fire)
-    future.add_done_callback(lambda _: signal.disconnect(fire))
-    return future
 
 
 async def wait(future: asyncio.Future) -> Any:

@@ -15,3 +15,19 @@ async def until(cond: Callable[[], Any], timeout: float = 5.0) -> Any:
             raise AssertionError("timed out")
         await asyncio.sleep(0.02)
     return value
+
+
+def signal_future(signal: Any, check: Callable[..., bool] = lambda *a: True) -> asyncio.Future:
+    """A future set by the first emission of `signal` whose arguments pass `check`.
+
+    What to await instead of qtbot.waitSignal, which would run a nested Qt loop.
+    """
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def fire(*args: Any) -> None:
+        if not future.done() and check(*args):
+            future.set_result(args)
+
+    signal.connect(fire)
+    future.add_done_callback(lambda _: signal.disconnect(fire))
+    return future
