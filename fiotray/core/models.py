@@ -81,9 +81,7 @@ class Device:
     @classmethod
     def from_json(cls, raw: object) -> Device:
         d = require_dict(raw, "device entry")
-        name = d.get("name")
-        if not isinstance(name, str) or not name:
-            raise ApiError("The server sent a device without a name.")
+        name = _device_name(d)
         apps = d.get("docker-apps")
         net = d.get("network-info")
         net = net if isinstance(net, dict) else {}
@@ -114,10 +112,23 @@ class Device:
         )
 
     def online(self, now: datetime | None = None, threshold: timedelta = ONLINE_THRESHOLD) -> bool:
-        if self.last_seen is None:
-            return False
-        now = now or datetime.now(UTC)
-        return now - self.last_seen <= threshold
+        return seen_recently(self.last_seen, now, threshold)
+
+
+def seen_recently(
+    last_seen: datetime | None, now: datetime | None = None, threshold: timedelta = ONLINE_THRESHOLD
+) -> bool:
+    """Online: seen by the service within `threshold` (for Device and ListedDevice alike)."""
+    if last_seen is None:
+        return False
+    return (now or datetime.now(UTC)) - last_seen <= threshold
+
+
+def _device_name(entry: dict[str, Any]) -> str:
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise ApiError("The server sent a device without a name.")
+    return name
 
 
 # A device of the list as a plain tuple, in ListedDevice's field order: name, uuid, owner,
@@ -135,10 +146,9 @@ def listed_record(raw: object) -> ListedRecord:
     hashes, network info) is most of its size and nothing there reads it. Values that
     repeat across a factory (owner, group, target, status, tag) share one string.
     """
-    get = require_dict(raw, "device entry").get
-    name = get("name")
-    if not isinstance(name, str) or not name:
-        raise ApiError("The server sent a device without a name.")
+    entry = require_dict(raw, "device entry")
+    get = entry.get
+    name = _device_name(entry)
     uuid, owner, group = get("uuid"), get("owner"), get("device-group")
     target, status, tag = get("target-name"), get("status"), get("tag")
     seen = parse_time(get("last-seen"))
@@ -178,10 +188,7 @@ class ListedDevice:
         return None if self.seen is None else datetime.fromtimestamp(self.seen, UTC)
 
     def online(self, now: datetime | None = None, threshold: timedelta = ONLINE_THRESHOLD) -> bool:
-        if self.seen is None:
-            return False
-        now = now or datetime.now(UTC)
-        return now.timestamp() - self.seen <= threshold.total_seconds()
+        return seen_recently(self.last_seen, now, threshold)
 
 
 def record_of(device: Device | ListedDevice) -> ListedRecord:
