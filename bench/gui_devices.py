@@ -44,7 +44,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from fiotray.core import devices as core_devices
-from fiotray.core.profiles import Profile
+from fiotray.core.factories import Factory
 from fiotray.core.secrets import profile_key
 from fiotray.demo.fakeapi import start_process
 from fiotray.gui.backend import Backend, Services, demo_services
@@ -131,7 +131,7 @@ def services_for(devices: int, in_process: bool) -> tuple[Services, subprocess.P
     factory = services.demo.profile.factory
     assert info["factory"] == factory
     services.profiles.save(
-        Profile(factory=factory, auth="token", api_url=info["url"], oauth_url=info["oauth_url"]),
+        Factory(factory=factory, auth="token", api_url=info["url"], oauth_url=info["oauth_url"]),
         make_default=True,
     )
     services.secrets.set(profile_key(factory, "api_token"), token)

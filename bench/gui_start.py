@@ -69,11 +69,11 @@ def rss_kib(pid: int) -> int:
 def write_config(config_home: Path) -> None:
     """One signed-in-looking factory and one Foundries tunnel, as the stores write them."""
     from fiotray.core import wgconf
-    from fiotray.core.profiles import Profile, ProfileStore
-    from fiotray.core.tunnels import TunnelProfile, TunnelStore
+    from fiotray.core.factories import Factory, FactoryStore
+    from fiotray.core.tunnels import Tunnel, TunnelStore
 
     config = config_home / "fiotray"
-    ProfileStore(config).save(Profile(factory="acme", auth="token"), make_default=True)
+    FactoryStore(config).save(Factory(factory="acme", auth="token"), make_default=True)
     key = wgconf.generate_private_key()
     template = (
         "[Interface]\nAddress = 10.42.42.10/32\n\n[Peer]\n"
@@ -82,7 +82,7 @@ def write_config(config_home: Path) -> None:
         "PersistentKeepalive = 25\n"
     )
     TunnelStore(config).save(
-        TunnelProfile(
+        Tunnel(
             name="acme",
             kind="foundries",
             interface="fioacme",

@@ -46,7 +46,7 @@ async def main():
     store = TunnelStore(Path(spec["config_dir"]))
     secrets = MemorySecretStore()
     secrets.set(tunnel_key("bench"), spec["private_key"])
-    store.save(tunnels.TunnelProfile(name="bench", kind="plain", interface=spec["ifname"],
+    store.save(tunnels.Tunnel(name="bench", kind="plain", interface=spec["ifname"],
                                      template=spec["template"], public_key=spec["public_key"]))
     ctl = TunnelController(store, secrets, HelperClient())
     print(json.dumps({"ready": True}), flush=True)

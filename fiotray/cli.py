@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from fiotray.core import devices
     from fiotray.core.api import FactoryClient
-    from fiotray.core.profiles import Profile, ProfileStore
+    from fiotray.core.factories import Factory, FactoryStore
     from fiotray.core.secrets import SecretStore
     from fiotray.core.tunnels import TunnelController, TunnelStore
 
@@ -43,7 +43,7 @@ def _tunnel_store() -> TunnelStore:
 class Context:
     """What a command works with; the demo swaps in its own factory and secrets."""
 
-    profiles: ProfileStore
+    profiles: FactoryStore
     secrets: SecretStore
     pending: devices.PendingStore
     out: Callable[..., None] = print
@@ -59,7 +59,7 @@ class Context:
             self._controller = TunnelController(self.tunnels, self.secrets)
         return self._controller
 
-    def profile(self, factory: str | None) -> Profile:
+    def profile(self, factory: str | None) -> Factory:
         if self.demo is not None:
             return self.demo.profile
         return self.profiles.get(factory)
@@ -329,7 +329,7 @@ class _LoginHelp(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = super()._get_help_string(action)
         if text and "{default_oauth_url}" in text:
-            from fiotray.core.profiles import DEFAULT_OAUTH_URL
+            from fiotray.core.factories import DEFAULT_OAUTH_URL
 
             text = text.replace("{default_oauth_url}", DEFAULT_OAUTH_URL)
         return text
@@ -495,10 +495,10 @@ def run_command(args: argparse.Namespace) -> int:
     import os
 
     from fiotray.core import devices
-    from fiotray.core.profiles import ProfileStore
+    from fiotray.core.factories import FactoryStore
     from fiotray.core.secrets import SecretStore
 
-    ctx = Context(profiles=ProfileStore(), secrets=SecretStore(), pending=devices.PendingStore())
+    ctx = Context(profiles=FactoryStore(), secrets=SecretStore(), pending=devices.PendingStore())
     func: Callable[[argparse.Namespace, Context], Coroutine[Any, Any, int]] = args.func
     try:
         if args.demo:

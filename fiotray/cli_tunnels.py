@@ -248,7 +248,7 @@ async def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
 
 async def _ssh_targets(
     ctx: Context, factory: str | None, only: str | None
-) -> tuple[str, list[ssh.SshTarget], tunnels.TunnelProfile | None]:
+) -> tuple[str, list[ssh.SshTarget], tunnels.Tunnel | None]:
     from contextlib import AsyncExitStack
 
     from fiotray.cli import _client

@@ -26,9 +26,9 @@ import httpx
 import yaml
 
 from fiotray.core.errors import ApiError, AuthError, FiotrayError, ProfileError
-from fiotray.core.profiles import (
+from fiotray.core.factories import (
     DEFAULT_OAUTH_URL,
-    Profile,
+    Factory,
     api_url_from_oauth,
     validate_factory_name,
     validate_url,
@@ -448,14 +448,14 @@ class OAuthCredentials:
 # -- keyring layout and CLI helpers ---------------------------------------------------
 
 
-def _not_signed_in(profile: Profile) -> AuthError:
+def _not_signed_in(profile: Factory) -> AuthError:
     return AuthError(
         f"Not signed in to {profile.factory}; run `fiotray login --factory {profile.factory}` "
         "first."
     )
 
 
-async def load_credentials(profile: Profile, secrets: SecretStore) -> Credentials:
+async def load_credentials(profile: Factory, secrets: SecretStore) -> Credentials:
     """Credentials of a profile from the keyring; AuthError if they are not there."""
     if profile.auth == "token":
         api_token = await secrets.aget(profile_key(profile.factory, "api_token"))
@@ -463,7 +463,7 @@ async def load_credentials(profile: Profile, secrets: SecretStore) -> Credential
             raise _not_signed_in(profile)
         return ApiTokenCredentials(api_token)
     if profile.auth != "oauth":
-        raise ProfileError(f"Profile {profile.factory} has an unknown auth kind.")
+        raise ProfileError(f"Factory {profile.factory} has an unknown auth kind.")
     if not profile.client_id:
         raise _not_signed_in(profile)
     client_secret = await secrets.aget(profile_key(profile.factory, "client_secret"))
@@ -487,7 +487,7 @@ async def load_credentials(profile: Profile, secrets: SecretStore) -> Credential
     )
 
 
-async def save_api_token(profile: Profile, secrets: SecretStore, token: str) -> None:
+async def save_api_token(profile: Factory, secrets: SecretStore, token: str) -> None:
     """Store an API token; OAuth secrets of the same profile are removed (one auth kind)."""
     _check_header_value(token, "API token")
     await secrets.aset(profile_key(profile.factory, "api_token"), token)
@@ -496,7 +496,7 @@ async def save_api_token(profile: Profile, secrets: SecretStore, token: str) -> 
 
 
 async def save_oauth(
-    profile: Profile, secrets: SecretStore, client_secret: str, token: TokenSet
+    profile: Factory, secrets: SecretStore, client_secret: str, token: TokenSet
 ) -> None:
     """Store client secret and token set; an API token of the same profile is removed."""
     if not client_secret:
@@ -506,7 +506,7 @@ async def save_oauth(
     await secrets.adelete(profile_key(profile.factory, "api_token"))
 
 
-async def forget(profile: Profile, secrets: SecretStore) -> None:
+async def forget(profile: Factory, secrets: SecretStore) -> None:
     """Delete every secret of the profile (missing ones are fine)."""
     for what in ("client_secret", "oauth_token", "api_token"):
         await secrets.adelete(profile_key(profile.factory, what))

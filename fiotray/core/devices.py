@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import platformdirs
 
+from fiotray.core import errors
 from fiotray.core.errors import FiotrayError, VpnError
 from fiotray.core.files import write_private
 from fiotray.core.models import (
@@ -260,7 +261,8 @@ async def set_vpn(
         if not wcc.pubkey:
             raise VpnError(
                 f"Device has no public key for VPN: {name} registers one when it first boots "
-                "with VPN support."
+                "with VPN support.",
+                code=errors.NO_PUBLIC_KEY,
             )
         server = await factory_server(api)
         if not wcc.address:

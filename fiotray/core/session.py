@@ -9,20 +9,20 @@ from fiotray.core import devices, ssh
 from fiotray.core.api import FactoryClient
 from fiotray.core.auth import load_credentials
 from fiotray.core.errors import FiotrayError, VpnError
-from fiotray.core.profiles import Profile
+from fiotray.core.factories import Factory
 from fiotray.core.secrets import SecretStore
 
 if TYPE_CHECKING:
-    from fiotray.core.tunnels import TunnelProfile
+    from fiotray.core.tunnels import Tunnel
 
 
-async def open_factory(profile: Profile, secrets: SecretStore, **options: object) -> FactoryClient:
+async def open_factory(profile: Factory, secrets: SecretStore, **options: object) -> FactoryClient:
     credentials = await load_credentials(profile, secrets)
     return FactoryClient(profile.api_url, profile.factory, credentials, **options)  # type: ignore[arg-type]
 
 
 def ssh_settings(
-    profile: TunnelProfile | None, route: str | None = None, defaults: dict[str, Any] | None = None
+    profile: Tunnel | None, route: str | None = None, defaults: dict[str, Any] | None = None
 ) -> ssh.SshSettings:
     """The factory's tunnel profile's SSH settings over the user's defaults; `route` wins."""
     stored: dict[str, Any] = {**(defaults or {}), **(dict(profile.ssh) if profile else {})}
@@ -37,7 +37,7 @@ def ssh_settings(
 
 
 async def ssh_targets(
-    api: FactoryClient, profile: TunnelProfile | None, only: str | None = None
+    api: FactoryClient, profile: Tunnel | None, only: str | None = None
 ) -> list[ssh.SshTarget]:
     """VPN-enabled devices as SSH targets (one wireguard-ips call); `only` picks one device."""
     if profile and profile.server_address:

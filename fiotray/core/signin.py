@@ -12,10 +12,10 @@ from pathlib import Path
 from fiotray.core import auth
 from fiotray.core.api import FactoryClient, new_http_client
 from fiotray.core.errors import FiotrayError
-from fiotray.core.profiles import (
+from fiotray.core.factories import (
     DEFAULT_OAUTH_URL,
-    Profile,
-    ProfileStore,
+    Factory,
+    FactoryStore,
     api_url_from_oauth,
     validate_factory_name,
     validate_url,
@@ -29,13 +29,13 @@ def _urls(oauth_url: str | None, api_url: str | None) -> tuple[str, str]:
     return oauth, api
 
 
-async def _prove(profile: Profile, creds: auth.Credentials) -> None:
+async def _prove(profile: Factory, creds: auth.Credentials) -> None:
     async with FactoryClient(profile.api_url, profile.factory, creds, page_size=10) as api:
         await api.get_json(api.url("/ota/devices/"), {"factory": profile.factory, "limit": 10})
 
 
 async def sign_in_api_token(
-    profiles: ProfileStore,
+    profiles: FactoryStore,
     secrets: SecretStore,
     *,
     factory: str,
@@ -43,9 +43,9 @@ async def sign_in_api_token(
     api_url: str | None = None,
     oauth_url: str | None = None,
     make_default: bool = False,
-) -> Profile:
+) -> Factory:
     oauth, api = _urls(oauth_url, api_url)
-    profile = Profile(
+    profile = Factory(
         factory=validate_factory_name(factory), auth="token", api_url=api, oauth_url=oauth
     )
     await _prove(profile, auth.ApiTokenCredentials(token))
@@ -56,7 +56,7 @@ async def sign_in_api_token(
 
 
 async def sign_in_client_credentials(
-    profiles: ProfileStore,
+    profiles: FactoryStore,
     secrets: SecretStore,
     *,
     client_id: str,
@@ -65,7 +65,7 @@ async def sign_in_client_credentials(
     api_url: str | None = None,
     oauth_url: str | None = None,
     make_default: bool = False,
-) -> Profile:
+) -> Factory:
     oauth, api = _urls(oauth_url, api_url)
     async with new_http_client() as http:
         token = await auth.fetch_client_credentials_token(http, oauth, client_id, client_secret)
@@ -74,7 +74,7 @@ async def sign_in_client_credentials(
             orgs = ", ".join(token.orgs) or "none"
             raise FiotrayError(f"Name the factory: these credentials can use {orgs}.")
         factory = token.orgs[0]
-    profile = Profile(
+    profile = Factory(
         factory=validate_factory_name(factory),
         auth="oauth",
         api_url=api,
@@ -89,14 +89,14 @@ async def sign_in_client_credentials(
 
 
 async def sign_in_from_fioctl(
-    profiles: ProfileStore,
+    profiles: FactoryStore,
     secrets: SecretStore,
     *,
     path: Path | None = None,
     factory: str | None = None,
     api_url: str | None = None,
     make_default: bool = False,
-) -> Profile:
+) -> Factory:
     """fioctl's application credentials, moved into the keyring (its file is left alone)."""
     imported = await asyncio.to_thread(auth.read_fioctl_config, path)
     # fioctl's saved token may be stale: a fresh grant proves the credentials work.
@@ -112,7 +112,7 @@ async def sign_in_from_fioctl(
     )
 
 
-async def sign_out(profiles: ProfileStore, secrets: SecretStore, factory: str) -> None:
+async def sign_out(profiles: FactoryStore, secrets: SecretStore, factory: str) -> None:
     profile = profiles.get(factory)
     await auth.forget(profile, secrets)
     profiles.remove(profile.factory)

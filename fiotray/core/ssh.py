@@ -46,8 +46,8 @@ import platformdirs
 
 from fiotray.core.devices import validate_device_name
 from fiotray.core.errors import FiotrayError
+from fiotray.core.factories import validate_factory_name
 from fiotray.core.files import write_private
-from fiotray.core.profiles import validate_factory_name
 
 Route = Literal["jump", "direct", "public"]
 ROUTES: tuple[str, ...] = get_args(Route)

@@ -66,7 +66,7 @@ IFNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")
 
 
 @dataclass(frozen=True)
-class TunnelProfile:
+class Tunnel:
     name: str
     kind: Literal["foundries", "plain"]
     interface: str
@@ -78,7 +78,7 @@ class TunnelProfile:
     server_address: str | None = None  # the VPN server's VPN address (Foundries)
     ssh: dict[str, Any] = field(default_factory=dict)  # SshSettings fields
 
-    def validated(self) -> TunnelProfile:
+    def validated(self) -> Tunnel:
         if not NAME_RE.match(self.name):
             raise ProfileError(
                 f"Tunnel name {self.name[:40]!r} must be 1-32 letters, digits, '-' or '_'."
@@ -122,11 +122,11 @@ class TunnelStore:
             raise ProfileError(f"The tunnels file {self.path} is malformed; fix or remove it.")
         return data
 
-    def list(self) -> list[TunnelProfile]:
+    def list(self) -> list[Tunnel]:
         out = []
         for name, entry in sorted(self._load()["tunnels"].items()):
             try:
-                out.append(TunnelProfile(name=name, **entry).validated())
+                out.append(Tunnel(name=name, **entry).validated())
             except (TypeError, ProfileError) as exc:
                 raise ProfileError(
                     f"The tunnels file {self.path} has a bad entry {name[:40]!r}: {exc}"
@@ -137,7 +137,7 @@ class TunnelStore:
         default = self._load().get("default")
         return default if isinstance(default, str) else None
 
-    def get(self, name: str | None = None) -> TunnelProfile:
+    def get(self, name: str | None = None) -> Tunnel:
         tunnels = {t.name: t for t in self.list()}
         if name is None:
             default = self.default_name()
@@ -157,10 +157,10 @@ class TunnelStore:
             raise ProfileError(f"No tunnel named {name[:40]!r}.")
         return tunnels[name]
 
-    def for_factory(self, factory: str) -> TunnelProfile | None:
+    def for_factory(self, factory: str) -> Tunnel | None:
         return next((t for t in self.list() if t.factory == factory), None)
 
-    def save(self, profile: TunnelProfile) -> None:
+    def save(self, profile: Tunnel) -> None:
         profile.validated()
         data = self._load()
         for other in self.list():
@@ -196,12 +196,12 @@ async def create_foundries_profile(
     address: str,
     used: set[str],
     interface: str | None = None,
-) -> TunnelProfile:
+) -> Tunnel:
     """A key pair made here, the private half straight into the keyring."""
     address = _wgconf().check_laptop_address(address, server, used)
     template = _wgconf().foundries_template(server, address)
     private = _wgconf().generate_private_key()
-    profile = TunnelProfile(
+    profile = Tunnel(
         name=name,
         kind="foundries",
         interface=interface or interface_for_factory(factory),
@@ -222,9 +222,9 @@ async def import_plain_profile(
     name: str,
     text: str,
     interface: str | None = None,
-) -> TunnelProfile:
+) -> Tunnel:
     imported = _wgconf().split_import(text)
-    profile = TunnelProfile(
+    profile = Tunnel(
         name=name,
         kind="plain",
         interface=interface or (name[:15] if IFNAME_RE.match(name[:15]) else "wgtray0"),
@@ -236,8 +236,8 @@ async def import_plain_profile(
 
 
 async def _store_new(
-    store: TunnelStore, secrets: SecretStore, profile: TunnelProfile, private_key: str
-) -> TunnelProfile:
+    store: TunnelStore, secrets: SecretStore, profile: Tunnel, private_key: str
+) -> Tunnel:
     """Key into the keyring, then the profile; neither is left behind when one fails."""
     if any(t.name == profile.name for t in store.list()):
         # Never overwrite: the existing tunnel's private key would be lost with it.
@@ -277,7 +277,7 @@ def name_from_path(path: Path) -> str:
     return stem if NAME_RE.match(stem) else "wireguard"
 
 
-def admin_line(profile: TunnelProfile) -> str:
+def admin_line(profile: Tunnel) -> str:
     """What the VPN server's admin runs to admit this laptop as a peer."""
     iface = interface_for_factory(profile.factory or "")
     return f"wg set {iface} peer {profile.public_key} allowed-ips {profile.address}/32"
@@ -407,7 +407,7 @@ def _helper_error(code: int, stderr: str) -> str:
 
 
 def classify(
-    profile: TunnelProfile,
+    profile: Tunnel,
     info: InterfaceStatus | None,
     *,
     now: float,

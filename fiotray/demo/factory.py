@@ -15,7 +15,7 @@ import socket
 import threading
 from typing import TYPE_CHECKING
 
-from fiotray.core.profiles import Profile
+from fiotray.core.factories import Factory
 from fiotray.core.secrets import MemorySecretStore, profile_key
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class DemoSession:
         self.latency = latency
         self._sock: socket.socket | None = socket.create_server(("127.0.0.1", 0), backlog=128)
         url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self.profile = Profile(
+        self.profile = Factory(
             factory=DEMO_FACTORY, auth="token", api_url=url, oauth_url=url + "/oauth"
         )
         # Not secrets.token_urlsafe: `secrets` loads hashlib and with it OpenSSL.

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from PySide6.QtCore import QObject, Signal
 
 from fiotray.core.errors import AuthError, FiotrayError, NotFoundError
-from fiotray.core.profiles import Profile, ProfileStore
+from fiotray.core.factories import Factory, FactoryStore
 from fiotray.core.settings import Settings, SettingsStore
-from fiotray.core.tunnels import State, TunnelController, TunnelProfile, TunnelStatus, TunnelStore
+from fiotray.core.tunnels import State, Tunnel, TunnelController, TunnelStatus, TunnelStore
 
 if TYPE_CHECKING:
     from fiotray.core.devices import DeviceRows, PendingStore, VpnState
@@ -67,7 +67,7 @@ WEB_APP = "https://app.foundries.io"
 class Services:
     """Everything the app works with; the demo swaps in its own."""
 
-    profiles: ProfileStore
+    profiles: FactoryStore
     tunnels: TunnelStore
     settings: SettingsStore
     secrets: SecretStore
@@ -87,7 +87,7 @@ def real_services() -> Services:
     tunnels = TunnelStore()
     secrets = SecretStore()
     return Services(
-        profiles=ProfileStore(),
+        profiles=FactoryStore(),
         tunnels=tunnels,
         settings=SettingsStore(),
         secrets=secrets,
@@ -111,7 +111,7 @@ def demo_services(devices: int | None = None) -> Services:
     scratch = tempfile.TemporaryDirectory(prefix="fiotray-demo-")
     root = Path(scratch.name)
     session = demo.DemoSession(devices or demo.DEMO_DEVICES)
-    profiles = ProfileStore(root / "config")
+    profiles = FactoryStore(root / "config")
     profiles.save(session.profile, make_default=True)
     tunnels = TunnelStore(root / "config")
     sys_net = root / "sys-class-net"
@@ -123,7 +123,7 @@ def demo_services(devices: int | None = None) -> Services:
         pubkey=demo.DEMO_SERVER_PUBLIC_KEY,
     )
     tunnels.save(
-        TunnelProfile(
+        Tunnel(
             name=session.profile.factory,
             kind="foundries",
             interface="fiodemo",
@@ -300,13 +300,13 @@ class Backend(QObject):
         self._settings = settings
         self.settingsChanged.emit()
 
-    def factories(self) -> list[Profile]:
+    def factories(self) -> list[Factory]:
         return self.services.profiles.list()
 
-    def tunnels(self) -> list[TunnelProfile]:
+    def tunnels(self) -> list[Tunnel]:
         return self.services.tunnels.list()
 
-    def default_tunnel(self) -> TunnelProfile | None:
+    def default_tunnel(self) -> Tunnel | None:
         tunnels = {t.name: t for t in self.tunnels()}
         for name in (self._settings.default_tunnel, self.services.tunnels.default_name()):
             if name and name in tunnels:
@@ -494,7 +494,7 @@ class Backend(QObject):
     # -- sign-in and profiles -------------------------------------------------------
 
     @finishes_before_quit
-    async def sign_in_token(self, factory: str, token: str, api_url: str | None = None) -> Profile:
+    async def sign_in_token(self, factory: str, token: str, api_url: str | None = None) -> Factory:
         from fiotray.core import signin
 
         return await self._sign_in(
@@ -511,7 +511,7 @@ class Backend(QObject):
         factory: str | None = None,
         oauth_url: str | None = None,
         api_url: str | None = None,
-    ) -> Profile:
+    ) -> Factory:
         from fiotray.core import signin
 
         return await self._sign_in(
@@ -527,7 +527,7 @@ class Backend(QObject):
         )
 
     @finishes_before_quit
-    async def sign_in_fioctl(self, path: Path | None = None) -> Profile:
+    async def sign_in_fioctl(self, path: Path | None = None) -> Factory:
         from fiotray.core import signin
 
         return await self._sign_in(
@@ -535,8 +535,8 @@ class Backend(QObject):
         )
 
     async def _sign_in(
-        self, how: Callable[[ProfileStore, SecretStore], Awaitable[Profile]]
-    ) -> Profile:
+        self, how: Callable[[FactoryStore, SecretStore], Awaitable[Factory]]
+    ) -> Factory:
         """Any sign-in: into the user's own stores, then the app follows the new profile."""
         if not self.services.auto_demo:
             await self._demo_up()  # --demo: signing in to the demo's own API
@@ -552,7 +552,7 @@ class Backend(QObject):
             self._user_services = self.user_services_factory()
         return self._user_services
 
-    async def _signed_in(self, profile: Profile) -> Profile:
+    async def _signed_in(self, profile: Factory) -> Factory:
         if self.services.auto_demo:
             log.info("signed in to %s from the demo: leaving the demo", profile.factory)
             self.leaveDemo.emit()
@@ -573,7 +573,7 @@ class Backend(QObject):
     @finishes_before_quit
     async def add_foundries_tunnel(
         self, factory: str, address: str, name: str | None = None
-    ) -> TunnelProfile:
+    ) -> Tunnel:
         from fiotray.core import devices, tunnels
 
         api = await self.client(factory)
@@ -592,7 +592,7 @@ class Backend(QObject):
         return profile
 
     @finishes_before_quit
-    async def import_tunnel(self, path: Path, name: str | None = None) -> TunnelProfile:
+    async def import_tunnel(self, path: Path, name: str | None = None) -> Tunnel:
         from fiotray.core import tunnels
 
         text = await asyncio.to_thread(tunnels.read_conf_file, path)
@@ -609,7 +609,7 @@ class Backend(QObject):
             self.profilesChanged.emit()
         return profile
 
-    def admin_line(self, profile: TunnelProfile) -> str:
+    def admin_line(self, profile: Tunnel) -> str:
         from fiotray.core import tunnels
 
         return tunnels.admin_line(profile)

@@ -52,13 +52,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fiotray.core import errors
 from fiotray.core.errors import FiotrayError, VpnError
 from fiotray.core.tunnels import State, TunnelStatus
 from fiotray.gui.device_model import Col, DeviceFilterProxy, DeviceTableModel
 
 if TYPE_CHECKING:
     from fiotray.core.devices import DeviceRow, VpnState
-    from fiotray.core.tunnels import TunnelProfile
+    from fiotray.core.tunnels import Tunnel
     from fiotray.gui.backend import Backend
 
 log = logging.getLogger(__name__)
@@ -711,7 +712,7 @@ class DevicesWindow(QWidget):
 
     # -- tunnel ------------------------------------------------------------------------------
 
-    def _tunnel_profile(self) -> TunnelProfile | None:
+    def _tunnel_profile(self) -> Tunnel | None:
         if self._factory is None:
             return None
         return self.backend.services.tunnels.for_factory(self._factory)
@@ -846,7 +847,7 @@ class DevicesWindow(QWidget):
         except VpnError as exc:
             # The list cannot tell a device without a WireGuard key from one never
             # enabled; remember the refusal so the menu can say why next time.
-            if enable and "no public key" in str(exc):
+            if enable and exc.code == errors.NO_PUBLIC_KEY:
                 self._no_key.add((factory, name))
             raise
         self._flash(f"VPN {'enable' if enable else 'disable'} written; {name} applies it soon")

@@ -62,8 +62,8 @@ from fiotray.core.errors import FiotrayError
 from fiotray.gui.screen import fit_to_screen
 
 if TYPE_CHECKING:
-    from fiotray.core.profiles import Profile
-    from fiotray.core.tunnels import TunnelProfile
+    from fiotray.core.factories import Factory
+    from fiotray.core.tunnels import Tunnel
     from fiotray.gui.backend import Backend
 
 log = logging.getLogger(__name__)
@@ -479,7 +479,7 @@ class _WorkDialog(QDialog):
 class SignInDialog(_WorkDialog):
     """Sign in to a factory with an API token, application credentials or fioctl's file."""
 
-    signedIn = Signal(object)  # Profile
+    signedIn = Signal(object)  # Factory
 
     TOKEN, CLIENT, FIOCTL = range(3)
 
@@ -487,7 +487,7 @@ class SignInDialog(_WorkDialog):
         super().__init__(backend, parent, "Sign In")
         self.setWindowTitle("Sign in to a factory")
         self.setMinimumWidth(520)
-        self.profile: Profile | None = None
+        self.profile: Factory | None = None
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(False)
@@ -680,7 +680,7 @@ class SignInDialog(_WorkDialog):
         return Path(text).expanduser() if text else None
 
     def _url_problem(self, edit: QLineEdit, what: str) -> str:
-        from fiotray.core.profiles import validate_url
+        from fiotray.core.factories import validate_url
 
         text = edit.text().strip()
         if not text or edit not in self._urls_used():
@@ -692,7 +692,7 @@ class SignInDialog(_WorkDialog):
         return ""
 
     def _check(self) -> tuple[bool, str]:
-        from fiotray.core.profiles import validate_factory_name
+        from fiotray.core.factories import validate_factory_name
 
         index = self.tabs.currentIndex()
         problems: list[str] = []
@@ -762,7 +762,7 @@ class SignInDialog(_WorkDialog):
                 self._signed_in,
             )
 
-    def _signed_in(self, profile: Profile) -> None:
+    def _signed_in(self, profile: Factory) -> None:
         self.profile = profile
         self.signedIn.emit(profile)
         self.accept()
@@ -774,7 +774,7 @@ class SignInDialog(_WorkDialog):
 class AddFoundriesTunnelDialog(_WorkDialog):
     """A tunnel to a factory's VPN server; afterwards, what the server's admin must run."""
 
-    tunnelAdded = Signal(object)  # TunnelProfile
+    tunnelAdded = Signal(object)  # Tunnel
 
     def __init__(
         self, backend: Backend, factory: str | None, parent: QWidget | None = None
@@ -782,7 +782,7 @@ class AddFoundriesTunnelDialog(_WorkDialog):
         super().__init__(backend, parent, "Add Tunnel")
         self.setWindowTitle("Add a Foundries tunnel")
         self.setMinimumWidth(520)
-        self.profile: TunnelProfile | None = None
+        self.profile: Tunnel | None = None
         self._tunnel_names: set[str] = set()
         self._tunnel_factories: dict[str, str] = {}
         load_problem = ""
@@ -954,7 +954,7 @@ class AddFoundriesTunnelDialog(_WorkDialog):
             self._added,
         )
 
-    def _added(self, profile: TunnelProfile) -> None:
+    def _added(self, profile: Tunnel) -> None:
         assert self.backend is not None
         self.profile = profile
         self.result_title.setText(
@@ -1000,13 +1000,13 @@ class AddFoundriesTunnelDialog(_WorkDialog):
 class ImportTunnelDialog(_WorkDialog):
     """A wg-quick .conf for any other WireGuard network; its private key goes to the keyring."""
 
-    tunnelImported = Signal(object)  # TunnelProfile
+    tunnelImported = Signal(object)  # Tunnel
 
     def __init__(self, backend: Backend, parent: QWidget | None = None) -> None:
         super().__init__(backend, parent, "Import")
         self.setWindowTitle("Import a WireGuard tunnel")
         self.setMinimumWidth(520)
-        self.profile: TunnelProfile | None = None
+        self.profile: Tunnel | None = None
         self._file_dialog: QFileDialog | None = None
         try:
             self._tunnel_names = {t.name for t in backend.tunnels()}
@@ -1116,7 +1116,7 @@ class ImportTunnelDialog(_WorkDialog):
             lambda: backend.import_tunnel(path, name), f"Importing {path.name}…", self._imported
         )
 
-    def _imported(self, profile: TunnelProfile) -> None:
+    def _imported(self, profile: Tunnel) -> None:
         self.profile = profile
         self.tunnelImported.emit(profile)
         self.accept()

@@ -321,7 +321,7 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
     """The README's first command shows the demo; a sign-in there is the user's, for real."""
     import secrets as pysecrets
 
-    from fiotray.core.profiles import ProfileStore
+    from fiotray.core.factories import FactoryStore
     from fiotray.core.secrets import MemorySecretStore, profile_key
     from fiotray.core.settings import SettingsStore
     from fiotray.core.tunnels import TunnelController, TunnelStore
@@ -338,7 +338,7 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
     def user_services() -> Services:
         tunnels = TunnelStore(user_dir)
         return Services(
-            profiles=ProfileStore(user_dir),
+            profiles=FactoryStore(user_dir),
             tunnels=tunnels,
             settings=SettingsStore(user_dir),
             secrets=user_secrets,
@@ -370,7 +370,7 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
             await until(lambda: len(devices_window) == 2)
             new = app.backend
             assert not new.demo and new.services.profiles.path.parent == user_dir
-            assert [p.factory for p in ProfileStore(user_dir).list()] == ["my-factory"]
+            assert [p.factory for p in FactoryStore(user_dir).list()] == ["my-factory"]
             assert user_secrets.get(profile_key("my-factory", "api_token")) == token
             assert not demo_root.exists(), "the demo's scratch files are gone"
             assert app.tray.title == "fiotray"

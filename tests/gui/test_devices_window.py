@@ -19,8 +19,8 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMenu
 
 from fiotray.core.devices import DeviceRow, VpnState
+from fiotray.core.factories import Factory
 from fiotray.core.models import Device
-from fiotray.core.profiles import Profile
 from fiotray.core.tunnels import State
 from fiotray.gui.device_model import (
     HEADERS,
@@ -547,7 +547,7 @@ async def test_tunnel_bar_connects_and_disconnects(window, backend):
 async def test_factory_picker_and_signed_out_state(window, backend):
     await show_loaded(window)
     store = backend.services.profiles
-    store.save(Profile(factory="other-factory", auth="token", api_url="https://127.0.0.1:9"))
+    store.save(Factory(factory="other-factory", auth="token", api_url="https://127.0.0.1:9"))
     backend.profilesChanged.emit()
     combo = window.factory_combo
     assert combo.isVisibleTo(window)

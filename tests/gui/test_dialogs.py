@@ -75,7 +75,7 @@ def conf_text(*extra: str) -> str:
 
 
 async def test_sign_in_from_the_demo_targets_its_fake_or_the_real_service(qtbot, backend):
-    from fiotray.core.profiles import DEFAULT_API_URL
+    from fiotray.core.factories import DEFAULT_API_URL
 
     # --demo: the demo factory's own (fake) API, shown under Advanced.
     demo_url = backend.factories()[0].api_url

@@ -29,7 +29,7 @@ from fiotray.core.auth import (
     save_oauth,
 )
 from fiotray.core.errors import ApiError, AuthError, ProfileError, SecretsUnavailable
-from fiotray.core.profiles import Profile
+from fiotray.core.factories import Factory
 from fiotray.core.secrets import MemorySecretStore, SecretStore, profile_key
 from tests.keyring_session import SecretServiceSession
 
@@ -725,8 +725,8 @@ def test_fioctl_insecure_message_is_clear(tmp_path: Path) -> None:
 # -- keyring layout: load / save / forget ------------------------------------------
 
 
-def oauth_profile() -> Profile:
-    return Profile(factory="acme", auth="oauth", oauth_url=OAUTH_URL, client_id=CLIENT_ID)
+def oauth_profile() -> Factory:
+    return Factory(factory="acme", auth="oauth", oauth_url=OAUTH_URL, client_id=CLIENT_ID)
 
 
 async def test_oauth_save_load_and_persist_refresh_in_real_keyring(
@@ -764,7 +764,7 @@ async def test_api_token_save_load_and_switching_kinds(
 ) -> None:
     store = SecretStore()
     oauth_p = oauth_profile()
-    token_p = Profile(factory="acme", auth="token")
+    token_p = Factory(factory="acme", auth="token")
     await save_oauth(oauth_p, store, CLIENT_SECRET, token())
     await save_api_token(token_p, store, "API-TOKEN-SECRET")
 
@@ -800,7 +800,7 @@ async def test_load_oauth_without_client_id_or_secret() -> None:
     store = MemorySecretStore()
     with pytest.raises(AuthError, match="Not signed in to acme"):
         await load_credentials(oauth_profile(), store)
-    no_id = Profile(factory="acme", auth="oauth", oauth_url=OAUTH_URL)
+    no_id = Factory(factory="acme", auth="oauth", oauth_url=OAUTH_URL)
     store.set(profile_key("acme", "client_secret"), CLIENT_SECRET)
     with pytest.raises(AuthError, match="Not signed in to acme"):
         await load_credentials(no_id, store)

@@ -13,7 +13,7 @@ def config(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     store = tunnels.TunnelStore(tmp_path / "fiotray")
     store.save(
-        tunnels.TunnelProfile(
+        tunnels.Tunnel(
             "acme",
             "foundries",
             "fioacme",

@@ -276,10 +276,10 @@ async def test_import_refuses_hooks_with_explanation(world, hook):
 
 def test_interface_names_clash_refused(tmp_path):
     store = TunnelStore(tmp_path)
-    a = tunnels.TunnelProfile("a", "plain", "wg0", "[Interface]\n", "k")
+    a = tunnels.Tunnel("a", "plain", "wg0", "[Interface]\n", "k")
     store.save(a)
     with pytest.raises(ProfileError, match="already uses interface wg0"):
-        store.save(tunnels.TunnelProfile("b", "plain", "wg0", "[Interface]\n", "k"))
+        store.save(tunnels.Tunnel("b", "plain", "wg0", "[Interface]\n", "k"))
 
 
 def test_malformed_tunnels_file_is_kept(tmp_path):

@@ -1,4 +1,4 @@
-"""ProfileStore file handling and the URL / factory name rules."""
+"""FactoryStore file handling and the URL / factory name rules."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from fiotray.core.errors import ProfileError
-from fiotray.core.profiles import (
+from fiotray.core.factories import (
     DEFAULT_API_URL,
     DEFAULT_OAUTH_URL,
-    Profile,
-    ProfileStore,
+    Factory,
+    FactoryStore,
     api_url_from_oauth,
     validate_factory_name,
     validate_url,
@@ -22,25 +22,25 @@ from fiotray.core.profiles import (
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ProfileStore:
-    return ProfileStore(tmp_path / "cfg" / "fiotray")
+def store(tmp_path: Path) -> FactoryStore:
+    return FactoryStore(tmp_path / "cfg" / "fiotray")
 
 
-def oauth(factory: str, **kw: str) -> Profile:
-    return Profile(factory=factory, auth="oauth", client_id=f"id-{factory}", **kw)
+def oauth(factory: str, **kw: str) -> Factory:
+    return Factory(factory=factory, auth="oauth", client_id=f"id-{factory}", **kw)
 
 
 # -- round trip and defaults -------------------------------------------------------
 
 
-def test_empty_store(store: ProfileStore) -> None:
+def test_empty_store(store: FactoryStore) -> None:
     assert store.list() == []
     assert store.default_name() is None
     assert not store.path.exists()
 
 
-def test_round_trip(store: ProfileStore) -> None:
-    profile = Profile(
+def test_round_trip(store: FactoryStore) -> None:
+    profile = Factory(
         factory="acme",
         auth="oauth",
         api_url="https://api.example.com/",
@@ -49,8 +49,8 @@ def test_round_trip(store: ProfileStore) -> None:
     )
     store.save(profile)
 
-    again = ProfileStore(store.config_dir).get("acme")
-    assert again == Profile(
+    again = FactoryStore(store.config_dir).get("acme")
+    assert again == Factory(
         factory="acme",
         auth="oauth",
         api_url="https://api.example.com",
@@ -58,12 +58,12 @@ def test_round_trip(store: ProfileStore) -> None:
         client_id="cid",
     )
     assert again.name == "acme"
-    assert Profile(factory="x", auth="token").api_url == DEFAULT_API_URL
-    assert Profile(factory="x", auth="token").oauth_url == DEFAULT_OAUTH_URL
+    assert Factory(factory="x", auth="token").api_url == DEFAULT_API_URL
+    assert Factory(factory="x", auth="token").oauth_url == DEFAULT_OAUTH_URL
 
 
-def test_file_format(store: ProfileStore) -> None:
-    store.save(Profile(factory="tok", auth="token"))
+def test_file_format(store: FactoryStore) -> None:
+    store.save(Factory(factory="tok", auth="token"))
     data = json.loads(store.path.read_text())
     assert data == {
         "version": 1,
@@ -81,13 +81,13 @@ def test_file_format(store: ProfileStore) -> None:
 
 def test_default_uses_xdg_config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    store = ProfileStore()
+    store = FactoryStore()
     assert store.path == tmp_path / "xdg" / "fiotray" / "profiles.json"
-    store.save(Profile(factory="a", auth="token"))
+    store.save(Factory(factory="a", auth="token"))
     assert store.path.exists()
 
 
-def test_first_profile_becomes_default_and_later_ones_do_not(store: ProfileStore) -> None:
+def test_first_profile_becomes_default_and_later_ones_do_not(store: FactoryStore) -> None:
     store.save(oauth("beta"))
     store.save(oauth("alpha"))
     assert store.default_name() == "beta"
@@ -100,14 +100,14 @@ def test_first_profile_becomes_default_and_later_ones_do_not(store: ProfileStore
     assert store.get().factory == "beta"
 
 
-def test_saving_again_replaces(store: ProfileStore) -> None:
+def test_saving_again_replaces(store: FactoryStore) -> None:
     store.save(oauth("acme"))
-    store.save(Profile(factory="acme", auth="token"))
+    store.save(Factory(factory="acme", auth="token"))
     assert store.get("acme").auth == "token"
     assert len(store.list()) == 1
 
 
-def test_only_profile_is_used_without_default(store: ProfileStore) -> None:
+def test_only_profile_is_used_without_default(store: FactoryStore) -> None:
     store.save(oauth("a"))
     store.save(oauth("b"))
     store.remove("a")  # was the default
@@ -115,12 +115,12 @@ def test_only_profile_is_used_without_default(store: ProfileStore) -> None:
     assert store.get().factory == "b"
 
 
-def test_no_profile_error(store: ProfileStore) -> None:
+def test_no_profile_error(store: FactoryStore) -> None:
     with pytest.raises(ProfileError, match=r"no factory configured; run `fiotray login --factory"):
         store.get()
 
 
-def test_ambiguous_without_default(store: ProfileStore) -> None:
+def test_ambiguous_without_default(store: FactoryStore) -> None:
     store.save(oauth("a"))
     store.save(oauth("c"))
     store.save(oauth("b"))
@@ -132,7 +132,7 @@ def test_ambiguous_without_default(store: ProfileStore) -> None:
     )
 
 
-def test_unknown_factory(store: ProfileStore) -> None:
+def test_unknown_factory(store: FactoryStore) -> None:
     store.save(oauth("a"))
     with pytest.raises(ProfileError, match="no profile for factory zz"):
         store.get("zz")
@@ -143,7 +143,7 @@ def test_unknown_factory(store: ProfileStore) -> None:
     assert store.default_name() == "a"
 
 
-def test_remove_keeps_other_default(store: ProfileStore) -> None:
+def test_remove_keeps_other_default(store: FactoryStore) -> None:
     store.save(oauth("a"))
     store.save(oauth("b"))
     store.remove("b")
@@ -151,20 +151,20 @@ def test_remove_keeps_other_default(store: ProfileStore) -> None:
     assert [p.factory for p in store.list()] == ["a"]
 
 
-def test_invalid_profiles_are_not_saved(store: ProfileStore) -> None:
+def test_invalid_profiles_are_not_saved(store: FactoryStore) -> None:
     with pytest.raises(ProfileError):
-        store.save(Profile(factory="bad name", auth="token"))
+        store.save(Factory(factory="bad name", auth="token"))
     with pytest.raises(ProfileError, match="auth"):
-        store.save(Profile(factory="a", auth="password"))  # type: ignore[arg-type]
+        store.save(Factory(factory="a", auth="password"))  # type: ignore[arg-type]
     with pytest.raises(ProfileError, match="API URL"):
-        store.save(Profile(factory="a", auth="token", api_url="ftp://x"))
+        store.save(Factory(factory="a", auth="token", api_url="ftp://x"))
     assert not store.path.exists()
 
 
 # -- file safety ------------------------------------------------------------------
 
 
-def test_modes(store: ProfileStore) -> None:
+def test_modes(store: FactoryStore) -> None:
     store.config_dir.mkdir(parents=True, mode=0o755)
     os.chmod(store.config_dir, 0o755)  # noqa: S103 - the too-open dir save() must fix
     store.save(oauth("a"))
@@ -189,7 +189,7 @@ def test_modes(store: ProfileStore) -> None:
     ],
 )
 def test_malformed_file_is_reported_and_kept(
-    store: ProfileStore, content: str, problem: str
+    store: FactoryStore, content: str, problem: str
 ) -> None:
     store.config_dir.mkdir(parents=True)
     store.path.write_text(content)
@@ -207,14 +207,14 @@ def test_malformed_file_is_reported_and_kept(
     assert store.path.read_text() == content
 
 
-def test_unreadable_file_is_reported(store: ProfileStore) -> None:
+def test_unreadable_file_is_reported(store: FactoryStore) -> None:
     store.config_dir.mkdir(parents=True)
     store.path.mkdir()  # a directory where the file should be
     with pytest.raises(ProfileError, match="Cannot read"):
         store.list()
 
 
-def test_dangling_default_is_ignored(store: ProfileStore) -> None:
+def test_dangling_default_is_ignored(store: FactoryStore) -> None:
     store.config_dir.mkdir(parents=True)
     store.path.write_text(
         json.dumps({"version": 1, "default": "gone", "profiles": {"a": {"auth": "token"}}})
@@ -223,7 +223,7 @@ def test_dangling_default_is_ignored(store: ProfileStore) -> None:
     assert store.get().factory == "a"
 
 
-def test_no_secret_survives_a_rewrite(store: ProfileStore) -> None:
+def test_no_secret_survives_a_rewrite(store: FactoryStore) -> None:
     # Even if someone puts a secret into the file by hand, fiotray drops it on rewrite.
     store.config_dir.mkdir(parents=True)
     store.path.write_text(

@@ -32,7 +32,7 @@ _MAX_FACTORY_LEN = 64
 
 
 @dataclass
-class Profile:
+class Factory:
     factory: str
     auth: AuthKind
     api_url: str = DEFAULT_API_URL
@@ -43,18 +43,18 @@ class Profile:
     def name(self) -> str:
         return self.factory
 
-    def validated(self) -> Profile:
+    def validated(self) -> Factory:
         """A copy with every field checked and URLs normalised; ProfileError otherwise."""
         factory = validate_factory_name(self.factory)
         if self.auth not in _AUTH_KINDS:
             raise ProfileError(
-                f"Profile {factory} has auth {self.auth!r}; it must be 'token' or 'oauth'."
+                f"Factory {factory} has auth {self.auth!r}; it must be 'token' or 'oauth'."
             )
         if self.client_id is not None and (
             not isinstance(self.client_id, str) or not self.client_id.strip()
         ):
-            raise ProfileError(f"Profile {factory} has an empty or invalid client id.")
-        return Profile(
+            raise ProfileError(f"Factory {factory} has an empty or invalid client id.")
+        return Factory(
             factory=factory,
             auth=self.auth,
             api_url=validate_url(self.api_url, "API URL"),
@@ -143,7 +143,7 @@ def _default_config_dir() -> Path:
     return Path(platformdirs.user_config_dir("fiotray"))
 
 
-class ProfileStore:
+class FactoryStore:
     """The profiles file: ``{"version": 1, "default": F, "profiles": {F: {...}}}``.
 
     Every change rereads the file and replaces it atomically. A file that cannot
@@ -157,7 +157,7 @@ class ProfileStore:
 
     # -- reading -----------------------------------------------------------------
 
-    def _load(self) -> tuple[str | None, dict[str, Profile]]:
+    def _load(self) -> tuple[str | None, dict[str, Factory]]:
         try:
             raw = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -177,7 +177,7 @@ class ProfileStore:
         entries = data.get("profiles", {})
         if not isinstance(entries, dict):
             raise self._malformed("'profiles' is not an object")
-        profiles: dict[str, Profile] = {}
+        profiles: dict[str, Factory] = {}
         for factory, entry in entries.items():
             profiles[factory] = self._parse_entry(factory, entry)
         default = data.get("default")
@@ -194,7 +194,7 @@ class ProfileStore:
             "nothing was changed."
         )
 
-    def _parse_entry(self, factory: Any, entry: Any) -> Profile:
+    def _parse_entry(self, factory: Any, entry: Any) -> Factory:
         if not isinstance(entry, dict):
             raise self._malformed(f"profile {factory!r} is not an object")
         client_id = entry.get("client_id")
@@ -204,7 +204,7 @@ class ProfileStore:
         if client_id is not None and not isinstance(client_id, str):
             raise self._malformed(f"profile {factory!r} field 'client_id' is not a string")
         # Unknown keys are dropped on purpose: a hand-added secret must not survive a rewrite.
-        profile = Profile(
+        profile = Factory(
             factory=factory,
             auth=entry.get("auth", ""),
             api_url=entry.get("api_url", DEFAULT_API_URL),
@@ -216,7 +216,7 @@ class ProfileStore:
         except ProfileError as exc:
             raise self._malformed(f"profile {factory!r}: {str(exc).rstrip('.')}") from None
 
-    def list(self) -> list[Profile]:
+    def list(self) -> list[Factory]:
         _, profiles = self._load()
         return [profiles[name] for name in sorted(profiles)]
 
@@ -224,7 +224,7 @@ class ProfileStore:
         default, _ = self._load()
         return default
 
-    def get(self, factory: str | None = None) -> Profile:
+    def get(self, factory: str | None = None) -> Factory:
         default, profiles = self._load()
         if factory is None:
             if default is not None:
@@ -244,7 +244,7 @@ class ProfileStore:
 
     # -- writing -----------------------------------------------------------------
 
-    def save(self, profile: Profile, *, make_default: bool = False) -> None:
+    def save(self, profile: Factory, *, make_default: bool = False) -> None:
         profile = profile.validated()
         default, profiles = self._load()
         profiles[profile.factory] = profile
@@ -267,7 +267,7 @@ class ProfileStore:
             raise ProfileError(f"no profile for factory {factory}")
         self._write(factory, profiles)
 
-    def _write(self, default: str | None, profiles: dict[str, Profile]) -> None:
+    def _write(self, default: str | None, profiles: dict[str, Factory]) -> None:
         data = {
             "version": FILE_VERSION,
             "default": default,
