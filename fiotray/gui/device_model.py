@@ -30,6 +30,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
+from fiotray.core import format as fmt
 from fiotray.core.devices import (
     LISTED,
     ROW_VPN_ADDRESS,
@@ -79,9 +80,9 @@ ROW_ROLE = Qt.ItemDataRole.UserRole.value  # the DeviceRow behind a table row
 _NAME, _UUID, _GROUP, _SEEN, _TARGET, _TAG = 0, 1, 3, 4, 5, 7
 
 ONLINE, OFFLINE, NEVER = 0, 1, 2
-VPN_ON, VPN_PENDING, VPN_OFF, VPN_NONE = 0, 1, 2, 3
+VPN_ON, VPN_PENDING, VPN_OFF, VPN_NONE = fmt.VPN_ON, fmt.VPN_PENDING, fmt.VPN_OFF, fmt.VPN_NONE
 ONLINE_TEXT = ("online", "offline", "never seen")
-VPN_TEXT = ("enabled", "pending", "disabled", "—")
+VPN_TEXT = fmt.VPN_LABELS
 # Sort keys that put empty cells last in ascending order.
 _LAST_STR = "\U0010ffff"
 _LAST_NUM = float("inf")
@@ -94,22 +95,7 @@ _REVERSED = frozenset({Col.LAST_SEEN})
 CHUNK = 2000
 
 
-def relative_age(seconds: float) -> str:
-    """ "3m ago": short enough for a narrow column, exact time goes in the tooltip."""
-    if seconds < 60:
-        return "just now"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes}m ago"
-    hours = minutes // 60
-    if hours < 48:
-        return f"{hours}h ago"
-    days = hours // 24
-    if days < 60:
-        return f"{days}d ago"
-    if days < 730:
-        return f"{days // 30}mo ago"
-    return f"{days // 365}y ago"
+relative_age = fmt.ago  # the Last seen column
 
 
 def address_key(address: str) -> float:
@@ -128,12 +114,7 @@ def vpn_code(row: DeviceRow) -> int:
     return _vpn_code(row.vpn_enabled, row.vpn_address, row.vpn_pending)
 
 
-def _vpn_code(enabled: bool, address: str, pending: bool) -> int:
-    if pending:
-        return VPN_PENDING
-    if enabled:
-        return VPN_ON
-    return VPN_OFF if address else VPN_NONE
+_vpn_code = fmt.vpn_code
 
 
 def _dot(color: str, filled: bool) -> QIcon:

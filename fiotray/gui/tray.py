@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QCursor
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
 
+from fiotray.core import format as fmt
 from fiotray.core.errors import FiotrayError
 from fiotray.core.tunnelstate import State, TunnelStatus
 from fiotray.gui import icons
@@ -36,12 +37,7 @@ MAX_MENU_TEXT = 80
 UP_STATES = (State.CONNECTED, State.CONNECTING, State.STALE)
 
 
-def format_age(seconds: float) -> str:
-    if seconds < 90:
-        return f"{int(seconds)} s"
-    if seconds < 90 * 60:
-        return f"{round(seconds / 60)} min"
-    return f"{round(seconds / 3600)} h"
+format_age = fmt.duration
 
 
 def state_text(status: TunnelStatus | None, now: float | None = None) -> str:
@@ -70,10 +66,7 @@ def state_text(status: TunnelStatus | None, now: float | None = None) -> str:
 
 def menu_text(text: str) -> str:
     """Names from a server or a file, safe as a menu label: one line, no mnemonics, bounded."""
-    text = " ".join(text.split())
-    if len(text) > MAX_MENU_TEXT:
-        text = text[: MAX_MENU_TEXT - 1] + "…"
-    return text.replace("&", "&&")
+    return fmt.safe_text(" ".join(text.split()), MAX_MENU_TEXT).replace("&", "&&")
 
 
 class TrayIcon(QSystemTrayIcon):
