@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,12 @@ class SettingsStore:
         known = {f.name for f in dataclasses.fields(Settings)}
         values["extra"] = {k: v for k, v in data.items() if k not in known}
         return Settings(**values)
+
+    def update(self, change: Callable[[Settings], Settings]) -> Settings:
+        """Apply `change` to the settings as saved now and save the result."""
+        settings = change(self.load())
+        self.save(settings)
+        return settings
 
     def save(self, settings: Settings) -> None:
         data = dataclasses.asdict(settings)

@@ -322,3 +322,34 @@ def test_ssh_print_and_hostile_route(signed_in):
     printed = signed_in("ssh", "alpha", "--print").stdout
     assert "-J fio@10.42.42.1" in printed and "fio@10.42.42.2" in printed
     signed_in("ssh", "beta", "--print", code=1)  # VPN not enabled on it
+
+
+def test_ssh_uses_the_users_settings(signed_in):
+    """The login and route chosen in the tray's settings apply to `fiotray ssh` too."""
+    settings = signed_in.home / "config" / "fiotray" / "settings.json"
+    settings.write_text(json.dumps({"ssh_user": "admin", "ssh_route": "direct"}))
+    printed = signed_in("ssh", "alpha", "--print").stdout.split()
+    assert "admin@10.42.42.2" in printed, printed
+    assert "-J" not in printed, printed  # direct: no jump through the server
+    # An explicit route still wins over the settings.
+    jumped = signed_in("ssh", "alpha", "--print", "--route", "jump").stdout
+    assert "-J fio@10.42.42.1" in jumped and "admin@10.42.42.2" in jumped
+
+
+def test_demo_never_touches_the_users_files(cli):
+    """--demo adds its tunnel to the demo's own store, not to the user's tunnels.json."""
+    before = sorted(p.relative_to(cli.home) for p in cli.home.rglob("*"))
+    added = cli(
+        "--demo", "tunnels", "add-foundries", "--address", "10.42.42.200", "--name", "mine"
+    )
+    assert "Added tunnel mine" in added.stdout
+    listed = cli("--demo", "tunnels", "list").stdout
+    assert "demo-factory" in listed and "mine" not in listed  # a new demo each run
+    assert "demo-factory" in cli("--demo", "status").stdout
+    assert sorted(p.relative_to(cli.home) for p in cli.home.rglob("*")) == before
+
+
+def test_tunnels_and_the_old_profiles_name(signed_in):
+    empty = signed_in("tunnels", "list").stdout
+    assert empty == signed_in("profiles", "list").stdout
+    assert "fiotray tunnels add-foundries" in empty

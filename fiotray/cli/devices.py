@@ -1,0 +1,112 @@
+"""devices, enable, disable, device-vpn."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from fiotray.cli.output import Context, plural, table, to_json
+
+if TYPE_CHECKING:
+    from fiotray.core.devices import VpnState
+
+
+async def cmd_devices(args: argparse.Namespace, ctx: Context) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from fiotray.core.format import ago, safe_text, vpn_label
+    from fiotray.ops import devices
+
+    rows = await devices.list_devices(ctx.services, args.factory, search=args.search)
+    now = datetime.now(UTC)
+    if args.json:
+        # One row at a time: a 50,000-device factory need not exist twice in memory as text.
+        ctx.out("[", end="")
+        for i, r in enumerate(rows):
+            ctx.out(("," if i else "") + "\n " + json.dumps(r.to_json(now)), end="")
+        ctx.out("\n]")
+        return 0
+    body = []
+    for r in rows:
+        d = r.device
+        seen = (now - d.last_seen).total_seconds() if d.last_seen else None
+        body.append(
+            [
+                safe_text(d.name, 40),
+                "online" if r.online(now) else "offline",
+                vpn_label(r.vpn_enabled, r.vpn_address, r.vpn_pending),
+                safe_text(r.vpn_address, 15),
+                safe_text(d.target, 30),
+                safe_text(d.group or "", 20),
+                ago(seen),
+            ]
+        )
+    ctx.out(table(body, ["NAME", "STATE", "VPN", "ADDRESS", "TARGET", "GROUP", "LAST SEEN"]))
+    ctx.out(plural(len(rows), "device"))
+    return 0
+
+
+def _vpn_text(state: VpnState) -> str:
+    lines = [f"Enabled: {'true' if state.enabled else 'false'}"]
+    if state.address:
+        lines.append(f"Address: {state.address}")
+    if state.pubkey:
+        lines.append(f"Public Key: {state.pubkey}")
+    lines.append(f"Pending: {'true' if state.pending else 'false'}")
+    return "\n".join(lines)
+
+
+async def cmd_device_vpn(args: argparse.Namespace, ctx: Context) -> int:
+    from fiotray.ops import devices
+
+    state = await devices.device_vpn(ctx.services, args.factory, args.device)
+    ctx.out(to_json(state.to_json()) if args.json else _vpn_text(state))
+    return 0
+
+
+async def _set_vpn(args: argparse.Namespace, ctx: Context, enable: bool) -> int:
+    from fiotray.core.format import safe_text
+    from fiotray.ops import devices
+
+    state = await devices.set_vpn(ctx.services, args.factory, args.device, enable)
+    if args.json:
+        ctx.out(to_json(state.to_json()))
+    else:
+        verb = "enabled" if enable else "disabled"
+        ctx.out(
+            f"VPN {verb} on {safe_text(state.device)} (address {state.address or 'none'}); "
+            "pending until the device checks in (up to about 5 minutes)."
+        )
+    return 0
+
+
+async def cmd_enable(args: argparse.Namespace, ctx: Context) -> int:
+    return await _set_vpn(args, ctx, True)
+
+
+async def cmd_disable(args: argparse.Namespace, ctx: Context) -> int:
+    return await _set_vpn(args, ctx, False)
+
+
+def register(sub: Any, factory_option: Any) -> None:
+    p = sub.add_parser("devices", help="list every device with its VPN state")
+    factory_option(p)
+    p.add_argument(
+        "--search",
+        "-s",
+        help="only devices whose name, target, group, tag, uuid or VPN address contains TEXT",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_devices)
+
+    for name, func, text in (
+        ("enable", cmd_enable, "enable VPN on a device (as fioctl devices config wireguard)"),
+        ("disable", cmd_disable, "disable VPN on a device, keeping its address and key"),
+        ("device-vpn", cmd_device_vpn, "show a device's VPN config and whether it is pending"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("device", metavar="DEVICE")
+        factory_option(p)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)

@@ -1,0 +1,163 @@
+"""The command line's entry point: the parser (with a fast path for the tray app's own
+command lines), running one command, and its exit code.
+
+Text or JSON on stdout, exit code 0 on success; on failure one line on stderr and a
+non-zero exit code (1 a failure, 2 a usage error, 3 sign in again, 4 a tunnel up without
+a handshake yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
+
+from fiotray import __version__
+
+if TYPE_CHECKING:
+    from fiotray.cli.output import Context
+from fiotray.core.errors import AuthError, FiotrayError
+
+# A launch without a command starts the tray app, which must appear fast: the core's
+# heavier modules (httpx, keyring, asyncio, the devices and sign-in code) are imported
+# by the commands that use them, never here.
+
+log = logging.getLogger("fiotray")
+
+# Commands the demo has no use for: its factory needs no sign-in.
+NOT_IN_DEMO = ("login", "logout")
+
+
+def cmd_default(args: argparse.Namespace) -> int:
+    """No subcommand: the tray app (the demo when nothing is configured, or with --demo)."""
+    no_display = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if sys.platform.startswith("linux") and no_display and not os.environ.get("QT_QPA_PLATFORM"):
+        # Qt would abort with a platform-plugin message; say what to do instead.
+        print(
+            "fiotray: no graphical session (DISPLAY and WAYLAND_DISPLAY are unset): start the "
+            "tray from your desktop, or use the command line (fiotray --help; "
+            "fiotray --demo devices).",
+            file=sys.stderr,
+        )
+        return 1
+    # Imported here: every other command runs without Qt.
+    from fiotray.gui.app import run_gui
+
+    return run_gui(demo=args.demo, hidden=args.hidden)
+
+
+# -- parser ----------------------------------------------------------------------
+
+
+# The tray app's own command lines (the desktop entry's, autostart's): the top-level
+# options alone answer them, as the full parser would, without building every command's
+# parser first (~5 ms of a start that should take little more than a bare Qt tray app's).
+TRAY_ARGS = frozenset({"--demo", "--hidden", "-v", "-vv", "--verbose"})
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fiotray",
+        description="One-click access to FoundriesFactory devices over the factory's VPN.",
+    )
+    parser.add_argument("--version", action="version", version=f"fiotray {__version__}")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="use the embedded demo factory (no account, nothing saved)",
+    )
+    parser.add_argument(
+        "--hidden",
+        action="store_true",
+        help="start in the tray only, without the devices window (for autostart)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log to stderr (-vv for debug)"
+    )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Here, not at the top: the tray's own command lines never build the full parser.
+    from fiotray.cli import accounts, devices, ssh, tunnels
+    from fiotray.cli.output import factory_option
+
+    parser = _top_parser()
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in (accounts, devices, tunnels, ssh):
+        group.register(sub, factory_option)
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line, checked; exits (2) on a usage error, or after --help or --version."""
+    argv = list(argv)
+    if TRAY_ARGS.issuperset(argv):
+        parser = _top_parser()
+        parser.set_defaults(command=None)
+        return parser.parse_args(argv)
+    parser = build_parser()
+    split = argv.index("--") if "--" in argv else len(argv)
+    words = [a for a in argv[:split] if not a.startswith("-")]
+    if words[:1] == ["ssh"]:
+        # `fiotray ssh DEV [opts] -- CMD...`: what follows `--` runs on the device.
+        args = parser.parse_args(argv[:split])
+        args.remote = argv[split + 1 :]
+    else:
+        args = parser.parse_args(argv)
+    if args.command == "login" and args.client_id and not args.client_secret_stdin:
+        parser.error(
+            "--client-id needs --client-secret-stdin (secrets never go on the command line)"
+        )
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.verbose < 2:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command is None:
+        return cmd_default(args)
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """A subcommand on its own event loop; its exit code."""
+    import asyncio
+
+    func: Callable[[argparse.Namespace, Context], Coroutine[Any, Any, int]] = args.func
+
+    async def run() -> int:
+        from fiotray.cli.output import Context
+        from fiotray.core.services import demo_services, user_services
+
+        if args.demo and args.command in NOT_IN_DEMO:
+            raise FiotrayError("The demo factory needs no sign-in.")
+        services = demo_services() if args.demo else user_services()
+        try:
+            return await func(args, Context(services))
+        finally:
+            await services.aclose()
+
+    try:
+        return asyncio.run(run())
+    except AuthError as exc:
+        print(f"fiotray: {exc}", file=sys.stderr)
+        return 3
+    except FiotrayError as exc:
+        print(f"fiotray: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fiotray: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `fiotray devices | head`: the reader left; that is not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -1,0 +1,114 @@
+"""Tunnels: add one to a factory's VPN server, import a `.conf`, remove one, the default
+tunnel, and bringing tunnels up and down (through the privileged helper)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from fiotray.core import errors
+from fiotray.core import tunnels as core_tunnels
+from fiotray.core.errors import VpnError
+from fiotray.core.services import Services
+from fiotray.core.tunnels import Tunnel, TunnelStatus
+
+# How long a connect waits for the first handshake before it reports, by default.
+CONNECT_WAIT = 10.0
+
+
+def list_tunnels(services: Services) -> list[Tunnel]:
+    return services.tunnels.list()
+
+
+def default_tunnel(services: Services) -> Tunnel | None:
+    """The tunnel a bare `connect` or a left click means: the chosen default, else the
+    only or first one; None when there is none."""
+    tunnels = services.tunnels.list()
+    default = services.tunnels.default_name()
+    return next((t for t in tunnels if t.name == default), tunnels[0] if tunnels else None)
+
+
+def set_default(services: Services, name: str) -> Tunnel:
+    tunnel = services.tunnels.get(name)
+    services.tunnels.set_default(tunnel.name)
+    return tunnel
+
+
+@dataclass(frozen=True)
+class AddedTunnel:
+    tunnel: Tunnel
+    # What the VPN server's admin runs to admit this laptop as a peer.
+    admin_line: str
+
+
+async def add_foundries(
+    services: Services,
+    factory: str | None = None,
+    *,
+    address: str,
+    name: str | None = None,
+    interface: str | None = None,
+) -> AddedTunnel:
+    """A tunnel to the factory's VPN server with a key pair made here (private half to
+    the keyring); `address` is checked against the factory's VPN network and its devices."""
+    from fiotray.core import devices
+
+    api = await services.client(factory)
+    server = await devices.factory_server(api)
+    used = {ip.ip for ip in await api.wireguard_ips()}
+    await asyncio.to_thread(services.secrets.check)
+    tunnel = await core_tunnels.create_foundries_profile(
+        services.tunnels,
+        services.secrets,
+        name=name or api.factory,
+        factory=api.factory,
+        server=server,
+        address=address,
+        used=used,
+        interface=interface,
+    )
+    return AddedTunnel(tunnel, core_tunnels.admin_line(tunnel))
+
+
+async def import_conf(
+    services: Services, path: Path, *, name: str | None = None, interface: str | None = None
+) -> Tunnel:
+    """A wg-quick `.conf`, checked as the helper will check it; its private key moves to
+    the keyring (the file is left alone: the caller tells the user to delete it)."""
+    text = await asyncio.to_thread(core_tunnels.read_conf_file, path)
+    await asyncio.to_thread(services.secrets.check)
+    return await core_tunnels.import_plain_profile(
+        services.tunnels,
+        services.secrets,
+        name=name or core_tunnels.name_from_path(path),
+        text=text,
+        interface=interface,
+    )
+
+
+async def remove(services: Services, name: str) -> Tunnel:
+    """Forget a tunnel and its private key; refused while it is up."""
+    tunnel = services.tunnels.get(name)
+    if services.controller.interface_exists(tunnel.interface):
+        raise VpnError(f"Tunnel {tunnel.name} is up: disconnect it first.", code=errors.TUNNEL_UP)
+    services.tunnels.remove(tunnel.name)
+    await services.secrets.adelete(core_tunnels.tunnel_key(tunnel.name))
+    return tunnel
+
+
+async def connect(
+    services: Services, name: str | None = None, *, wait: float = CONNECT_WAIT
+) -> TunnelStatus:
+    """Bring the tunnel up (None: the default one); with `wait`, until the first handshake
+    or that many seconds."""
+    return await services.controller.connect(name, wait=wait)
+
+
+async def disconnect(services: Services, name: str | None = None) -> TunnelStatus:
+    return await services.controller.disconnect(name)
+
+
+async def status(services: Services, name: str | None = None) -> list[TunnelStatus]:
+    """Every tunnel's state as the system shows it (or one tunnel's)."""
+    return await services.controller.status(name)
