@@ -130,7 +130,7 @@ def services_for(devices: int, in_process: bool) -> tuple[Services, subprocess.P
     proc, info = start_fake_api(devices, token)
     factory = services.demo.profile.factory
     assert info["factory"] == factory
-    services.profiles.save(
+    services.factories.save(
         Factory(factory=factory, auth="token", api_url=info["url"], oauth_url=info["oauth_url"]),
         make_default=True,
     )

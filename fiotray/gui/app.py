@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 
     from PySide6.QtWidgets import QMessageBox, QWidget
 
+    from fiotray.core.services import Services
     from fiotray.core.settings import Settings, SettingsStore
-    from fiotray.gui.backend import Backend, Services
+    from fiotray.gui.backend import Backend
 
 log = logging.getLogger(__name__)
 
@@ -381,12 +382,12 @@ def carry_settings(demo: Settings, store: SettingsStore) -> None:
 
 def choose_services(demo: bool) -> Services:
     """The user's factories and tunnels; the demo when asked for or when nothing is set up."""
-    from fiotray.gui.backend import demo_services, real_services
+    from fiotray.core.services import demo_services, user_services
 
     if not demo:
-        services = real_services()
+        services = user_services()
         try:
-            configured = bool(services.profiles.list() or services.tunnels.list())
+            configured = bool(services.factories.list() or services.tunnels.list())
         except FiotrayError as exc:
             # A damaged file: run for real so the menu can say what is wrong.
             log.warning("%s", exc)

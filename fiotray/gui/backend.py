@@ -1,10 +1,13 @@
-"""The GUI's one door to the core.
+"""The GUI's one door to fiotray's workflows (`fiotray.ops`).
 
 Widgets never touch HTTP, the keyring or subprocesses: they call a Backend
 coroutine through `Backend.spawn` (or await it from an async slot) and listen
-to its signals. Every coroutine runs on the one qasync event loop; keyring
-calls go to a thread inside the core. Heavy modules (httpx, keyring,
-cryptography) are imported on first use so the tray appears fast.
+to its signals. The Backend adapts `fiotray.ops` to Qt: it turns results into
+signals, remembers what the user asked for (so it is not announced as a
+surprise), watches pending VPN changes, lets changes finish before a quit, and
+handles signing in from the automatic demo. Every coroutine runs on the one
+qasync event loop; keyring calls go to a thread inside the core. Heavy modules
+(httpx, keyring, cryptography) are imported on first use so the tray appears fast.
 """
 
 from __future__ import annotations
@@ -12,24 +15,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
 from fiotray.core.errors import AuthError, FiotrayError, NotFoundError
-from fiotray.core.factories import Factory, FactoryStore
-from fiotray.core.settings import Settings, SettingsStore
-from fiotray.core.tunnels import State, Tunnel, TunnelController, TunnelStatus, TunnelStore
+from fiotray.core.factories import Factory
+from fiotray.core.services import Services, demo_services, user_services
+from fiotray.core.settings import Settings
+from fiotray.core.tunnels import State, Tunnel, TunnelStatus
 
 if TYPE_CHECKING:
-    from fiotray.core.devices import DeviceRows, PendingStore, VpnState
-    from fiotray.core.secrets import SecretStore
+    from fiotray.core.devices import DeviceRow, DeviceRows, PendingStore, VpnState
+    from fiotray.ops.devices import DeviceActions
+    from fiotray.ops.ssh import SshCommand
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,108 +61,6 @@ def finishes_before_quit(
                     del self._changes[task]
 
     return run
-
-
-WEB_APP = "https://app.foundries.io"
-
-
-@dataclass
-class Services:
-    """Everything the app works with; the demo swaps in its own."""
-
-    profiles: FactoryStore
-    tunnels: TunnelStore
-    settings: SettingsStore
-    secrets: SecretStore
-    controller: TunnelController
-    pending: PendingStore | None = None  # None: the user's own, opened on first use
-    demo: Any = None  # fiotray.demo.factory.DemoSession
-    # The demo started because nothing was set up (not --demo): what the user signs in
-    # to or imports then is theirs, saved for real, and the app leaves the demo.
-    auto_demo: bool = False
-    cleanups: list[Callable[[], None]] = field(default_factory=list)
-
-
-def real_services() -> Services:
-    # Neither keyring nor the devices code is loaded here: the tray starts without them.
-    from fiotray.core.secrets import SecretStore
-
-    tunnels = TunnelStore()
-    secrets = SecretStore()
-    return Services(
-        profiles=FactoryStore(),
-        tunnels=tunnels,
-        settings=SettingsStore(),
-        secrets=secrets,
-        controller=TunnelController(tunnels, secrets),
-    )
-
-
-def demo_services(devices: int | None = None) -> Services:
-    """The embedded fake factory, a simulated tunnel, nothing saved outside a temp dir.
-
-    The fake API starts when the app first talks to it (Backend.client), so a demo tray
-    idling in the background costs about what the real one does.
-    """
-    from fiotray.core import wgconf
-    from fiotray.core.devices import PendingStore
-    from fiotray.core.secrets import tunnel_key
-    from fiotray.core.wgfiles import WireguardServer
-    from fiotray.demo import factory as demo
-    from fiotray.demo.tunnel import SimulatedHelper
-
-    scratch = tempfile.TemporaryDirectory(prefix="fiotray-demo-")
-    root = Path(scratch.name)
-    session = demo.DemoSession(devices or demo.DEMO_DEVICES)
-    profiles = FactoryStore(root / "config")
-    profiles.save(session.profile, make_default=True)
-    tunnels = TunnelStore(root / "config")
-    sys_net = root / "sys-class-net"
-    sys_net.mkdir()
-    # What the demo factory's wireguard-server file says (fiotray.demo.factory).
-    wg_server = WireguardServer(
-        endpoint=demo.DEMO_SERVER_ENDPOINT,
-        server_address=demo.DEMO_SERVER_ADDRESS,
-        pubkey=demo.DEMO_SERVER_PUBLIC_KEY,
-    )
-    tunnels.save(
-        Tunnel(
-            name=session.profile.factory,
-            kind="foundries",
-            interface="fiodemo",
-            template=wgconf.foundries_template(wg_server, "10.42.42.250"),
-            public_key=demo.DEMO_LAPTOP_PUBLIC_KEY,
-            endpoint=wg_server.endpoint,
-            factory=session.profile.factory,
-            address="10.42.42.250",
-            server_address=wg_server.server_address,
-        )
-    )
-    session.secrets.set(tunnel_key(session.profile.factory), demo.DEMO_LAPTOP_PRIVATE_KEY)
-    controller = TunnelController(
-        tunnels, session.secrets, SimulatedHelper(sys_net), sys_net=sys_net
-    )
-    return Services(
-        profiles=profiles,
-        tunnels=tunnels,
-        settings=SettingsStore(root / "config"),
-        secrets=session.secrets,
-        controller=controller,
-        pending=PendingStore(root / "state" / "pending-vpn.json"),
-        demo=session,
-        cleanups=[session.close, scratch.cleanup],
-    )
-
-
-def _client_tls() -> Any:
-    """The TLS context of a new FactoryClient, and at first the modules it needs.
-
-    On a worker thread: the first time, importing httpx and the core's API modules and
-    reading the CA bundle take ~100 ms, which would hold the event loop.
-    """
-    from fiotray.core import api, session  # noqa: F401 - imported here, off the loop
-
-    return api.ssl_context()
 
 
 _settled = False
@@ -201,7 +102,6 @@ class Backend(QObject):
         super().__init__(parent)
         self.services = services
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._clients: dict[str, Any] = {}
         self.tunnel_states: dict[str, TunnelStatus] = {}
         self._watches: dict[tuple[str, str], asyncio.Task[Any]] = {}
         self._changes: Counter[asyncio.Task[Any]] = Counter()  # tasks in a change, nesting
@@ -209,7 +109,7 @@ class Backend(QObject):
         # tunnel -> (the state the user asked for, when): from the tray, the window or
         # anywhere else, so a change they asked for is never announced as a surprise.
         self.asked: dict[str, tuple[State, float]] = {}
-        self.user_services_factory: Callable[[], Services] = real_services
+        self.user_services_factory: Callable[[], Services] = user_services
         self._user_services: Services | None = None
         # Seconds between config reads of a device whose VPN change is pending: quick at
         # first (a device online applies within a minute), then every minute until the limit.
@@ -222,15 +122,11 @@ class Backend(QObject):
 
     @property
     def demo(self) -> bool:
-        return self.services.demo is not None
+        return self.services.is_demo
 
     def pending(self) -> PendingStore:
         """VPN changes the devices have not applied yet (the store is opened on first use)."""
-        if self.services.pending is None:
-            from fiotray.core.devices import PendingStore
-
-            self.services.pending = PendingStore()
-        return self.services.pending
+        return self.services.pending()
 
     def spawn(self, coro: Coroutine[Any, Any, T], *, what: str = "") -> asyncio.Task[T]:
         """Run a coroutine on the loop; a FiotrayError becomes a notice, never a traceback."""
@@ -273,20 +169,20 @@ class Backend(QObject):
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        for client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
-        for cleanup in self.services.cleanups:
-            cleanup()
-        self.services.cleanups.clear()
+        await self.services.aclose()
 
-    # -- settings and profiles (cheap, synchronous) -------------------------------
+    # -- settings, factories and tunnels (cheap, synchronous) ----------------------
 
     @property
     def settings(self) -> Settings:
         return self._settings
 
     def save_settings(self, settings: Settings) -> None:
+        """The settings as the user left them in a dialog opened on `self.settings`: only
+        what they changed is written, over what is saved now (another fiotray, or the
+        command line, may have changed the rest meanwhile)."""
+        import dataclasses
+
         from fiotray.core import autostart
 
         # --demo leaves start at login alone; the automatic demo is the app itself.
@@ -296,22 +192,39 @@ class Backend(QObject):
                 autostart.enable()
             else:
                 autostart.disable()
-        self.services.settings.save(settings)
-        self._settings = settings
+        before = self._settings
+        changed = {
+            f.name: getattr(settings, f.name)
+            for f in dataclasses.fields(Settings)
+            if getattr(settings, f.name) != getattr(before, f.name)
+        }
+        self._settings = self.services.settings.update(
+            lambda saved: dataclasses.replace(saved, **changed)
+        )
         self.settingsChanged.emit()
 
     def factories(self) -> list[Factory]:
-        return self.services.profiles.list()
+        return self.services.factories.list()
+
+    def default_factory(self) -> str | None:
+        return self.services.factories.default_name()
 
     def tunnels(self) -> list[Tunnel]:
         return self.services.tunnels.list()
 
+    def tunnel_for(self, factory: str) -> Tunnel | None:
+        return self.services.tunnels.for_factory(factory)
+
     def default_tunnel(self) -> Tunnel | None:
-        tunnels = {t.name: t for t in self.tunnels()}
-        for name in (self._settings.default_tunnel, self.services.tunnels.default_name()):
-            if name and name in tunnels:
-                return tunnels[name]
-        return next(iter(tunnels.values()), None)
+        from fiotray.ops import tunnels
+
+        return tunnels.default_tunnel(self.services)
+
+    def set_default_tunnel(self, name: str) -> None:
+        from fiotray.ops import tunnels
+
+        tunnels.set_default(self.services, name)
+        self.profilesChanged.emit()
 
     # -- tunnels ---------------------------------------------------------------------
 
@@ -320,17 +233,23 @@ class Backend(QObject):
         self.tunnelChanged.emit(status)
 
     async def refresh_tunnels(self) -> list[TunnelStatus]:
-        return await self.services.controller.status()
+        from fiotray.ops import tunnels
+
+        return await tunnels.status(self.services)
 
     @finishes_before_quit
     async def connect(self, name: str) -> TunnelStatus:
+        from fiotray.ops import tunnels
+
         self.asked[name] = (State.CONNECTED, time.monotonic())
-        return await self.services.controller.connect(name, wait=10.0)
+        return await tunnels.connect(self.services, name, wait=10.0)
 
     @finishes_before_quit
     async def disconnect(self, name: str) -> TunnelStatus:
+        from fiotray.ops import tunnels
+
         self.asked[name] = (State.DISCONNECTED, time.monotonic())
-        return await self.services.controller.disconnect(name)
+        return await tunnels.disconnect(self.services, name)
 
     async def toggle(self, name: str) -> TunnelStatus:
         current = self.tunnel_states.get(name)
@@ -342,37 +261,14 @@ class Backend(QObject):
 
     async def client(self, factory: str) -> Any:
         """A signed-in FactoryClient for the factory, reused while the app runs."""
-        if factory not in self._clients:
-            await self._demo_up()
-            verify = await asyncio.to_thread(_client_tls)
-            from fiotray.core.session import open_factory
-
-            profile = self.services.profiles.get(factory)
-            client = await open_factory(profile, self.services.secrets, verify=verify)
-            if factory in self._clients:  # another caller was quicker
-                await client.aclose()
-            else:
-                self._clients[factory] = client
-        return self._clients[factory]
-
-    async def _demo_up(self) -> None:
-        """The demo's fake API serving, before anything talks to it (it starts on first use)."""
-        demo = self.services.demo
-        if demo is not None and not demo.started:
-            # Off the loop: the fake API's modules and its factory of devices.
-            await asyncio.to_thread(lambda: demo.server)
-
-    async def _drop_client(self, factory: str) -> None:
-        client = self._clients.pop(factory, None)
-        if client is not None:
-            await client.aclose()
+        return await self.services.client(factory)
 
     async def load_devices(self, factory: str, previous: DeviceRows | None = None) -> DeviceRows:
         """Every device with its VPN columns; progress per page; failures keep nothing half.
 
         `previous`: the factory's list shown now, whose unchanged rows are reused.
         """
-        from fiotray.core import devices
+        from fiotray.ops import devices
 
         loaded = 0
 
@@ -382,15 +278,15 @@ class Backend(QObject):
             self.devicesProgress.emit(factory, loaded, total or 0)
 
         try:
-            api = await self.client(factory)
+            await self.services.client(factory)
             if not _settled:
                 await asyncio.sleep(0)  # a turn for the loop between that and this
                 _settle_after_imports()
-            rows = await devices.list_rows(
-                api, pending=self.pending(), on_page=page, previous=previous
+            rows = await devices.list_devices(
+                self.services, factory, on_page=page, previous=previous
             )
         except AuthError as exc:
-            await self._drop_client(factory)
+            await self.services.forget_client(factory)
             self.devicesFailed.emit(factory, str(exc))
             raise
         except FiotrayError as exc:
@@ -399,12 +295,30 @@ class Backend(QObject):
         self.devicesLoaded.emit(factory, rows)
         return rows
 
+    def device_actions(self, factory: str, row: DeviceRow, *, no_key: bool) -> DeviceActions:
+        """Which of the device's actions apply now, and why not (for its context menu)."""
+        from fiotray.ops import devices
+
+        tunnel = self.tunnel_for(factory)
+        status = self.tunnel_states.get(tunnel.name) if tunnel else None
+        return devices.actions(
+            row,
+            has_tunnel=tunnel is not None,
+            tunnel_state=status.state if status else None,
+            route=self.ssh_route(factory),
+            no_key=no_key,
+        )
+
+    def ssh_route(self, factory: str) -> str:
+        from fiotray.ops import ssh
+
+        return ssh.route(self.services, factory)
+
     @finishes_before_quit
     async def set_vpn(self, factory: str, device: str, enable: bool) -> VpnState:
-        from fiotray.core import devices
+        from fiotray.ops import devices
 
-        api = await self.client(factory)
-        state = await devices.set_vpn(api, device, enable, pending=self.pending())
+        state = await devices.set_vpn(self.services, factory, device, enable)
         self.vpnChanged.emit(factory, state)
         if state.pending:
             self.watch_pending(factory, device)
@@ -430,7 +344,7 @@ class Backend(QObject):
             del self._watches[key]
 
     async def _watch_pending(self, factory: str, device: str) -> None:
-        from fiotray.core import devices
+        from fiotray.ops import devices
 
         deadline = time.monotonic() + self.pending_watch_limit
         step = 0
@@ -447,8 +361,7 @@ class Backend(QObject):
                 return
             await asyncio.sleep(delay)
             try:
-                api = await self.client(factory)
-                state = await devices.device_vpn(api, device)
+                state = await devices.applied(self.services, factory, device)
             except (AuthError, NotFoundError) as exc:
                 # Signed out (the list says so) or the device is gone: nothing to wait for.
                 log.info("%s/%s: stopped checking: %s", factory, device, exc)
@@ -458,49 +371,37 @@ class Backend(QObject):
                 log.info("%s/%s: pending check failed: %s", factory, device, exc)
                 continue
             if not state.pending:
-                self.pending().clear(factory, [device])
                 self.vpnChanged.emit(factory, state)
                 return
 
-    async def ssh_command(self, factory: str, device: str, route: str | None = None) -> list[str]:
-        from fiotray.core import session, ssh
+    async def ssh(self, factory: str, device: str, route: str | None = None) -> SshCommand:
+        from fiotray.ops import ssh
 
-        api = await self.client(factory)
-        profile = self.services.tunnels.for_factory(factory)
-        (target,) = await session.ssh_targets(api, profile, device)
-        defaults = {"user": self._settings.ssh_user, "route": self._settings.ssh_route}
-        settings = session.ssh_settings(profile, route, defaults)
-        return ssh.ssh_argv(target, settings)
+        return await ssh.command(self.services, factory, device, route=route)
+
+    async def ssh_command(self, factory: str, device: str, route: str | None = None) -> list[str]:
+        return (await self.ssh(factory, device, route)).argv
 
     async def open_ssh(self, factory: str, device: str, route: str | None = None) -> int:
-        from fiotray.core import terminal
+        from fiotray.ops import ssh
 
-        argv = await self.ssh_command(factory, device, route)
-        # Several sessions open at once: the window title says which device each one is.
-        title = f"{device} — {factory} (fiotray SSH)"
-        pid = await terminal.launch_in_terminal(
-            argv, setting=self._settings.terminal or None, title=title
-        )
-        settings = self._settings.remember(factory, device)
-        self.services.settings.save(settings)
-        self._settings = settings
+        pid = await ssh.open_terminal(self.services, await self.ssh(factory, device, route))
+        self._settings = self.services.settings.load()  # it is among the recent ones now
         return pid
 
     def web_url(self, factory: str, device: str) -> str:
-        from urllib.parse import quote
+        from fiotray.ops import devices
 
-        return f"{WEB_APP}/factories/{quote(factory, safe='')}/devices/{quote(device, safe='')}/"
+        return devices.web_url(factory, device)
 
-    # -- sign-in and profiles -------------------------------------------------------
+    # -- sign-in and tunnels -------------------------------------------------------
 
     @finishes_before_quit
     async def sign_in_token(self, factory: str, token: str, api_url: str | None = None) -> Factory:
-        from fiotray.core import signin
+        from fiotray.ops import accounts
 
         return await self._sign_in(
-            lambda profiles, secrets: signin.sign_in_api_token(
-                profiles, secrets, factory=factory, token=token, api_url=api_url
-            )
+            lambda user: accounts.sign_in_token(user, factory=factory, token=token, api_url=api_url)
         )
 
     @finishes_before_quit
@@ -512,12 +413,11 @@ class Backend(QObject):
         oauth_url: str | None = None,
         api_url: str | None = None,
     ) -> Factory:
-        from fiotray.core import signin
+        from fiotray.ops import accounts
 
         return await self._sign_in(
-            lambda profiles, secrets: signin.sign_in_client_credentials(
-                profiles,
-                secrets,
+            lambda user: accounts.sign_in_client(
+                user,
                 client_id=client_id,
                 client_secret=client_secret,
                 factory=factory,
@@ -528,20 +428,23 @@ class Backend(QObject):
 
     @finishes_before_quit
     async def sign_in_fioctl(self, path: Path | None = None) -> Factory:
-        from fiotray.core import signin
+        from fiotray.ops import accounts
 
-        return await self._sign_in(
-            lambda profiles, secrets: signin.sign_in_from_fioctl(profiles, secrets, path=path)
-        )
+        return await self._sign_in(lambda user: accounts.sign_in_fioctl(user, path=path))
 
-    async def _sign_in(
-        self, how: Callable[[FactoryStore, SecretStore], Awaitable[Factory]]
-    ) -> Factory:
-        """Any sign-in: into the user's own stores, then the app follows the new profile."""
+    async def _sign_in(self, how: Callable[[Services], Awaitable[Factory]]) -> Factory:
+        """Any sign-in: into the user's own stores, then the app follows the new factory."""
         if not self.services.auto_demo:
-            await self._demo_up()  # --demo: signing in to the demo's own API
-        user = self.user_services()
-        return await self._signed_in(await how(user.profiles, user.secrets))
+            await self.services.demo_up()  # --demo: signing in to the demo's own API
+        factory = await how(self.user_services())
+        if self.services.auto_demo:
+            log.info("signed in to %s from the demo: leaving the demo", factory.factory)
+            self.leaveDemo.emit()
+            return factory
+        # A client made with the old credentials must not be reused.
+        await self.services.forget_client(factory.factory)
+        self.profilesChanged.emit()
+        return factory
 
     def user_services(self) -> Services:
         """Where a sign-in or an imported tunnel is saved: the user's own stores, even
@@ -552,67 +455,50 @@ class Backend(QObject):
             self._user_services = self.user_services_factory()
         return self._user_services
 
-    async def _signed_in(self, profile: Factory) -> Factory:
-        if self.services.auto_demo:
-            log.info("signed in to %s from the demo: leaving the demo", profile.factory)
-            self.leaveDemo.emit()
-            return profile
-        # A client made with the old credentials must not be reused.
-        await self._drop_client(profile.factory)
-        self.profilesChanged.emit()
-        return profile
-
     @finishes_before_quit
     async def sign_out(self, factory: str) -> None:
-        from fiotray.core import signin
+        from fiotray.ops import accounts
 
-        await self._drop_client(factory)
-        await signin.sign_out(self.services.profiles, self.services.secrets, factory)
+        await accounts.sign_out(self.services, factory)
         self.profilesChanged.emit()
 
     @finishes_before_quit
     async def add_foundries_tunnel(
         self, factory: str, address: str, name: str | None = None
     ) -> Tunnel:
-        from fiotray.core import devices, tunnels
+        from fiotray.ops import tunnels
 
-        api = await self.client(factory)
-        server = await devices.factory_server(api)
-        used = {ip.ip for ip in await api.wireguard_ips()}
-        profile = await tunnels.create_foundries_profile(
-            self.services.tunnels,
-            self.services.secrets,
-            name=name or factory,
-            factory=factory,
-            server=server,
-            address=address,
-            used=used,
-        )
+        added = await tunnels.add_foundries(self.services, factory, address=address, name=name)
         self.profilesChanged.emit()
-        return profile
+        return added.tunnel
 
     @finishes_before_quit
     async def import_tunnel(self, path: Path, name: str | None = None) -> Tunnel:
-        from fiotray.core import tunnels
+        from fiotray.ops import tunnels
 
-        text = await asyncio.to_thread(tunnels.read_conf_file, path)
-        user = self.user_services()  # from an automatic demo too: the user's own tunnel
-        profile = await tunnels.import_plain_profile(
-            user.tunnels,
-            user.secrets,
-            name=name or tunnels.name_from_path(path),
-            text=text,
-        )
+        # From an automatic demo too: the user's own tunnel.
+        tunnel = await tunnels.import_conf(self.user_services(), path, name=name)
         if self.services.auto_demo:
             self.leaveDemo.emit()
         else:
             self.profilesChanged.emit()
-        return profile
+        return tunnel
 
-    def admin_line(self, profile: Tunnel) -> str:
+    @finishes_before_quit
+    async def remove_tunnel(self, name: str) -> None:
+        from fiotray.ops import tunnels
+
+        await tunnels.remove(self.services, name)
+        self.tunnel_states.pop(name, None)
+        self.profilesChanged.emit()
+
+    def admin_line(self, tunnel: Tunnel) -> str:
         from fiotray.core import tunnels
 
-        return tunnels.admin_line(profile)
+        return tunnels.admin_line(tunnel)
 
 
-__all__ = ["Backend", "Services", "demo_services", "real_services"]
+# The services' constructors, where the GUI has always found them.
+real_services = user_services
+
+__all__ = ["Backend", "Services", "demo_services", "real_services", "user_services"]

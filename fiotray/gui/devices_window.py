@@ -56,6 +56,7 @@ from fiotray.core import errors
 from fiotray.core.errors import FiotrayError, VpnError
 from fiotray.core.tunnels import State, TunnelStatus
 from fiotray.gui.device_model import Col, DeviceFilterProxy, DeviceTableModel
+from fiotray.ops.devices import TUNNEL_DOWN
 
 if TYPE_CHECKING:
     from fiotray.core.devices import DeviceRow, VpnState
@@ -70,7 +71,6 @@ DEBOUNCE_ROWS = 5_000
 DEBOUNCE_MS = 80
 FLASH_MS = 4_000
 # States in which the tunnel carries no traffic: SSH over it cannot work.
-TUNNEL_DOWN = (None, State.DISCONNECTED, State.ERROR)
 TUNNEL_TEXT = {
     State.CONNECTED: "connected",
     State.CONNECTING: "connecting…",
@@ -405,46 +405,38 @@ class DevicesWindow(QWidget):
             action.triggered.connect(slot)
             menu.addAction(action)
 
+        can = self.backend.device_actions(factory, device, no_key=(factory, name) in self._no_key)
         add(
             "ssh",
             "Open &SSH terminal",
             lambda: self._open_ssh(factory, name),
-            self._ssh_reason(factory, device),
+            can.ssh.reason,
             "Enter",
         )
         add(
             "copy_ssh",
             "Copy SSH &command",
             lambda: self._run(self._copy_ssh(factory, name), "Copy SSH command"),
-            self._vpn_off_reason(device),
+            can.copy_ssh.reason,
         )
         add(
             "copy_address",
             "Copy VPN &address",
             lambda: self._copy_text(device.vpn_address, f"Copied {device.vpn_address}"),
-            None if device.vpn_address else "no VPN address",
+            can.copy_address.reason,
         )
         menu.addSeparator()
-        no_key = (factory, name) in self._no_key
-        enable_reason = disable_reason = "no WireGuard key yet" if no_key else None
-        if enable_reason is None and device.vpn_enabled:
-            enable_reason = "already enabled" + (", not applied yet" if device.vpn_pending else "")
-        if disable_reason is None and not device.vpn_enabled:
-            if device.vpn_pending:
-                disable_reason = "already disabled, not applied yet"
-            else:
-                disable_reason = "already disabled" if device.vpn_address else "VPN never enabled"
         add(
             "enable_vpn",
             "&Enable VPN",
             lambda: self._run(self._set_vpn(factory, name, True), "Enable VPN"),
-            enable_reason,
+            can.enable_vpn.reason,
         )
         add(
             "disable_vpn",
             "&Disable VPN",
             lambda: self._run(self._set_vpn(factory, name, False), "Disable VPN"),
-            disable_reason,
+            can.disable_vpn.reason,
         )
         menu.addSeparator()
         add(
@@ -519,7 +511,7 @@ class DevicesWindow(QWidget):
     def _default_factory(self, names: list[str]) -> str | None:
         if not names:
             return None
-        default = self.backend.services.profiles.default_name()
+        default = self.backend.default_factory()
         return default if default in names else names[0]
 
     def _rebuild_factories(self) -> None:
@@ -715,7 +707,7 @@ class DevicesWindow(QWidget):
     def _tunnel_profile(self) -> Tunnel | None:
         if self._factory is None:
             return None
-        return self.backend.services.tunnels.for_factory(self._factory)
+        return self.backend.tunnel_for(self._factory)
 
     def _tunnel_state(self) -> State | None:
         profile = self._tunnel_profile()
@@ -788,29 +780,6 @@ class DevicesWindow(QWidget):
 
     # -- row actions -------------------------------------------------------------------------
 
-    def _ssh_route(self) -> str:
-        profile = self._tunnel_profile()
-        route = profile.ssh.get("route") if profile else None
-        return str(route or self.backend.settings.ssh_route)
-
-    def _vpn_off_reason(self, device: DeviceRow) -> str | None:
-        if not device.vpn_enabled or not device.vpn_address:
-            return "VPN is off for this device"
-        return None
-
-    def _ssh_reason(self, factory: str, device: DeviceRow) -> str | None:
-        """Why SSH cannot work now, or None."""
-        reason = self._vpn_off_reason(device)
-        if reason:
-            return reason
-        if self._ssh_route() == "public":
-            return None  # through the server's public SSH host: no tunnel needed
-        if self.backend.services.tunnels.for_factory(factory) is None:
-            return "no VPN tunnel for this factory"
-        if self._tunnel_state() in TUNNEL_DOWN:
-            return "connect the tunnel first"
-        return None
-
     def _row_at(self, index: QModelIndex) -> DeviceRow | None:
         return self.proxy.row(index.row()) if index.isValid() else None
 
@@ -825,7 +794,12 @@ class DevicesWindow(QWidget):
 
     def _open_ssh(self, factory: str, name: str) -> None:
         device = self.model.device(name)
-        reason = self._ssh_reason(factory, device) if device else "unknown device"
+        no_key = (factory, name) in self._no_key
+        reason = (
+            self.backend.device_actions(factory, device, no_key=no_key).ssh.reason
+            if device
+            else "unknown device"
+        )
         if reason:
             self.message_bar.show_message(f"Cannot open SSH to {name}: {reason}.", "info")
             return

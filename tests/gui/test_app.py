@@ -323,10 +323,11 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
 
     from fiotray.core.factories import FactoryStore
     from fiotray.core.secrets import MemorySecretStore, profile_key
+    from fiotray.core.services import Services
     from fiotray.core.settings import SettingsStore
     from fiotray.core.tunnels import TunnelController, TunnelStore
     from fiotray.demo.fakeapi import FakeApiServer, FakeFactory
-    from fiotray.gui.backend import Backend, Services
+    from fiotray.gui.backend import Backend
 
     factory = FakeFactory("my-factory")
     token = pysecrets.token_urlsafe(16)
@@ -338,7 +339,7 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
     def user_services() -> Services:
         tunnels = TunnelStore(user_dir)
         return Services(
-            profiles=FactoryStore(user_dir),
+            factories=FactoryStore(user_dir),
             tunnels=tunnels,
             settings=SettingsStore(user_dir),
             secrets=user_secrets,
@@ -369,7 +370,7 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
             await until(lambda: app.backend is not backend)
             await until(lambda: len(devices_window) == 2)
             new = app.backend
-            assert not new.demo and new.services.profiles.path.parent == user_dir
+            assert not new.demo and new.services.factories.path.parent == user_dir
             assert [p.factory for p in FactoryStore(user_dir).list()] == ["my-factory"]
             assert user_secrets.get(profile_key("my-factory", "api_token")) == token
             assert not demo_root.exists(), "the demo's scratch files are gone"

@@ -546,7 +546,7 @@ async def test_tunnel_bar_connects_and_disconnects(window, backend):
 
 async def test_factory_picker_and_signed_out_state(window, backend):
     await show_loaded(window)
-    store = backend.services.profiles
+    store = backend.services.factories
     store.save(Factory(factory="other-factory", auth="token", api_url="https://127.0.0.1:9"))
     backend.profilesChanged.emit()
     combo = window.factory_combo

@@ -339,9 +339,7 @@ def test_ssh_uses_the_users_settings(signed_in):
 def test_demo_never_touches_the_users_files(cli):
     """--demo adds its tunnel to the demo's own store, not to the user's tunnels.json."""
     before = sorted(p.relative_to(cli.home) for p in cli.home.rglob("*"))
-    added = cli(
-        "--demo", "tunnels", "add-foundries", "--address", "10.42.42.200", "--name", "mine"
-    )
+    added = cli("--demo", "tunnels", "add-foundries", "--address", "10.42.42.200", "--name", "mine")
     assert "Added tunnel mine" in added.stdout
     listed = cli("--demo", "tunnels", "list").stdout
     assert "demo-factory" in listed and "mine" not in listed  # a new demo each run
