@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from fiotray.core import devices, ssh
+from fiotray.core import devices, errors, ssh
 from fiotray.core.api import FactoryClient
 from fiotray.core.auth import load_credentials
 from fiotray.core.errors import FiotrayError, VpnError
@@ -54,7 +54,8 @@ async def ssh_targets(
             if only is not None:
                 raise VpnError(
                     f"VPN is not enabled on {only}: enable it (fiotray enable {only}) and "
-                    "wait until the device applies it."
+                    "wait until the device applies it.",
+                    code=errors.VPN_NOT_ENABLED,
                 )
             continue
         targets.append(
@@ -66,5 +67,8 @@ async def ssh_targets(
             )
         )
     if only is not None and not targets:
-        raise VpnError(f"{only} has no VPN address in factory {api.factory}: enable VPN on it.")
+        raise VpnError(
+            f"{only} has no VPN address in factory {api.factory}: enable VPN on it.",
+            code=errors.VPN_NOT_ENABLED,
+        )
     return targets
