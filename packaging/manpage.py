@@ -106,6 +106,8 @@ def subcommands(
         if isinstance(action, argparse._SubParsersAction):
             helps = {a.dest: a.help or "" for a in action._choices_actions}
             for name, sub in action.choices.items():
+                if name not in helps:
+                    continue  # an alias (profiles for tunnels): documented under its name
                 full = f"{prefix}{name}"
                 found.append((full, helps.get(name, ""), sub))
                 found += subcommands(sub, full + " ")
