@@ -537,6 +537,7 @@ class TunnelController:
                             classify(p, info, now=now),
                             state=State.CONNECTED,
                             detail="up, but not brought up by fiotray",
+                            foreign=True,
                         )
                     )
                 )
@@ -549,10 +550,11 @@ class TunnelController:
         async with self._lock(profile.name):
             if self.interface_exists(profile.interface):
                 (current,) = await self.status(profile.name)
-                if current.detail == "up, but not brought up by fiotray":
+                if current.foreign:
                     raise VpnError(
                         f"Interface {profile.interface} is already up outside fiotray; take it "
-                        "down first (wg-quick down)."
+                        "down first (wg-quick down).",
+                        code=errors.TUNNEL_FOREIGN,
                     )
                 return current  # already up: connecting twice is not an error
             self._publish(TunnelStatus(profile.name, profile.interface, State.CONNECTING))

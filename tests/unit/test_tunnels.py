@@ -235,10 +235,22 @@ async def test_interface_up_outside_fiotray_is_reported_not_touched(world):
     await add_factory_tunnel(store, secrets)
     (helper.sys_net / "fioacme").mkdir()
     (status,) = await controller.status()
+    assert status.foreign and status.state is State.CONNECTED
     assert "not brought up by fiotray" in status.detail
-    with pytest.raises(VpnError, match="already up outside fiotray"):
+    assert status.to_json()["foreign"] is True
+    with pytest.raises(VpnError, match="already up outside fiotray") as info:
         await controller.connect("acme")
+    assert info.value.code == errors.TUNNEL_FOREIGN
     assert [c for c in helper.calls if c[0] == "up"] == []
+
+
+async def test_own_tunnel_is_not_foreign(world):
+    store, secrets, _helper, controller, _ = world
+    await add_factory_tunnel(store, secrets)
+    await controller.connect("acme")
+    (status,) = await controller.status()
+    assert not status.foreign and status.to_json()["foreign"] is False
+    assert (await controller.connect("acme")).state is State.CONNECTING  # not an error
 
 
 async def test_two_tunnels_coexist(world, tmp_path):
