@@ -265,6 +265,8 @@ def _wg_quick(wg_quick: str, action: str, conf_path: str, secrets: list[str]) ->
         return f"timed out after {WG_QUICK_TIMEOUT:g} s"
     if done.returncode == 0:
         return None
+    if done.returncode < 0:  # subprocess's way of saying "killed by signal N"
+        return f"killed by signal {-done.returncode}"
     return f"exit {done.returncode}: {last_error_line(done.stderr, secrets)}"
 
 

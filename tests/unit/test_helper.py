@@ -217,3 +217,33 @@ def test_group_rule_names_the_three_actions() -> None:
     assert 'subject.isInGroup("fiotray")' in text
     for action in ("connect", "disconnect", "status"):
         assert f'"io.foundries.fiotray.{action}"' in text
+
+
+# --------------------------------------------------------------------------- running wg-quick
+
+
+def fake_wg_quick(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "wg-quick"
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_wg_quick_failure_detail(tmp_path: Path) -> None:
+    ok = fake_wg_quick(tmp_path, "exit 0\n")
+    assert h._wg_quick(ok, "up", "/run/x.conf", []) is None
+    failed = fake_wg_quick(tmp_path, f"echo '[#] ip link add'; echo 'bad key {PRIV}' >&2; exit 1\n")
+    assert h._wg_quick(failed, "up", "/run/x.conf", [PRIV]) == "exit 1: bad key <redacted>"
+
+
+def test_wg_quick_killed_by_a_signal_is_not_called_a_timeout(tmp_path: Path) -> None:
+    # The posix_spawn runner returned -N for "killed by signal N" and -1 for a timeout, and
+    # the helper read every negative code as "timed out after 30 s".
+    killed = fake_wg_quick(tmp_path, "kill -KILL $$\n")
+    assert h._wg_quick(killed, "up", "/run/x.conf", []) == "killed by signal 9"
+
+
+def test_wg_quick_timeout_detail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(h, "WG_QUICK_TIMEOUT", 0.3)
+    slow = fake_wg_quick(tmp_path, "sleep 30 & wait\n")
+    assert h._wg_quick(slow, "up", "/run/x.conf", []) == "timed out after 0.3 s"
