@@ -8,7 +8,8 @@ In the same run, alternating, N times each:
   * plain:   `wg-quick up` of the laptop config, as root, request -> first handshake
   * fiotray: an already running fiotray process of an unprivileged user asks
              TunnelController.connect (pkexec -> helper -> wg-quick), request -> first handshake
-The handshake is watched from outside by the same poller for both. Then the cost of one
+The handshake is watched from outside by the same poller for both; the target for the
+ratio fiotray / plain is CONNECT_TARGET. Then the cost of one
 status poll (the cheap /sys check, and the full one through pkexec) and disconnect latency.
 """
 
@@ -32,6 +33,11 @@ from fiotray.core import wgconf
 from tests.polkit_session import start_polkit
 from tests.system_user import APP_USER, DEVICE_USER, temporary_user
 from tests.vpn_world import WG_ENV, VpnWorld, build_vpn_world
+
+# Connect through fiotray may take at most this many times a plain `wg-quick up` (issue 9):
+# nobody can tell 10 ms apart, while a reviewer of root's code can tell 150 lines of
+# hand-written process spawning from subprocess.
+CONNECT_TARGET = 1.5
 
 # Runs as the engineer inside the laptop namespace: a long-lived app that acts on "up"/"down".
 DRIVER = r"""
@@ -136,7 +142,7 @@ def main() -> int:
     print(
         f"connect, request -> first handshake: fiotray {figures['connect_fiotray_s']:.3f} s, "
         f"plain wg-quick {figures['connect_plain_s']:.3f} s, "
-        f"ratio {figures['connect_ratio']:.2f} (target <= 1.2)"
+        f"ratio {figures['connect_ratio']:.2f} (target <= {CONNECT_TARGET})"
     )
     print(
         f"disconnect: fiotray {figures['disconnect_fiotray_s']:.3f} s, "

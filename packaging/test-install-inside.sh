@@ -91,15 +91,25 @@ run_phase() {
   done < <(find /opt/fiotray -type f -print0)
   [ -z "$missing" ] || fail "libraries missing (Depends incomplete):"$'\n'"$missing"
   ok "every binary in /opt/fiotray finds its libraries (bundle + Depends)"
-  # The helper runs on the system's python3: every module it imports must be there.
+  # The helper (fiotray/helper and fiotray/wg beside its launcher) runs on the system's
+  # python3: every module those files import must be there, and be the standard library's
+  # or the helper's own.
   python3 -IS - <<'EOF' || fail "the helper's imports"
-import ast, importlib
-tree = ast.parse(open("/usr/libexec/fiotray/fiotray_helper.py").read())
-names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
+import ast, importlib, pathlib, sys
+tree_dir = pathlib.Path("/usr/libexec/fiotray")
+sys.path.insert(0, str(tree_dir))  # as the launcher does
+names = set()
+for path in sorted((tree_dir / "fiotray").rglob("*.py")):
+    tree = ast.parse(path.read_text())
+    names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
 names.discard("__future__")
 for name in sorted(names):
-    importlib.import_module(name)
+    top = name.partition(".")[0]
+    assert top in sys.stdlib_module_names or name.startswith("fiotray."), name
+    module = importlib.import_module(name)
+    if top == "fiotray":
+        assert module.__file__.startswith(str(tree_dir) + "/"), module.__file__
 print("ok: the helper's imports exist in /usr/bin/python3:", " ".join(sorted(names)))
 EOF
   zcat /usr/share/man/man1/fiotray.1.gz | grep -q '^\.TH FIOTRAY 1' || fail "man page"

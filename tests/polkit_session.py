@@ -37,6 +37,7 @@ real system bus, so sessions using this must not run in parallel.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -373,9 +374,12 @@ def start_polkit(app_user: SystemUser) -> Iterator[PolkitSession]:
     bus_pid: int | None = None
     polkitd: subprocess.Popen[bytes] | None = None
     subject: subprocess.Popen[bytes] | None = None
+    modules = [Path("/") / rel for rel, _data in helper_install.module_files()]
+    modules.append(Path("/") / helper_install.OLD_MODULE_REL)
     touched = [
         helper_install.helper_path(),
-        Path("/") / helper_install.MODULE_REL,
+        *modules,
+        *(Path(importlib.util.cache_from_source(str(m))) for m in modules),
         Path("/") / helper_install.POLICY_REL,
         Path("/") / helper_install.GROUP_RULE_REL,
     ]

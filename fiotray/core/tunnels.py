@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import platformdirs
 
+from fiotray.core import errors
 from fiotray.core.errors import FiotrayError, ProfileError, VpnError
 from fiotray.core.files import write_private
 from fiotray.core.tunnelstate import State, TunnelStatus  # re-exported (see tunnelstate)
+from fiotray.wg import errors as helper_exit
 
 if TYPE_CHECKING:
     from fiotray.core.secrets import SecretStore
@@ -321,7 +323,8 @@ class HelperClient:
         if pkexec is None:
             raise VpnError(
                 "pkexec is not installed: install the pkexec package (policykit-1 on older "
-                "systems) to connect tunnels."
+                "systems) to connect tunnels.",
+                code=errors.HELPER_MISSING,
             )
         return [pkexec, "--disable-internal-agent", str(self.helper), *args]
 
@@ -330,7 +333,8 @@ class HelperClient:
             raise VpnError(
                 f"fiotray's helper is not installed at {self.helper}: install the fiotray "
                 "package, or from a source checkout run "
-                "`sudo .venv/bin/python -m fiotray.helper.install`."
+                "`sudo .venv/bin/python -m fiotray.helper.install`.",
+                code=errors.HELPER_MISSING,
             )
         argv = self._argv(*args)
         proc = await asyncio.create_subprocess_exec(
@@ -349,10 +353,11 @@ class HelperClient:
             proc.kill()
             await proc.wait()
             raise VpnError(
-                f"The helper did not finish {args[0]} in {HELPER_TIMEOUT:.0f} s."
+                f"The helper did not finish {args[0]} in {HELPER_TIMEOUT:.0f} s.",
+                code=errors.HELPER_FAILED,
             ) from None
         if proc.returncode != 0:
-            raise VpnError(_helper_error(proc.returncode or 0, err.decode(errors="replace")))
+            raise _helper_error(proc.returncode or 0, err.decode(errors="replace"))
         return out.decode(errors="replace")
 
     async def up(self, interface: str, config: str) -> None:
@@ -367,7 +372,10 @@ class HelperClient:
             data = json.loads(raw)
             return {i.name: i for i in (_interface(x) for x in data["interfaces"])}
         except (ValueError, KeyError, TypeError) as exc:
-            raise VpnError(f"The helper's status is malformed ({type(exc).__name__}).") from None
+            raise VpnError(
+                f"The helper's status is malformed ({type(exc).__name__}).",
+                code=errors.HELPER_FAILED,
+            ) from None
 
 
 def _interface(raw: dict[str, Any]) -> InterfaceStatus:
@@ -388,19 +396,43 @@ def _interface(raw: dict[str, Any]) -> InterfaceStatus:
     )
 
 
-def _helper_error(code: int, stderr: str) -> str:
+# pkexec's own exit codes: the user dismissed the password dialog; polkit refused (or had no
+# agent to ask). The helper never uses either.
+PKEXEC_DISMISSED = 126
+PKEXEC_REFUSED = 127
+
+# The helper's exit codes (fiotray.wg.errors, which the helper itself uses) -> error codes.
+_HELPER_CODES = {
+    helper_exit.EXIT_USAGE: errors.HELPER_BAD_CONFIG,  # refused input; nothing was run
+    helper_exit.EXIT_CONFLICT: errors.HELPER_CONFLICT,
+    helper_exit.EXIT_MISSING_TOOL: errors.HELPER_MISSING,  # wg-quick, wg or ip not installed
+    helper_exit.EXIT_WG_QUICK: errors.HELPER_FAILED,
+}
+
+
+def _helper_error(code: int, stderr: str) -> VpnError:
+    """The helper's (or pkexec's) failure as one sentence and a code a front end acts on."""
     line = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), "")
     line = line.removeprefix("fiotray-helper: ")
-    if code == 126:
-        return "Authentication was dismissed; nothing was changed."
-    if code == 127:
+    if code == PKEXEC_DISMISSED:
+        return VpnError(
+            "Authentication was dismissed; nothing was changed.", code=errors.HELPER_DISMISSED
+        )
+    if code == PKEXEC_REFUSED:
         if "authentication agent" in line.lower():
-            return (
+            return VpnError(
                 "No polkit authentication agent is running to ask for your password; start "
-                "your desktop's agent, or ask your admin to enable fiotray's group rule."
+                "your desktop's agent, or ask your admin to enable fiotray's group rule.",
+                code=errors.HELPER_NOT_AUTHORIZED,
             )
-        return "Not authorized to manage fiotray tunnels (polkit refused)."
-    return line[:300] or f"The helper failed (exit {code})."
+        return VpnError(
+            "Not authorized to manage fiotray tunnels (polkit refused).",
+            code=errors.HELPER_NOT_AUTHORIZED,
+        )
+    return VpnError(
+        line[:300] or f"The helper failed (exit {code}).",
+        code=_HELPER_CODES.get(code, errors.HELPER_FAILED),
+    )
 
 
 # -- the controller ------------------------------------------------------------------
@@ -505,6 +537,7 @@ class TunnelController:
                             classify(p, info, now=now),
                             state=State.CONNECTED,
                             detail="up, but not brought up by fiotray",
+                            foreign=True,
                         )
                     )
                 )
@@ -517,10 +550,11 @@ class TunnelController:
         async with self._lock(profile.name):
             if self.interface_exists(profile.interface):
                 (current,) = await self.status(profile.name)
-                if current.detail == "up, but not brought up by fiotray":
+                if current.foreign:
                     raise VpnError(
                         f"Interface {profile.interface} is already up outside fiotray; take it "
-                        "down first (wg-quick down)."
+                        "down first (wg-quick down).",
+                        code=errors.TUNNEL_FOREIGN,
                     )
                 return current  # already up: connecting twice is not an error
             self._publish(TunnelStatus(profile.name, profile.interface, State.CONNECTING))

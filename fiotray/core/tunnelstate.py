@@ -30,6 +30,9 @@ class TunnelStatus:
     rx_bytes: int = 0
     tx_bytes: int = 0
     detail: str = ""
+    # The interface is up, but fiotray's helper did not bring it up (wg-quick by hand,
+    # NetworkManager...): fiotray shows it and leaves it alone.
+    foreign: bool = False
 
     def handshake_age(self, now: float | None = None) -> float | None:
         if not self.latest_handshake:
@@ -47,4 +50,5 @@ class TunnelStatus:
             "rx_bytes": self.rx_bytes,
             "tx_bytes": self.tx_bytes,
             "detail": self.detail or None,
+            "foreign": self.foreign,
         }

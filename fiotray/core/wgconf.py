@@ -1,7 +1,7 @@
 """WireGuard configs on the user's side: keys, Foundries client configs, imported .conf files.
 
-Parsing and validation are the privileged helper's own code (one parser in the
-project, the strict one); this module adds what only the unprivileged side
+Parsing and validation are fiotray.wg.config, the code the privileged helper runs (one
+parser in the project, the strict one); this module adds what only the unprivileged side
 does: making keys, building a Foundries client config from the factory's
 `wireguard-server` file, and splitting an imported config into its private key
 (for the keyring) and the rest (a non-secret template).
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from fiotray.core.errors import FiotrayError, VpnError
 from fiotray.core.wgfiles import ALLOCATION_WINDOW, WireguardServer
-from fiotray.helper import fiotray_helper as helper
+from fiotray.wg import config as wgconfig
 
 # What the device handler sets for its server peer, and what keeps a laptop behind NAT reachable.
 KEEPALIVE = 25
-MAX_CONF_BYTES = helper.MAX_INPUT
+MAX_CONF_BYTES = wgconfig.MAX_INPUT
 
 
 class ConfigRefused(FiotrayError):
@@ -125,10 +125,10 @@ def with_key(template: str, private_key: str) -> str:
     return text
 
 
-def parse(text: str) -> helper.WgConfig:
+def parse(text: str) -> wgconfig.WgConfig:
     try:
-        return helper.parse_config(text)
-    except helper.ConfigError as exc:
+        return wgconfig.parse_config(text)
+    except wgconfig.ConfigError as exc:
         raise ConfigRefused(f"WireGuard config refused: {exc}") from None
 
 
@@ -145,7 +145,7 @@ def split_import(text: str) -> ImportedConfig:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CONF_BYTES:
         raise ConfigRefused(f"The file is larger than {MAX_CONF_BYTES // 1024} KiB.")
     config = parse(text)
-    canonical = helper.render_config(config)
+    canonical = wgconfig.render_config(config)
     template = "\n".join(
         line for line in canonical.splitlines() if not line.startswith("PrivateKey")
     )

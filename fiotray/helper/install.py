@@ -2,10 +2,12 @@
 
     sudo .venv/bin/python -m fiotray.helper.install [--group-rule] [--uninstall]
 
-Puts the helper at /usr/libexec/fiotray/fiotray-helper (root:root 0755), the
-policy in /usr/share/polkit-1/actions/ and, with --group-rule, the optional
-rule that lets the Unix group "fiotray" connect without a password in
-/etc/polkit-1/rules.d/.
+Puts the helper's launcher at /usr/libexec/fiotray/fiotray-helper (root:root 0755),
+its code beside it as a package tree of its own (fiotray/helper/fiotray_helper.py and
+fiotray/wg/*.py with compiled caches, root:root 0644; fiotray/__init__.py and
+fiotray/helper/__init__.py empty), the policy in /usr/share/polkit-1/actions/ and, with
+--group-rule, the optional rule that lets the Unix group "fiotray" connect without a
+password in /etc/polkit-1/rules.d/.
 
 packaging/build-deb.sh stages the .deb's copy with ``--package --root DIR``: the same
 files in the same places, except that the group rule goes (inert) to
@@ -23,26 +25,38 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-HELPER_SOURCE = Path(__file__).resolve().with_name("fiotray_helper.py")
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # fiotray/ of this checkout
+HELPER_SOURCE = PACKAGE_DIR / "helper" / "fiotray_helper.py"
+WG_SOURCE = PACKAGE_DIR / "wg"
 # resources/ sits beside the package in a source checkout; wheels do not carry it.
 RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "polkit"
 POLICY_NAME = "io.foundries.fiotray.policy"
 GROUP_RULE_NAME = "49-fiotray-group.rules"
 
-HELPER_REL = Path("usr/libexec/fiotray/fiotray-helper")
-# The code itself, beside the launcher: imported (with its compiled cache) rather than run as
-# a script, which Python would compile again at every call. That is connect latency.
-MODULE_REL = HELPER_REL.with_name("fiotray_helper.py")
+LIBEXEC_REL = Path("usr/libexec/fiotray")
+HELPER_REL = LIBEXEC_REL / "fiotray-helper"
+# The code itself, beside the launcher as a small `fiotray` package of its own (the helper
+# and fiotray.wg, nothing else of the app): imported, with compiled caches, rather than run
+# as a script, which Python would compile again at every call. That is connect latency.
+MODULE_REL = LIBEXEC_REL / "fiotray" / "helper" / "fiotray_helper.py"
+# Packages whose __init__.py is installed empty: the app's own fiotray/__init__.py is not
+# for root to run, and the helper needs none of it.
+MARKER_RELS = (LIBEXEC_REL / "fiotray" / "__init__.py", MODULE_REL.with_name("__init__.py"))
+# The layout before fiotray.wg existed: one module beside the launcher. Removed by both
+# install (an upgrade) and uninstall.
+OLD_MODULE_REL = LIBEXEC_REL / "fiotray_helper.py"
 LAUNCHER = b"""#!/usr/bin/python3 -IS
-# fiotray's privileged helper, run as root through pkexec (see fiotray_helper.py).
+# fiotray's privileged helper, run as root through pkexec (see fiotray/helper/fiotray_helper.py).
 import os
 import sys
 
+# -I and -S leave only the standard library on sys.path; the one directory added is this
+# root-owned one, which holds fiotray.helper and fiotray.wg.
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-# Root never writes a compiled cache next to the module: one for another Python version
-# would be a file no package owns (the shipped cache is the 3.11 one).
+# Root never writes a compiled cache next to a module: one for another Python version
+# would be a file no package owns (the shipped caches are the 3.11 ones).
 sys.dont_write_bytecode = True
-import fiotray_helper  # noqa: E402
+from fiotray.helper import fiotray_helper  # noqa: E402
 
 os.umask(0o077)  # nothing the helper writes is for anyone but root
 sys.exit(fiotray_helper.main(sys.argv[1:]))
@@ -101,6 +115,24 @@ def _put(
         raise
 
 
+def module_files() -> list[tuple[Path, bytes]]:
+    """(path relative to the root, content) of every module the helper runs, in path order."""
+    files = [(rel, b"") for rel in MARKER_RELS]
+    files.append((MODULE_REL, HELPER_SOURCE.read_bytes()))
+    wg_rel = LIBEXEC_REL / "fiotray" / "wg"
+    files += [(wg_rel / src.name, src.read_bytes()) for src in WG_SOURCE.glob("*.py")]
+    return sorted(files)
+
+
+def _root_dir(path: Path, chown: Callable[[Path, int, int], None]) -> None:
+    """A directory only root may write to: the helper's code is run from it as root."""
+    if path.is_symlink():
+        raise InstallError(f"{path} is a symlink: refusing to install the helper through it")
+    path.mkdir(mode=0o755, parents=True, exist_ok=True)
+    chown(path, 0, 0)
+    path.chmod(0o755)
+
+
 def install(
     prefix_root: Path = Path("/"), *, group_rule: bool = False, package: bool = False
 ) -> list[Path]:
@@ -114,23 +146,27 @@ def install(
     chown = _no_chown if package else os.chown
     policy = _source(POLICY_NAME)
     rule = _source(GROUP_RULE_NAME) if group_rule else None
-    if not HELPER_SOURCE.is_file():
-        raise InstallError(f"{HELPER_SOURCE} not found")
+    for source in (HELPER_SOURCE, WG_SOURCE / "__init__.py"):
+        if not source.is_file():
+            raise InstallError(f"{source} not found")
     helper_dest = prefix_root / HELPER_REL
-    # The directory holding a root-run program must not be writable by anyone else.
-    helper_dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    chown(helper_dest.parent, 0, 0)
-    helper_dest.parent.chmod(0o755)
-    module_dest = prefix_root / MODULE_REL
-    _put(HELPER_SOURCE.read_bytes(), module_dest, 0o644, chown)
-    cache = Path(importlib.util.cache_from_source(str(module_dest)))
-    py_compile.compile(str(module_dest), cfile=str(cache), doraise=True)
-    chown(cache.parent, 0, 0)
-    cache.parent.chmod(0o755)
-    chown(cache, 0, 0)
-    cache.chmod(0o644)
+    _root_dir(helper_dest.parent, chown)
+    done: list[Path] = []
+    # The modules before the launcher: a launcher never runs without its code.
+    for rel, data in module_files():
+        module_dest = prefix_root / rel
+        for directory in reversed(module_dest.relative_to(helper_dest.parent).parents[:-1]):
+            _root_dir(helper_dest.parent / directory, chown)
+        _put(data, module_dest, 0o644, chown)
+        cache = Path(importlib.util.cache_from_source(str(module_dest)))
+        _root_dir(cache.parent, chown)
+        py_compile.compile(str(module_dest), cfile=str(cache), doraise=True)
+        chown(cache, 0, 0)
+        cache.chmod(0o644)
+        done += [module_dest, cache]
     _put(LAUNCHER, helper_dest, 0o755, chown)
-    done = [helper_dest, module_dest, cache]
+    done.insert(0, helper_dest)
+    _remove_old_layout(prefix_root)
     policy_dest = prefix_root / POLICY_REL
     _put(policy.read_bytes(), policy_dest, 0o644, chown)
     done.append(policy_dest)
@@ -141,26 +177,44 @@ def install(
     return done
 
 
+def _unlink(path: Path, removed: list[Path]) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+        removed.append(path)
+
+
+def _remove_old_layout(prefix_root: Path) -> list[Path]:
+    removed: list[Path] = []
+    old = prefix_root / OLD_MODULE_REL
+    for cache in sorted(old.parent.glob("__pycache__/fiotray_helper.*.pyc")):
+        _unlink(cache, removed)
+    _unlink(old, removed)
+    with contextlib.suppress(OSError):
+        (old.parent / "__pycache__").rmdir()  # only when empty
+    return removed
+
+
 def uninstall(prefix_root: Path = Path("/")) -> list[Path]:
     """Remove what install() may have put there; the paths actually removed."""
     _require_root()
     removed: list[Path] = []
-    module = prefix_root / MODULE_REL
-    caches = list(module.parent.glob("__pycache__/fiotray_helper.*.pyc"))
-    for path in [
-        prefix_root / GROUP_RULE_REL,
-        prefix_root / POLICY_REL,
-        *caches,
-        module,
-        prefix_root / HELPER_REL,
-    ]:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed.append(path)
+    for path in (prefix_root / GROUP_RULE_REL, prefix_root / POLICY_REL):
+        _unlink(path, removed)
+    _unlink(prefix_root / HELPER_REL, removed)  # the launcher first: nothing runs half a tree
+    # Every module and cache in the helper's package tree, not just today's list: an older
+    # install may have had a module this checkout no longer has.
+    tree = prefix_root / LIBEXEC_REL / "fiotray"
+    packages = [tree / "wg", tree / "helper", tree]
+    for package in packages:
+        for path in sorted(package.glob("__pycache__/*.pyc")) + sorted(package.glob("*.py")):
+            if path.is_file() and not path.is_symlink():
+                _unlink(path, removed)
+        for directory in (package / "__pycache__", package):
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only when empty
+    removed += _remove_old_layout(prefix_root)
     with contextlib.suppress(OSError):
-        (module.parent / "__pycache__").rmdir()
-    with contextlib.suppress(OSError):
-        (prefix_root / HELPER_REL).parent.rmdir()  # only when empty
+        (prefix_root / LIBEXEC_REL).rmdir()  # only when empty
     return removed
 
 

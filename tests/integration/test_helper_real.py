@@ -43,6 +43,8 @@ from cryptography.hazmat.primitives.serialization import (
 
 from fiotray.helper import fiotray_helper as h
 from fiotray.helper import install
+from fiotray.wg.config import parse_config, render_config
+from fiotray.wg.tools import find_tool
 from tests.polkit_session import PolkitSession, require_binary
 from tests.system_user import SystemUser
 
@@ -139,9 +141,9 @@ class Sandbox:
 @pytest.fixture(scope="module")
 def wireguard_tools() -> None:
     for binary, package in (("wg-quick", "wireguard-tools"), ("wg", "wireguard-tools")):
-        if h.find_tool(binary) is None:
+        if find_tool(binary) is None:
             pytest.fail(f"{binary} not found: install the Debian package {package}", pytrace=False)
-    if h.find_tool("wireguard-go") is None and not Path("/sys/module/wireguard").exists():
+    if find_tool("wireguard-go") is None and not Path("/sys/module/wireguard").exists():
         pytest.fail("no WireGuard: install the Debian package wireguard-go", pytrace=False)
     require_binary("ip")
 
@@ -383,7 +385,7 @@ def test_up_status_down_in_a_namespace(pk: PolkitSession, sandbox: Sandbox) -> N
     st = RUN_DIR.lstat()
     assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700
     assert stat.S_IMODE(conf_file.stat().st_mode) == 0o600
-    assert conf_file.read_text() == h.render_config(h.parse_config(conf))
+    assert conf_file.read_text() == render_config(parse_config(conf))
     record = json.loads(record_file.read_text())
     assert record["uid"] == pk.user.uid and abs(record["created"] - time.time()) < 60
 
@@ -509,21 +511,29 @@ def test_install_into_a_prefix_and_uninstall(tmp_path: Path) -> None:
     helper = tmp_path / "usr/libexec/fiotray/fiotray-helper"
     policy = tmp_path / "usr/share/polkit-1/actions/io.foundries.fiotray.policy"
     rule = tmp_path / "etc/polkit-1/rules.d/49-fiotray-group.rules"
-    module = helper.with_name("fiotray_helper.py")
-    cache = Path(importlib.util.cache_from_source(str(module)))
-    assert paths == [helper, module, cache, policy, rule]
+    module = helper.parent / "fiotray/helper/fiotray_helper.py"
+    config = helper.parent / "fiotray/wg/config.py"
+    modules = [tmp_path / rel for rel, _data in install.module_files()]
+    assert module in modules and config in modules
+    caches = [Path(importlib.util.cache_from_source(str(m))) for m in modules]
+    pairs = [p for pair in zip(modules, caches, strict=True) for p in pair]
+    assert paths == [helper, *pairs, policy, rule]
+    dirs = {p.parent for p in modules + caches}
+    assert helper.parent / "fiotray/wg/__pycache__" in dirs
     for path, mode in (
         (helper, 0o755),
         (helper.parent, 0o755),
-        (module, 0o644),
-        (cache, 0o644),
-        (cache.parent, 0o755),
+        *((d, 0o755) for d in dirs),
+        *((m, 0o644) for m in modules + caches),
         (policy, 0o644),
         (rule, 0o644),
     ):
-        st = path.stat()
+        st = path.lstat()
         assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (mode, 0, 0), path
     assert module.read_bytes() == Path(h.__file__).read_bytes()
+    assert config.read_bytes() == (install.WG_SOURCE / "config.py").read_bytes()
+    # The app's package __init__ stays out of root's path: the installed one is empty.
+    assert (helper.parent / "fiotray/__init__.py").read_bytes() == b""
     # The launcher imports the module beside it, with its compiled cache (start-up time).
     assert helper.read_bytes().startswith(b"#!/usr/bin/python3 -IS\n")
     assert not list(helper.parent.glob(".*"))  # no temp files left
@@ -537,5 +547,5 @@ def test_install_into_a_prefix_and_uninstall(tmp_path: Path) -> None:
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert not helper.exists() and not helper.parent.exists()
+    assert not helper.exists() and not helper.parent.exists(), sorted(tmp_path.rglob("*"))
     assert not policy.exists() and not rule.exists()

@@ -77,8 +77,18 @@ def test_deb_size_control_and_contents(built: tuple[Path, dict[str, float]]) -> 
         "/opt/fiotray/fiotray",
         "/usr/bin/fiotray",
         "/usr/libexec/fiotray/fiotray-helper",
-        "/usr/libexec/fiotray/fiotray_helper.py",
-        "/usr/libexec/fiotray/__pycache__/fiotray_helper.cpython-311.pyc",
+        "/usr/libexec/fiotray/fiotray/__init__.py",
+        "/usr/libexec/fiotray/fiotray/__pycache__/__init__.cpython-311.pyc",
+        "/usr/libexec/fiotray/fiotray/helper/__init__.py",
+        "/usr/libexec/fiotray/fiotray/helper/fiotray_helper.py",
+        "/usr/libexec/fiotray/fiotray/helper/__pycache__/fiotray_helper.cpython-311.pyc",
+        "/usr/libexec/fiotray/fiotray/wg/__init__.py",
+        "/usr/libexec/fiotray/fiotray/wg/config.py",
+        "/usr/libexec/fiotray/fiotray/wg/__pycache__/config.cpython-311.pyc",
+        "/usr/libexec/fiotray/fiotray/wg/dump.py",
+        "/usr/libexec/fiotray/fiotray/wg/errors.py",
+        "/usr/libexec/fiotray/fiotray/wg/tools.py",
+        "/usr/libexec/fiotray/fiotray/wg/__pycache__/tools.cpython-311.pyc",
         "/usr/share/polkit-1/actions/io.foundries.fiotray.policy",
         "/usr/share/fiotray/polkit/49-fiotray-group.rules",
         "/usr/share/applications/fiotray.desktop",
@@ -92,6 +102,10 @@ def test_deb_size_control_and_contents(built: tuple[Path, dict[str, float]]) -> 
         assert path in paths, path
     # The group rule is off by default: nothing in polkit's rules directory.
     assert not any(p.startswith("/etc/polkit-1") for p in paths)
+    # Root's code is the helper and fiotray.wg only: nothing else of the app beside it.
+    helper_tree = {p for p in paths if p.startswith("/usr/libexec/fiotray/fiotray/")}
+    assert not any(p.startswith("/usr/libexec/fiotray/fiotray/core") for p in helper_tree)
+    assert "/usr/libexec/fiotray/fiotray_helper.py" not in paths  # the old layout
     # Nothing Qt does not need: no translations, no GTK platform theme.
     assert not any(p.endswith(".qm") or "platformthemes" in p for p in paths)
     # No maintainer scripts: polkit, the icon cache and the menu pick the files up by themselves.

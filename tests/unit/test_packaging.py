@@ -97,12 +97,32 @@ def test_man_page_documents_every_command_and_option() -> None:
 def test_helper_staged_for_the_package_like_a_source_install(tmp_path: Path) -> None:
     from fiotray.helper import install
 
+    # An upgrade from the layout before fiotray.wg (one module beside the launcher).
+    old = tmp_path / "usr/libexec/fiotray/fiotray_helper.py"
+    old_cache = old.parent / f"__pycache__/fiotray_helper.{sys.implementation.cache_tag}.pyc"
+    old_cache.parent.mkdir(parents=True)
+    old.write_text("")
+    old_cache.write_bytes(b"")
     done = install.install(tmp_path, group_rule=True, package=True)
+    assert not old.exists() and not old_cache.parent.exists()
     rels = {p.relative_to(tmp_path).as_posix() for p in done}
+    tag = sys.implementation.cache_tag
+    modules = [
+        "fiotray/__init__.py",
+        "fiotray/helper/__init__.py",
+        "fiotray/helper/fiotray_helper.py",
+        "fiotray/wg/__init__.py",
+        "fiotray/wg/config.py",
+        "fiotray/wg/dump.py",
+        "fiotray/wg/errors.py",
+        "fiotray/wg/tools.py",
+    ]
+    caches = [
+        f"{m.rpartition('/')[0]}/__pycache__/{m.rpartition('/')[2][:-3]}.{tag}.pyc" for m in modules
+    ]
     assert rels == {
         "usr/libexec/fiotray/fiotray-helper",
-        "usr/libexec/fiotray/fiotray_helper.py",
-        f"usr/libexec/fiotray/__pycache__/fiotray_helper.{sys.implementation.cache_tag}.pyc",
+        *(f"usr/libexec/fiotray/{m}" for m in modules + caches),
         "usr/share/polkit-1/actions/io.foundries.fiotray.policy",
         # Off by default: polkit does not read /usr/share/fiotray.
         "usr/share/fiotray/polkit/49-fiotray-group.rules",
@@ -114,3 +134,6 @@ def test_helper_staged_for_the_package_like_a_source_install(tmp_path: Path) -> 
     # Root never writes a cache for another Python version next to the module.
     assert "sys.dont_write_bytecode = True" in text
     assert not (tmp_path / "etc").exists()
+    # The app's own package __init__ is not root's to run: the installed ones are empty.
+    assert (tmp_path / "usr/libexec/fiotray/fiotray/__init__.py").read_bytes() == b""
+    assert "sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))" in text

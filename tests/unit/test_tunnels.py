@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fiotray.core import tunnels, wgconf
+from fiotray.core import errors, tunnels, wgconf
 from fiotray.core.errors import ProfileError, VpnError
 from fiotray.core.secrets import MemorySecretStore, tunnel_key
 from fiotray.core.tunnels import (
@@ -19,6 +19,8 @@ from fiotray.core.tunnels import (
     TunnelStore,
 )
 from fiotray.core.wgfiles import WireguardServer
+from fiotray.helper import fiotray_helper
+from fiotray.wg import errors as helper_exit
 
 SERVER_KEY = wgconf.public_key(wgconf.generate_private_key())
 SERVER = WireguardServer("vpn.example.test:5555", "10.42.42.1", SERVER_KEY)
@@ -233,10 +235,22 @@ async def test_interface_up_outside_fiotray_is_reported_not_touched(world):
     await add_factory_tunnel(store, secrets)
     (helper.sys_net / "fioacme").mkdir()
     (status,) = await controller.status()
+    assert status.foreign and status.state is State.CONNECTED
     assert "not brought up by fiotray" in status.detail
-    with pytest.raises(VpnError, match="already up outside fiotray"):
+    assert status.to_json()["foreign"] is True
+    with pytest.raises(VpnError, match="already up outside fiotray") as info:
         await controller.connect("acme")
+    assert info.value.code == errors.TUNNEL_FOREIGN
     assert [c for c in helper.calls if c[0] == "up"] == []
+
+
+async def test_own_tunnel_is_not_foreign(world):
+    store, secrets, _helper, controller, _ = world
+    await add_factory_tunnel(store, secrets)
+    await controller.connect("acme")
+    (status,) = await controller.status()
+    assert not status.foreign and status.to_json()["foreign"] is False
+    assert (await controller.connect("acme")).state is State.CONNECTING  # not an error
 
 
 async def test_two_tunnels_coexist(world, tmp_path):
@@ -290,17 +304,46 @@ def test_malformed_tunnels_file_is_kept(tmp_path):
     assert store.path.read_text() == "{not json"
 
 
-def test_helper_exit_codes_become_sentences():
-    assert "dismissed" in tunnels._helper_error(126, "")
-    assert "agent" in tunnels._helper_error(
-        127, "Error executing command as another user: No authentication agent found."
-    )
-    assert "Not authorized" in tunnels._helper_error(
-        127, "Error executing command as another user: Not authorized"
-    )
-    assert tunnels._helper_error(3, "fiotray-helper: interface x already exists\n") == (
-        "interface x already exists"
-    )
+@pytest.mark.parametrize(
+    ("exit_code", "stderr", "words", "code"),
+    [
+        (126, "", "dismissed", errors.HELPER_DISMISSED),
+        (
+            127,
+            "Error executing command as another user: No authentication agent found.",
+            "agent",
+            errors.HELPER_NOT_AUTHORIZED,
+        ),
+        (
+            127,
+            "Error executing command as another user: Not authorized",
+            "Not authorized",
+            errors.HELPER_NOT_AUTHORIZED,
+        ),
+        (2, "fiotray-helper: line 4: PostUp is not allowed", "PostUp", errors.HELPER_BAD_CONFIG),
+        (2, f"fiotray-helper: {fiotray_helper.USAGE}", "usage", errors.HELPER_BAD_CONFIG),
+        (3, "fiotray-helper: interface x already exists\n", "already", errors.HELPER_CONFLICT),
+        (4, "fiotray-helper: wg-quick not found in /usr/bin", "not found", errors.HELPER_MISSING),
+        (5, "fiotray-helper: wg-quick up x failed (exit 1: ...)", "failed", errors.HELPER_FAILED),
+        (1, "fiotray-helper: internal error (OSError)", "internal", errors.HELPER_FAILED),
+        (9, "", "The helper failed (exit 9).", errors.HELPER_FAILED),
+    ],
+)
+def test_helper_exit_codes_become_sentences_and_codes(exit_code, stderr, words, code):
+    error = tunnels._helper_error(exit_code, stderr)
+    assert isinstance(error, VpnError)
+    assert words in str(error)
+    assert not str(error).startswith("fiotray-helper:")
+    assert error.code == code
+
+
+def test_helper_and_client_share_the_exit_codes():
+    # One definition: the helper raises with these, the client maps these.
+    assert fiotray_helper.EXIT_CONFLICT is helper_exit.EXIT_CONFLICT
+    assert tunnels._helper_error(helper_exit.EXIT_CONFLICT, "x").code == errors.HELPER_CONFLICT
+    assert tunnels._helper_error(helper_exit.EXIT_USAGE, "x").code == errors.HELPER_BAD_CONFIG
+    assert tunnels._helper_error(helper_exit.EXIT_MISSING_TOOL, "x").code == errors.HELPER_MISSING
+    assert tunnels._helper_error(helper_exit.EXIT_WG_QUICK, "x").code == errors.HELPER_FAILED
 
 
 def test_status_json_shape():
@@ -313,14 +356,16 @@ async def test_missing_pkexec_is_named(tmp_path, monkeypatch):
     helper.write_text("#!/bin/sh\nexit 0\n")
     monkeypatch.setattr(tunnels.os, "geteuid", lambda: 1000)
     client = HelperClient(helper, pkexec="no-such-pkexec-here")
-    with pytest.raises(VpnError, match="install the pkexec package"):
+    with pytest.raises(VpnError, match="install the pkexec package") as info:
         await client.status()
+    assert info.value.code == errors.HELPER_MISSING
 
 
 async def test_missing_helper_says_how_to_install(tmp_path):
     client = HelperClient(tmp_path / "not-installed")
-    with pytest.raises(VpnError, match="python -m fiotray.helper.install"):
+    with pytest.raises(VpnError, match="python -m fiotray.helper.install") as info:
         await client.up("wg0", "[Interface]\n")
+    assert info.value.code == errors.HELPER_MISSING
 
 
 async def test_helper_refusal_line_reaches_the_user(tmp_path):
@@ -329,8 +374,9 @@ async def test_helper_refusal_line_reaches_the_user(tmp_path):
         "#!/bin/sh\necho 'fiotray-helper: line 3: PostUp is not allowed' >&2\nexit 2\n"
     )
     helper.chmod(0o755)
-    with pytest.raises(VpnError, match=r"^line 3: PostUp is not allowed$"):
+    with pytest.raises(VpnError, match=r"^line 3: PostUp is not allowed$") as info:
         await HelperClient(helper).run("up", "wg0", stdin="x")
+    assert info.value.code == errors.HELPER_BAD_CONFIG
 
 
 async def test_a_second_tunnel_with_the_same_name_never_replaces_the_first(world):
