@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import platformdirs
 
 from fiotray.core.errors import FiotrayError, ProfileError, VpnError
-from fiotray.core.files import write_private
+from fiotray.core.store import JsonFile
 from fiotray.core.tunnelstate import State, TunnelStatus  # re-exported (see tunnelstate)
 
 if TYPE_CHECKING:
@@ -100,27 +100,50 @@ def interface_for_factory(factory: str) -> str:
 
 
 class TunnelStore:
-    """tunnels.json in the XDG config dir: every tunnel profile, nothing secret."""
+    """tunnels.json in the XDG config dir: every tunnel profile, nothing secret.
+
+    Every change is made under the file's lock (see ``fiotray.core.store``).
+    """
 
     VERSION = 1
 
     def __init__(self, config_dir: Path | None = None) -> None:
         self.config_dir = config_dir or Path(platformdirs.user_config_dir("fiotray"))
         self.path = self.config_dir / "tunnels.json"
+        self._file: JsonFile[dict[str, Any]] = JsonFile(
+            self.path,
+            parse=self._parse,
+            dump=lambda data: data,
+            default=lambda: {"version": self.VERSION, "default": None, "tunnels": {}},
+            invalid=self._refuse,
+            error=ProfileError,
+        )
 
-    def _load(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {"version": self.VERSION, "default": None, "tunnels": {}}
-        except (OSError, ValueError) as exc:
-            raise ProfileError(
-                f"The tunnels file {self.path} cannot be read ({type(exc).__name__}); "
-                "fix or remove it, nothing was changed."
-            ) from None
-        if not isinstance(data, dict) or not isinstance(data.get("tunnels"), dict):
+    def _parse(self, data: Any) -> dict[str, Any]:
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("tunnels"), dict)
+            or not isinstance(data.get("version", 1), int)
+        ):
             raise ProfileError(f"The tunnels file {self.path} is malformed; fix or remove it.")
         return data
+
+    def _refuse(self, reason: str) -> NoReturn:
+        raise ProfileError(
+            f"The tunnels file {self.path} cannot be read ({reason}); "
+            "fix or remove it, nothing was changed."
+        )
+
+    def _load(self) -> dict[str, Any]:
+        return self._file.read()
+
+    def _update(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        def apply(data: dict[str, Any]) -> dict[str, Any]:
+            change(data)
+            data["version"] = self.VERSION
+            return data
+
+        return self._file.update(apply)
 
     def list(self) -> list[Tunnel]:
         out = []
@@ -135,7 +158,7 @@ class TunnelStore:
 
     def default_name(self) -> str | None:
         default = self._load().get("default")
-        return default if isinstance(default, str) else None
+        return default if isinstance(default, str) and default else None
 
     def get(self, name: str | None = None) -> Tunnel:
         tunnels = {t.name: t for t in self.list()}
@@ -162,28 +185,31 @@ class TunnelStore:
 
     def save(self, profile: Tunnel) -> None:
         profile.validated()
-        data = self._load()
-        for other in self.list():
-            if other.name != profile.name and other.interface == profile.interface:
-                raise ProfileError(
-                    f"Tunnel {other.name} already uses interface {profile.interface}; "
-                    "choose another name."
-                )
         entry = asdict(profile)
         del entry["name"]
-        data["tunnels"][profile.name] = entry
-        if not data.get("default"):
-            data["default"] = profile.name
-        data["version"] = self.VERSION
-        write_private(self.path, json.dumps(data, indent=2) + "\n", error=ProfileError)
+
+        def change(data: dict[str, Any]) -> None:
+            for other, raw in data["tunnels"].items():
+                clash = isinstance(raw, dict) and raw.get("interface") == profile.interface
+                if other != profile.name and clash:
+                    raise ProfileError(
+                        f"Tunnel {other} already uses interface {profile.interface}; "
+                        "choose another name."
+                    )
+            data["tunnels"][profile.name] = entry
+            if not data.get("default"):
+                data["default"] = profile.name
+
+        self._update(change)
 
     def remove(self, name: str) -> None:
-        data = self._load()
-        if data["tunnels"].pop(name, None) is None:
-            raise ProfileError(f"No tunnel named {name[:40]!r}.")
-        if data.get("default") == name:
-            data["default"] = None
-        write_private(self.path, json.dumps(data, indent=2) + "\n", error=ProfileError)
+        def change(data: dict[str, Any]) -> None:
+            if data["tunnels"].pop(name, None) is None:
+                raise ProfileError(f"No tunnel named {name[:40]!r}.")
+            if data.get("default") == name:
+                data["default"] = None
+
+        self._update(change)
 
 
 async def create_foundries_profile(
