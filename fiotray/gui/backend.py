@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -296,8 +296,10 @@ class Backend(QObject):
                 autostart.enable()
             else:
                 autostart.disable()
-        self.services.settings.save(settings)
-        self._settings = settings
+        # Only what the dialog changed: another process may have changed the rest since
+        # this copy was loaded, and a whole-copy save would undo it.
+        changes = self._settings.changes(settings)
+        self._settings = self.services.settings.update(lambda saved: replace(saved, **changes))
         self.settingsChanged.emit()
 
     def factories(self) -> list[Factory]:
@@ -481,9 +483,7 @@ class Backend(QObject):
         pid = await terminal.launch_in_terminal(
             argv, setting=self._settings.terminal or None, title=title
         )
-        settings = self._settings.remember(factory, device)
-        self.services.settings.save(settings)
-        self._settings = settings
+        self._settings = self.services.settings.update(lambda s: s.remember(factory, device))
         return pid
 
     def web_url(self, factory: str, device: str) -> str:

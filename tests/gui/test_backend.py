@@ -162,3 +162,46 @@ def test_the_demo_keys_are_a_real_pair():
     from fiotray.demo import factory
 
     assert wgconf.public_key(factory.DEMO_LAPTOP_PRIVATE_KEY) == factory.DEMO_LAPTOP_PUBLIC_KEY
+
+
+# -- settings shared with other processes ------------------------------------------------
+
+
+def _other_process_settings(backend):
+    """The same settings file as another fiotray process (a second window, the CLI) sees it."""
+    from fiotray.core.settings import SettingsStore
+
+    return SettingsStore(backend.services.settings.path.parent)
+
+
+async def test_saving_settings_keeps_what_another_process_changed(backend):
+    import dataclasses
+
+    other = _other_process_settings(backend)
+    other.update(lambda s: dataclasses.replace(s.remember("f", "d"), ssh_user="root"))
+    backend.save_settings(dataclasses.replace(backend.settings, notifications=False))
+    saved = other.load()
+    assert (saved.notifications, saved.ssh_user, saved.recent) == (False, "root", (("f", "d"),))
+    assert backend.settings == saved  # the cache is what the file now says
+
+
+async def test_opening_ssh_keeps_what_another_process_changed(backend, monkeypatch):
+    import dataclasses
+
+    from fiotray.core import terminal
+
+    async def launch(argv, **kwargs):
+        return 4242
+
+    async def ssh_command(factory, device, route=None):
+        return ["ssh", device]
+
+    monkeypatch.setattr(terminal, "launch_in_terminal", launch)
+    monkeypatch.setattr(backend, "ssh_command", ssh_command)
+    other = _other_process_settings(backend)
+    other.update(lambda s: dataclasses.replace(s.remember("f", "old"), terminal="xterm"))
+    assert await backend.open_ssh("demo-factory", "dev-1") == 4242
+    saved = other.load()
+    assert saved.terminal == "xterm"
+    assert saved.recent == (("demo-factory", "dev-1"), ("f", "old"))
+    assert backend.settings == saved
