@@ -1,4 +1,9 @@
-"""The user's own settings (not secrets): terminal, SSH defaults, autostart, notifications."""
+"""The user's own settings (not secrets): terminal, SSH defaults, autostart, notifications.
+
+The default tunnel is not here: it lives in tunnels.json (``TunnelStore``), the one
+place the CLI and the GUI both read. A ``default_tunnel`` an older version wrote here
+stays in ``extra``; ``TunnelStore`` moves it once.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,6 @@ class Settings:
     ssh_route: str = "jump"
     autostart: bool = False
     notifications: bool = True
-    default_tunnel: str = ""
     # [factory, device] pairs, newest first / as the user ordered them.
     recent: tuple[tuple[str, str], ...] = ()
     favourites: tuple[tuple[str, str], ...] = ()

@@ -102,10 +102,12 @@ def interface_for_factory(factory: str) -> str:
 class TunnelStore:
     """tunnels.json in the XDG config dir: every tunnel profile, nothing secret.
 
-    Every change is made under the file's lock (see ``fiotray.core.store``).
+    The one home of the default tunnel, for the CLI and the GUI alike. Every change
+    is made under the file's lock (see ``fiotray.core.store``).
     """
 
-    VERSION = 1
+    # 2: the default tunnel lives here only (version 1 files may have one in settings.json).
+    VERSION = 2
 
     def __init__(self, config_dir: Path | None = None) -> None:
         self.config_dir = config_dir or Path(platformdirs.user_config_dir("fiotray"))
@@ -135,15 +137,36 @@ class TunnelStore:
         )
 
     def _load(self) -> dict[str, Any]:
-        return self._file.read()
+        data = self._file.read()
+        if data.get("version", 1) < self.VERSION:
+            try:
+                return self._file.update(self._upgraded)
+            except FiotrayError as exc:  # read-only config: use the upgrade, save it later
+                log.info("cannot upgrade %s: %s", self.path, exc)
+                return self._upgraded(data)
+        return data
 
     def _update(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         def apply(data: dict[str, Any]) -> dict[str, Any]:
+            data = self._upgraded(data)
             change(data)
-            data["version"] = self.VERSION
             return data
 
         return self._file.update(apply)
+
+    def _upgraded(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Version 1 → 2: the GUI kept its default tunnel in settings.json; it moves here.
+
+        The GUI's choice wins: the user picked it in the settings dialog, while version 1
+        set tunnels.json's default only to the first tunnel saved (no command changes it).
+        """
+        if data.get("version", 1) >= self.VERSION:
+            return data
+        legacy = _legacy_default_tunnel(self.config_dir / "settings.json")
+        if legacy in data["tunnels"]:
+            data["default"] = legacy
+        data["version"] = self.VERSION
+        return data
 
     def list(self) -> list[Tunnel]:
         out = []
@@ -159,6 +182,16 @@ class TunnelStore:
     def default_name(self) -> str | None:
         default = self._load().get("default")
         return default if isinstance(default, str) and default else None
+
+    def set_default(self, name: str | None) -> None:
+        """Make `name` the default tunnel; None: none chosen (the first one is used)."""
+
+        def change(data: dict[str, Any]) -> None:
+            if name is not None and name not in data["tunnels"]:
+                raise ProfileError(f"No tunnel named {name[:40]!r}.")
+            data["default"] = name
+
+        self._update(change)
 
     def get(self, name: str | None = None) -> Tunnel:
         tunnels = {t.name: t for t in self.list()}
@@ -210,6 +243,16 @@ class TunnelStore:
                 data["default"] = None
 
         self._update(change)
+
+
+def _legacy_default_tunnel(settings_path: Path) -> str | None:
+    """The default tunnel a version-1 GUI kept in settings.json, if any."""
+    try:
+        data = json.loads(settings_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get("default_tunnel") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 async def create_foundries_profile(

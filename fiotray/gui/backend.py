@@ -309,11 +309,26 @@ class Backend(QObject):
         return self.services.tunnels.list()
 
     def default_tunnel(self) -> Tunnel | None:
+        """The tunnel connected when none is named: the CLI's default too (tunnels.json)."""
         tunnels = {t.name: t for t in self.tunnels()}
-        for name in (self._settings.default_tunnel, self.services.tunnels.default_name()):
-            if name and name in tunnels:
-                return tunnels[name]
+        name = self.services.tunnels.default_name()
+        if name and name in tunnels:
+            return tunnels[name]
         return next(iter(tunnels.values()), None)
+
+    def default_tunnel_name(self) -> str:
+        """The default tunnel as saved ("" when none is); it may name a tunnel that is gone."""
+        try:
+            return self.services.tunnels.default_name() or ""
+        except FiotrayError:  # a broken tunnels.json: whoever lists the tunnels says so
+            return ""
+
+    def set_default_tunnel(self, name: str) -> None:
+        """Make `name` the default tunnel ("": none chosen, the first one is used)."""
+        if name == self.default_tunnel_name():
+            return  # also keeps a default whose tunnel is gone when the user left it alone
+        self.services.tunnels.set_default(name or None)
+        self.settingsChanged.emit()
 
     # -- tunnels ---------------------------------------------------------------------
 

@@ -205,3 +205,26 @@ async def test_opening_ssh_keeps_what_another_process_changed(backend, monkeypat
     assert saved.terminal == "xterm"
     assert saved.recent == (("demo-factory", "dev-1"), ("f", "old"))
     assert backend.settings == saved
+
+
+async def test_the_cli_and_the_gui_agree_on_the_default_tunnel(backend, monkeypatch, capsys):
+    import asyncio
+
+    from fiotray import cli
+    from fiotray.core.tunnels import Tunnel, TunnelStore
+
+    store = TunnelStore()  # the user's own, under this test's XDG_CONFIG_HOME
+    for name in ("a", "b"):
+        store.save(Tunnel(name, "plain", f"wg{name}", "[Interface]\n", "K"))
+    monkeypatch.setattr(backend.services, "tunnels", store)
+
+    async def cli_default() -> str:
+        # The CLI runs its own event loop: on a thread, as if in another process.
+        assert await asyncio.to_thread(cli.main, ["profiles", "list"]) == 0
+        (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("*")]
+        return line.split()[1]
+
+    assert backend.default_tunnel().name == await cli_default() == "a"
+    backend.set_default_tunnel("b")
+    assert backend.default_tunnel().name == await cli_default() == "b"
+    assert TunnelStore().get().name == "b"  # what `fiotray connect` with no name takes
