@@ -1,4 +1,4 @@
-"""CLI tunnel-profile commands that need no network: SSH settings per profile."""
+"""`fiotray profiles` commands that need no network: SSH settings per tunnel profile."""
 
 import json
 
