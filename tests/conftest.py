@@ -1,17 +1,19 @@
-"""Shared pytest setup for fiotray's tests."""
+"""Shared pytest setup for fiotray's tests: light fixtures only.
+
+The heavy ones (a Secret Service, system users, network namespaces, polkit, an X
+session) are imported by the conftest.py of the suites that use them, tests/gui and
+tests/integration, so unit tests neither import nor can request them.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-pytest_plugins = [
-    "tests.keyring_session",
-    "tests.system_user",
-    "tests.vpn_world",
-    "tests.polkit_session",
-    "tests.xsession",
-    "tests.engineer",
-]
+
+@pytest.fixture
+def no_keyring_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """keyring's "no backend" path, forced the way users can force it."""
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
 
 
 @pytest.fixture

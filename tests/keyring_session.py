@@ -10,8 +10,6 @@ Fixtures
 ``secret_service_no_collection``
     Same, but gnome-keyring was started without creating/unlocking any
     collection: keyring raises ``InitError`` ("Failed to create the collection").
-``no_keyring_backend``
-    Forces ``keyring.backends.fail.Keyring`` through ``PYTHON_KEYRING_BACKEND``.
 ``secret_service_factory``
     ``start_secret_service`` (a context manager) for tests that need their own
     daemons, e.g. to lock the collection without disturbing other tests.
@@ -272,12 +270,6 @@ def secret_service_no_collection(
         pytest.fail("the test Secret Service daemons died during the session", pytrace=False)
     session.activate(monkeypatch)
     return session
-
-
-@pytest.fixture
-def no_keyring_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    """keyring's "no backend" path, forced the way users can force it."""
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
 
 
 @pytest.fixture

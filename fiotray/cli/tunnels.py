@@ -138,8 +138,8 @@ async def cmd_default(args: argparse.Namespace, ctx: Context) -> int:
         tunnel = tunnels.default_tunnel(ctx.services)
         ctx.out(tunnel.name if tunnel else "No tunnel configured.")
         return 0
-    tunnel = tunnels.set_default(ctx.services, args.name)
-    ctx.out(f"{tunnel.name} is now the default tunnel.")
+    tunnels.set_default(ctx.services, args.name)
+    ctx.out(f"{args.name} is now the default tunnel.")
     return 0
 
 

@@ -10,12 +10,11 @@ another device took at the same moment.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +24,6 @@ import platformdirs
 
 from fiotray.core import errors
 from fiotray.core.errors import FiotrayError, VpnError
-from fiotray.core.files import write_private
 from fiotray.core.models import (
     LISTED_FIELDS,
     ConfigEntry,
@@ -36,6 +34,7 @@ from fiotray.core.models import (
     current_file,
     record_of,
 )
+from fiotray.core.store import JsonFile
 from fiotray.core.wgfiles import (
     CLIENT_FILE,
     SERVER_FILE,
@@ -378,26 +377,30 @@ async def _check_pending(api: FactoryClient, store: PendingStore) -> set[str]:
     return {n for n, is_pending in results if is_pending}
 
 
+Pending = dict[str, dict[str, float]]  # factory -> device -> when this app changed it
+
+
 class PendingStore:
     """Devices whose VPN change this app wrote and the device has not applied yet.
 
     Kept so the list can show "pending" with a config read for just these
     devices instead of one per device. Not secret; lives in the XDG state dir.
+    Losing it only costs that hint: a failure is logged, never raised.
     """
 
     MAX_AGE = 7 * 24 * 3600
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or Path(platformdirs.user_state_dir("fiotray")) / "pending-vpn.json"
+        self._file: JsonFile[Pending] = JsonFile(
+            self.path,
+            parse=self._parse,
+            dump=lambda data: {f: d for f, d in data.items() if d},
+            default=dict,
+            invalid=self._invalid,
+        )
 
-    def _load(self) -> dict[str, dict[str, float]]:
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable %s: %s", self.path, exc)
-            return {}
+    def _parse(self, data: Any) -> Pending:
         if not isinstance(data, dict):
             return {}
         now = time.time()
@@ -411,25 +414,39 @@ class PendingStore:
             if isinstance(devs, dict)
         }
 
-    def _save(self, data: dict[str, dict[str, float]]) -> None:
+    def _invalid(self, reason: str) -> Pending:
+        log.warning("ignoring unreadable %s: %s", self.path, reason)
+        return {}
+
+    def _update(self, change: Callable[[Pending], None]) -> None:
+        def apply(data: Pending) -> Pending:
+            change(data)
+            return data
+
         try:
-            write_private(self.path, json.dumps({f: d for f, d in data.items() if d}))
+            self._file.update(apply)
         except FiotrayError as exc:  # losing a hint is fine; failing the enable is not
             log.warning("%s", exc)
 
     def mark(self, factory: str, device: str) -> None:
-        data = self._load()
-        data.setdefault(factory, {})[device] = time.time()
-        self._save(data)
+        def change(data: Pending) -> None:
+            data.setdefault(factory, {})[device] = time.time()
+
+        self._update(change)
 
     def names(self, factory: str) -> list[str]:
-        return sorted(self._load().get(factory, {}))
+        try:
+            return sorted(self._file.read().get(factory, {}))
+        except FiotrayError as exc:
+            log.warning("%s", exc)
+            return []
 
     def clear(self, factory: str, devices: list[str]) -> None:
-        data = self._load()
-        for name in devices:
-            data.get(factory, {}).pop(name, None)
-        self._save(data)
+        def change(data: Pending) -> None:
+            for name in devices:
+                data.get(factory, {}).pop(name, None)
+
+        self._update(change)
 
 
 __all__ = [

@@ -6,18 +6,17 @@ keyring (see ``fiotray.core.secrets``), keyed by the profile's factory name.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NoReturn, get_args
 from urllib.parse import urlsplit
 
 import platformdirs
 
 from fiotray.core.errors import ProfileError
-from fiotray.core.files import write_private
+from fiotray.core.store import JsonFile
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +28,9 @@ _AUTH_KINDS: tuple[str, ...] = get_args(AuthKind)
 FILE_VERSION = 1
 _FACTORY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _MAX_FACTORY_LEN = 64
+
+# What the profiles file holds: the default factory (or None) and each factory's profile.
+Profiles = tuple[str | None, dict[str, "Factory"]]
 
 
 @dataclass
@@ -146,29 +148,29 @@ def _default_config_dir() -> Path:
 class FactoryStore:
     """The profiles file: ``{"version": 1, "default": F, "profiles": {F: {...}}}``.
 
-    Every change rereads the file and replaces it atomically. A file that cannot
-    be parsed is reported and left alone: nothing is written until the user
-    fixes or removes it.
+    Every change rereads the file and replaces it atomically, under the file's lock
+    (see ``fiotray.core.store``). A file that cannot be parsed is reported and left
+    alone: nothing is written until the user fixes or removes it.
     """
 
     def __init__(self, config_dir: Path | None = None) -> None:
         self.config_dir = Path(config_dir) if config_dir is not None else _default_config_dir()
         self.path = self.config_dir / "profiles.json"
+        self._file: JsonFile[Profiles] = JsonFile(
+            self.path,
+            parse=self._parse,
+            dump=self._dump,
+            default=lambda: (None, {}),
+            invalid=self._refuse,
+            error=ProfileError,
+        )
 
     # -- reading -----------------------------------------------------------------
 
-    def _load(self) -> tuple[str | None, dict[str, Factory]]:
-        try:
-            raw = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None, {}
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8"
-            raise ProfileError(f"Cannot read {self.path}: {reason}.") from None
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise self._malformed(f"it is not valid JSON (line {exc.lineno})") from None
+    def _load(self) -> Profiles:
+        return self._file.read()
+
+    def _parse(self, data: Any) -> Profiles:
         if not isinstance(data, dict):
             raise self._malformed("the top level is not an object")
         version = data.get("version")
@@ -187,6 +189,9 @@ class FactoryStore:
             log.warning("profiles: default %s has no profile; ignoring it", default)
             default = None
         return default, profiles
+
+    def _refuse(self, what: str) -> NoReturn:
+        raise self._malformed(what)
 
     def _malformed(self, what: str) -> ProfileError:
         return ProfileError(
@@ -246,29 +251,39 @@ class FactoryStore:
 
     def save(self, profile: Factory, *, make_default: bool = False) -> None:
         profile = profile.validated()
-        default, profiles = self._load()
-        profiles[profile.factory] = profile
-        if make_default or (default is None and len(profiles) == 1):
-            default = profile.factory
-        self._write(default, profiles)
+
+        def change(current: Profiles) -> Profiles:
+            default, profiles = current
+            profiles[profile.factory] = profile
+            if make_default or (default is None and len(profiles) == 1):
+                default = profile.factory
+            return default, profiles
+
+        self._file.update(change)
 
     def remove(self, factory: str) -> None:
-        default, profiles = self._load()
-        if factory not in profiles:
-            raise ProfileError(f"no profile for factory {factory}")
-        del profiles[factory]
-        if default == factory:
-            default = None
-        self._write(default, profiles)
+        def change(current: Profiles) -> Profiles:
+            default, profiles = current
+            if factory not in profiles:
+                raise ProfileError(f"no profile for factory {factory}")
+            del profiles[factory]
+            return (None if default == factory else default), profiles
+
+        self._file.update(change)
 
     def set_default(self, factory: str) -> None:
-        _, profiles = self._load()
-        if factory not in profiles:
-            raise ProfileError(f"no profile for factory {factory}")
-        self._write(factory, profiles)
+        def change(current: Profiles) -> Profiles:
+            _, profiles = current
+            if factory not in profiles:
+                raise ProfileError(f"no profile for factory {factory}")
+            return factory, profiles
 
-    def _write(self, default: str | None, profiles: dict[str, Factory]) -> None:
-        data = {
+        self._file.update(change)
+
+    @staticmethod
+    def _dump(current: Profiles) -> dict[str, Any]:
+        default, profiles = current
+        return {
             "version": FILE_VERSION,
             "default": default,
             "profiles": {
@@ -281,5 +296,3 @@ class FactoryStore:
                 for name, p in sorted(profiles.items())
             },
         }
-        text = json.dumps(data, indent=2, sort_keys=False) + "\n"
-        write_private(self.path, text, error=ProfileError)

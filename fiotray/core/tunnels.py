@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import platformdirs
 
 from fiotray.core import errors
 from fiotray.core.errors import FiotrayError, ProfileError, VpnError
-from fiotray.core.files import write_private
+from fiotray.core.store import JsonFile
 from fiotray.core.tunnelstate import State, TunnelStatus  # re-exported (see tunnelstate)
 from fiotray.wg import errors as helper_exit
 
@@ -102,26 +102,72 @@ def interface_for_factory(factory: str) -> str:
 
 
 class TunnelStore:
-    """tunnels.json in the XDG config dir: every tunnel profile, nothing secret."""
+    """tunnels.json in the XDG config dir: every tunnel profile, nothing secret.
 
-    VERSION = 1
+    The one home of the default tunnel, for the CLI and the GUI alike. Every change
+    is made under the file's lock (see ``fiotray.core.store``).
+    """
+
+    # 2: the default tunnel lives here only (version 1 files may have one in settings.json).
+    VERSION = 2
 
     def __init__(self, config_dir: Path | None = None) -> None:
         self.config_dir = config_dir or Path(platformdirs.user_config_dir("fiotray"))
         self.path = self.config_dir / "tunnels.json"
+        self._file: JsonFile[dict[str, Any]] = JsonFile(
+            self.path,
+            parse=self._parse,
+            dump=lambda data: data,
+            default=lambda: {"version": self.VERSION, "default": None, "tunnels": {}},
+            invalid=self._refuse,
+            error=ProfileError,
+        )
+
+    def _parse(self, data: Any) -> dict[str, Any]:
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("tunnels"), dict)
+            or not isinstance(data.get("version", 1), int)
+        ):
+            raise ProfileError(f"The tunnels file {self.path} is malformed; fix or remove it.")
+        return data
+
+    def _refuse(self, reason: str) -> NoReturn:
+        raise ProfileError(
+            f"The tunnels file {self.path} cannot be read ({reason}); "
+            "fix or remove it, nothing was changed."
+        )
 
     def _load(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {"version": self.VERSION, "default": None, "tunnels": {}}
-        except (OSError, ValueError) as exc:
-            raise ProfileError(
-                f"The tunnels file {self.path} cannot be read ({type(exc).__name__}); "
-                "fix or remove it, nothing was changed."
-            ) from None
-        if not isinstance(data, dict) or not isinstance(data.get("tunnels"), dict):
-            raise ProfileError(f"The tunnels file {self.path} is malformed; fix or remove it.")
+        data = self._file.read()
+        if data.get("version", 1) < self.VERSION:
+            try:
+                return self._file.update(self._upgraded)
+            except FiotrayError as exc:  # read-only config: use the upgrade, save it later
+                log.info("cannot upgrade %s: %s", self.path, exc)
+                return self._upgraded(data)
+        return data
+
+    def _update(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        def apply(data: dict[str, Any]) -> dict[str, Any]:
+            data = self._upgraded(data)
+            change(data)
+            return data
+
+        return self._file.update(apply)
+
+    def _upgraded(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Version 1 → 2: the GUI kept its default tunnel in settings.json; it moves here.
+
+        The GUI's choice wins: the user picked it in the settings dialog, while version 1
+        set tunnels.json's default only to the first tunnel saved (no command changes it).
+        """
+        if data.get("version", 1) >= self.VERSION:
+            return data
+        legacy = _legacy_default_tunnel(self.config_dir / "settings.json")
+        if legacy in data["tunnels"]:
+            data["default"] = legacy
+        data["version"] = self.VERSION
         return data
 
     def list(self) -> list[Tunnel]:
@@ -137,7 +183,17 @@ class TunnelStore:
 
     def default_name(self) -> str | None:
         default = self._load().get("default")
-        return default if isinstance(default, str) else None
+        return default if isinstance(default, str) and default else None
+
+    def set_default(self, name: str | None) -> None:
+        """Make `name` the default tunnel; None: none chosen (the first one is used)."""
+
+        def change(data: dict[str, Any]) -> None:
+            if name is not None and name not in data["tunnels"]:
+                raise ProfileError(f"No tunnel named {name[:40]!r}.")
+            data["default"] = name
+
+        self._update(change)
 
     def get(self, name: str | None = None) -> Tunnel:
         tunnels = {t.name: t for t in self.list()}
@@ -149,8 +205,8 @@ class TunnelStore:
                 return next(iter(tunnels.values()))
             if not tunnels:
                 raise ProfileError(
-                    "No tunnel configured: add one with `fiotray profiles add-foundries` or "
-                    "`fiotray profiles import FILE`."
+                    "No tunnel configured: add one with `fiotray tunnels add-foundries` or "
+                    "`fiotray tunnels import FILE`."
                 )
             raise ProfileError(
                 f"Several tunnels configured ({', '.join(sorted(tunnels))}): name one."
@@ -164,28 +220,41 @@ class TunnelStore:
 
     def save(self, profile: Tunnel) -> None:
         profile.validated()
-        data = self._load()
-        for other in self.list():
-            if other.name != profile.name and other.interface == profile.interface:
-                raise ProfileError(
-                    f"Tunnel {other.name} already uses interface {profile.interface}; "
-                    "choose another name."
-                )
         entry = asdict(profile)
         del entry["name"]
-        data["tunnels"][profile.name] = entry
-        if not data.get("default"):
-            data["default"] = profile.name
-        data["version"] = self.VERSION
-        write_private(self.path, json.dumps(data, indent=2) + "\n", error=ProfileError)
+
+        def change(data: dict[str, Any]) -> None:
+            for other, raw in data["tunnels"].items():
+                clash = isinstance(raw, dict) and raw.get("interface") == profile.interface
+                if other != profile.name and clash:
+                    raise ProfileError(
+                        f"Tunnel {other} already uses interface {profile.interface}; "
+                        "choose another name."
+                    )
+            data["tunnels"][profile.name] = entry
+            if not data.get("default"):
+                data["default"] = profile.name
+
+        self._update(change)
 
     def remove(self, name: str) -> None:
-        data = self._load()
-        if data["tunnels"].pop(name, None) is None:
-            raise ProfileError(f"No tunnel named {name[:40]!r}.")
-        if data.get("default") == name:
-            data["default"] = None
-        write_private(self.path, json.dumps(data, indent=2) + "\n", error=ProfileError)
+        def change(data: dict[str, Any]) -> None:
+            if data["tunnels"].pop(name, None) is None:
+                raise ProfileError(f"No tunnel named {name[:40]!r}.")
+            if data.get("default") == name:
+                data["default"] = None
+
+        self._update(change)
+
+
+def _legacy_default_tunnel(settings_path: Path) -> str | None:
+    """The default tunnel a version-1 GUI kept in settings.json, if any."""
+    try:
+        data = json.loads(settings_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get("default_tunnel") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 async def create_foundries_profile(

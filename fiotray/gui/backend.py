@@ -18,6 +18,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -181,7 +182,6 @@ class Backend(QObject):
         """The settings as the user left them in a dialog opened on `self.settings`: only
         what they changed is written, over what is saved now (another fiotray, or the
         command line, may have changed the rest meanwhile)."""
-        import dataclasses
 
         from fiotray.core import autostart
 
@@ -192,15 +192,10 @@ class Backend(QObject):
                 autostart.enable()
             else:
                 autostart.disable()
-        before = self._settings
-        changed = {
-            f.name: getattr(settings, f.name)
-            for f in dataclasses.fields(Settings)
-            if getattr(settings, f.name) != getattr(before, f.name)
-        }
-        self._settings = self.services.settings.update(
-            lambda saved: dataclasses.replace(saved, **changed)
-        )
+        # Only what the dialog changed: another process may have changed the rest since
+        # this copy was loaded, and a whole-copy save would undo it.
+        changes = self._settings.changes(settings)
+        self._settings = self.services.settings.update(lambda saved: replace(saved, **changes))
         self.settingsChanged.emit()
 
     def factories(self) -> list[Factory]:
@@ -220,11 +215,21 @@ class Backend(QObject):
 
         return tunnels.default_tunnel(self.services)
 
+    def default_tunnel_name(self) -> str:
+        """The default tunnel as saved ("" when none is); it may name a tunnel that is gone."""
+        try:
+            return self.services.tunnels.default_name() or ""
+        except FiotrayError:  # a broken tunnels.json: whoever lists the tunnels says so
+            return ""
+
     def set_default_tunnel(self, name: str) -> None:
+        """Make `name` the default tunnel ("": none chosen, the first one is used)."""
+        if name == self.default_tunnel_name():
+            return  # also keeps a default whose tunnel is gone when the user left it alone
         from fiotray.ops import tunnels
 
-        tunnels.set_default(self.services, name)
-        self.profilesChanged.emit()
+        tunnels.set_default(self.services, name or None)
+        self.settingsChanged.emit()
 
     # -- tunnels ---------------------------------------------------------------------
 

@@ -1217,12 +1217,11 @@ class SettingsDialog(_WorkDialog):
             names, load_problem = [], str(exc)
         for name in names:
             self.default_tunnel.addItem(name, name)
-        if settings.default_tunnel and settings.default_tunnel not in names:
+        default_name = backend.default_tunnel_name()
+        if default_name and default_name not in names:
             # Keep a choice whose tunnel is gone, so OK does not drop it behind the user's back.
-            self.default_tunnel.addItem(
-                f"{settings.default_tunnel} (not found)", settings.default_tunnel
-            )
-        index = self.default_tunnel.findData(settings.default_tunnel)
+            self.default_tunnel.addItem(f"{default_name} (not found)", default_name)
+        index = self.default_tunnel.findData(default_name)
         self.default_tunnel.setCurrentIndex(max(index, 0))
         tunnels_box = QGroupBox("Tunnels")
         tunnels_form = _form()
@@ -1336,9 +1335,9 @@ class SettingsDialog(_WorkDialog):
             ssh_route=self.chosen_route(),
             autostart=self.autostart.isChecked(),
             notifications=self.notifications.isChecked(),
-            default_tunnel=str(self.default_tunnel.currentData() or ""),
         )
         try:
+            self.backend.set_default_tunnel(str(self.default_tunnel.currentData() or ""))
             self.backend.save_settings(settings)
         except FiotrayError as exc:
             self.show_error(str(exc))

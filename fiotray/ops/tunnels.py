@@ -29,10 +29,11 @@ def default_tunnel(services: Services) -> Tunnel | None:
     return next((t for t in tunnels if t.name == default), tunnels[0] if tunnels else None)
 
 
-def set_default(services: Services, name: str) -> Tunnel:
-    tunnel = services.tunnels.get(name)
-    services.tunnels.set_default(tunnel.name)
-    return tunnel
+def set_default(services: Services, name: str | None) -> Tunnel | None:
+    """Make `name` the default tunnel (an unknown name is refused); None: no choice, the
+    first tunnel is used."""
+    services.tunnels.set_default(name)
+    return services.tunnels.get(name) if name else None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,12 @@ from PySide6.QtWidgets import QApplication
 
 from fiotray.gui.backend import Backend, demo_services
 
+# The one heavy fixture GUI tests use (test_tray_x11), imported so pytest finds it here
+# and unit tests never load it.
+from tests.xsession import xsession
+
+__all__ = ["xsession"]
+
 
 def _qasync_loop() -> qasync.QEventLoop:
     app = QApplication.instance() or QApplication([])

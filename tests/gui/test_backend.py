@@ -162,3 +162,68 @@ def test_the_demo_keys_are_a_real_pair():
     from fiotray.demo import factory
 
     assert wgconf.public_key(factory.DEMO_LAPTOP_PRIVATE_KEY) == factory.DEMO_LAPTOP_PUBLIC_KEY
+
+
+# -- settings shared with other processes ------------------------------------------------
+
+
+def _other_process_settings(backend):
+    """The same settings file as another fiotray process (a second window, the CLI) sees it."""
+    from fiotray.core.settings import SettingsStore
+
+    return SettingsStore(backend.services.settings.path.parent)
+
+
+async def test_saving_settings_keeps_what_another_process_changed(backend):
+    import dataclasses
+
+    other = _other_process_settings(backend)
+    other.update(lambda s: dataclasses.replace(s.remember("f", "d"), ssh_user="root"))
+    backend.save_settings(dataclasses.replace(backend.settings, notifications=False))
+    saved = other.load()
+    assert (saved.notifications, saved.ssh_user, saved.recent) == (False, "root", (("f", "d"),))
+    assert backend.settings == saved  # the cache is what the file now says
+
+
+async def test_opening_ssh_keeps_what_another_process_changed(backend, monkeypatch):
+    import dataclasses
+
+    from fiotray.core import terminal
+
+    async def launch(argv, **kwargs):
+        return 4242
+
+    monkeypatch.setattr(terminal, "launch_in_terminal", launch)
+    backend.services.demo.server.factory.add_device("dev-1", vpn_address="10.42.42.99")
+    (tunnel,) = backend.tunnels()
+    await backend.connect(tunnel.name)  # the jump route goes through it
+    other = _other_process_settings(backend)
+    other.update(lambda s: dataclasses.replace(s.remember("f", "old"), terminal="xterm"))
+    assert await backend.open_ssh("demo-factory", "dev-1") == 4242
+    saved = other.load()
+    assert saved.terminal == "xterm"
+    assert saved.recent == (("demo-factory", "dev-1"), ("f", "old"))
+    assert backend.settings == saved
+
+
+async def test_the_cli_and_the_gui_agree_on_the_default_tunnel(backend, monkeypatch, capsys):
+    import asyncio
+
+    from fiotray import cli
+    from fiotray.core.tunnels import Tunnel, TunnelStore
+
+    store = TunnelStore()  # the user's own, under this test's XDG_CONFIG_HOME
+    for name in ("a", "b"):
+        store.save(Tunnel(name, "plain", f"wg{name}", "[Interface]\n", "K"))
+    monkeypatch.setattr(backend.services, "tunnels", store)
+
+    async def cli_default() -> str:
+        # The CLI runs its own event loop: on a thread, as if in another process.
+        assert await asyncio.to_thread(cli.main, ["profiles", "list"]) == 0
+        (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("*")]
+        return line.split()[1]
+
+    assert backend.default_tunnel().name == await cli_default() == "a"
+    backend.set_default_tunnel("b")
+    assert backend.default_tunnel().name == await cli_default() == "b"
+    assert TunnelStore().get().name == "b"  # what `fiotray connect` with no name takes

@@ -7,6 +7,8 @@ Async tests run on the qasync loop: they never start a nested Qt event loop
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from fiotray.core import wgconf
 from fiotray.core.errors import SecretsUnavailable
 from fiotray.core.secrets import _LOCKED_MSG, profile_key, tunnel_key
 from fiotray.core.settings import SettingsStore
+from fiotray.core.tunnels import TunnelStore
 from fiotray.demo.factory import DEMO_FACTORY
 from fiotray.gui.dialogs import (
     AddFoundriesTunnelDialog,
@@ -422,7 +425,9 @@ async def test_import_browse_uses_a_file_dialog_without_exec(qtbot, backend, tmp
 
 
 async def test_settings_round_trip(qtbot, backend):
-    tunnel = backend.tunnels()[0].name
+    first = backend.tunnels()[0]
+    tunnel = "second"  # not the default the first tunnel got when it was saved
+    backend.services.tunnels.save(dataclasses.replace(first, name=tunnel, interface="fiodemo2"))
     dlg = opened(qtbot, SettingsDialog(backend))
     assert dlg.demo_note.isVisibleTo(dlg)
     assert dlg.terminal.placeholderText() == "detect automatically"
@@ -439,8 +444,10 @@ async def test_settings_round_trip(qtbot, backend):
     assert dlg.result() == QDialog.DialogCode.Accepted
     saved = SettingsStore(backend.services.settings.path.parent).load()
     assert (saved.terminal, saved.ssh_user, saved.ssh_route) == ("sh", "root", "direct")
-    assert (saved.notifications, saved.autostart, saved.default_tunnel) == (False, True, tunnel)
+    assert (saved.notifications, saved.autostart) == (False, True)
     assert backend.settings == saved
+    # The default tunnel has one home, the one the CLI reads.
+    assert TunnelStore(backend.services.tunnels.config_dir).get().name == tunnel
 
     again = opened(qtbot, SettingsDialog(backend))
     assert again.terminal.text() == "sh" and again.route_buttons["direct"].isChecked()
@@ -467,13 +474,14 @@ async def test_settings_cancel_and_validation(qtbot, backend):
 
 
 async def test_settings_keep_a_default_tunnel_that_is_gone(qtbot, backend):
-    import dataclasses
-
-    backend.save_settings(dataclasses.replace(backend.settings, default_tunnel="old-one"))
+    path = backend.services.tunnels.path
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "default": "old-one"}))  # edited by hand
     dlg = opened(qtbot, SettingsDialog(backend))
     assert dlg.default_tunnel.currentData() == "old-one"
     dlg.ok_button.click()
-    assert backend.settings.default_tunnel == "old-one"
+    assert dlg.result() == QDialog.DialogCode.Accepted
+    assert backend.default_tunnel_name() == "old-one"
 
 
 # -- help ---------------------------------------------------------------------------------

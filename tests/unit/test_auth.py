@@ -21,17 +21,13 @@ from fiotray.core.auth import (
     TokenSet,
     bearer_header,
     fetch_client_credentials_token,
-    forget,
     load_credentials,
     parse_rfc3339,
     read_fioctl_config,
-    save_api_token,
-    save_oauth,
 )
 from fiotray.core.errors import ApiError, AuthError, ProfileError, SecretsUnavailable
 from fiotray.core.factories import Factory
 from fiotray.core.secrets import MemorySecretStore, SecretStore, profile_key
-from tests.keyring_session import SecretServiceSession
 
 OAUTH_URL = "https://app.example.com/oauth"
 CLIENT_ID = "client-id-1"
@@ -727,58 +723,6 @@ def test_fioctl_insecure_message_is_clear(tmp_path: Path) -> None:
 
 def oauth_profile() -> Factory:
     return Factory(factory="acme", auth="oauth", oauth_url=OAUTH_URL, client_id=CLIENT_ID)
-
-
-async def test_oauth_save_load_and_persist_refresh_in_real_keyring(
-    secret_service: SecretServiceSession, fake: FakeOAuth, http: httpx.AsyncClient
-) -> None:
-    store = SecretStore()
-    profile = oauth_profile()
-    await forget(profile, store)
-    stored = TokenSet("access-stored", "refresh-stored", "bearer", 3600, T0 - 3500)
-    fake.valid_refresh.add("refresh-stored")
-    await save_oauth(profile, store, CLIENT_SECRET, stored)
-
-    # A fresh store (new backend, new D-Bus connection) reads what was saved.
-    c = await load_credentials(profile, SecretStore())
-    assert isinstance(c, OAuthCredentials)
-    assert c.token == stored
-    # The stored token expires soon (real clock): refreshing saves the new one.
-    assert await c.headers(http) == {"Authorization": bearer("access-1")}
-    assert fake.grants() == ["refresh_token"]
-    saved = TokenSet.from_json(SecretStore().get(profile_key("acme", "oauth_token")) or "")
-    assert saved.access_token == "access-1"
-    assert saved.refresh_token == "refresh-1"
-    assert SecretStore().get(profile_key("acme", "client_secret")) == CLIENT_SECRET
-
-    await forget(profile, store)
-    for what in ("client_secret", "oauth_token", "api_token"):
-        assert SecretStore().get(profile_key("acme", what)) is None
-    with pytest.raises(AuthError) as info:
-        await load_credentials(profile, store)
-    assert str(info.value) == ("Not signed in to acme; run `fiotray login --factory acme` first.")
-
-
-async def test_api_token_save_load_and_switching_kinds(
-    secret_service: SecretServiceSession, http: httpx.AsyncClient
-) -> None:
-    store = SecretStore()
-    oauth_p = oauth_profile()
-    token_p = Factory(factory="acme", auth="token")
-    await save_oauth(oauth_p, store, CLIENT_SECRET, token())
-    await save_api_token(token_p, store, "API-TOKEN-SECRET")
-
-    c = await load_credentials(token_p, SecretStore())
-    assert await c.headers(http) == {"OSF-TOKEN": "API-TOKEN-SECRET"}
-    # One auth kind per profile: the OAuth secrets are gone.
-    assert store.get(profile_key("acme", "client_secret")) is None
-    assert store.get(profile_key("acme", "oauth_token")) is None
-
-    await save_oauth(oauth_p, store, CLIENT_SECRET, token())
-    assert store.get(profile_key("acme", "api_token")) is None
-    await forget(token_p, store)
-    with pytest.raises(AuthError, match="Not signed in to acme"):
-        await load_credentials(token_p, store)
 
 
 async def test_load_with_unreadable_stored_token_signs_in_again(

@@ -1,4 +1,4 @@
-"""CLI tunnel-profile commands that need no network: SSH settings per profile."""
+"""`fiotray tunnels` commands that need no network: SSH settings per tunnel."""
 
 import json
 
@@ -30,7 +30,7 @@ def test_ssh_settings_saved_validated_and_shown(config, capsys):
     assert (
         cli.main(
             [
-                "profiles",
+                "tunnels",
                 "ssh",
                 "acme",
                 "--route",
@@ -66,6 +66,6 @@ def test_ssh_settings_saved_validated_and_shown(config, capsys):
 )
 def test_bad_ssh_settings_refused_and_nothing_saved(config, capsys, args):
     before = config.path.read_text()
-    assert cli.main(["profiles", "ssh", "acme", *args]) == 1
+    assert cli.main(["tunnels", "ssh", "acme", *args]) == 1
     assert config.path.read_text() == before
     assert capsys.readouterr().err.startswith("fiotray: ")

@@ -170,8 +170,12 @@ def test_modes(store: FactoryStore) -> None:
     store.save(oauth("a"))
     assert stat.S_IMODE(store.config_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
-    # No temp files are left behind.
-    assert [p.name for p in store.config_dir.iterdir()] == ["profiles.json"]
+    # No temp files are left behind; the lock file stays, private too.
+    assert sorted(p.name for p in store.config_dir.iterdir()) == [
+        ".profiles.json.lock",
+        "profiles.json",
+    ]
+    assert stat.S_IMODE((store.config_dir / ".profiles.json.lock").stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize(

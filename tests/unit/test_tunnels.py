@@ -10,6 +10,7 @@ import pytest
 from fiotray.core import errors, tunnels, wgconf
 from fiotray.core.errors import ProfileError, VpnError
 from fiotray.core.secrets import MemorySecretStore, tunnel_key
+from fiotray.core.settings import SettingsStore
 from fiotray.core.tunnels import (
     HelperClient,
     InterfaceStatus,
@@ -387,3 +388,48 @@ async def test_a_second_tunnel_with_the_same_name_never_replaces_the_first(world
         await add_factory_tunnel(store, secrets, address="10.42.42.201")
     assert secrets.get(tunnel_key("acme")) == key
     assert store.get("acme") == first
+
+
+# -- the default tunnel: tunnels.json only --------------------------------------------
+
+
+def _version_1(tmp_path, default, legacy):
+    """tunnels.json and settings.json as fiotray wrote them before the default moved."""
+    entry = {"kind": "plain", "template": "[Interface]\n", "public_key": "K"}
+    tunnels_ = {n: {**entry, "interface": f"wg{n}"} for n in ("a", "b")}
+    (tmp_path / "tunnels.json").write_text(
+        json.dumps({"version": 1, "default": default, "tunnels": tunnels_})
+    )
+    (tmp_path / "settings.json").write_text(json.dumps({"default_tunnel": legacy}))
+
+
+def test_the_gui_default_from_old_settings_moves_to_tunnels_json_once(tmp_path):
+    _version_1(tmp_path, default="a", legacy="b")
+    store = TunnelStore(tmp_path)
+    assert store.default_name() == "b"
+    assert json.loads(store.path.read_text())["version"] == TunnelStore.VERSION
+    store.set_default(None)  # the user's later choice is not undone by the old file
+    assert TunnelStore(tmp_path).default_name() is None
+
+
+def test_an_old_default_naming_no_tunnel_is_ignored(tmp_path):
+    _version_1(tmp_path, default="a", legacy="gone")
+    assert TunnelStore(tmp_path).default_name() == "a"
+
+
+def test_set_default_refuses_an_unknown_tunnel(tmp_path):
+    store = TunnelStore(tmp_path)
+    store.save(tunnels.Tunnel("a", "plain", "wga", "[Interface]\n", "K"))
+    store.save(tunnels.Tunnel("b", "plain", "wgb", "[Interface]\n", "K"))
+    with pytest.raises(ProfileError, match="No tunnel named 'c'"):
+        store.set_default("c")
+    store.set_default("b")
+    assert store.get().name == "b"
+
+
+def test_settings_keep_an_old_default_tunnel_key_for_the_move(tmp_path):
+    (tmp_path / "settings.json").write_text(json.dumps({"default_tunnel": "b", "ssh_user": "x"}))
+    store = SettingsStore(tmp_path)
+    assert store.load().extra == {"default_tunnel": "b"}
+    store.update(lambda s: s.remember("f", "d"))
+    assert json.loads(store.path.read_text())["default_tunnel"] == "b"

@@ -1,4 +1,6 @@
-"""Device VPN enable/disable against the fake FoundriesFactory API over real HTTP.
+"""core/devices.py against the fake FoundriesFactory API over real HTTP.
+
+Device VPN enable/disable, and the device list (DeviceRows, paging, refresh reuse).
 
 The expected file texts are fioctl's: `WireguardClientConfig.Marshall()` in
 fioctl's subcommands/devices/config_wireguard.go writes
@@ -7,6 +9,7 @@ reason "Set Wireguard configuration - enable|disable", `unencrypted: true` and
 the factory-config-vpn handler.
 """
 
+import gc
 import json
 import random
 
@@ -15,8 +18,11 @@ import pytest
 from fiotray.core import devices
 from fiotray.core.api import FactoryClient
 from fiotray.core.auth import ApiTokenCredentials
+from fiotray.core.devices import DeviceRow, DeviceRows
 from fiotray.core.errors import ApiError, FiotrayError, NotFoundError, VpnError
+from fiotray.core.models import Device, ListedDevice
 from fiotray.demo.fakeapi import ConfigFile, FakeFactory
+from tests.unit.test_models import RAW
 
 TOKEN = "test-api-token-0123456789"
 KEY = "kZ2Jx0nZ3wWmJ0C6m0sN3w4b2Ff0h3aT1x9Yp8QeWmE="
@@ -235,3 +241,88 @@ async def test_failed_enable_leaves_config_as_it_was(factory, server, api):
         await devices.set_vpn(api, "dev1", True)
     assert [e.to_json() for e in factory.devices["dev1"].configs] == before
     assert [r.method for r in server.requests].count("PATCH") == 1  # not retried blind
+
+
+# -- the device list: DeviceRows, every page, reuse across a refresh ---------------------
+
+
+@pytest.fixture
+async def paged_api(server):
+    # A small page size, so the list takes several pages (and the concurrent path).
+    async with FactoryClient(
+        server.api_url, "acme", ApiTokenCredentials(TOKEN), page_size=10
+    ) as client:
+        yield client
+
+
+def test_device_rows_make_a_row_per_read_and_round_trip():
+    rows = [
+        DeviceRow(Device.from_json(RAW), True, "10.42.42.2", False),
+        DeviceRow(Device.from_json(dict(RAW, name="dev-2", uuid="")), False, "", True),
+    ]
+    held = DeviceRows.of(rows)
+    assert DeviceRows.of(held) is held
+    assert len(held) == 2
+    gc.collect()  # untracks the rows; the tuple of them, seen before they were, ...
+    gc.collect()  # ... at the next collection
+    # What the list keeps costs the garbage collector nothing once it has seen it.
+    assert not gc.is_tracked(held.records)
+    assert not any(gc.is_tracked(r) for r in held.records)
+    first = held[0]
+    assert isinstance(first.device, ListedDevice)
+    assert (first.device.name, first.vpn_enabled, first.vpn_address) == (
+        "dev-1",
+        True,
+        "10.42.42.2",
+    )
+    assert [r.device.name for r in held] == ["dev-1", "dev-2"]
+    assert [r.vpn_pending for r in held[1:]] == [True]
+    assert [r.to_json() for r in held] == [r.to_json() for r in rows]
+    assert held[1].matches("DEV-2") and not held[1].matches("10.42")
+
+
+async def test_list_rows_takes_every_page_once_with_vpn_columns(factory, paged_api):
+    for i in range(35):
+        factory.add_device(f"dev-{i:02d}", vpn_address=f"10.42.42.{10 + i}", vpn_enabled=i % 2 == 0)
+    factory.add_device("no-vpn", wg_pubkey=None)
+    rows = await devices.list_rows(paged_api)
+    assert isinstance(rows, DeviceRows)
+    by_name = {r.device.name: r for r in rows}
+    assert len(rows) == len(by_name) == 36
+    assert (by_name["dev-00"].vpn_enabled, by_name["dev-00"].vpn_address) == (True, "10.42.42.10")
+    assert (by_name["dev-01"].vpn_enabled, by_name["dev-01"].vpn_address) == (False, "10.42.42.11")
+    assert (by_name["no-vpn"].vpn_enabled, by_name["no-vpn"].vpn_address) == (False, "")
+    assert gc.isenabled()  # the parser's pause of the collector ended
+
+
+async def test_a_refresh_reuses_the_rows_that_did_not_change(factory, paged_api):
+    for i in range(25):
+        factory.add_device(f"dev-{i:02d}", vpn_address=f"10.42.42.{10 + i}")
+    first = await devices.list_rows(paged_api)
+    factory.devices["dev-03"].tag = "devel"
+    again = await devices.list_rows(paged_api, previous=first)
+    assert len(again) == 25
+    changed = [
+        i for i, (a, b) in enumerate(zip(first.records, again.records, strict=True)) if a is not b
+    ]
+    assert changed == [3]
+    assert again[3].device.tag == "devel"
+    assert again.records[4][0] is first.records[4][0]  # the strings, too
+
+
+async def test_malformed_page_fails_the_whole_list(server, factory, paged_api):
+    for i in range(15):
+        factory.add_device(f"dev-{i:02d}")
+    server.inject(
+        "GET", r"/ota/devices/$", status=200, body={"devices": [{"uuid": "no-name"}], "total": 1}
+    )
+    with pytest.raises(ApiError, match="device without a name"):
+        await devices.list_rows(paged_api)
+    assert gc.isenabled()
+
+
+async def test_malformed_wireguard_ips_reply(server, factory, paged_api):
+    factory.add_device("dev-1")
+    server.inject("GET", r"/wireguard-ips/$", status=200, body={"not": "a list"})
+    with pytest.raises(ApiError, match="malformed wireguard-ips reply"):
+        await devices.list_rows(paged_api)
