@@ -31,8 +31,9 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from fiotray.core.errors import FiotrayError
 from fiotray.core.tunnelstate import State
 from fiotray.gui import icons
+from fiotray.gui.menus import UP_STATES
 from fiotray.gui.screen import fit_to_screen
-from fiotray.gui.tray import UP_STATES, TrayIcon
+from fiotray.gui.tray import TrayIcon
 
 if TYPE_CHECKING:
     # Imported where used: the tray icon shows before asyncio (with ssl), the loop, the
