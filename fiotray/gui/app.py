@@ -758,12 +758,11 @@ def _run(*, demo: bool, hidden: bool, open_log: Callable[[], None]) -> int:
     # Between batches of imports, so that each reuses the memory of the sources PySide6
     # read for the last one (asyncio's: some 400 kB of text).
     forget_module_sources()
-    from fiotray.gui.lazyssl import asyncio_without_ssl
+    # asyncio brings ssl (OpenSSL, some 4 MiB resident) whether or not a TLS call ever
+    # comes: after the icon, so that it costs no start time.
+    import asyncio
 
-    with asyncio_without_ssl():  # ssl comes with the first HTTPS client, if ever
-        import asyncio
-
-        import qasync
+    import qasync
 
     forget_module_sources()
     loop = qasync.QEventLoop(app)
