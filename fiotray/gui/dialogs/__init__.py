@@ -8,20 +8,21 @@ which imports its dialog and returns the class; every dialog class is built as
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    # For type checkers only: defining a Protocol costs the tray's start a millisecond.
+    from collections.abc import Callable
+    from typing import Protocol
+
     from PySide6.QtWidgets import QDialog, QWidget
 
     from fiotray.gui.backend import Backend
 
+    class DialogClass(Protocol):
+        def __call__(self, backend: Backend, parent: QWidget | None = None) -> QDialog: ...
 
-class DialogClass(Protocol):
-    def __call__(self, backend: Backend, parent: QWidget | None = None) -> QDialog: ...
-
-
-DialogLoader = Callable[[], DialogClass]
+    DialogLoader = Callable[[], DialogClass]
 
 
 def sign_in_dialog() -> DialogClass:
