@@ -31,8 +31,9 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from fiotray.core.errors import FiotrayError
 from fiotray.core.tunnelstate import State
 from fiotray.gui import icons
+from fiotray.gui.menus import UP_STATES
 from fiotray.gui.screen import fit_to_screen
-from fiotray.gui.tray import UP_STATES, TrayIcon
+from fiotray.gui.tray import TrayIcon
 
 if TYPE_CHECKING:
     # Imported where used: the tray icon shows before asyncio (with ssl), the loop, the
@@ -758,12 +759,11 @@ def _run(*, demo: bool, hidden: bool, open_log: Callable[[], None]) -> int:
     # Between batches of imports, so that each reuses the memory of the sources PySide6
     # read for the last one (asyncio's: some 400 kB of text).
     forget_module_sources()
-    from fiotray.gui.lazyssl import asyncio_without_ssl
+    # asyncio brings ssl (OpenSSL, some 4 MiB resident) whether or not a TLS call ever
+    # comes: after the icon, so that it costs no start time.
+    import asyncio
 
-    with asyncio_without_ssl():  # ssl comes with the first HTTPS client, if ever
-        import asyncio
-
-        import qasync
+    import qasync
 
     forget_module_sources()
     loop = qasync.QEventLoop(app)

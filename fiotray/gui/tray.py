@@ -1,8 +1,8 @@
 """The tray icon: the tunnels' state at a glance, every action one menu away.
 
-The menu is rebuilt each time it is about to show (Vorta's idiom), so it is
-never out of date and needs no bookkeeping. A left click toggles the default
-tunnel, but hosts differ on clicks, so everything is also in the menu.
+The menu is rebuilt by fiotray.gui.menus each time it is about to show (Vorta's
+idiom), so it is never out of date. A left click toggles the default tunnel, but
+hosts differ on clicks, so everything is also in the menu.
 
 Notifications follow one rule: say what the user did not ask for (a tunnel
 that dropped or went stale, an expired sign-in) and failures of what they
@@ -17,56 +17,23 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QAction, QCursor
+from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
 
-from fiotray.core import format as fmt
 from fiotray.core.errors import FiotrayError
 from fiotray.core.tunnelstate import State, TunnelStatus
-from fiotray.gui import icons
+from fiotray.gui import icons, menus
+from fiotray.gui.menus import UP_STATES, state_text
 
 if TYPE_CHECKING:
     from fiotray.gui.backend import Backend
+    from fiotray.gui.dialogs import DialogLoader
 
 log = logging.getLogger(__name__)
 
 # How long a click on a tunnel explains the state changes that follow it.
 USER_ACTION_WINDOW = 30.0
 MESSAGE_MS = 8000
-MAX_MENU_TEXT = 80
-UP_STATES = (State.CONNECTED, State.CONNECTING, State.STALE)
-
-
-format_age = fmt.duration
-
-
-def state_text(status: TunnelStatus | None, now: float | None = None) -> str:
-    """What one line of menu or tooltip says of a tunnel: "connected, handshake 12 s ago"."""
-    if status is None:
-        return "checking…"
-    age = status.handshake_age(now)
-    if status.state is State.CONNECTED:
-        if age is None:
-            return "connected"
-        return (
-            "connected, handshake just now"
-            if age < 5
-            else f"connected, handshake {format_age(age)} ago"
-        )
-    if status.state is State.CONNECTING:
-        return "connecting…"
-    if status.state is State.STALE:
-        if age is None:
-            return "no handshake yet"
-        return f"no handshake for {format_age(age)}"
-    if status.state is State.ERROR:
-        return "failed"
-    return "disconnected"
-
-
-def menu_text(text: str) -> str:
-    """Names from a server or a file, safe as a menu label: one line, no mnemonics, bounded."""
-    return fmt.safe_text(" ".join(text.split()), MAX_MENU_TEXT).replace("&", "&&")
 
 
 class TrayIcon(QSystemTrayIcon):
@@ -79,8 +46,16 @@ class TrayIcon(QSystemTrayIcon):
         super().__init__(parent)
         self._backend: Backend | None = None
         self._seen: dict[str, State] = {}
-        self._dialogs: dict[str, QWidget] = {}
-        self._submenus: list[QMenu] = []
+        # Open dialogs by what opened them (a dialog loader, or "sign-out"): one of each.
+        self._dialogs: dict[object, QWidget] = {}
+        self._actions = menus.MenuActions(
+            toggle=self.toggle,
+            devices=self.devicesRequested.emit,
+            ssh=self.ssh,
+            sign_out=self.confirm_sign_out,
+            open_dialog=self.open_dialog,
+            quit=self.quitRequested.emit,
+        )
         # No parent: a tray icon is not a widget. Kept on self so it lives as long as the icon.
         self.menu = QMenu()
         self.menu.aboutToShow.connect(self.rebuild_menu)
@@ -127,7 +102,7 @@ class TrayIcon(QSystemTrayIcon):
 
     @property
     def title(self) -> str:
-        return "fiotray (demo)" if self.backend.demo else "fiotray"
+        return menus.app_title(self.backend)
 
     def _tunnel_names(self) -> list[str]:
         try:
@@ -156,91 +131,8 @@ class TrayIcon(QSystemTrayIcon):
 
     # -- the menu --------------------------------------------------------------------------
 
-    def _add(self, menu: QMenu, text: str, slot: Callable[[], Any] | None = None) -> QAction:
-        # Fixed entries carry an &-mnemonic (a key opens them from the open menu); text
-        # from data goes through menu_text(), which escapes its '&'.
-        action = menu.addAction(text)
-        if slot is None:
-            action.setEnabled(False)
-        else:
-            action.triggered.connect(lambda _checked=False: slot())
-        return action
-
-    def _submenu(self, title: str) -> QMenu:
-        sub = self.menu.addMenu(title)
-        self._submenus.append(sub)
-        return sub
-
     def rebuild_menu(self) -> None:
-        menu = self.menu
-        menu.clear()
-        # clear() leaves submenus alive (the menu is their parent): drop last time's.
-        for sub in self._submenus:
-            sub.deleteLater()
-        self._submenus.clear()
-        if self._backend is None:
-            self._add(menu, "fiotray: starting…")
-            return
-        self._add(menu, self.title)
-        try:
-            self._tunnel_section(menu)
-            menu.addSeparator()
-            factories = [p.factory for p in self.backend.factories()]
-            self._devices_section(menu, factories)
-            menu.addSeparator()
-            self._account_section(menu, factories)
-        except FiotrayError as exc:
-            # A hand-edited profiles file: the menu still opens and says what is wrong.
-            self._add(menu, menu_text(str(exc)))
-        menu.addSeparator()
-        self._add(menu, "&Settings…", lambda: self.open_dialog("SettingsDialog"))
-        self._add(menu, "&Help", lambda: self.open_dialog("HelpDialog"))
-        menu.addSeparator()
-        self._add(menu, "&Quit", self.quitRequested.emit)
-
-    def _tunnel_section(self, menu: QMenu) -> None:
-        tunnels = self.backend.tunnels()
-        if not tunnels:
-            self._add(menu, "No tunnel configured")
-        now = time.time()
-        for tunnel in tunnels:
-            status = self.backend.tunnel_states.get(tunnel.name)
-            text = f"{tunnel.name} — {state_text(status, now)}"
-            action = self._add(menu, menu_text(text), lambda n=tunnel.name: self.toggle(n))
-            action.setCheckable(True)
-            action.setChecked(status is not None and status.state in UP_STATES)
-            action.setToolTip("Disconnect" if action.isChecked() else "Connect")
-            if status is not None and status.detail:
-                self._add(menu, "    " + menu_text(status.detail))
-
-    def _devices_section(self, menu: QMenu, factories: list[str]) -> None:
-        if len(factories) <= 1:
-            factory = factories[0] if factories else None
-            self._add(menu, "&Devices…", lambda: self.devicesRequested.emit(factory))
-        else:
-            for f in factories:
-                self._add(
-                    menu, menu_text(f"Devices — {f}…"), lambda f=f: self.devicesRequested.emit(f)
-                )
-        settings = self.backend.settings
-        favourites = list(settings.favourites)
-        recent = [r for r in settings.recent if r not in favourites]
-        several = len({f for f, _ in favourites + recent}) > 1
-        for title, pairs in (("Favourites", favourites), ("Recent devices", recent)):
-            if not pairs:
-                continue
-            sub = self._submenu(title)
-            for factory, device in pairs:
-                label = f"SSH to {device}" + (f" ({factory})" if several else "")
-                self._add(sub, menu_text(label), lambda f=factory, d=device: self.ssh(f, d))
-
-    def _account_section(self, menu: QMenu, factories: list[str]) -> None:
-        self._add(menu, "Sign &in…", lambda: self.open_dialog("SignInDialog"))
-        for f in factories:
-            self._add(menu, menu_text(f"Sign out of {f}"), lambda f=f: self.confirm_sign_out(f))
-        only = factories[0] if len(factories) == 1 else None
-        self._add(menu, "Add &tunnel…", lambda: self.open_dialog("AddFoundriesTunnelDialog", only))
-        self._add(menu, "I&mport WireGuard config…", lambda: self.open_dialog("ImportTunnelDialog"))
+        menus.fill_tray_menu(self.menu, self._backend, self._actions)
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -281,26 +173,24 @@ class TrayIcon(QSystemTrayIcon):
 
         self._show(box, "sign-out", done)
 
-    def open_dialog(self, name: str, *args: Any) -> QWidget | None:
-        """Open one of fiotray.gui.dialogs (imported on first use), or raise the open one."""
-        current = self._dialogs.get(name)
+    def open_dialog(self, load: DialogLoader) -> QWidget | None:
+        """Open the dialog `load` imports and returns, or raise the open one."""
+        current = self._dialogs.get(load)
         if current is not None:
             current.raise_()
             current.activateWindow()
             return current
         try:
-            from fiotray.gui import dialogs
-
-            cls = getattr(dialogs, name)
-            dialog = cls(*args) if name == "HelpDialog" else cls(self.backend, *args)
-        except (ImportError, AttributeError):
-            log.exception("cannot open %s", name)
+            cls = load()
+        except ImportError:
+            log.exception("cannot open %s", getattr(load, "__name__", load))
             self.notify("fiotray", "That window is not available in this build.", error=True)
             return None
-        self._show(dialog, name, lambda _result: self._dialogs.pop(name, None))
+        dialog = cls(self.backend)
+        self._show(dialog, load, lambda _result: self._dialogs.pop(load, None))
         return dialog
 
-    def _show(self, dialog: Any, key: str, on_finished: Callable[[int], None]) -> None:
+    def _show(self, dialog: Any, key: object, on_finished: Callable[[int], None]) -> None:
         self._dialogs[key] = dialog
         dialog.finished.connect(on_finished)
         dialog.open()  # never exec(): a nested event loop would stall every coroutine

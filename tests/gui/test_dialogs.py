@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 from PySide6.QtCore import Qt
@@ -23,13 +24,11 @@ from fiotray.core.secrets import _LOCKED_MSG, profile_key, tunnel_key
 from fiotray.core.settings import SettingsStore
 from fiotray.core.tunnels import TunnelStore
 from fiotray.demo.factory import DEMO_FACTORY
-from fiotray.gui.dialogs import (
-    AddFoundriesTunnelDialog,
-    HelpDialog,
-    ImportTunnelDialog,
-    SettingsDialog,
-    SignInDialog,
-)
+from fiotray.gui.dialogs.add_tunnel import AddFoundriesTunnelDialog
+from fiotray.gui.dialogs.help import HelpDialog
+from fiotray.gui.dialogs.import_tunnel import ImportTunnelDialog
+from fiotray.gui.dialogs.settings import SettingsDialog
+from fiotray.gui.dialogs.sign_in import SignInDialog
 
 CLIENT_ID = "fiotray-gui-test"
 CLIENT_SECRET = "gui-client-secret-0123456789"
@@ -302,7 +301,7 @@ async def test_cancel_while_signing_in_abandons_the_call(qtbot, backend):
 
 
 async def test_add_tunnel_validation(qtbot, backend):
-    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, DEMO_FACTORY))
+    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, factory=DEMO_FACTORY))
     await tick()
     assert dlg.factory.currentText() == DEMO_FACTORY
     assert not dlg.ok_button.isEnabled()
@@ -324,7 +323,7 @@ async def test_add_tunnel_validation(qtbot, backend):
 
 
 async def test_add_tunnel_shows_the_admin_line(qtbot, backend):
-    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, DEMO_FACTORY))
+    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, factory=DEMO_FACTORY))
     added = []
     dlg.tunnelAdded.connect(added.append)
     dlg.address.setText("10.42.42.200")
@@ -351,7 +350,7 @@ async def test_add_tunnel_shows_the_admin_line(qtbot, backend):
 
 
 async def test_add_tunnel_refused_by_the_core_inline(qtbot, backend):
-    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, None))
+    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend))
     dlg.address.setText("192.168.1.20")
     dlg.name.setText("laptop")
     dlg.ok_button.click()
@@ -364,7 +363,7 @@ async def test_add_tunnel_refused_by_the_core_inline(qtbot, backend):
 
 async def test_add_tunnel_without_a_factory(qtbot, backend):
     await backend.sign_out(DEMO_FACTORY)
-    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, None))
+    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend))
     assert not dlg.factory.isEnabled() and dlg.factory.count() == 0
     dlg.address.setText("10.42.42.200")
     assert not dlg.ok_button.isEnabled()
@@ -488,7 +487,7 @@ async def test_settings_keep_a_default_tunnel_that_is_gone(qtbot, backend):
 
 
 async def test_help_page(qtbot):
-    dlg = opened(qtbot, HelpDialog())
+    dlg = opened(qtbot, HelpDialog(None))
     text = dlg.browser.toPlainText()
     for needle in (
         "Foundries tunnel",
@@ -506,14 +505,22 @@ async def test_help_page(qtbot):
     assert not dlg.isVisible()
 
 
-def test_dialogs_module_exports_the_five_dialogs():
-    import fiotray.gui.dialogs as dialogs
-
-    assert set(dialogs.__all__) == {
-        "SignInDialog",
-        "AddFoundriesTunnelDialog",
-        "ImportTunnelDialog",
-        "SettingsDialog",
-        "HelpDialog",
+def test_one_dialog_per_module_and_the_package_imports_none():
+    modules = {
+        SignInDialog: "sign_in",
+        AddFoundriesTunnelDialog: "add_tunnel",
+        ImportTunnelDialog: "import_tunnel",
+        SettingsDialog: "settings",
+        HelpDialog: "help",
     }
-    assert Path(dialogs.__file__).name == "dialogs.py"
+    for cls, name in modules.items():
+        assert cls.__module__ == f"fiotray.gui.dialogs.{name}"
+    # The tray imports a dialog's module when it first opens: the package alone loads none.
+    probe = (
+        "import sys, fiotray.gui.dialogs; "
+        "print([m for m in sys.modules if m.startswith('fiotray.gui.dialogs.')])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert out.stdout.strip() == "[]"

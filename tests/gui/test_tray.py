@@ -13,8 +13,9 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
 
 from fiotray.core.tunnels import State, TunnelStatus
-from fiotray.gui import icons
-from fiotray.gui.tray import TrayIcon, menu_text, state_text
+from fiotray.gui import dialogs, icons
+from fiotray.gui.menus import menu_text, state_text
+from fiotray.gui.tray import TrayIcon
 from tests.gui.waits import until
 
 TUNNEL = "demo-factory"
@@ -143,55 +144,50 @@ class FakeDialog(QWidget):
         raise AssertionError("exec() runs a nested event loop")
 
 
+DIALOG_MODULES = {
+    "sign_in": "SignInDialog",
+    "add_tunnel": "AddFoundriesTunnelDialog",
+    "import_tunnel": "ImportTunnelDialog",
+    "settings": "SettingsDialog",
+    "help": "HelpDialog",
+}
+
+
 @pytest.fixture
 def fake_dialogs(monkeypatch):
+    """Stand-ins for the dialogs' modules, which the menu's entries import when they fire."""
     from PySide6.QtCore import Signal
 
-    module = types.ModuleType("fiotray.gui.dialogs")
-    for name in (
-        "SignInDialog",
-        "AddFoundriesTunnelDialog",
-        "ImportTunnelDialog",
-        "SettingsDialog",
-        "HelpDialog",
-    ):
-        cls = type(name, (FakeDialog,), {"finished": Signal(int)})
-        setattr(module, name, cls)
-    monkeypatch.setitem(sys.modules, "fiotray.gui.dialogs", module)
-    monkeypatch.setattr(sys.modules["fiotray.gui"], "dialogs", module, raising=False)
+    for module_name, name in DIALOG_MODULES.items():
+        module = types.ModuleType(f"fiotray.gui.dialogs.{module_name}")
+        setattr(module, name, type(name, (FakeDialog,), {"finished": Signal(int)}))
+        monkeypatch.setitem(sys.modules, module.__name__, module)
     FakeDialog.opened = []
-    return module
 
 
 async def test_dialog_entries_open_without_exec(tray, backend, fake_dialogs):
     actions = show_menu(tray)
     for text in ("Sign in…", "Add tunnel…", "Import WireGuard config…", "Settings…", "Help"):
         action(actions, text).trigger()
-    names = [
-        (n, args[1:] if args and args[0] is backend else args) for n, args in FakeDialog.opened
+    assert FakeDialog.opened == [
+        ("SignInDialog", (backend,)),
+        ("AddFoundriesTunnelDialog", (backend,)),
+        ("ImportTunnelDialog", (backend,)),
+        ("SettingsDialog", (backend,)),
+        ("HelpDialog", (backend,)),
     ]
-    assert names == [
-        ("SignInDialog", ()),
-        ("AddFoundriesTunnelDialog", (TUNNEL,)),
-        ("ImportTunnelDialog", ()),
-        ("SettingsDialog", ()),
-        ("HelpDialog", ()),
-    ]
-    assert FakeDialog.opened[0][1] == (backend,)
-    assert FakeDialog.opened[-1][1] == ()  # HelpDialog takes no backend
     # A second click raises the open one instead of stacking another.
-    first = tray._dialogs["SettingsDialog"]
+    first = tray._dialogs[dialogs.settings_dialog]
     action(show_menu(tray), "Settings…").trigger()
-    assert tray._dialogs["SettingsDialog"] is first
+    assert tray._dialogs[dialogs.settings_dialog] is first
     assert len(FakeDialog.opened) == 5
     first.finished.emit(0)
-    assert "SettingsDialog" not in tray._dialogs
+    assert dialogs.settings_dialog not in tray._dialogs
 
 
 async def test_missing_dialogs_are_one_message_not_a_crash(tray, monkeypatch):
-    monkeypatch.setitem(sys.modules, "fiotray.gui.dialogs", None)  # import raises ImportError
-    monkeypatch.delattr(sys.modules["fiotray.gui"], "dialogs", raising=False)
-    assert tray.open_dialog("SettingsDialog") is None
+    monkeypatch.setitem(sys.modules, "fiotray.gui.dialogs.settings", None)  # import fails
+    assert tray.open_dialog(dialogs.settings_dialog) is None
     assert len(tray.messages) == 1
 
 

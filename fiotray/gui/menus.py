@@ -1,0 +1,185 @@
+"""The app's menus, built from the backend's state: for the tray and a window's menu bar.
+
+Each `add_*` function appends one section to a given QMenu; `fill_tray_menu` clears a
+menu and puts every section in it. Nothing here keeps state: a caller rebuilds on
+`aboutToShow` (Vorta's idiom), so a menu is never out of date and needs no bookkeeping.
+What an entry does is up to the caller, through `MenuActions`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtWidgets import QMenu
+
+from fiotray.core import format as fmt
+from fiotray.core.errors import FiotrayError
+from fiotray.core.tunnelstate import State, TunnelStatus
+from fiotray.gui import dialogs
+
+if TYPE_CHECKING:
+    from PySide6.QtGui import QAction
+
+    from fiotray.gui.backend import Backend
+    from fiotray.gui.dialogs import DialogLoader
+
+MAX_MENU_TEXT = 80
+UP_STATES = (State.CONNECTED, State.CONNECTING, State.STALE)
+
+format_age = fmt.duration
+
+
+def state_text(status: TunnelStatus | None, now: float | None = None) -> str:
+    """What one line of menu or tooltip says of a tunnel: "connected, handshake 12 s ago"."""
+    if status is None:
+        return "checking…"
+    age = status.handshake_age(now)
+    if status.state is State.CONNECTED:
+        if age is None:
+            return "connected"
+        return (
+            "connected, handshake just now"
+            if age < 5
+            else f"connected, handshake {format_age(age)} ago"
+        )
+    if status.state is State.CONNECTING:
+        return "connecting…"
+    if status.state is State.STALE:
+        if age is None:
+            return "no handshake yet"
+        return f"no handshake for {format_age(age)}"
+    if status.state is State.ERROR:
+        return "failed"
+    return "disconnected"
+
+
+def menu_text(text: str) -> str:
+    """Names from a server or a file, safe as a menu label: one line, no mnemonics, bounded."""
+    return fmt.safe_text(" ".join(text.split()), MAX_MENU_TEXT).replace("&", "&&")
+
+
+def app_title(backend: Backend) -> str:
+    return "fiotray (demo)" if backend.demo else "fiotray"
+
+
+@dataclass(frozen=True)
+class MenuActions:
+    """What the entries do; the tray and a window each bring their own."""
+
+    toggle: Callable[[str], None]  # a tunnel's name
+    devices: Callable[[str | None], None]  # a factory, or None for the default
+    ssh: Callable[[str, str], None]  # factory, device
+    sign_out: Callable[[str], None]  # factory
+    open_dialog: Callable[[DialogLoader], object]
+    quit: Callable[[], None]
+
+
+def add_entry(menu: QMenu, text: str, slot: Callable[[], Any] | None = None) -> QAction:
+    """An entry; without a slot a disabled line of information.
+
+    Fixed entries carry an &-mnemonic (a key opens them from the open menu); text
+    from data goes through menu_text(), which escapes its '&'.
+    """
+    action = menu.addAction(text)
+    if slot is None:
+        action.setEnabled(False)
+    else:
+        action.triggered.connect(lambda _checked=False: slot())
+    return action
+
+
+def clear_menu(menu: QMenu) -> None:
+    menu.clear()
+    # clear() leaves submenus alive (the menu is their parent): drop last time's.
+    # (All descendants, not direct children only: naming that option would load the Qt
+    # namespace, ~14 ms, before the tray icon shows.)
+    for sub in menu.findChildren(QMenu):
+        sub.deleteLater()
+
+
+def factory_names(backend: Backend) -> list[str]:
+    return [p.factory for p in backend.factories()]
+
+
+def add_tunnel_entries(menu: QMenu, backend: Backend, actions: MenuActions) -> None:
+    """One checkable entry per tunnel (checked while up), its problem under it."""
+    tunnels = backend.tunnels()
+    if not tunnels:
+        add_entry(menu, "No tunnel configured")
+    now = time.time()
+    for tunnel in tunnels:
+        status = backend.tunnel_states.get(tunnel.name)
+        text = f"{tunnel.name} — {state_text(status, now)}"
+        action = add_entry(menu, menu_text(text), lambda n=tunnel.name: actions.toggle(n))
+        action.setCheckable(True)
+        action.setChecked(status is not None and status.state in UP_STATES)
+        action.setToolTip("Disconnect" if action.isChecked() else "Connect")
+        if status is not None and status.detail:
+            add_entry(menu, "    " + menu_text(status.detail))
+
+
+def add_device_entries(
+    menu: QMenu, backend: Backend, factories: list[str], actions: MenuActions
+) -> None:
+    """Devices… (one per factory when there are several), then favourite and recent SSH."""
+    if len(factories) <= 1:
+        factory = factories[0] if factories else None
+        add_entry(menu, "&Devices…", lambda: actions.devices(factory))
+    else:
+        for f in factories:
+            add_entry(menu, menu_text(f"Devices — {f}…"), lambda f=f: actions.devices(f))
+    settings = backend.settings
+    favourites = list(settings.favourites)
+    recent = [r for r in settings.recent if r not in favourites]
+    several = len({f for f, _ in favourites + recent}) > 1
+    for title, pairs in (("Favourites", favourites), ("Recent devices", recent)):
+        if not pairs:
+            continue
+        sub = menu.addMenu(title)
+        for factory, device in pairs:
+            label = f"SSH to {device}" + (f" ({factory})" if several else "")
+            add_entry(sub, menu_text(label), lambda f=factory, d=device: actions.ssh(f, d))
+
+
+def add_account_entries(menu: QMenu, factories: list[str], actions: MenuActions) -> None:
+    """Sign in, sign out of each factory, add or import a tunnel."""
+    add_entry(menu, "Sign &in…", lambda: actions.open_dialog(dialogs.sign_in_dialog))
+    for f in factories:
+        add_entry(menu, menu_text(f"Sign out of {f}"), lambda f=f: actions.sign_out(f))
+    add_entry(menu, "Add &tunnel…", lambda: actions.open_dialog(dialogs.add_tunnel_dialog))
+    add_entry(
+        menu,
+        "I&mport WireGuard config…",
+        lambda: actions.open_dialog(dialogs.import_tunnel_dialog),
+    )
+
+
+def add_app_entries(menu: QMenu, actions: MenuActions) -> None:
+    add_entry(menu, "&Settings…", lambda: actions.open_dialog(dialogs.settings_dialog))
+    add_entry(menu, "&Help", lambda: actions.open_dialog(dialogs.help_dialog))
+
+
+def fill_tray_menu(menu: QMenu, backend: Backend | None, actions: MenuActions) -> None:
+    """The whole tray menu, replacing what `menu` held."""
+    clear_menu(menu)
+    if backend is None:
+        add_entry(menu, "fiotray: starting…")
+        return
+    add_entry(menu, app_title(backend))
+    try:
+        add_tunnel_entries(menu, backend, actions)
+        menu.addSeparator()
+        factories = factory_names(backend)
+        add_device_entries(menu, backend, factories, actions)
+        menu.addSeparator()
+        add_account_entries(menu, factories, actions)
+    except FiotrayError as exc:
+        # A hand-edited profiles file: the menu still opens and says what is wrong.
+        add_entry(menu, menu_text(str(exc)))
+    menu.addSeparator()
+    add_app_entries(menu, actions)
+    menu.addSeparator()
+    add_entry(menu, "&Quit", actions.quit)

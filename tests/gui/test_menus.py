@@ -1,0 +1,86 @@
+"""The menus' sections outside the tray: a window's menu bar fills its menus from them."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtWidgets import QApplication, QMenu, QMenuBar
+
+from fiotray.gui import dialogs, menus
+
+TUNNEL = "demo-factory"
+
+
+def recorder() -> tuple[menus.MenuActions, list[tuple[str, Any]]]:
+    calls: list[tuple[str, Any]] = []
+    actions = menus.MenuActions(
+        toggle=lambda name: calls.append(("toggle", name)),
+        devices=lambda factory: calls.append(("devices", factory)),
+        ssh=lambda factory, device: calls.append(("ssh", (factory, device))),
+        sign_out=lambda factory: calls.append(("sign_out", factory)),
+        open_dialog=lambda load: calls.append(("open", load)),
+        quit=lambda: calls.append(("quit", None)),
+    )
+    return actions, calls
+
+
+def entry(menu: QMenu, prefix: str):
+    found = [a for a in menu.actions() if a.text().replace("&", "").startswith(prefix)]
+    assert found, [a.text() for a in menu.actions()]
+    return found[0]
+
+
+async def test_a_menu_bar_reuses_the_sections(backend):
+    await backend.refresh_tunnels()
+    actions, calls = recorder()
+    bar = QMenuBar()
+    tunnels, devices, account, app = (
+        bar.addMenu(t) for t in ("Tunnels", "Devices", "Account", "fiotray")
+    )
+    factories = menus.factory_names(backend)
+    menus.add_tunnel_entries(tunnels, backend, actions)
+    menus.add_device_entries(devices, backend, factories, actions)
+    menus.add_account_entries(account, factories, actions)
+    menus.add_app_entries(app, actions)
+    entry(tunnels, TUNNEL).trigger()
+    entry(devices, "Devices…").trigger()
+    entry(account, f"Sign out of {TUNNEL}").trigger()
+    for text in ("Sign in…", "Add tunnel…", "Import WireGuard config…"):
+        entry(account, text).trigger()
+    entry(app, "Settings…").trigger()
+    entry(app, "Help").trigger()
+    assert calls == [
+        ("toggle", TUNNEL),
+        ("devices", TUNNEL),
+        ("sign_out", TUNNEL),
+        ("open", dialogs.sign_in_dialog),
+        ("open", dialogs.add_tunnel_dialog),
+        ("open", dialogs.import_tunnel_dialog),
+        ("open", dialogs.settings_dialog),
+        ("open", dialogs.help_dialog),
+    ]
+    bar.deleteLater()
+
+
+async def test_refilling_drops_the_old_submenus(backend):
+    backend.save_settings(dataclasses.replace(backend.settings, recent=((TUNNEL, "dev-1"),)))
+    actions, calls = recorder()
+    menu = QMenu()
+    for _ in range(3):
+        menus.fill_tray_menu(menu, backend, actions)
+        QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    subs = menu.findChildren(QMenu, options=Qt.FindChildOption.FindDirectChildrenOnly)
+    assert len(subs) == 1
+    entry(subs[0], "SSH to dev-1").trigger()
+    entry(menu, "Quit").trigger()
+    assert calls == [("ssh", (TUNNEL, "dev-1")), ("quit", None)]
+
+
+def test_before_the_backend_the_menu_says_starting(qapp):
+    actions, _ = recorder()
+    menu = QMenu()
+    menus.fill_tray_menu(menu, None, actions)
+    assert [a.text() for a in menu.actions()] == ["fiotray: starting…"]
+    assert not menu.actions()[0].isEnabled()
