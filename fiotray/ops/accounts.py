@@ -1,12 +1,30 @@
-"""Signing in to factories and out of them, and which factories are signed in."""
+"""Signing in to factories and out of them, and which factories are signed in.
+
+Nothing is saved until the factory has answered an authenticated request with the
+credentials; then the secret goes to the keyring and the factory to the factories file.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fiotray.core.factories import Factory
+from fiotray.core.errors import FiotrayError
+from fiotray.core.factories import (
+    DEFAULT_OAUTH_URL,
+    Factory,
+    api_url_from_oauth,
+    validate_factory_name,
+    validate_url,
+)
 from fiotray.core.services import Services
+
+# httpx and keyring (behind fiotray.core.auth and .api) are imported by the sign-ins
+# themselves: the tray lists its factories without them.
+if TYPE_CHECKING:
+    from fiotray.core import auth
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,20 @@ def factories(services: Services) -> list[FactoryInfo]:
     ]
 
 
+def _urls(oauth_url: str | None, api_url: str | None) -> tuple[str, str]:
+    oauth = validate_url(oauth_url or DEFAULT_OAUTH_URL, "the OAuth URL")
+    api = validate_url(api_url, "the API URL") if api_url else api_url_from_oauth(oauth)
+    return oauth, api
+
+
+async def _prove(factory: Factory, creds: auth.Credentials) -> None:
+    """One authenticated request: credentials the factory refuses are never saved."""
+    from fiotray.core.api import FactoryClient
+
+    async with FactoryClient(factory.api_url, factory.factory, creds, page_size=10) as api:
+        await api.get_json(api.url("/ota/devices/"), {"factory": factory.factory, "limit": 10})
+
+
 async def sign_in_token(
     services: Services,
     *,
@@ -45,18 +77,18 @@ async def sign_in_token(
     oauth_url: str | None = None,
     make_default: bool = False,
 ) -> Factory:
-    """An API token, proven against the API, then saved (secret to the keyring)."""
-    from fiotray.core import signin
+    """An API token, proven against the API, then saved (the token to the keyring)."""
+    from fiotray.core import auth
 
-    return await signin.sign_in_api_token(
-        services.factories,
-        services.secrets,
-        factory=factory,
-        token=token,
-        api_url=api_url,
-        oauth_url=oauth_url,
-        make_default=make_default,
+    oauth, api = _urls(oauth_url, api_url)
+    signed_in = Factory(
+        factory=validate_factory_name(factory), auth="token", api_url=api, oauth_url=oauth
     )
+    await _prove(signed_in, auth.ApiTokenCredentials(token))
+    await asyncio.to_thread(services.secrets.check)
+    await auth.save_api_token(signed_in, services.secrets, token)
+    services.factories.save(signed_in, make_default=make_default)
+    return signed_in
 
 
 async def sign_in_client(
@@ -69,19 +101,32 @@ async def sign_in_client(
     oauth_url: str | None = None,
     make_default: bool = False,
 ) -> Factory:
-    """OAuth2 application credentials (what `fioctl login` uses), proven, then saved."""
-    from fiotray.core import signin
+    """OAuth2 application credentials (what `fioctl login` uses): a token is granted,
+    proven against the API, then the secret and the token go to the keyring. Without
+    `factory`, the credentials' only factory."""
+    from fiotray.core import auth
+    from fiotray.core.api import new_http_client
 
-    return await signin.sign_in_client_credentials(
-        services.factories,
-        services.secrets,
+    oauth, api = _urls(oauth_url, api_url)
+    async with new_http_client() as http:
+        token = await auth.fetch_client_credentials_token(http, oauth, client_id, client_secret)
+    if factory is None:
+        if len(token.orgs) != 1:
+            orgs = ", ".join(token.orgs) or "none"
+            raise FiotrayError(f"Name the factory: these credentials can use {orgs}.")
+        factory = token.orgs[0]
+    signed_in = Factory(
+        factory=validate_factory_name(factory),
+        auth="oauth",
+        api_url=api,
+        oauth_url=oauth,
         client_id=client_id,
-        client_secret=client_secret,
-        factory=factory,
-        api_url=api_url,
-        oauth_url=oauth_url,
-        make_default=make_default,
     )
+    await _prove(signed_in, auth.OAuthCredentials(oauth, client_id, client_secret, token))
+    await asyncio.to_thread(services.secrets.check)
+    await auth.save_oauth(signed_in, services.secrets, client_secret, token)
+    services.factories.save(signed_in, make_default=make_default)
+    return signed_in
 
 
 async def sign_in_fioctl(
@@ -92,24 +137,28 @@ async def sign_in_fioctl(
     api_url: str | None = None,
     make_default: bool = False,
 ) -> Factory:
-    """fioctl's saved application credentials, moved into the keyring (its file stays)."""
-    from fiotray.core import signin
+    """fioctl's application credentials, moved into the keyring (its file is left alone)."""
+    from fiotray.core import auth
 
-    return await signin.sign_in_from_fioctl(
-        services.factories,
-        services.secrets,
-        path=path,
-        factory=factory,
-        api_url=api_url,
+    imported = await asyncio.to_thread(auth.read_fioctl_config, path)
+    # fioctl's saved token may be stale: a fresh grant proves the credentials work.
+    return await sign_in_client(
+        services,
+        client_id=imported.client_id,
+        client_secret=imported.client_secret,
+        factory=factory or imported.factory,
+        api_url=api_url or imported.api_url,
+        oauth_url=imported.oauth_url,
         make_default=make_default,
     )
 
 
 async def sign_out(services: Services, factory: str | None = None) -> Factory:
     """Forget the factory: its secrets leave the keyring, its entry the factories file."""
-    from fiotray.core import signin
+    from fiotray.core import auth
 
     signed_in = services.factory(factory)
     await services.forget_client(signed_in.factory)
-    await signin.sign_out(services.factories, services.secrets, signed_in.factory)
+    await auth.forget(signed_in, services.secrets)
+    services.factories.remove(signed_in.factory)
     return signed_in
