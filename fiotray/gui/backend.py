@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
+from fiotray.core import errors
 from fiotray.core.errors import AuthError, FiotrayError, NotFoundError
 from fiotray.core.factories import Factory
 from fiotray.core.services import Services, demo_services, user_services
@@ -142,7 +143,9 @@ class Backend(QObject):
         except FiotrayError as exc:
             log.info("%s failed: %s", what or "action", exc)
             title = "Sign-in needed" if isinstance(exc, AuthError) else (what or "fiotray")
-            self.notice.emit(title, str(exc), "error")
+            # The user closed the password prompt: nothing failed, nothing to alarm about.
+            level = "info" if exc.code == errors.HELPER_DISMISSED else "error"
+            self.notice.emit(title, str(exc), level)
         except asyncio.CancelledError:
             raise
         except Exception:

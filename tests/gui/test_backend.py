@@ -225,3 +225,21 @@ async def test_the_cli_and_the_gui_agree_on_the_default_tunnel(backend, monkeypa
     backend.set_default_tunnel("b")
     assert backend.default_tunnel().name == await cli_default() == "b"
     assert TunnelStore().get().name == "b"  # what `fiotray connect` with no name takes
+
+
+async def test_a_dismissed_password_prompt_is_no_error(backend):
+    from fiotray.core import errors
+    from fiotray.core.errors import VpnError
+
+    notices = []
+    backend.notice.connect(lambda *a: notices.append(a))
+
+    async def dismissed():
+        raise VpnError("Authentication was dismissed.", code=errors.HELPER_DISMISSED)
+
+    async def failed():
+        raise VpnError("wg-quick failed.", code=errors.HELPER_FAILED)
+
+    await backend.spawn(dismissed(), what="Connect")
+    await backend.spawn(failed(), what="Connect")
+    assert [level for _title, _message, level in notices] == ["info", "error"]
