@@ -11,7 +11,7 @@ Fixture
     `Engineer`: ``fiotray(*args)`` runs the CLI there, ``spawn(*args)`` starts it in
     the background, ``status()``, ``interfaces()``.
 
-Also: ``add_foundries_tunnel(engineer)``, the CLI's ``profiles add-foundries`` for
+Also: ``add_foundries_tunnel(engineer)``, the CLI's ``tunnels add-foundries`` for
 the world's server, returning the tunnel profile.
 """
 
@@ -194,7 +194,7 @@ def engineer(clean_vpn_world, app_user, polkit) -> Iterator[Engineer]:
 def add_foundries_tunnel(person: Engineer) -> dict:
     world = person.world
     out = person.fiotray(
-        "profiles",
+        "tunnels",
         "add-foundries",
         "--factory",
         FACTORY,
@@ -203,7 +203,7 @@ def add_foundries_tunnel(person: Engineer) -> dict:
         "--interface",
         world.laptop_ifname,
     ).stdout
-    (profile,) = json.loads(person.fiotray("profiles", "list", "--json").stdout)
+    (profile,) = json.loads(person.fiotray("tunnels", "list", "--json").stdout)
     assert f"allowed-ips {world.laptop_vpn_address}/32" in out
     assert profile["public_key"] in out  # the admin line to send to the server's admin
     return profile

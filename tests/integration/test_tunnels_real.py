@@ -84,7 +84,7 @@ def test_state_survives_the_app_and_a_second_tunnel_coexists(engineer):
     )
     shutil.chown(conf, engineer.user.uid, engineer.user.gid)
     office_if = f"{world.prefix}-o"
-    engineer.fiotray("profiles", "import", str(conf), "--name", "office", "--interface", office_if)
+    engineer.fiotray("tunnels", "import", str(conf), "--name", "office", "--interface", office_if)
     for path in (engineer.home / "config").rglob("*"):
         if path.is_file():
             assert key not in path.read_text(), path
@@ -151,7 +151,7 @@ def test_refusals_leave_a_consistent_state(engineer, polkit):
     )
     shutil.chown(conf, engineer.user.uid, engineer.user.gid)
     engineer.fiotray(
-        "profiles", "import", str(conf), "--name", "void", "--interface", f"{world.prefix}-o"
+        "tunnels", "import", str(conf), "--name", "void", "--interface", f"{world.prefix}-o"
     )
     proc = engineer.fiotray("connect", "void", "--wait", "1", code=4)
     assert "No handshake" in proc.stdout
@@ -162,6 +162,6 @@ def test_refusals_leave_a_consistent_state(engineer, polkit):
     hooked = engineer.home / "hooked.conf"
     hooked.write_text(conf.read_text().replace("[Peer]", "PostUp = touch /tmp/pwned\n[Peer]"))
     shutil.chown(hooked, engineer.user.uid, engineer.user.gid)
-    proc = engineer.fiotray("profiles", "import", str(hooked), "--name", "hooked", code=1)
+    proc = engineer.fiotray("tunnels", "import", str(hooked), "--name", "hooked", code=1)
     assert "PostUp" in proc.stderr
     assert "hooked" not in engineer.status()
