@@ -20,7 +20,9 @@ def _handshake(s: TunnelStatus, now: float | None = None) -> str:
     from fiotray.core.format import duration
 
     age = s.handshake_age(now)
-    return "never" if age is None else f"{duration(age)} ago"
+    if age is None:
+        return "never"
+    return "just now" if age < 5 else f"{duration(age)} ago"  # as the tray says it
 
 
 def _status_line(s: TunnelStatus) -> str:
