@@ -1,0 +1,50 @@
+"""fiotray.ops.tunnels over the demo services and its simulated tunnel."""
+
+from __future__ import annotations
+
+import pytest
+
+from fiotray.core import errors
+from fiotray.core.errors import FiotrayError, VpnError
+from fiotray.core.tunnelstate import State
+from fiotray.ops import tunnels
+
+FACTORY = "demo-factory"
+
+
+CONF = """[Interface]
+PrivateKey = dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=
+Address = 10.9.0.2/32
+
+[Peer]
+PublicKey = 3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=
+Endpoint = 127.0.0.1:51820
+AllowedIPs = 10.9.0.0/24
+"""
+
+
+async def test_import_connect_remove(services, tmp_path):
+    conf = tmp_path / "office.conf"
+    conf.write_text(CONF)
+    tunnel = await tunnels.import_conf(services, conf)
+    assert tunnel.name == "office" and tunnel.kind == "plain"
+    assert "PrivateKey" not in tunnel.template
+    assert {t.name for t in tunnels.list_tunnels(services)} == {FACTORY, "office"}
+    assert tunnels.default_tunnel(services).name == FACTORY  # the first one stays default
+
+    status = await tunnels.connect(services, FACTORY, wait=2)
+    assert status.state is State.CONNECTED
+    with pytest.raises(VpnError) as refused:
+        await tunnels.remove(services, FACTORY)
+    assert refused.value.code == errors.TUNNEL_UP
+    assert (await tunnels.disconnect(services, FACTORY)).state is State.DISCONNECTED
+    await tunnels.remove(services, "office")
+    assert [t.name for t in tunnels.list_tunnels(services)] == [FACTORY]
+
+
+async def test_add_foundries_tunnel_checks_the_address(services):
+    with pytest.raises(FiotrayError):
+        await tunnels.add_foundries(services, address="10.42.42.77", name="taken")
+    added = await tunnels.add_foundries(services, address="10.42.42.200", name="mine")
+    assert added.tunnel.address == "10.42.42.200" and added.tunnel.factory == FACTORY
+    assert added.admin_line.startswith("wg set ") and added.tunnel.public_key in added.admin_line
