@@ -45,7 +45,7 @@ from PySide6.QtWidgets import QApplication
 
 from fiotray.core import devices as core_devices
 from fiotray.core.factories import Factory
-from fiotray.core.secrets import profile_key
+from fiotray.core.secrets import factory_key
 from fiotray.demo.fakeapi import start_process
 from fiotray.gui.backend import Backend, Services, demo_services
 from fiotray.gui.device_model import HEADERS
@@ -128,13 +128,13 @@ def services_for(devices: int, in_process: bool) -> tuple[Services, subprocess.P
     services = demo_services(1)
     token = secrets.token_urlsafe(24)
     proc, info = start_fake_api(devices, token)
-    factory = services.demo.profile.factory
+    factory = services.demo.factory.factory
     assert info["factory"] == factory
     services.factories.save(
         Factory(factory=factory, auth="token", api_url=info["url"], oauth_url=info["oauth_url"]),
         make_default=True,
     )
-    services.secrets.set(profile_key(factory, "api_token"), token)
+    services.secrets.set(factory_key(factory, "api_token"), token)
     return services, proc
 
 
@@ -211,7 +211,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     window.resize(1200, 800)
     if args.gc_freeze:
         window.model.rowsReplaced.connect(gc.freeze)
-    factory = services.demo.profile.factory
+    factory = services.demo.factory.factory
     hb = Heartbeat()
     try:
         gc.collect()

@@ -26,7 +26,7 @@ def _handshake(s: TunnelStatus, now: float | None = None) -> str:
 
 
 def _status_line(s: TunnelStatus) -> str:
-    line = f"{s.profile} ({s.interface}): {s.state}"
+    line = f"{s.tunnel} ({s.interface}): {s.state}"
     if s.latest_handshake:
         line += f", handshake {_handshake(s)}"
     if s.detail:
@@ -195,7 +195,7 @@ async def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     rows = [
         [
-            s.profile,
+            s.tunnel,
             s.interface,
             str(s.state),
             s.endpoint or "-",
@@ -208,7 +208,7 @@ async def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     ctx.out(table(rows, ["TUNNEL", "INTERFACE", "STATE", "ENDPOINT", "HANDSHAKE", "IN", "OUT"]))
     for s in statuses:
         if s.detail:
-            ctx.out(f"{s.profile}: {s.detail}")
+            ctx.out(f"{s.tunnel}: {s.detail}")
     return 0
 
 

@@ -33,7 +33,7 @@ from fiotray.core.factories import (
     validate_factory_name,
     validate_url,
 )
-from fiotray.core.secrets import SecretStore, profile_key
+from fiotray.core.secrets import SecretStore, factory_key
 
 log = logging.getLogger(__name__)
 
@@ -448,28 +448,28 @@ class OAuthCredentials:
 # -- keyring layout and CLI helpers ---------------------------------------------------
 
 
-def _not_signed_in(profile: Factory) -> AuthError:
+def _not_signed_in(factory: Factory) -> AuthError:
     return AuthError(
-        f"Not signed in to {profile.factory}; run `fiotray login --factory {profile.factory}` "
+        f"Not signed in to {factory.factory}; run `fiotray login --factory {factory.factory}` "
         "first."
     )
 
 
-async def load_credentials(profile: Factory, secrets: SecretStore) -> Credentials:
-    """Credentials of a profile from the keyring; AuthError if they are not there."""
-    if profile.auth == "token":
-        api_token = await secrets.aget(profile_key(profile.factory, "api_token"))
+async def load_credentials(factory: Factory, secrets: SecretStore) -> Credentials:
+    """Credentials of a factory from the keyring; AuthError if they are not there."""
+    if factory.auth == "token":
+        api_token = await secrets.aget(factory_key(factory.factory, "api_token"))
         if not api_token:
-            raise _not_signed_in(profile)
+            raise _not_signed_in(factory)
         return ApiTokenCredentials(api_token)
-    if profile.auth != "oauth":
-        raise ProfileError(f"Factory {profile.factory} has an unknown auth kind.")
-    if not profile.client_id:
-        raise _not_signed_in(profile)
-    client_secret = await secrets.aget(profile_key(profile.factory, "client_secret"))
+    if factory.auth != "oauth":
+        raise ProfileError(f"Factory {factory.factory} has an unknown auth kind.")
+    if not factory.client_id:
+        raise _not_signed_in(factory)
+    client_secret = await secrets.aget(factory_key(factory.factory, "client_secret"))
     if not client_secret:
-        raise _not_signed_in(profile)
-    token_key = profile_key(profile.factory, "oauth_token")
+        raise _not_signed_in(factory)
+    token_key = factory_key(factory.factory, "oauth_token")
     stored = await secrets.aget(token_key)
     token: TokenSet | None = None
     if stored:
@@ -477,39 +477,39 @@ async def load_credentials(profile: Factory, secrets: SecretStore) -> Credential
             token = TokenSet.from_json(stored)
         except AuthError:
             # The client secret can get a new one; no reason to bother the user.
-            log.warning("auth: stored token of %s is unreadable; fetching a new one", profile.name)
+            log.warning("auth: stored token of %s is unreadable; fetching a new one", factory.name)
 
     async def save(new: TokenSet) -> None:
         await secrets.aset(token_key, new.to_json())
 
     return OAuthCredentials(
-        profile.oauth_url, profile.client_id, client_secret, token, on_token=save
+        factory.oauth_url, factory.client_id, client_secret, token, on_token=save
     )
 
 
-async def save_api_token(profile: Factory, secrets: SecretStore, token: str) -> None:
-    """Store an API token; OAuth secrets of the same profile are removed (one auth kind)."""
+async def save_api_token(factory: Factory, secrets: SecretStore, token: str) -> None:
+    """Store an API token; OAuth secrets of the same factory are removed (one auth kind)."""
     _check_header_value(token, "API token")
-    await secrets.aset(profile_key(profile.factory, "api_token"), token)
+    await secrets.aset(factory_key(factory.factory, "api_token"), token)
     for what in ("client_secret", "oauth_token"):
-        await secrets.adelete(profile_key(profile.factory, what))
+        await secrets.adelete(factory_key(factory.factory, what))
 
 
 async def save_oauth(
-    profile: Factory, secrets: SecretStore, client_secret: str, token: TokenSet
+    factory: Factory, secrets: SecretStore, client_secret: str, token: TokenSet
 ) -> None:
-    """Store client secret and token set; an API token of the same profile is removed."""
+    """Store client secret and token set; an API token of the same factory is removed."""
     if not client_secret:
         raise AuthError("The client secret is empty; check what was entered.")
-    await secrets.aset(profile_key(profile.factory, "client_secret"), client_secret)
-    await secrets.aset(profile_key(profile.factory, "oauth_token"), token.to_json())
-    await secrets.adelete(profile_key(profile.factory, "api_token"))
+    await secrets.aset(factory_key(factory.factory, "client_secret"), client_secret)
+    await secrets.aset(factory_key(factory.factory, "oauth_token"), token.to_json())
+    await secrets.adelete(factory_key(factory.factory, "api_token"))
 
 
-async def forget(profile: Factory, secrets: SecretStore) -> None:
-    """Delete every secret of the profile (missing ones are fine)."""
+async def forget(factory: Factory, secrets: SecretStore) -> None:
+    """Delete every secret of the factory (missing ones are fine)."""
     for what in ("client_secret", "oauth_token", "api_token"):
-        await secrets.adelete(profile_key(profile.factory, what))
+        await secrets.adelete(factory_key(factory.factory, what))
 
 
 # -- importing fioctl's configuration ---------------------------------------------

@@ -1,7 +1,7 @@
-"""Non-secret settings of each factory the user signed in to (one profile per factory).
+"""Non-secret settings of each factory the user signed in to.
 
 Stored as JSON in the user's config dir. Secrets never go here: they live in the
-keyring (see ``fiotray.core.secrets``), keyed by the profile's factory name.
+keyring (see ``fiotray.core.secrets``), keyed by the factory name.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ FILE_VERSION = 1
 _FACTORY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _MAX_FACTORY_LEN = 64
 
-# What the profiles file holds: the default factory (or None) and each factory's profile.
-Profiles = tuple[str | None, dict[str, "Factory"]]
+# What the factories file holds: the default factory (or None) and each factory by name.
+Factories = tuple[str | None, dict[str, "Factory"]]
 
 
 @dataclass
@@ -146,7 +146,9 @@ def _default_config_dir() -> Path:
 
 
 class FactoryStore:
-    """The profiles file: ``{"version": 1, "default": F, "profiles": {F: {...}}}``.
+    """The factories file: ``{"version": 1, "default": F, "profiles": {F: {...}}}``.
+
+    Its name, profiles.json, and its "profiles" key are what existing configs hold: keep them.
 
     Every change rereads the file and replaces it atomically, under the file's lock
     (see ``fiotray.core.store``). A file that cannot be parsed is reported and left
@@ -156,7 +158,7 @@ class FactoryStore:
     def __init__(self, config_dir: Path | None = None) -> None:
         self.config_dir = Path(config_dir) if config_dir is not None else _default_config_dir()
         self.path = self.config_dir / "profiles.json"
-        self._file: JsonFile[Profiles] = JsonFile(
+        self._file: JsonFile[Factories] = JsonFile(
             self.path,
             parse=self._parse,
             dump=self._dump,
@@ -167,10 +169,10 @@ class FactoryStore:
 
     # -- reading -----------------------------------------------------------------
 
-    def _load(self) -> Profiles:
+    def _load(self) -> Factories:
         return self._file.read()
 
-    def _parse(self, data: Any) -> Profiles:
+    def _parse(self, data: Any) -> Factories:
         if not isinstance(data, dict):
             raise self._malformed("the top level is not an object")
         version = data.get("version")
@@ -179,37 +181,37 @@ class FactoryStore:
         entries = data.get("profiles", {})
         if not isinstance(entries, dict):
             raise self._malformed("'profiles' is not an object")
-        profiles: dict[str, Factory] = {}
+        factories: dict[str, Factory] = {}
         for factory, entry in entries.items():
-            profiles[factory] = self._parse_entry(factory, entry)
+            factories[factory] = self._parse_entry(factory, entry)
         default = data.get("default")
         if default is not None and not isinstance(default, str):
             raise self._malformed("'default' is not a string")
-        if default is not None and default not in profiles:
-            log.warning("profiles: default %s has no profile; ignoring it", default)
+        if default is not None and default not in factories:
+            log.warning("factories: default %s is not a saved factory; ignoring it", default)
             default = None
-        return default, profiles
+        return default, factories
 
     def _refuse(self, what: str) -> NoReturn:
         raise self._malformed(what)
 
     def _malformed(self, what: str) -> ProfileError:
         return ProfileError(
-            f"The profiles file {self.path} is malformed ({what}); fix or remove it, "
+            f"The factories file {self.path} is malformed ({what}); fix or remove it, "
             "nothing was changed."
         )
 
     def _parse_entry(self, factory: Any, entry: Any) -> Factory:
         if not isinstance(entry, dict):
-            raise self._malformed(f"profile {factory!r} is not an object")
+            raise self._malformed(f"factory {factory!r} is not an object")
         client_id = entry.get("client_id")
         for field_name in ("auth", "api_url", "oauth_url"):
             if not isinstance(entry.get(field_name, ""), str):
-                raise self._malformed(f"profile {factory!r} field {field_name!r} is not a string")
+                raise self._malformed(f"factory {factory!r} field {field_name!r} is not a string")
         if client_id is not None and not isinstance(client_id, str):
-            raise self._malformed(f"profile {factory!r} field 'client_id' is not a string")
+            raise self._malformed(f"factory {factory!r} field 'client_id' is not a string")
         # Unknown keys are dropped on purpose: a hand-added secret must not survive a rewrite.
-        profile = Factory(
+        signed_in = Factory(
             factory=factory,
             auth=entry.get("auth", ""),
             api_url=entry.get("api_url", DEFAULT_API_URL),
@@ -217,72 +219,72 @@ class FactoryStore:
             client_id=client_id,
         )
         try:
-            return profile.validated()
+            return signed_in.validated()
         except ProfileError as exc:
-            raise self._malformed(f"profile {factory!r}: {str(exc).rstrip('.')}") from None
+            raise self._malformed(f"factory {factory!r}: {str(exc).rstrip('.')}") from None
 
     def list(self) -> list[Factory]:
-        _, profiles = self._load()
-        return [profiles[name] for name in sorted(profiles)]
+        _, factories = self._load()
+        return [factories[name] for name in sorted(factories)]
 
     def default_name(self) -> str | None:
         default, _ = self._load()
         return default
 
     def get(self, factory: str | None = None) -> Factory:
-        default, profiles = self._load()
+        default, factories = self._load()
         if factory is None:
             if default is not None:
-                return profiles[default]
-            if len(profiles) == 1:
-                return next(iter(profiles.values()))
-            if not profiles:
+                return factories[default]
+            if len(factories) == 1:
+                return next(iter(factories.values()))
+            if not factories:
                 raise ProfileError("no factory configured; run `fiotray login --factory F ...`")
-            names = ", ".join(sorted(profiles))
+            names = ", ".join(sorted(factories))
             raise ProfileError(
                 f"several factories configured ({names}): pass --factory or set a default"
             )
         try:
-            return profiles[factory]
+            return factories[factory]
         except KeyError:
-            raise ProfileError(f"no profile for factory {factory}") from None
+            raise ProfileError(f"no factory {factory} configured") from None
 
     # -- writing -----------------------------------------------------------------
 
-    def save(self, profile: Factory, *, make_default: bool = False) -> None:
-        profile = profile.validated()
+    def save(self, factory: Factory, *, make_default: bool = False) -> None:
+        factory = factory.validated()
 
-        def change(current: Profiles) -> Profiles:
-            default, profiles = current
-            profiles[profile.factory] = profile
-            if make_default or (default is None and len(profiles) == 1):
-                default = profile.factory
-            return default, profiles
+        def change(current: Factories) -> Factories:
+            default, factories = current
+            factories[factory.factory] = factory
+            if make_default or (default is None and len(factories) == 1):
+                default = factory.factory
+            return default, factories
 
         self._file.update(change)
 
     def remove(self, factory: str) -> None:
-        def change(current: Profiles) -> Profiles:
-            default, profiles = current
-            if factory not in profiles:
-                raise ProfileError(f"no profile for factory {factory}")
-            del profiles[factory]
-            return (None if default == factory else default), profiles
+        def change(current: Factories) -> Factories:
+            default, factories = current
+            if factory not in factories:
+                raise ProfileError(f"no factory {factory} configured")
+            del factories[factory]
+            return (None if default == factory else default), factories
 
         self._file.update(change)
 
     def set_default(self, factory: str) -> None:
-        def change(current: Profiles) -> Profiles:
-            _, profiles = current
-            if factory not in profiles:
-                raise ProfileError(f"no profile for factory {factory}")
-            return factory, profiles
+        def change(current: Factories) -> Factories:
+            _, factories = current
+            if factory not in factories:
+                raise ProfileError(f"no factory {factory} configured")
+            return factory, factories
 
         self._file.update(change)
 
     @staticmethod
-    def _dump(current: Profiles) -> dict[str, Any]:
-        default, profiles = current
+    def _dump(current: Factories) -> dict[str, Any]:
+        default, factories = current
         return {
             "version": FILE_VERSION,
             "default": default,
@@ -293,6 +295,6 @@ class FactoryStore:
                     "oauth_url": p.oauth_url,
                     "client_id": p.client_id,
                 }
-                for name, p in sorted(profiles.items())
+                for name, p in sorted(factories.items())
             },
         }

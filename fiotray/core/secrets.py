@@ -60,17 +60,18 @@ _NO_COLLECTION_MSG = (
 )
 
 
-def profile_key(profile: str, what: str) -> str:
-    """Keyring entry name of one secret of a factory profile."""
+def factory_key(factory: str, what: str) -> str:
+    """Keyring entry name of one secret of a factory sign-in."""
     if what not in SECRET_KINDS:
         raise ValueError(f"unknown secret kind {what!r}")
-    if not profile:
-        raise ValueError("empty profile name")
-    return f"profile/{profile}/{what}"
+    if not factory:
+        raise ValueError("empty factory name")
+    # The "profile/" prefix is the key users' secrets are already stored under: never change it.
+    return f"profile/{factory}/{what}"
 
 
 def tunnel_key(tunnel: str) -> str:
-    """Keyring entry name of a tunnel profile's WireGuard private key."""
+    """Keyring entry name of a tunnel's WireGuard private key."""
     if not tunnel:
         raise ValueError("empty tunnel name")
     return f"tunnel/{tunnel}/private_key"

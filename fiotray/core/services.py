@@ -150,7 +150,7 @@ def demo_services(devices: int | None = None, *, latency: float = 0.0) -> Servic
     root = Path(scratch.name)
     session = demo.DemoSession(devices or demo.DEMO_DEVICES, latency=latency)
     factories = FactoryStore(root / "config")
-    factories.save(session.profile, make_default=True)
+    factories.save(session.factory, make_default=True)
     tunnels = TunnelStore(root / "config")
     sys_net = root / "sys-class-net"
     sys_net.mkdir()
@@ -162,18 +162,18 @@ def demo_services(devices: int | None = None, *, latency: float = 0.0) -> Servic
     )
     tunnels.save(
         Tunnel(
-            name=session.profile.factory,
+            name=session.factory.factory,
             kind="foundries",
             interface="fiodemo",
             template=wgconf.foundries_template(wg_server, DEMO_ADDRESS),
             public_key=demo.DEMO_LAPTOP_PUBLIC_KEY,
             endpoint=wg_server.endpoint,
-            factory=session.profile.factory,
+            factory=session.factory.factory,
             address=DEMO_ADDRESS,
             server_address=wg_server.server_address,
         )
     )
-    session.secrets.set(tunnel_key(session.profile.factory), demo.DEMO_LAPTOP_PRIVATE_KEY)
+    session.secrets.set(tunnel_key(session.factory.factory), demo.DEMO_LAPTOP_PRIVATE_KEY)
     controller = TunnelController(
         tunnels, session.secrets, SimulatedHelper(sys_net), sys_net=sys_net
     )

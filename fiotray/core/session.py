@@ -1,4 +1,4 @@
-"""Turn saved profiles into a signed-in FactoryClient, and devices into SSH targets."""
+"""Turn saved factories into a signed-in FactoryClient, and devices into SSH targets."""
 
 from __future__ import annotations
 
@@ -16,32 +16,32 @@ if TYPE_CHECKING:
     from fiotray.core.tunnels import Tunnel
 
 
-async def open_factory(profile: Factory, secrets: SecretStore, **options: object) -> FactoryClient:
-    credentials = await load_credentials(profile, secrets)
-    return FactoryClient(profile.api_url, profile.factory, credentials, **options)  # type: ignore[arg-type]
+async def open_factory(factory: Factory, secrets: SecretStore, **options: object) -> FactoryClient:
+    credentials = await load_credentials(factory, secrets)
+    return FactoryClient(factory.api_url, factory.factory, credentials, **options)  # type: ignore[arg-type]
 
 
 def ssh_settings(
-    profile: Tunnel | None, route: str | None = None, defaults: dict[str, Any] | None = None
+    tunnel: Tunnel | None, route: str | None = None, defaults: dict[str, Any] | None = None
 ) -> ssh.SshSettings:
-    """The factory's tunnel profile's SSH settings over the user's defaults; `route` wins."""
-    stored: dict[str, Any] = {**(defaults or {}), **(dict(profile.ssh) if profile else {})}
+    """The factory's tunnel's SSH settings over the user's defaults; `route` wins."""
+    stored: dict[str, Any] = {**(defaults or {}), **(dict(tunnel.ssh) if tunnel else {})}
     if route:
         stored["route"] = route
     try:
         return ssh.SshSettings(**stored)
     except TypeError as exc:
         raise FiotrayError(
-            f"The SSH settings of tunnel {profile.name if profile else ''} are malformed: {exc}."
+            f"The SSH settings of tunnel {tunnel.name if tunnel else ''} are malformed: {exc}."
         ) from None
 
 
 async def ssh_targets(
-    api: FactoryClient, profile: Tunnel | None, only: str | None = None
+    api: FactoryClient, tunnel: Tunnel | None, only: str | None = None
 ) -> list[ssh.SshTarget]:
     """VPN-enabled devices as SSH targets (one wireguard-ips call); `only` picks one device."""
-    if profile and profile.server_address:
-        server_address = profile.server_address
+    if tunnel and tunnel.server_address:
+        server_address = tunnel.server_address
         ips = await api.wireguard_ips()
     else:
         server, ips = await asyncio.gather(devices.factory_server(api), api.wireguard_ips())

@@ -251,7 +251,7 @@ def ssh_path_value(path: str | os.PathLike[str], what: str = "SSH file") -> str:
 
 @dataclass(frozen=True)
 class SshSettings:
-    """How to reach a factory's devices; stored (non-secret) with the factory profile."""
+    """How to reach a factory's devices; stored (non-secret) with its tunnel in tunnels.json."""
 
     user: str = "fio"  # login on the device
     route: Route = "jump"

@@ -1,4 +1,4 @@
-"""Tunnel profiles and the tunnel controller.
+"""Tunnels and the tunnel controller.
 
 A tunnel's state is read from the system, never assumed: the interface exists
 (`/sys/class/net`, no process, no prompt) and its last handshake (the helper's
@@ -64,7 +64,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 IFNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")
 
 
-# -- profiles ------------------------------------------------------------------------
+# -- tunnels -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def interface_for_factory(factory: str) -> str:
 
 
 class TunnelStore:
-    """tunnels.json in the XDG config dir: every tunnel profile, nothing secret.
+    """tunnels.json in the XDG config dir: every tunnel, nothing secret.
 
     The one home of the default tunnel, for the CLI and the GUI alike. Every change
     is made under the file's lock (see ``fiotray.core.store``).
@@ -218,22 +218,22 @@ class TunnelStore:
     def for_factory(self, factory: str) -> Tunnel | None:
         return next((t for t in self.list() if t.factory == factory), None)
 
-    def save(self, profile: Tunnel) -> None:
-        profile.validated()
-        entry = asdict(profile)
+    def save(self, tunnel: Tunnel) -> None:
+        tunnel.validated()
+        entry = asdict(tunnel)
         del entry["name"]
 
         def change(data: dict[str, Any]) -> None:
             for other, raw in data["tunnels"].items():
-                clash = isinstance(raw, dict) and raw.get("interface") == profile.interface
-                if other != profile.name and clash:
+                clash = isinstance(raw, dict) and raw.get("interface") == tunnel.interface
+                if other != tunnel.name and clash:
                     raise ProfileError(
-                        f"Tunnel {other} already uses interface {profile.interface}; "
+                        f"Tunnel {other} already uses interface {tunnel.interface}; "
                         "choose another name."
                     )
-            data["tunnels"][profile.name] = entry
+            data["tunnels"][tunnel.name] = entry
             if not data.get("default"):
-                data["default"] = profile.name
+                data["default"] = tunnel.name
 
         self._update(change)
 
@@ -257,7 +257,7 @@ def _legacy_default_tunnel(settings_path: Path) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-async def create_foundries_profile(
+async def create_foundries_tunnel(
     store: TunnelStore,
     secrets: SecretStore,
     *,
@@ -272,7 +272,7 @@ async def create_foundries_profile(
     address = _wgconf().check_laptop_address(address, server, used)
     template = _wgconf().foundries_template(server, address)
     private = _wgconf().generate_private_key()
-    profile = Tunnel(
+    tunnel = Tunnel(
         name=name,
         kind="foundries",
         interface=interface or interface_for_factory(factory),
@@ -283,10 +283,10 @@ async def create_foundries_profile(
         address=address,
         server_address=server.server_address,
     ).validated()
-    return await _store_new(store, secrets, profile, private)
+    return await _store_new(store, secrets, tunnel, private)
 
 
-async def import_plain_profile(
+async def import_plain_tunnel(
     store: TunnelStore,
     secrets: SecretStore,
     *,
@@ -295,7 +295,7 @@ async def import_plain_profile(
     interface: str | None = None,
 ) -> Tunnel:
     imported = _wgconf().split_import(text)
-    profile = Tunnel(
+    tunnel = Tunnel(
         name=name,
         kind="plain",
         interface=interface or (name[:15] if IFNAME_RE.match(name[:15]) else "wgtray0"),
@@ -303,25 +303,25 @@ async def import_plain_profile(
         public_key=imported.public_key,
         endpoint=imported.endpoint,
     ).validated()
-    return await _store_new(store, secrets, profile, imported.private_key)
+    return await _store_new(store, secrets, tunnel, imported.private_key)
 
 
 async def _store_new(
-    store: TunnelStore, secrets: SecretStore, profile: Tunnel, private_key: str
+    store: TunnelStore, secrets: SecretStore, tunnel: Tunnel, private_key: str
 ) -> Tunnel:
-    """Key into the keyring, then the profile; neither is left behind when one fails."""
-    if any(t.name == profile.name for t in store.list()):
+    """Key into the keyring, then the tunnel; neither is left behind when one fails."""
+    if any(t.name == tunnel.name for t in store.list()):
         # Never overwrite: the existing tunnel's private key would be lost with it.
         raise ProfileError(
-            f"A tunnel named {profile.name} already exists: remove it first or pick another name."
+            f"A tunnel named {tunnel.name} already exists: remove it first or pick another name."
         )
-    await secrets.aset(tunnel_key(profile.name), private_key)
+    await secrets.aset(tunnel_key(tunnel.name), private_key)
     try:
-        store.save(profile)
+        store.save(tunnel)
     except FiotrayError:
-        await secrets.adelete(tunnel_key(profile.name))
+        await secrets.adelete(tunnel_key(tunnel.name))
         raise
-    return profile
+    return tunnel
 
 
 MAX_CONF_BYTES = 64 * 1024
@@ -348,10 +348,10 @@ def name_from_path(path: Path) -> str:
     return stem if NAME_RE.match(stem) else "wireguard"
 
 
-def admin_line(profile: Tunnel) -> str:
+def admin_line(tunnel: Tunnel) -> str:
     """What the VPN server's admin runs to admit this laptop as a peer."""
-    iface = interface_for_factory(profile.factory or "")
-    return f"wg set {iface} peer {profile.public_key} allowed-ips {profile.address}/32"
+    iface = interface_for_factory(tunnel.factory or "")
+    return f"wg set {iface} peer {tunnel.public_key} allowed-ips {tunnel.address}/32"
 
 
 # -- the helper --------------------------------------------------------------------
@@ -508,13 +508,13 @@ def _helper_error(code: int, stderr: str) -> VpnError:
 
 
 def classify(
-    profile: Tunnel,
+    tunnel: Tunnel,
     info: InterfaceStatus | None,
     *,
     now: float,
     error: str | None = None,
 ) -> TunnelStatus:
-    base = TunnelStatus(profile.name, profile.interface, State.DISCONNECTED)
+    base = TunnelStatus(tunnel.name, tunnel.interface, State.DISCONNECTED)
     if info is None or not info.exists:
         if error:
             return replace(base, state=State.ERROR, detail=error)
@@ -534,10 +534,10 @@ def classify(
     if info.created and now - info.created < FIRST_HANDSHAKE_GRACE:
         return replace(status, state=State.CONNECTING)
     hint = "no handshake with the server yet"
-    if profile.kind == "foundries":
+    if tunnel.kind == "foundries":
         hint += (
             "; the VPN server probably does not know this laptop yet: its admin must run "
-            f"`{admin_line(profile)}`"
+            f"`{admin_line(tunnel)}`"
         )
     return replace(status, state=State.STALE, detail=hint)
 
@@ -572,8 +572,8 @@ class TunnelController:
         return lambda: self._listeners.remove(listener)
 
     def _publish(self, status: TunnelStatus) -> TunnelStatus:
-        if self._last.get(status.profile) != status:
-            self._last[status.profile] = status
+        if self._last.get(status.tunnel) != status:
+            self._last[status.tunnel] = status
             for listener in list(self._listeners):
                 listener(status)
         return status
@@ -587,15 +587,15 @@ class TunnelController:
 
     async def status(self, name: str | None = None) -> list[TunnelStatus]:
         """The state of one or every tunnel, from the system."""
-        profiles = [self.store.get(name)] if name else self.store.list()
-        if not profiles:
+        tunnels = [self.store.get(name)] if name else self.store.list()
+        if not tunnels:
             return []
         infos: dict[str, InterfaceStatus] = {}
-        if any(self.interface_exists(p.interface) for p in profiles):
+        if any(self.interface_exists(p.interface) for p in tunnels):
             infos = await self.helper.status()
         now = self.clock()
         out = []
-        for p in profiles:
+        for p in tunnels:
             info = infos.get(p.interface)
             if info is None and self.interface_exists(p.interface):
                 # Up, but not by fiotray's helper (wg-quick by hand, NetworkManager...).
@@ -615,38 +615,36 @@ class TunnelController:
         return out
 
     async def connect(self, name: str | None = None, *, wait: float = 0.0) -> TunnelStatus:
-        profile = self.store.get(name)
-        async with self._lock(profile.name):
-            if self.interface_exists(profile.interface):
-                (current,) = await self.status(profile.name)
+        tunnel = self.store.get(name)
+        async with self._lock(tunnel.name):
+            if self.interface_exists(tunnel.interface):
+                (current,) = await self.status(tunnel.name)
                 if current.foreign:
                     raise VpnError(
-                        f"Interface {profile.interface} is already up outside fiotray; take it "
+                        f"Interface {tunnel.interface} is already up outside fiotray; take it "
                         "down first (wg-quick down).",
                         code=errors.TUNNEL_FOREIGN,
                     )
                 return current  # already up: connecting twice is not an error
-            self._publish(TunnelStatus(profile.name, profile.interface, State.CONNECTING))
+            self._publish(TunnelStatus(tunnel.name, tunnel.interface, State.CONNECTING))
             try:
-                private = await self.secrets.aget(tunnel_key(profile.name))
+                private = await self.secrets.aget(tunnel_key(tunnel.name))
                 if not private:
                     raise VpnError(
-                        f"The private key of tunnel {profile.name} is not in the keyring; "
+                        f"The private key of tunnel {tunnel.name} is not in the keyring; "
                         "add the tunnel again."
                     )
-                await self.helper.up(
-                    profile.interface, _wgconf().with_key(profile.template, private)
-                )
+                await self.helper.up(tunnel.interface, _wgconf().with_key(tunnel.template, private))
             except FiotrayError as exc:
-                self._errors[profile.name] = str(exc)
+                self._errors[tunnel.name] = str(exc)
                 self._publish(
-                    TunnelStatus(profile.name, profile.interface, State.ERROR, detail=str(exc))
+                    TunnelStatus(tunnel.name, tunnel.interface, State.ERROR, detail=str(exc))
                 )
                 raise
-            self._errors.pop(profile.name, None)
+            self._errors.pop(tunnel.name, None)
         if wait:
-            return await self.wait_for_handshake(profile.name, wait)
-        (status,) = await self.status(profile.name)
+            return await self.wait_for_handshake(tunnel.name, wait)
+        (status,) = await self.status(tunnel.name)
         return status
 
     async def wait_for_handshake(self, name: str, timeout: float) -> TunnelStatus:
@@ -662,10 +660,10 @@ class TunnelController:
             delay = min(delay * 1.5, 1.0)
 
     async def disconnect(self, name: str | None = None) -> TunnelStatus:
-        profile = self.store.get(name)
-        async with self._lock(profile.name):
-            self._errors.pop(profile.name, None)
-            if self.interface_exists(profile.interface):
-                await self.helper.down(profile.interface)
-        (status,) = await self.status(profile.name)
+        tunnel = self.store.get(name)
+        async with self._lock(tunnel.name):
+            self._errors.pop(tunnel.name, None)
+            if self.interface_exists(tunnel.interface):
+                await self.helper.down(tunnel.interface)
+        (status,) = await self.status(tunnel.name)
         return status

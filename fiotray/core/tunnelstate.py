@@ -22,7 +22,7 @@ class State(enum.StrEnum):
 
 @dataclass(frozen=True)
 class TunnelStatus:
-    profile: str
+    tunnel: str  # the tunnel's name
     interface: str
     state: State
     endpoint: str = ""
@@ -42,7 +42,10 @@ class TunnelStatus:
     def to_json(self, now: float | None = None) -> dict[str, Any]:
         age = self.handshake_age(now)
         return {
-            "profile": self.profile,
+            "tunnel": self.tunnel,
+            # The old name of "tunnel", kept with the same value: scripts read
+            # `fiotray status --json` and must not break.
+            "profile": self.tunnel,
             "interface": self.interface,
             "state": str(self.state),
             "endpoint": self.endpoint or None,

@@ -107,7 +107,7 @@ def foundries_template(server: WireguardServer, address: str) -> str:
             "",
         ]
     )
-    # Validate now, with a dummy key: a bad server file fails at profile creation, not connect.
+    # Validate now, with a dummy key: a bad server file fails on adding the tunnel, not on connect.
     with_key(text, _CHECK_KEY)
     return text
 

@@ -16,7 +16,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from fiotray.core.factories import Factory
-from fiotray.core.secrets import MemorySecretStore, profile_key
+from fiotray.core.secrets import MemorySecretStore, factory_key
 
 if TYPE_CHECKING:
     from fiotray.demo.fakeapi import FakeApiServer
@@ -37,20 +37,20 @@ DEMO_SERVER_PUBLIC_KEY = "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08="
 
 
 class DemoSession:
-    """The demo factory's profile and secrets now; its API server on first use."""
+    """The demo factory's sign-in and secrets now; its API server on first use."""
 
     def __init__(self, devices: int = DEMO_DEVICES, latency: float = 0.0) -> None:
         self.devices = devices
         self.latency = latency
         self._sock: socket.socket | None = socket.create_server(("127.0.0.1", 0), backlog=128)
         url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self.profile = Factory(
+        self.factory = Factory(
             factory=DEMO_FACTORY, auth="token", api_url=url, oauth_url=url + "/oauth"
         )
         # Not secrets.token_urlsafe: `secrets` loads hashlib and with it OpenSSL.
         self._token = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
         self.secrets = MemorySecretStore()
-        self.secrets.set(profile_key(DEMO_FACTORY, "api_token"), self._token)
+        self.secrets.set(factory_key(DEMO_FACTORY, "api_token"), self._token)
         self._server: FakeApiServer | None = None
         self._lock = threading.Lock()
         self._closed = False

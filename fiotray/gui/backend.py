@@ -237,7 +237,7 @@ class Backend(QObject):
     # -- tunnels ---------------------------------------------------------------------
 
     def _on_tunnel(self, status: TunnelStatus) -> None:
-        self.tunnel_states[status.profile] = status
+        self.tunnel_states[status.tunnel] = status
         self.tunnelChanged.emit(status)
 
     async def refresh_tunnels(self) -> list[TunnelStatus]:

@@ -718,7 +718,7 @@ class DevicesWindow(QWidget):
 
     def _on_tunnel_changed(self, status: TunnelStatus) -> None:
         profile = self._tunnel_profile()
-        if profile is not None and status.profile == profile.name:
+        if profile is not None and status.tunnel == profile.name:
             self._update_tunnel_bar()
 
     def _update_tunnel_bar(self) -> None:

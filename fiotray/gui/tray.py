@@ -78,7 +78,7 @@ class TrayIcon(QSystemTrayIcon):
         backend.notice.connect(self._on_notice)
         backend.profilesChanged.connect(self.refresh)
         for status in backend.tunnel_states.values():
-            self._seen[status.profile] = status.state
+            self._seen[status.tunnel] = status.state
         self.rebuild_menu()
         self.refresh()
 
@@ -215,7 +215,7 @@ class TrayIcon(QSystemTrayIcon):
         return state is asked[0]
 
     def _on_tunnel(self, status: TunnelStatus) -> None:
-        name, state = status.profile, status.state
+        name, state = status.tunnel, status.state
         before = self._seen.get(name)
         self._seen[name] = state
         self.refresh()

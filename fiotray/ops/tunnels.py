@@ -59,7 +59,7 @@ async def add_foundries(
     server = await devices.factory_server(api)
     used = {ip.ip for ip in await api.wireguard_ips()}
     await asyncio.to_thread(services.secrets.check)
-    tunnel = await core_tunnels.create_foundries_profile(
+    tunnel = await core_tunnels.create_foundries_tunnel(
         services.tunnels,
         services.secrets,
         name=name or api.factory,
@@ -79,7 +79,7 @@ async def import_conf(
     the keyring (the file is left alone: the caller tells the user to delete it)."""
     text = await asyncio.to_thread(core_tunnels.read_conf_file, path)
     await asyncio.to_thread(services.secrets.check)
-    return await core_tunnels.import_plain_profile(
+    return await core_tunnels.import_plain_tunnel(
         services.tunnels,
         services.secrets,
         name=name or core_tunnels.name_from_path(path),

@@ -317,7 +317,7 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
     import secrets as pysecrets
 
     from fiotray.core.factories import FactoryStore
-    from fiotray.core.secrets import MemorySecretStore, profile_key
+    from fiotray.core.secrets import MemorySecretStore, factory_key
     from fiotray.core.services import Services
     from fiotray.core.settings import SettingsStore
     from fiotray.core.tunnels import TunnelController, TunnelStore
@@ -367,7 +367,7 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
             new = app.backend
             assert not new.demo and new.services.factories.path.parent == user_dir
             assert [p.factory for p in FactoryStore(user_dir).list()] == ["my-factory"]
-            assert user_secrets.get(profile_key("my-factory", "api_token")) == token
+            assert user_secrets.get(factory_key("my-factory", "api_token")) == token
             assert not demo_root.exists(), "the demo's scratch files are gone"
             assert app.tray.title == "fiotray"
             assert new.settings.terminal == "xterm" and new.settings.recent == ()

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QDialog, QLabel, QLineEdit
 
 from fiotray.core import wgconf
 from fiotray.core.errors import SecretsUnavailable
-from fiotray.core.secrets import _LOCKED_MSG, profile_key, tunnel_key
+from fiotray.core.secrets import _LOCKED_MSG, factory_key, tunnel_key
 from fiotray.core.settings import SettingsStore
 from fiotray.core.tunnels import TunnelStore
 from fiotray.demo.factory import DEMO_FACTORY
@@ -46,7 +46,7 @@ async def settle(dialog) -> None:
 
 
 def demo_token(backend) -> str:
-    token = backend.services.secrets.get(profile_key(DEMO_FACTORY, "api_token"))
+    token = backend.services.secrets.get(factory_key(DEMO_FACTORY, "api_token"))
     assert token
     return token
 

@@ -21,7 +21,7 @@ from fiotray.core.auth import (
 )
 from fiotray.core.errors import AuthError
 from fiotray.core.factories import Factory
-from fiotray.core.secrets import SecretStore, profile_key
+from fiotray.core.secrets import SecretStore, factory_key
 from tests.keyring_session import SecretServiceSession
 from tests.unit.test_auth import CLIENT_SECRET, T0, FakeOAuth, bearer, oauth_profile, token
 
@@ -54,14 +54,14 @@ async def test_oauth_save_load_and_persist_refresh_in_real_keyring(
     # The stored token expires soon (real clock): refreshing saves the new one.
     assert await c.headers(http) == {"Authorization": bearer("access-1")}
     assert fake.grants() == ["refresh_token"]
-    saved = TokenSet.from_json(SecretStore().get(profile_key("acme", "oauth_token")) or "")
+    saved = TokenSet.from_json(SecretStore().get(factory_key("acme", "oauth_token")) or "")
     assert saved.access_token == "access-1"
     assert saved.refresh_token == "refresh-1"
-    assert SecretStore().get(profile_key("acme", "client_secret")) == CLIENT_SECRET
+    assert SecretStore().get(factory_key("acme", "client_secret")) == CLIENT_SECRET
 
     await forget(profile, store)
     for what in ("client_secret", "oauth_token", "api_token"):
-        assert SecretStore().get(profile_key("acme", what)) is None
+        assert SecretStore().get(factory_key("acme", what)) is None
     with pytest.raises(AuthError) as info:
         await load_credentials(profile, store)
     assert str(info.value) == ("Not signed in to acme; run `fiotray login --factory acme` first.")
@@ -79,11 +79,11 @@ async def test_api_token_save_load_and_switching_kinds(
     c = await load_credentials(token_p, SecretStore())
     assert await c.headers(http) == {"OSF-TOKEN": "API-TOKEN-SECRET"}
     # One auth kind per profile: the OAuth secrets are gone.
-    assert store.get(profile_key("acme", "client_secret")) is None
-    assert store.get(profile_key("acme", "oauth_token")) is None
+    assert store.get(factory_key("acme", "client_secret")) is None
+    assert store.get(factory_key("acme", "oauth_token")) is None
 
     await save_oauth(oauth_p, store, CLIENT_SECRET, token())
-    assert store.get(profile_key("acme", "api_token")) is None
+    assert store.get(factory_key("acme", "api_token")) is None
     await forget(token_p, store)
     with pytest.raises(AuthError, match="Not signed in to acme"):
         await load_credentials(token_p, store)

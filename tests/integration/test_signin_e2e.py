@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fiotray.core.secrets import SecretStore, profile_key
+from fiotray.core.secrets import SecretStore, factory_key
 from fiotray.demo.fakeapi import FakeApiServer, FakeFactory
 
 FACTORY = "e2e-factory"
@@ -146,10 +146,10 @@ def test_sign_in_list_across_expiry_sign_out_leaves_no_secret(world):
     assert token_grants(server, "refresh_token") == 2
 
     store = SecretStore()
-    assert store.get(profile_key(FACTORY, "client_secret")) == CLIENT_SECRET
+    assert store.get(factory_key(FACTORY, "client_secret")) == CLIENT_SECRET
     run(env, "logout", "--factory", FACTORY, outputs=outputs)
     for kind in ("client_secret", "oauth_token", "api_token"):
-        assert store.get(profile_key(FACTORY, kind)) is None, f"{kind} left in the keyring"
+        assert store.get(factory_key(FACTORY, kind)) is None, f"{kind} left in the keyring"
     assert "No factory configured" in run(env, "factories", outputs=outputs).stdout
 
     secrets = {CLIENT_SECRET, *factory.issued_tokens}

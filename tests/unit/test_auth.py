@@ -27,7 +27,7 @@ from fiotray.core.auth import (
 )
 from fiotray.core.errors import ApiError, AuthError, ProfileError, SecretsUnavailable
 from fiotray.core.factories import Factory
-from fiotray.core.secrets import MemorySecretStore, SecretStore, profile_key
+from fiotray.core.secrets import MemorySecretStore, SecretStore, factory_key
 
 OAUTH_URL = "https://app.example.com/oauth"
 CLIENT_ID = "client-id-1"
@@ -730,12 +730,12 @@ async def test_load_with_unreadable_stored_token_signs_in_again(
 ) -> None:
     store = MemorySecretStore()
     profile = oauth_profile()
-    store.set(profile_key("acme", "client_secret"), CLIENT_SECRET)
-    store.set(profile_key("acme", "oauth_token"), "{garbage")
+    store.set(factory_key("acme", "client_secret"), CLIENT_SECRET)
+    store.set(factory_key("acme", "oauth_token"), "{garbage")
     c = await load_credentials(profile, store)
     assert await c.headers(http) == {"Authorization": bearer("access-1")}
     assert fake.grants() == ["client_credentials"]
-    assert json.loads(store.get(profile_key("acme", "oauth_token")) or "")["access_token"] == (
+    assert json.loads(store.get(factory_key("acme", "oauth_token")) or "")["access_token"] == (
         "access-1"
     )
 
@@ -745,7 +745,7 @@ async def test_load_oauth_without_client_id_or_secret() -> None:
     with pytest.raises(AuthError, match="Not signed in to acme"):
         await load_credentials(oauth_profile(), store)
     no_id = Factory(factory="acme", auth="oauth", oauth_url=OAUTH_URL)
-    store.set(profile_key("acme", "client_secret"), CLIENT_SECRET)
+    store.set(factory_key("acme", "client_secret"), CLIENT_SECRET)
     with pytest.raises(AuthError, match="Not signed in to acme"):
         await load_credentials(no_id, store)
 

@@ -134,11 +134,11 @@ def test_ambiguous_without_default(store: FactoryStore) -> None:
 
 def test_unknown_factory(store: FactoryStore) -> None:
     store.save(oauth("a"))
-    with pytest.raises(ProfileError, match="no profile for factory zz"):
+    with pytest.raises(ProfileError, match="no factory zz configured"):
         store.get("zz")
-    with pytest.raises(ProfileError, match="no profile for factory zz"):
+    with pytest.raises(ProfileError, match="no factory zz configured"):
         store.remove("zz")
-    with pytest.raises(ProfileError, match="no profile for factory zz"):
+    with pytest.raises(ProfileError, match="no factory zz configured"):
         store.set_default("zz")
     assert store.default_name() == "a"
 
@@ -185,9 +185,9 @@ def test_modes(store: FactoryStore) -> None:
         ("[]", "top level is not an object"),
         ('{"version": 2, "profiles": {}}', "unsupported version 2"),
         ('{"version": 1, "profiles": []}', "'profiles' is not an object"),
-        ('{"version": 1, "profiles": {"a": 3}}', "profile 'a' is not an object"),
-        ('{"version": 1, "profiles": {"a": {"auth": "magic"}}}', "profile 'a'"),
-        ('{"version": 1, "profiles": {"a b": {"auth": "token"}}}', "profile 'a b'"),
+        ('{"version": 1, "profiles": {"a": 3}}', "factory 'a' is not an object"),
+        ('{"version": 1, "profiles": {"a": {"auth": "magic"}}}', "factory 'a'"),
+        ('{"version": 1, "profiles": {"a b": {"auth": "token"}}}', "factory 'a b'"),
         ('{"version": 1, "profiles": {"a": {"auth": "token", "api_url": 5}}}', "api_url"),
         ('{"version": 1, "default": 3, "profiles": {}}', "'default' is not a string"),
     ],

@@ -17,7 +17,7 @@ import pytest
 
 from fiotray.core import secrets as secrets_mod
 from fiotray.core.errors import SecretsUnavailable
-from fiotray.core.secrets import MemorySecretStore, SecretStore, profile_key
+from fiotray.core.secrets import MemorySecretStore, SecretStore, factory_key
 
 SECRET = "s3cr3t-VALUE-that-must-never-show-up"
 
@@ -247,11 +247,12 @@ def test_values_must_be_strings_and_keys_non_empty() -> None:
         store.get("")
 
 
-def test_profile_key() -> None:
-    assert profile_key("acme", "client_secret") == "profile/acme/client_secret"
-    assert profile_key("acme", "oauth_token") == "profile/acme/oauth_token"
-    assert profile_key("acme", "api_token") == "profile/acme/api_token"
+def test_factory_key_keeps_the_stored_key_names() -> None:
+    # Users' secrets are stored under these exact names: renaming the function must not move them.
+    assert factory_key("acme", "client_secret") == "profile/acme/client_secret"
+    assert factory_key("acme", "oauth_token") == "profile/acme/oauth_token"
+    assert factory_key("acme", "api_token") == "profile/acme/api_token"
     with pytest.raises(ValueError, match="unknown secret kind"):
-        profile_key("acme", "password")
+        factory_key("acme", "password")
     with pytest.raises(ValueError, match="empty"):
-        profile_key("", "api_token")
+        factory_key("", "api_token")

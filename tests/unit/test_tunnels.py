@@ -92,7 +92,7 @@ def world(tmp_path):
 
 
 async def add_factory_tunnel(store, secrets, name="acme", address="10.42.42.200"):
-    return await tunnels.create_foundries_profile(
+    return await tunnels.create_foundries_tunnel(
         store, secrets, name=name, factory=name, server=SERVER, address=address, used=set()
     )
 
@@ -126,7 +126,7 @@ async def test_foundries_profile_keeps_private_key_only_in_keyring(world, tmp_pa
 async def test_bad_laptop_address(world, address, message):
     store, secrets, *_ = world
     with pytest.raises(VpnError, match=message):
-        await tunnels.create_foundries_profile(
+        await tunnels.create_foundries_tunnel(
             store,
             secrets,
             name="acme",
@@ -265,11 +265,11 @@ async def test_two_tunnels_coexist(world, tmp_path):
         "AllowedIPs = 10.9.0.0/24\n"
     )
     text = conf.read_text()
-    plain = await tunnels.import_plain_profile(store, secrets, name="office", text=text)
+    plain = await tunnels.import_plain_tunnel(store, secrets, name="office", text=text)
     assert key not in store.path.read_text()
     await controller.connect("acme")
     await controller.connect("office")
-    states = {s.profile: s.state for s in await controller.status()}
+    states = {s.tunnel: s.state for s in await controller.status()}
     assert states == {"acme": State.CONNECTING, "office": State.CONNECTING}
     assert plain.interface == "office"
 
@@ -283,7 +283,7 @@ async def test_import_refuses_hooks_with_explanation(world, hook):
         f"[Peer]\nPublicKey = {SERVER_KEY}\nAllowedIPs = 10.9.0.0/24\n"
     )
     with pytest.raises(wgconf.ConfigRefused, match=hook) as info:
-        await tunnels.import_plain_profile(store, secrets, name="bad", text=text)
+        await tunnels.import_plain_tunnel(store, secrets, name="bad", text=text)
     assert key not in str(info.value)
     assert not store.path.exists()
     assert secrets.get(tunnel_key("bad")) is None
@@ -349,7 +349,10 @@ def test_helper_and_client_share_the_exit_codes():
 
 def test_status_json_shape():
     s = tunnels.TunnelStatus("acme", "fioacme", State.CONNECTED, "192.0.2.1:5555", 100.0, 1, 2)
-    assert json.loads(json.dumps(s.to_json(now=130.0)))["latest_handshake_age"] == 30.0
+    out = json.loads(json.dumps(s.to_json(now=130.0)))
+    assert out["latest_handshake_age"] == 30.0
+    # "profile" is the old name of "tunnel": scripts reading `status --json` still find it.
+    assert out["tunnel"] == out["profile"] == "acme"
 
 
 async def test_missing_pkexec_is_named(tmp_path, monkeypatch):
