@@ -90,7 +90,7 @@ def _settle_after_imports() -> None:
 
 class Backend(QObject):
     tunnelChanged = Signal(object)  # TunnelStatus, whenever a tunnel's observed state changes
-    profilesChanged = Signal()  # factories or tunnels added or removed
+    configChanged = Signal()  # factories or tunnels added or removed
     settingsChanged = Signal()
     devicesProgress = Signal(str, int, int)  # factory, devices loaded so far, total (0: unknown)
     devicesLoaded = Signal(str, object)  # factory, DeviceRows
@@ -451,7 +451,7 @@ class Backend(QObject):
             return factory
         # A client made with the old credentials must not be reused.
         await self.services.forget_client(factory.factory)
-        self.profilesChanged.emit()
+        self.configChanged.emit()
         return factory
 
     def user_services(self) -> Services:
@@ -468,7 +468,7 @@ class Backend(QObject):
         from fiotray.ops import accounts
 
         await accounts.sign_out(self.services, factory)
-        self.profilesChanged.emit()
+        self.configChanged.emit()
 
     @finishes_before_quit
     async def add_foundries_tunnel(
@@ -477,7 +477,7 @@ class Backend(QObject):
         from fiotray.ops import tunnels
 
         added = await tunnels.add_foundries(self.services, factory, address=address, name=name)
-        self.profilesChanged.emit()
+        self.configChanged.emit()
         return added.tunnel
 
     @finishes_before_quit
@@ -489,7 +489,7 @@ class Backend(QObject):
         if self.services.auto_demo:
             self.leaveDemo.emit()
         else:
-            self.profilesChanged.emit()
+            self.configChanged.emit()
         return tunnel
 
     @finishes_before_quit
@@ -498,7 +498,7 @@ class Backend(QObject):
 
         await tunnels.remove(self.services, name)
         self.tunnel_states.pop(name, None)
-        self.profilesChanged.emit()
+        self.configChanged.emit()
 
     def admin_line(self, tunnel: Tunnel) -> str:
         from fiotray.core import tunnels

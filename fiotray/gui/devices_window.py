@@ -175,7 +175,7 @@ class DevicesWindow(QWidget):
         backend.devicesFailed.connect(self._on_failed)
         backend.vpnChanged.connect(self._on_vpn_changed)
         backend.tunnelChanged.connect(self._on_tunnel_changed)
-        backend.profilesChanged.connect(self._rebuild_factories)
+        backend.configChanged.connect(self._rebuild_factories)
         self.model.rowsReplaced.connect(self._on_rows_replaced)
         self.model.layoutChanged.connect(self._update_status)
         self.model.modelReset.connect(self._update_status)
@@ -471,8 +471,8 @@ class DevicesWindow(QWidget):
         if stale:
             self.refresh()
         self._update_tunnel_bar()
-        profile = self._tunnel_profile()
-        if profile is not None and profile.name not in self.backend.tunnel_states:
+        tunnel = self._tunnel()
+        if tunnel is not None and tunnel.name not in self.backend.tunnel_states:
             self._spawn(self.backend.refresh_tunnels(), "Tunnel status")
 
     def hideEvent(self, event: QHideEvent) -> None:
@@ -704,45 +704,45 @@ class DevicesWindow(QWidget):
 
     # -- tunnel ------------------------------------------------------------------------------
 
-    def _tunnel_profile(self) -> Tunnel | None:
+    def _tunnel(self) -> Tunnel | None:
         if self._factory is None:
             return None
         return self.backend.tunnel_for(self._factory)
 
     def _tunnel_state(self) -> State | None:
-        profile = self._tunnel_profile()
-        if profile is None:
+        tunnel = self._tunnel()
+        if tunnel is None:
             return None
-        status = self.backend.tunnel_states.get(profile.name)
+        status = self.backend.tunnel_states.get(tunnel.name)
         return status.state if status else None
 
     def _on_tunnel_changed(self, status: TunnelStatus) -> None:
-        profile = self._tunnel_profile()
-        if profile is not None and status.tunnel == profile.name:
+        tunnel = self._tunnel()
+        if tunnel is not None and status.tunnel == tunnel.name:
             self._update_tunnel_bar()
 
     def _update_tunnel_bar(self) -> None:
-        profile = self._tunnel_profile()
+        tunnel = self._tunnel()
         signed_in = self._factory is not None
         self.search.setEnabled(signed_in)
         self.refresh_button.setEnabled(signed_in)
-        if profile is None:
+        if tunnel is None:
             self.tunnel_dot.hide()
             self.tunnel_label.setText("No VPN tunnel set up for this factory." if signed_in else "")
             self.tunnel_label.setToolTip("")
             self.tunnel_button.hide()
             return
         self.tunnel_dot.show()
-        status = self.backend.tunnel_states.get(profile.name)
+        status = self.backend.tunnel_states.get(tunnel.name)
         state = status.state if status else None
         words = TUNNEL_TEXT[state] if state else "checking…"
         # The detail comes from the helper or the system: text, never markup.
         detail = f": {html.escape(status.detail)}" if status and status.detail else ""
-        self.tunnel_label.setText(f"Tunnel <b>{html.escape(profile.name)}</b> {words}{detail}")
+        self.tunnel_label.setText(f"Tunnel <b>{html.escape(tunnel.name)}</b> {words}{detail}")
         self.tunnel_label.setTextFormat(Qt.TextFormat.RichText)
-        tip = [f"Interface {profile.interface}"]
-        if profile.endpoint:
-            tip.append(f"Server {profile.endpoint}")
+        tip = [f"Interface {tunnel.interface}"]
+        if tunnel.endpoint:
+            tip.append(f"Server {tunnel.endpoint}")
         if status is not None and status.state is State.CONNECTED:
             age = status.handshake_age()
             if age is not None:
@@ -759,14 +759,14 @@ class DevicesWindow(QWidget):
         self.tunnel_button.show()
 
     def _toggle_tunnel(self) -> None:
-        profile = self._tunnel_profile()
-        if profile is None or self._busy_tunnel:
+        tunnel = self._tunnel()
+        if tunnel is None or self._busy_tunnel:
             return
         # An errored tunnel has nothing up to take down: the button means "try again".
         if self._tunnel_state() is State.ERROR:
-            coro = self.backend.connect(profile.name)
+            coro = self.backend.connect(tunnel.name)
         else:
-            coro = self.backend.toggle(profile.name)
+            coro = self.backend.toggle(tunnel.name)
         self._busy_tunnel = True
         self.tunnel_button.setEnabled(False)
         self._run(self._tunnel_action(coro), "Tunnel")

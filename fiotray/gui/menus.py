@@ -177,7 +177,7 @@ def fill_tray_menu(menu: QMenu, backend: Backend | None, actions: MenuActions) -
         menu.addSeparator()
         add_account_entries(menu, factories, actions)
     except FiotrayError as exc:
-        # A hand-edited profiles file: the menu still opens and says what is wrong.
+        # A hand-edited factories file: the menu still opens and says what is wrong.
         add_entry(menu, menu_text(str(exc)))
     menu.addSeparator()
     add_app_entries(menu, actions)

@@ -76,7 +76,7 @@ class TrayIcon(QSystemTrayIcon):
         self._backend = backend
         backend.tunnelChanged.connect(self._on_tunnel)
         backend.notice.connect(self._on_notice)
-        backend.profilesChanged.connect(self.refresh)
+        backend.configChanged.connect(self.refresh)
         for status in backend.tunnel_states.values():
             self._seen[status.tunnel] = status.state
         self.rebuild_menu()
@@ -89,7 +89,7 @@ class TrayIcon(QSystemTrayIcon):
             return
         backend.tunnelChanged.disconnect(self._on_tunnel)
         backend.notice.disconnect(self._on_notice)
-        backend.profilesChanged.disconnect(self.refresh)
+        backend.configChanged.disconnect(self.refresh)
         self._backend = None
         self._seen.clear()
 

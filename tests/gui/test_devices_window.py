@@ -548,7 +548,7 @@ async def test_factory_picker_and_signed_out_state(window, backend):
     await show_loaded(window)
     store = backend.services.factories
     store.save(Factory(factory="other-factory", auth="token", api_url="https://127.0.0.1:9"))
-    backend.profilesChanged.emit()
+    backend.configChanged.emit()
     combo = window.factory_combo
     assert combo.isVisibleTo(window)
     assert [combo.itemText(i) for i in range(combo.count())] == ["demo-factory", "other-factory"]
@@ -556,7 +556,7 @@ async def test_factory_picker_and_signed_out_state(window, backend):
 
     for name in ("other-factory", "demo-factory"):
         store.remove(name)
-    backend.profilesChanged.emit()
+    backend.configChanged.emit()
     assert window.factory is None and window.model.total == 0
     assert window.stack.currentWidget() is window.placeholder
     assert "Sign in" in window.placeholder.text()

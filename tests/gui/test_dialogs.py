@@ -114,13 +114,13 @@ async def test_sign_in_fields_and_validation(qtbot, backend):
     assert dlg.message.isHidden()
 
     # The demo signs in against its embedded fake, so its URLs are filled in and shown.
-    profile = backend.factories()[0]
-    assert dlg.api_url.text() == profile.api_url
+    demo_factory = backend.factories()[0]
+    assert dlg.api_url.text() == demo_factory.api_url
     assert dlg.advanced.isVisibleTo(dlg)
     dlg.api_url.setText("ftp://example.com")
     assert not dlg.ok_button.isEnabled()
     assert "https://" in dlg.message.text()
-    dlg.api_url.setText(profile.api_url)
+    dlg.api_url.setText(demo_factory.api_url)
     assert dlg.ok_button.isEnabled()
 
     # Application credentials: the factory may stay empty; the OAuth URL applies here only.
@@ -142,8 +142,8 @@ async def test_sign_in_fields_and_validation(qtbot, backend):
 
 
 async def test_sign_in_with_api_token(qtbot, backend):
-    profiles_changed = []
-    backend.profilesChanged.connect(lambda: profiles_changed.append(1))
+    config_changed = []
+    backend.configChanged.connect(lambda: config_changed.append(1))
     dlg = opened(qtbot, SignInDialog(backend))
     signed_in = []
     dlg.signedIn.connect(signed_in.append)
@@ -157,9 +157,9 @@ async def test_sign_in_with_api_token(qtbot, backend):
     await settle(dlg)
     assert dlg.result() == QDialog.DialogCode.Accepted
     assert not dlg.isVisible()
-    assert dlg.profile is not None and dlg.profile.factory == DEMO_FACTORY
-    assert signed_in == [dlg.profile]
-    assert profiles_changed
+    assert dlg.factory is not None and dlg.factory.factory == DEMO_FACTORY
+    assert signed_in == [dlg.factory]
+    assert config_changed
     assert dlg.token.text() == ""  # the secret does not outlive the dialog
     assert not dlg.token.isUndoAvailable()
 
@@ -214,8 +214,8 @@ async def test_sign_in_with_application_credentials(qtbot, backend):
     await settle(dlg)
     assert dlg.result() == QDialog.DialogCode.Accepted, dlg.message.text()
     # The credentials have exactly one org: it became the factory.
-    assert dlg.profile.factory == DEMO_FACTORY
-    assert dlg.profile.auth == "oauth"
+    assert dlg.factory.factory == DEMO_FACTORY
+    assert dlg.factory.auth == "oauth"
     assert dlg.client_secret.text() == ""
 
 
@@ -263,7 +263,7 @@ async def test_sign_in_from_fioctl(qtbot, backend, tmp_path):
     dlg.ok_button.click()
     await settle(dlg)
     assert dlg.result() == QDialog.DialogCode.Accepted, dlg.message.text()
-    assert dlg.profile.factory == DEMO_FACTORY and dlg.profile.client_id == CLIENT_ID
+    assert dlg.factory.factory == DEMO_FACTORY and dlg.factory.client_id == CLIENT_ID
     assert fioctl_yaml.read_bytes() == before  # fioctl's file is left as it is
 
 
@@ -294,7 +294,7 @@ async def test_cancel_while_signing_in_abandons_the_call(qtbot, backend):
     assert not dlg.isVisible() and not dlg.running
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, timeout=10)
-    assert dlg.profile is None
+    assert dlg.factory is None
 
 
 # -- add a Foundries tunnel --------------------------------------------------------------
@@ -333,17 +333,17 @@ async def test_add_tunnel_shows_the_admin_line(qtbot, backend):
     await settle(dlg)
     assert dlg.isVisible(), dlg.message.text()
     assert dlg.result_page.isVisibleTo(dlg) and not dlg.form_page.isVisibleTo(dlg)
-    profile = dlg.profile
-    assert added == [profile]
+    tunnel = dlg.tunnel
+    assert added == [tunnel]
     assert "laptop" in [t.name for t in backend.tunnels()]
     line = dlg.admin_line.toPlainText()
-    assert line == backend.admin_line(profile)
-    assert line == f"wg set fiodemo-factory peer {profile.public_key} allowed-ips 10.42.42.200/32"
-    assert dlg.public_key.text() == profile.public_key
+    assert line == backend.admin_line(tunnel)
+    assert line == f"wg set fiodemo-factory peer {tunnel.public_key} allowed-ips 10.42.42.200/32"
+    assert dlg.public_key.text() == tunnel.public_key
     dlg.copy_line.click()
     assert QGuiApplication.clipboard().text() == line
     dlg.copy_key.click()
-    assert QGuiApplication.clipboard().text() == profile.public_key
+    assert QGuiApplication.clipboard().text() == tunnel.public_key
     assert dlg.close_button.isVisible() and not dlg.ok_button.isVisible()
     QTest.keyClick(dlg, Qt.Key.Key_Escape)
     assert dlg.result() == QDialog.DialogCode.Accepted  # the tunnel exists: a success
@@ -402,9 +402,9 @@ async def test_import_moves_the_key_to_the_keyring(qtbot, backend, tmp_path):
     dlg.ok_button.click()
     await settle(dlg)
     assert dlg.result() == QDialog.DialogCode.Accepted, dlg.message.text()
-    assert dlg.profile.name == "lab-vpn" and dlg.profile.kind == "plain"
+    assert dlg.tunnel.name == "lab-vpn" and dlg.tunnel.kind == "plain"
     assert backend.services.secrets.get(tunnel_key("lab-vpn"))
-    assert "PrivateKey" not in dlg.profile.template
+    assert "PrivateKey" not in dlg.tunnel.template
 
 
 async def test_import_browse_uses_a_file_dialog_without_exec(qtbot, backend, tmp_path):

@@ -46,7 +46,7 @@ class AddFoundriesTunnelDialog(WorkDialog):
         super().__init__(backend, parent, "Add Tunnel")
         self.setWindowTitle("Add a Foundries tunnel")
         self.setMinimumWidth(520)
-        self.profile: Tunnel | None = None
+        self.tunnel: Tunnel | None = None
         self._tunnel_names: set[str] = set()
         self._tunnel_factories: dict[str, str] = {}
         load_problem = ""
@@ -218,16 +218,16 @@ class AddFoundriesTunnelDialog(WorkDialog):
             self._added,
         )
 
-    def _added(self, profile: Tunnel) -> None:
+    def _added(self, tunnel: Tunnel) -> None:
         assert self.backend is not None
-        self.profile = profile
+        self.tunnel = tunnel
         self.result_title.setText(
-            f"The tunnel “{profile.name}” to {profile.factory} is set up with the address "
-            f"{profile.address}. One step is left, on the server."
+            f"The tunnel “{tunnel.name}” to {tunnel.factory} is set up with the address "
+            f"{tunnel.address}. One step is left, on the server."
         )
-        self.public_key.setText(profile.public_key)
-        self.copy_key.payload = profile.public_key
-        line = self.backend.admin_line(profile)
+        self.public_key.setText(tunnel.public_key)
+        self.copy_key.payload = tunnel.public_key
+        line = self.backend.admin_line(tunnel)
         self.admin_line.setPlainText(line)
         self.copy_line.payload = line
         # Wide enough for the line on one row (it breaks at "allowed-ips" otherwise),
@@ -248,11 +248,11 @@ class AddFoundriesTunnelDialog(WorkDialog):
         self.close_button = close
         self.setTabOrder(self.copy_line, close)
         self.copy_line.setFocus()
-        self.tunnelAdded.emit(profile)
+        self.tunnelAdded.emit(tunnel)
 
     def reject(self) -> None:
         # Once the tunnel exists, closing (Esc, Close) is the successful end.
-        if self.profile is not None:
+        if self.tunnel is not None:
             self.accept()
         else:
             super().reject()

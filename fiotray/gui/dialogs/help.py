@@ -54,7 +54,7 @@ up but no handshake happens.</p>
 with the server as it is; you need an account on the server.</li>
 <li><b>direct</b>: straight to the device's VPN address. Works only where the server's admin
 forwards with NAT out of its WireGuard interface.</li>
-<li><b>public</b>: through the server's public SSH host (set for the tunnel profile), without
+<li><b>public</b>: through the server's public SSH host (set in the tunnel's SSH settings), without
 the tunnel.</li>
 </ul>
 <p>The device login is <code>fio</code> unless you change it in Settings; SSH opens in your

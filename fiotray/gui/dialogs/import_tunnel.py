@@ -37,7 +37,7 @@ class ImportTunnelDialog(WorkDialog):
         super().__init__(backend, parent, "Import")
         self.setWindowTitle("Import a WireGuard tunnel")
         self.setMinimumWidth(520)
-        self.profile: Tunnel | None = None
+        self.tunnel: Tunnel | None = None
         self._file_dialog: QFileDialog | None = None
         try:
             self._tunnel_names = {t.name for t in backend.tunnels()}
@@ -147,7 +147,7 @@ class ImportTunnelDialog(WorkDialog):
             lambda: backend.import_tunnel(path, name), f"Importing {path.name}…", self._imported
         )
 
-    def _imported(self, profile: Tunnel) -> None:
-        self.profile = profile
-        self.tunnelImported.emit(profile)
+    def _imported(self, tunnel: Tunnel) -> None:
+        self.tunnel = tunnel
+        self.tunnelImported.emit(tunnel)
         self.accept()

@@ -52,7 +52,7 @@ class SignInDialog(WorkDialog):
         super().__init__(backend, parent, "Sign In")
         self.setWindowTitle("Sign in to a factory")
         self.setMinimumWidth(520)
-        self.profile: Factory | None = None
+        self.factory: Factory | None = None
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(False)
@@ -86,10 +86,10 @@ class SignInDialog(WorkDialog):
         auto_demo = backend.demo and backend.services.auto_demo
         if backend.demo and not auto_demo:
             # --demo: its factory lives on the embedded fake: sign-in there, not foundries.io.
-            demo_profile = next(iter(backend.factories()), None)
-            if demo_profile is not None:
-                self.api_url.setText(demo_profile.api_url)
-                self.oauth_url.setText(demo_profile.oauth_url)
+            demo_factory = next(iter(backend.factories()), None)
+            if demo_factory is not None:
+                self.api_url.setText(demo_factory.api_url)
+                self.oauth_url.setText(demo_factory.oauth_url)
                 self._advanced_open = True
 
         layout = QVBoxLayout(self.body)
@@ -327,7 +327,7 @@ class SignInDialog(WorkDialog):
                 self._signed_in,
             )
 
-    def _signed_in(self, profile: Factory) -> None:
-        self.profile = profile
-        self.signedIn.emit(profile)
+    def _signed_in(self, factory: Factory) -> None:
+        self.factory = factory
+        self.signedIn.emit(factory)
         self.accept()
