@@ -12,7 +12,7 @@ Fixture
     the background, ``status()``, ``interfaces()``.
 
 Also: ``add_foundries_tunnel(engineer)``, the CLI's ``tunnels add-foundries`` for
-the world's server, returning the tunnel profile.
+the world's server, returning the tunnel.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class Engineer:
                 out.close()  # type: ignore[union-attr]
 
     def status(self) -> dict[str, dict]:
-        return {s["profile"]: s for s in json.loads(self.fiotray("status", "--json").stdout)}
+        return {s["tunnel"]: s for s in json.loads(self.fiotray("status", "--json").stdout)}
 
     def interfaces(self) -> set[str]:
         out = self.world.exec(self.world.laptop_ns, ["ip", "-o", "link", "show"], check=True)
@@ -203,7 +203,7 @@ def add_foundries_tunnel(person: Engineer) -> dict:
         "--interface",
         world.laptop_ifname,
     ).stdout
-    (profile,) = json.loads(person.fiotray("tunnels", "list", "--json").stdout)
+    (tunnel,) = json.loads(person.fiotray("tunnels", "list", "--json").stdout)
     assert f"allowed-ips {world.laptop_vpn_address}/32" in out
-    assert profile["public_key"] in out  # the admin line to send to the server's admin
-    return profile
+    assert tunnel["public_key"] in out  # the admin line to send to the server's admin
+    return tunnel

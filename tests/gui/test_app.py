@@ -293,9 +293,9 @@ def _config(backend: Any) -> str:
     from fiotray.core import wgconf
     from fiotray.core.secrets import tunnel_key
 
-    profile = backend.tunnels()[0]
-    key = backend.services.secrets.get(tunnel_key(profile.name))
-    return wgconf.with_key(profile.template, key)
+    tunnel = backend.tunnels()[0]
+    key = backend.services.secrets.get(tunnel_key(tunnel.name))
+    return wgconf.with_key(tunnel.template, key)
 
 
 async def test_watcher_leaves_a_connect_in_flight_alone(backend):

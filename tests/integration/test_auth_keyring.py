@@ -23,7 +23,7 @@ from fiotray.core.errors import AuthError
 from fiotray.core.factories import Factory
 from fiotray.core.secrets import SecretStore, factory_key
 from tests.keyring_session import SecretServiceSession
-from tests.unit.test_auth import CLIENT_SECRET, T0, FakeOAuth, bearer, oauth_profile, token
+from tests.unit.test_auth import CLIENT_SECRET, T0, FakeOAuth, bearer, oauth_factory, token
 
 
 @pytest.fixture
@@ -41,14 +41,14 @@ async def test_oauth_save_load_and_persist_refresh_in_real_keyring(
     secret_service: SecretServiceSession, fake: FakeOAuth, http: httpx.AsyncClient
 ) -> None:
     store = SecretStore()
-    profile = oauth_profile()
-    await forget(profile, store)
+    factory = oauth_factory()
+    await forget(factory, store)
     stored = TokenSet("access-stored", "refresh-stored", "bearer", 3600, T0 - 3500)
     fake.valid_refresh.add("refresh-stored")
-    await save_oauth(profile, store, CLIENT_SECRET, stored)
+    await save_oauth(factory, store, CLIENT_SECRET, stored)
 
     # A fresh store (new backend, new D-Bus connection) reads what was saved.
-    c = await load_credentials(profile, SecretStore())
+    c = await load_credentials(factory, SecretStore())
     assert isinstance(c, OAuthCredentials)
     assert c.token == stored
     # The stored token expires soon (real clock): refreshing saves the new one.
@@ -59,11 +59,11 @@ async def test_oauth_save_load_and_persist_refresh_in_real_keyring(
     assert saved.refresh_token == "refresh-1"
     assert SecretStore().get(factory_key("acme", "client_secret")) == CLIENT_SECRET
 
-    await forget(profile, store)
+    await forget(factory, store)
     for what in ("client_secret", "oauth_token", "api_token"):
         assert SecretStore().get(factory_key("acme", what)) is None
     with pytest.raises(AuthError) as info:
-        await load_credentials(profile, store)
+        await load_credentials(factory, store)
     assert str(info.value) == ("Not signed in to acme; run `fiotray login --factory acme` first.")
 
 
@@ -71,19 +71,19 @@ async def test_api_token_save_load_and_switching_kinds(
     secret_service: SecretServiceSession, http: httpx.AsyncClient
 ) -> None:
     store = SecretStore()
-    oauth_p = oauth_profile()
-    token_p = Factory(factory="acme", auth="token")
-    await save_oauth(oauth_p, store, CLIENT_SECRET, token())
-    await save_api_token(token_p, store, "API-TOKEN-SECRET")
+    oauth_acme = oauth_factory()
+    token_acme = Factory(factory="acme", auth="token")
+    await save_oauth(oauth_acme, store, CLIENT_SECRET, token())
+    await save_api_token(token_acme, store, "API-TOKEN-SECRET")
 
-    c = await load_credentials(token_p, SecretStore())
+    c = await load_credentials(token_acme, SecretStore())
     assert await c.headers(http) == {"OSF-TOKEN": "API-TOKEN-SECRET"}
-    # One auth kind per profile: the OAuth secrets are gone.
+    # One auth kind per factory: the OAuth secrets are gone.
     assert store.get(factory_key("acme", "client_secret")) is None
     assert store.get(factory_key("acme", "oauth_token")) is None
 
-    await save_oauth(oauth_p, store, CLIENT_SECRET, token())
+    await save_oauth(oauth_acme, store, CLIENT_SECRET, token())
     assert store.get(factory_key("acme", "api_token")) is None
-    await forget(token_p, store)
+    await forget(token_acme, store)
     with pytest.raises(AuthError, match="Not signed in to acme"):
-        await load_credentials(token_p, store)
+        await load_credentials(token_acme, store)

@@ -68,8 +68,8 @@ def filter_to(session: XSession, app: AppSocket, name: str) -> dict[str, Any]:
 def gui_engineer(engineer: Engineer) -> Engineer:
     """The engineer with a Foundries tunnel the server knows, and xterm as the terminal."""
     world = engineer.world
-    profile = add_foundries_tunnel(engineer)
-    world.add_peer(profile["public_key"], world.laptop_vpn_address)
+    tunnel = add_foundries_tunnel(engineer)
+    world.add_peer(tunnel["public_key"], world.laptop_vpn_address)
     config = engineer.home / "config" / "fiotray"
     SettingsStore(config).save(Settings(terminal="xterm"))
     for path in (config, *config.iterdir()):

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.real
 
 def test_connect_ssh_routes_disconnect(engineer):
     world = engineer.world
-    profile = add_foundries_tunnel(engineer)
+    tunnel = add_foundries_tunnel(engineer)
     # The private key never touches a file the user can read.
     for path in engineer.home.rglob("*"):
         if path.is_file() and path.suffix == ".json":
@@ -34,7 +34,7 @@ def test_connect_ssh_routes_disconnect(engineer):
     assert "No handshake with the server" in proc.stdout
     engineer.fiotray("disconnect")
 
-    world.add_peer(profile["public_key"], world.laptop_vpn_address)  # the admin's step
+    world.add_peer(tunnel["public_key"], world.laptop_vpn_address)  # the admin's step
     proc = engineer.fiotray("connect")
     assert ": connected" in proc.stdout, proc.stdout
     status = engineer.status()[FACTORY]
@@ -71,8 +71,8 @@ def test_connect_ssh_routes_disconnect(engineer):
 
 def test_state_survives_the_app_and_a_second_tunnel_coexists(engineer):
     world = engineer.world
-    profile = add_foundries_tunnel(engineer)
-    world.add_peer(profile["public_key"], world.laptop_vpn_address)
+    tunnel = add_foundries_tunnel(engineer)
+    world.add_peer(tunnel["public_key"], world.laptop_vpn_address)
 
     # A plain WireGuard config next to it: its own key, its own interface.
     key = wgconf.generate_private_key()
@@ -158,7 +158,7 @@ def test_refusals_leave_a_consistent_state(engineer, polkit):
     engineer.fiotray("disconnect", "void")
     assert engineer.status()["void"]["state"] == "disconnected"
 
-    # A config with hook scripts never becomes a profile.
+    # A config with hook scripts never becomes a tunnel.
     hooked = engineer.home / "hooked.conf"
     hooked.write_text(conf.read_text().replace("[Peer]", "PostUp = touch /tmp/pwned\n[Peer]"))
     shutil.chown(hooked, engineer.user.uid, engineer.user.gid)

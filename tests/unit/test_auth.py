@@ -721,7 +721,7 @@ def test_fioctl_insecure_message_is_clear(tmp_path: Path) -> None:
 # -- keyring layout: load / save / forget ------------------------------------------
 
 
-def oauth_profile() -> Factory:
+def oauth_factory() -> Factory:
     return Factory(factory="acme", auth="oauth", oauth_url=OAUTH_URL, client_id=CLIENT_ID)
 
 
@@ -729,10 +729,10 @@ async def test_load_with_unreadable_stored_token_signs_in_again(
     fake: FakeOAuth, http: httpx.AsyncClient
 ) -> None:
     store = MemorySecretStore()
-    profile = oauth_profile()
+    factory = oauth_factory()
     store.set(factory_key("acme", "client_secret"), CLIENT_SECRET)
     store.set(factory_key("acme", "oauth_token"), "{garbage")
-    c = await load_credentials(profile, store)
+    c = await load_credentials(factory, store)
     assert await c.headers(http) == {"Authorization": bearer("access-1")}
     assert fake.grants() == ["client_credentials"]
     assert json.loads(store.get(factory_key("acme", "oauth_token")) or "")["access_token"] == (
@@ -743,7 +743,7 @@ async def test_load_with_unreadable_stored_token_signs_in_again(
 async def test_load_oauth_without_client_id_or_secret() -> None:
     store = MemorySecretStore()
     with pytest.raises(AuthError, match="Not signed in to acme"):
-        await load_credentials(oauth_profile(), store)
+        await load_credentials(oauth_factory(), store)
     no_id = Factory(factory="acme", auth="oauth", oauth_url=OAUTH_URL)
     store.set(factory_key("acme", "client_secret"), CLIENT_SECRET)
     with pytest.raises(AuthError, match="Not signed in to acme"):
@@ -752,4 +752,4 @@ async def test_load_oauth_without_client_id_or_secret() -> None:
 
 async def test_load_without_keyring_says_so(no_keyring_backend: None) -> None:
     with pytest.raises(SecretsUnavailable, match="Secret Service"):
-        await load_credentials(oauth_profile(), SecretStore())
+        await load_credentials(oauth_factory(), SecretStore())

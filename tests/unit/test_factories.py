@@ -40,14 +40,14 @@ def test_empty_store(store: FactoryStore) -> None:
 
 
 def test_round_trip(store: FactoryStore) -> None:
-    profile = Factory(
+    factory = Factory(
         factory="acme",
         auth="oauth",
         api_url="https://api.example.com/",
         oauth_url="https://app.example.com/oauth/",
         client_id="cid",
     )
-    store.save(profile)
+    store.save(factory)
 
     again = FactoryStore(store.config_dir).get("acme")
     assert again == Factory(
@@ -87,7 +87,7 @@ def test_default_uses_xdg_config_home(tmp_path: Path, monkeypatch: pytest.Monkey
     assert store.path.exists()
 
 
-def test_first_profile_becomes_default_and_later_ones_do_not(store: FactoryStore) -> None:
+def test_first_factory_becomes_default_and_later_ones_do_not(store: FactoryStore) -> None:
     store.save(oauth("beta"))
     store.save(oauth("alpha"))
     assert store.default_name() == "beta"
@@ -107,7 +107,7 @@ def test_saving_again_replaces(store: FactoryStore) -> None:
     assert len(store.list()) == 1
 
 
-def test_only_profile_is_used_without_default(store: FactoryStore) -> None:
+def test_only_factory_is_used_without_default(store: FactoryStore) -> None:
     store.save(oauth("a"))
     store.save(oauth("b"))
     store.remove("a")  # was the default
@@ -115,7 +115,7 @@ def test_only_profile_is_used_without_default(store: FactoryStore) -> None:
     assert store.get().factory == "b"
 
 
-def test_no_profile_error(store: FactoryStore) -> None:
+def test_no_factory_error(store: FactoryStore) -> None:
     with pytest.raises(ProfileError, match=r"no factory configured; run `fiotray login --factory"):
         store.get()
 
@@ -151,7 +151,7 @@ def test_remove_keeps_other_default(store: FactoryStore) -> None:
     assert [p.factory for p in store.list()] == ["a"]
 
 
-def test_invalid_profiles_are_not_saved(store: FactoryStore) -> None:
+def test_invalid_factories_are_not_saved(store: FactoryStore) -> None:
     with pytest.raises(ProfileError):
         store.save(Factory(factory="bad name", auth="token"))
     with pytest.raises(ProfileError, match="auth"):

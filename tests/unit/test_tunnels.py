@@ -1,4 +1,4 @@
-"""Tunnel profiles and the controller's state machine, with a fake helper (no root)."""
+"""Tunnels and the controller's state machine, with a fake helper (no root)."""
 
 from __future__ import annotations
 
@@ -97,19 +97,19 @@ async def add_factory_tunnel(store, secrets, name="acme", address="10.42.42.200"
     )
 
 
-async def test_foundries_profile_keeps_private_key_only_in_keyring(world, tmp_path):
+async def test_foundries_tunnel_keeps_private_key_only_in_keyring(world, tmp_path):
     store, secrets, *_ = world
-    profile = await add_factory_tunnel(store, secrets)
+    tunnel = await add_factory_tunnel(store, secrets)
     private = secrets.get(tunnel_key("acme"))
-    assert wgconf.public_key(private) == profile.public_key
+    assert wgconf.public_key(private) == tunnel.public_key
     saved = store.path.read_text()
     assert private not in saved
     assert oct(store.path.stat().st_mode & 0o777) == "0o600"
-    assert profile.interface == "fioacme"
-    assert "AllowedIPs = 10.42.0.0/17" in profile.template
-    assert "PersistentKeepalive = 25" in profile.template
-    assert tunnels.admin_line(profile) == (
-        f"wg set fioacme peer {profile.public_key} allowed-ips 10.42.42.200/32"
+    assert tunnel.interface == "fioacme"
+    assert "AllowedIPs = 10.42.0.0/17" in tunnel.template
+    assert "PersistentKeepalive = 25" in tunnel.template
+    assert tunnels.admin_line(tunnel) == (
+        f"wg set fioacme peer {tunnel.public_key} allowed-ips 10.42.42.200/32"
     )
 
 
@@ -174,13 +174,13 @@ async def test_connect_disconnect_state_from_system(world):
 
 async def test_no_handshake_ever_says_admin_must_add_laptop(world):
     store, secrets, _helper, controller, clock = world
-    profile = await add_factory_tunnel(store, secrets)
+    tunnel = await add_factory_tunnel(store, secrets)
     await controller.connect("acme")
     clock.now += tunnels.FIRST_HANDSHAKE_GRACE + 1
     (status,) = await controller.status()
     assert status.state is State.STALE
     assert "does not know this laptop" in status.detail
-    assert tunnels.admin_line(profile) in status.detail
+    assert tunnels.admin_line(tunnel) in status.detail
 
 
 async def test_concurrent_connects_are_serialized_and_bring_up_once(world):
