@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
-from fiotray.core.errors import ApiError, AuthError, FiotrayError, ProfileError
+from fiotray.core.errors import ApiError, AuthError, FiotrayError, SetupError
 from fiotray.core.factories import (
     DEFAULT_OAUTH_URL,
     Factory,
@@ -463,7 +463,7 @@ async def load_credentials(factory: Factory, secrets: SecretStore) -> Credential
             raise _not_signed_in(factory)
         return ApiTokenCredentials(api_token)
     if factory.auth != "oauth":
-        raise ProfileError(f"Factory {factory.factory} has an unknown auth kind.")
+        raise SetupError(f"Factory {factory.factory} has an unknown auth kind.")
     if not factory.client_id:
         raise _not_signed_in(factory)
     client_secret = await secrets.aget(factory_key(factory.factory, "client_secret"))
@@ -573,13 +573,13 @@ def _fioctl_token(cc: Mapping[str, Any], path: Path) -> TokenSet | None:
 def read_fioctl_config(path: Path | None = None) -> FioctlImport:
     """What ``fiotray login --from-fioctl`` needs from fioctl's plain-text config.
 
-    ProfileError for anything unusable; messages name the file and the problem,
+    SetupError for anything unusable; messages name the file and the problem,
     never a value from it (the file holds the client secret).
     """
     path = Path(path) if path is not None else default_fioctl_config()
 
-    def bad(problem: str) -> ProfileError:
-        return ProfileError(f"Cannot import {path}: {problem}.")
+    def bad(problem: str) -> SetupError:
+        return SetupError(f"Cannot import {path}: {problem}.")
 
     try:
         raw = path.read_text(encoding="utf-8")
@@ -609,7 +609,7 @@ def read_fioctl_config(path: Path | None = None) -> FioctlImport:
         if factory is not None:
             try:
                 validate_factory_name(factory)
-            except ProfileError:
+            except SetupError:
                 raise bad("'factory' is not a valid factory name") from None
 
     server = data.get("server") or {}
@@ -639,7 +639,7 @@ def read_fioctl_config(path: Path | None = None) -> FioctlImport:
         raise bad("clientcredentials.url is not a string") from None
     try:
         oauth_url = validate_url(oauth_url, "OAuth URL")
-    except ProfileError as exc:
+    except SetupError as exc:
         raise bad(f"clientcredentials.url: {str(exc).rstrip('.')}") from None
 
     api_url = server.get("url")
@@ -650,7 +650,7 @@ def read_fioctl_config(path: Path | None = None) -> FioctlImport:
             raise bad("server.url is not a string") from None
         else:
             api_url = validate_url(api_url, "API URL")
-    except ProfileError as exc:
+    except SetupError as exc:
         raise bad(f"server.url: {str(exc).rstrip('.')}") from None
 
     return FioctlImport(

@@ -49,10 +49,11 @@ class SecretsUnavailable(FiotrayError):
     default_code = "secrets-unavailable"
 
 
-class ProfileError(FiotrayError):
-    """A factory sign-in or tunnel is missing, ambiguous or malformed, or its file is."""
+class SetupError(FiotrayError):
+    """What the user set up is missing, ambiguous or malformed: a factory sign-in, a
+    tunnel, or the file that keeps them."""
 
-    default_code = "config"
+    default_code = "setup"
 
 
 class VpnError(FiotrayError):

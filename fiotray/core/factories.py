@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from fiotray.core.errors import ProfileError
+from fiotray.core.errors import SetupError
 from fiotray.core.store import JsonFile
 
 log = logging.getLogger(__name__)
@@ -46,16 +46,16 @@ class Factory:
         return self.factory
 
     def validated(self) -> Factory:
-        """A copy with every field checked and URLs normalised; ProfileError otherwise."""
+        """A copy with every field checked and URLs normalised; SetupError otherwise."""
         factory = validate_factory_name(self.factory)
         if self.auth not in _AUTH_KINDS:
-            raise ProfileError(
+            raise SetupError(
                 f"Factory {factory} has auth {self.auth!r}; it must be 'token' or 'oauth'."
             )
         if self.client_id is not None and (
             not isinstance(self.client_id, str) or not self.client_id.strip()
         ):
-            raise ProfileError(f"Factory {factory} has an empty or invalid client id.")
+            raise SetupError(f"Factory {factory} has an empty or invalid client id.")
         return Factory(
             factory=factory,
             auth=self.auth,
@@ -66,13 +66,13 @@ class Factory:
 
 
 def validate_factory_name(name: str) -> str:
-    """The factory name if it is a plausible FoundriesFactory name; ProfileError otherwise."""
+    """The factory name if it is a plausible FoundriesFactory name; SetupError otherwise."""
     if not isinstance(name, str) or not name:
-        raise ProfileError("The factory name is empty.")
+        raise SetupError("The factory name is empty.")
     if len(name) > _MAX_FACTORY_LEN:
-        raise ProfileError(f"The factory name is longer than {_MAX_FACTORY_LEN} characters.")
+        raise SetupError(f"The factory name is longer than {_MAX_FACTORY_LEN} characters.")
     if not _FACTORY_RE.fullmatch(name):
-        raise ProfileError(
+        raise SetupError(
             f"The factory name {name!r} is invalid: use letters, digits, '-' and '_', "
             "starting with a letter or digit."
         )
@@ -99,28 +99,26 @@ def validate_url(url: str, what: str) -> str:
     scheme://host of what was given, since a bad URL may carry a password.
     """
     if not isinstance(url, str) or not url.strip():
-        raise ProfileError(f"The {what} is empty.")
+        raise SetupError(f"The {what} is empty.")
     if url != url.strip() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
-        raise ProfileError(f"The {what} contains spaces or control characters.")
+        raise SetupError(f"The {what} contains spaces or control characters.")
     try:
         parts = urlsplit(url)
         host = parts.hostname
         _ = parts.port  # raises ValueError for a bad port
     except ValueError:
-        raise ProfileError(f"The {what} is not a valid URL.") from None
+        raise SetupError(f"The {what} is not a valid URL.") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise ProfileError(f"The {what} must start with https:// (or http:// for local tests).")
+        raise SetupError(f"The {what} must start with https:// (or http:// for local tests).")
     if not host:
-        raise ProfileError(f"The {what} has no host name.")
+        raise SetupError(f"The {what} has no host name.")
     if "@" in parts.netloc:
-        raise ProfileError(
+        raise SetupError(
             f"The {what} must not contain a user name or password; fiotray keeps credentials "
             "in the keyring."
         )
     if "?" in url or "#" in url:
-        raise ProfileError(
-            f"The {what} ({_display_url(url)}...) must not have a query or fragment."
-        )
+        raise SetupError(f"The {what} ({_display_url(url)}...) must not have a query or fragment.")
     return url.rstrip("/")
 
 
@@ -164,7 +162,7 @@ class FactoryStore:
             dump=self._dump,
             default=lambda: (None, {}),
             invalid=self._refuse,
-            error=ProfileError,
+            error=SetupError,
         )
 
     # -- reading -----------------------------------------------------------------
@@ -195,8 +193,8 @@ class FactoryStore:
     def _refuse(self, what: str) -> NoReturn:
         raise self._malformed(what)
 
-    def _malformed(self, what: str) -> ProfileError:
-        return ProfileError(
+    def _malformed(self, what: str) -> SetupError:
+        return SetupError(
             f"The factories file {self.path} is malformed ({what}); fix or remove it, "
             "nothing was changed."
         )
@@ -220,7 +218,7 @@ class FactoryStore:
         )
         try:
             return signed_in.validated()
-        except ProfileError as exc:
+        except SetupError as exc:
             raise self._malformed(f"factory {factory!r}: {str(exc).rstrip('.')}") from None
 
     def list(self) -> list[Factory]:
@@ -239,15 +237,15 @@ class FactoryStore:
             if len(factories) == 1:
                 return next(iter(factories.values()))
             if not factories:
-                raise ProfileError("no factory configured; run `fiotray login --factory F ...`")
+                raise SetupError("no factory configured; run `fiotray login --factory F ...`")
             names = ", ".join(sorted(factories))
-            raise ProfileError(
+            raise SetupError(
                 f"several factories configured ({names}): pass --factory or set a default"
             )
         try:
             return factories[factory]
         except KeyError:
-            raise ProfileError(f"no factory {factory} configured") from None
+            raise SetupError(f"no factory {factory} configured") from None
 
     # -- writing -----------------------------------------------------------------
 
@@ -267,7 +265,7 @@ class FactoryStore:
         def change(current: Factories) -> Factories:
             default, factories = current
             if factory not in factories:
-                raise ProfileError(f"no factory {factory} configured")
+                raise SetupError(f"no factory {factory} configured")
             del factories[factory]
             return (None if default == factory else default), factories
 
@@ -277,7 +275,7 @@ class FactoryStore:
         def change(current: Factories) -> Factories:
             _, factories = current
             if factory not in factories:
-                raise ProfileError(f"no factory {factory} configured")
+                raise SetupError(f"no factory {factory} configured")
             return factory, factories
 
         self._file.update(change)

@@ -16,7 +16,7 @@ from typing import Any
 
 import platformdirs
 
-from fiotray.core.errors import FiotrayError, ProfileError
+from fiotray.core.errors import FiotrayError, SetupError
 from fiotray.core.store import JsonFile
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class SettingsStore:
             dump=_dump,
             default=Settings,
             invalid=self._invalid,
-            error=ProfileError,
+            error=SetupError,
         )
 
     def _invalid(self, reason: str) -> Settings:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 import platformdirs
 
 from fiotray.core import errors
-from fiotray.core.errors import FiotrayError, ProfileError, VpnError
+from fiotray.core.errors import FiotrayError, SetupError, VpnError
 from fiotray.core.store import JsonFile
 from fiotray.core.tunnelstate import State, TunnelStatus  # re-exported (see tunnelstate)
 from fiotray.wg import errors as helper_exit
@@ -82,16 +82,16 @@ class Tunnel:
 
     def validated(self) -> Tunnel:
         if not NAME_RE.match(self.name):
-            raise ProfileError(
+            raise SetupError(
                 f"Tunnel name {self.name[:40]!r} must be 1-32 letters, digits, '-' or '_'."
             )
         if not IFNAME_RE.match(self.interface):
-            raise ProfileError(
+            raise SetupError(
                 f"Interface name {self.interface[:40]!r} must start with a letter and have at "
                 "most 15 letters, digits, '-' or '_'."
             )
         if self.kind not in ("foundries", "plain"):
-            raise ProfileError(f"Tunnel {self.name} has an unknown kind.")
+            raise SetupError(f"Tunnel {self.name} has an unknown kind.")
         return self
 
 
@@ -120,7 +120,7 @@ class TunnelStore:
             dump=lambda data: data,
             default=lambda: {"version": self.VERSION, "default": None, "tunnels": {}},
             invalid=self._refuse,
-            error=ProfileError,
+            error=SetupError,
         )
 
     def _parse(self, data: Any) -> dict[str, Any]:
@@ -129,11 +129,11 @@ class TunnelStore:
             or not isinstance(data.get("tunnels"), dict)
             or not isinstance(data.get("version", 1), int)
         ):
-            raise ProfileError(f"The tunnels file {self.path} is malformed; fix or remove it.")
+            raise SetupError(f"The tunnels file {self.path} is malformed; fix or remove it.")
         return data
 
     def _refuse(self, reason: str) -> NoReturn:
-        raise ProfileError(
+        raise SetupError(
             f"The tunnels file {self.path} cannot be read ({reason}); "
             "fix or remove it, nothing was changed."
         )
@@ -175,8 +175,8 @@ class TunnelStore:
         for name, entry in sorted(self._load()["tunnels"].items()):
             try:
                 out.append(Tunnel(name=name, **entry).validated())
-            except (TypeError, ProfileError) as exc:
-                raise ProfileError(
+            except (TypeError, SetupError) as exc:
+                raise SetupError(
                     f"The tunnels file {self.path} has a bad entry {name[:40]!r}: {exc}"
                 ) from None
         return out
@@ -190,7 +190,7 @@ class TunnelStore:
 
         def change(data: dict[str, Any]) -> None:
             if name is not None and name not in data["tunnels"]:
-                raise ProfileError(f"No tunnel named {name[:40]!r}.")
+                raise SetupError(f"No tunnel named {name[:40]!r}.")
             data["default"] = name
 
         self._update(change)
@@ -204,15 +204,15 @@ class TunnelStore:
             if len(tunnels) == 1:
                 return next(iter(tunnels.values()))
             if not tunnels:
-                raise ProfileError(
+                raise SetupError(
                     "No tunnel configured: add one with `fiotray tunnels add-foundries` or "
                     "`fiotray tunnels import FILE`."
                 )
-            raise ProfileError(
+            raise SetupError(
                 f"Several tunnels configured ({', '.join(sorted(tunnels))}): name one."
             )
         if name not in tunnels:
-            raise ProfileError(f"No tunnel named {name[:40]!r}.")
+            raise SetupError(f"No tunnel named {name[:40]!r}.")
         return tunnels[name]
 
     def for_factory(self, factory: str) -> Tunnel | None:
@@ -227,7 +227,7 @@ class TunnelStore:
             for other, raw in data["tunnels"].items():
                 clash = isinstance(raw, dict) and raw.get("interface") == tunnel.interface
                 if other != tunnel.name and clash:
-                    raise ProfileError(
+                    raise SetupError(
                         f"Tunnel {other} already uses interface {tunnel.interface}; "
                         "choose another name."
                     )
@@ -240,7 +240,7 @@ class TunnelStore:
     def remove(self, name: str) -> None:
         def change(data: dict[str, Any]) -> None:
             if data["tunnels"].pop(name, None) is None:
-                raise ProfileError(f"No tunnel named {name[:40]!r}.")
+                raise SetupError(f"No tunnel named {name[:40]!r}.")
             if data.get("default") == name:
                 data["default"] = None
 
@@ -312,7 +312,7 @@ async def _store_new(
     """Key into the keyring, then the tunnel; neither is left behind when one fails."""
     if any(t.name == tunnel.name for t in store.list()):
         # Never overwrite: the existing tunnel's private key would be lost with it.
-        raise ProfileError(
+        raise SetupError(
             f"A tunnel named {tunnel.name} already exists: remove it first or pick another name."
         )
     await secrets.aset(tunnel_key(tunnel.name), private_key)

@@ -25,7 +25,7 @@ from fiotray.core.auth import (
     parse_rfc3339,
     read_fioctl_config,
 )
-from fiotray.core.errors import ApiError, AuthError, ProfileError, SecretsUnavailable
+from fiotray.core.errors import ApiError, AuthError, SecretsUnavailable, SetupError
 from fiotray.core.factories import Factory
 from fiotray.core.secrets import MemorySecretStore, SecretStore, factory_key
 
@@ -699,7 +699,7 @@ def test_fioctl_import_errors(tmp_path: Path, text: str | None, problem: str) ->
     path = tmp_path / "fioctl.yaml"
     if text is not None:
         path.write_text(text)
-    with pytest.raises(ProfileError) as info:
+    with pytest.raises(SetupError) as info:
         read_fioctl_config(path)
     assert str(path) in str(info.value)
     assert problem in str(info.value)
@@ -714,7 +714,7 @@ def test_fioctl_insecure_message_is_clear(tmp_path: Path) -> None:
         "server:\n  insecure_skip_verify: true\nclientcredentials:\n  client_id: c\n"
         "  client_secret: fioctl-SECRET-9876\n",
     )
-    with pytest.raises(ProfileError, match="always verifies TLS"):
+    with pytest.raises(SetupError, match="always verifies TLS"):
         read_fioctl_config(path)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fiotray.core.errors import ProfileError
+from fiotray.core.errors import SetupError
 from fiotray.core.factories import (
     DEFAULT_API_URL,
     DEFAULT_OAUTH_URL,
@@ -116,7 +116,7 @@ def test_only_factory_is_used_without_default(store: FactoryStore) -> None:
 
 
 def test_no_factory_error(store: FactoryStore) -> None:
-    with pytest.raises(ProfileError, match=r"no factory configured; run `fiotray login --factory"):
+    with pytest.raises(SetupError, match=r"no factory configured; run `fiotray login --factory"):
         store.get()
 
 
@@ -125,7 +125,7 @@ def test_ambiguous_without_default(store: FactoryStore) -> None:
     store.save(oauth("c"))
     store.save(oauth("b"))
     store.remove("a")
-    with pytest.raises(ProfileError) as info:
+    with pytest.raises(SetupError) as info:
         store.get()
     assert str(info.value) == (
         "several factories configured (b, c): pass --factory or set a default"
@@ -134,11 +134,11 @@ def test_ambiguous_without_default(store: FactoryStore) -> None:
 
 def test_unknown_factory(store: FactoryStore) -> None:
     store.save(oauth("a"))
-    with pytest.raises(ProfileError, match="no factory zz configured"):
+    with pytest.raises(SetupError, match="no factory zz configured"):
         store.get("zz")
-    with pytest.raises(ProfileError, match="no factory zz configured"):
+    with pytest.raises(SetupError, match="no factory zz configured"):
         store.remove("zz")
-    with pytest.raises(ProfileError, match="no factory zz configured"):
+    with pytest.raises(SetupError, match="no factory zz configured"):
         store.set_default("zz")
     assert store.default_name() == "a"
 
@@ -152,11 +152,11 @@ def test_remove_keeps_other_default(store: FactoryStore) -> None:
 
 
 def test_invalid_factories_are_not_saved(store: FactoryStore) -> None:
-    with pytest.raises(ProfileError):
+    with pytest.raises(SetupError):
         store.save(Factory(factory="bad name", auth="token"))
-    with pytest.raises(ProfileError, match="auth"):
+    with pytest.raises(SetupError, match="auth"):
         store.save(Factory(factory="a", auth="password"))  # type: ignore[arg-type]
-    with pytest.raises(ProfileError, match="API URL"):
+    with pytest.raises(SetupError, match="API URL"):
         store.save(Factory(factory="a", auth="token", api_url="ftp://x"))
     assert not store.path.exists()
 
@@ -204,7 +204,7 @@ def test_malformed_file_is_reported_and_kept(
         lambda: store.remove("a"),
         lambda: store.set_default("a"),
     ):
-        with pytest.raises(ProfileError) as info:
+        with pytest.raises(SetupError) as info:
             action()
         assert str(store.path) in str(info.value)
         assert problem in str(info.value)
@@ -214,7 +214,7 @@ def test_malformed_file_is_reported_and_kept(
 def test_unreadable_file_is_reported(store: FactoryStore) -> None:
     store.config_dir.mkdir(parents=True)
     store.path.mkdir()  # a directory where the file should be
-    with pytest.raises(ProfileError, match="Cannot read"):
+    with pytest.raises(SetupError, match="Cannot read"):
         store.list()
 
 
@@ -258,7 +258,7 @@ def test_valid_factory_names(name: str) -> None:
     "name", ["", "-lead", "_lead", "has space", "a/b", "a.b", "a" * 65, "ünï", "a\n"]
 )
 def test_invalid_factory_names(name: str) -> None:
-    with pytest.raises(ProfileError):
+    with pytest.raises(SetupError):
         validate_factory_name(name)
 
 
@@ -292,7 +292,7 @@ def test_valid_urls(url: str, expected: str) -> None:
     ],
 )
 def test_invalid_urls(url: str, problem: str) -> None:
-    with pytest.raises(ProfileError) as info:
+    with pytest.raises(SetupError) as info:
         validate_url(url, "API URL")
     assert problem in str(info.value)
     assert "API URL" in str(info.value)
@@ -316,5 +316,5 @@ def test_api_url_from_oauth(oauth_url: str, api_url: str) -> None:
 
 
 def test_api_url_from_invalid_oauth_url() -> None:
-    with pytest.raises(ProfileError, match="OAuth URL"):
+    with pytest.raises(SetupError, match="OAuth URL"):
         api_url_from_oauth("not a url")

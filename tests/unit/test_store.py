@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fiotray.core.devices import PendingStore
-from fiotray.core.errors import ProfileError
+from fiotray.core.errors import SetupError
 from fiotray.core.factories import Factory, FactoryStore
 from fiotray.core.store import LOCK_TIMEOUT, JsonFile
 from fiotray.core.tunnels import Tunnel, TunnelStore
@@ -88,11 +88,11 @@ def test_concurrent_tunnel_saves_are_all_kept(tmp_path: Path) -> None:
 def _counter(path: Path, *, timeout: float = LOCK_TIMEOUT) -> JsonFile[dict[str, int]]:
     def parse(data: Any) -> dict[str, int]:
         if not isinstance(data, dict):
-            raise ProfileError(f"{path} is malformed")
+            raise SetupError(f"{path} is malformed")
         return data
 
     def refuse(reason: str) -> dict[str, int]:
-        raise ProfileError(f"{path}: {reason}")
+        raise SetupError(f"{path}: {reason}")
 
     return JsonFile(
         path,
@@ -100,7 +100,7 @@ def _counter(path: Path, *, timeout: float = LOCK_TIMEOUT) -> JsonFile[dict[str,
         dump=lambda d: d,
         default=dict,
         invalid=refuse,
-        error=ProfileError,
+        error=SetupError,
         timeout=timeout,
     )
 
@@ -130,7 +130,7 @@ def test_a_bad_file_is_refused_and_kept(tmp_path: Path, content: str, problem: s
     file = _counter(tmp_path / "c.json")
     file.path.write_text(content)
     for action in (file.read, lambda: file.update(_bump)):
-        with pytest.raises(ProfileError, match=problem):
+        with pytest.raises(SetupError, match=problem):
             action()
     assert file.path.read_text() == content
 
@@ -140,9 +140,9 @@ def test_a_change_that_raises_changes_nothing(tmp_path: Path) -> None:
     file.update(_bump)
 
     def refuse(data: dict[str, int]) -> dict[str, int]:
-        raise ProfileError("no")
+        raise SetupError("no")
 
-    with pytest.raises(ProfileError, match="no"):
+    with pytest.raises(SetupError, match="no"):
         file.update(refuse)
     assert file.read() == {"n": 1}
     assert file.update(_bump) == {"n": 2}  # the lock was released
@@ -155,7 +155,7 @@ def test_a_lock_held_too_long_is_an_error_not_a_hang(tmp_path: Path) -> None:
     with file.lock_path.open("a") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)
         started = time.monotonic()
-        with pytest.raises(ProfileError, match="locked by another fiotray process"):
+        with pytest.raises(SetupError, match="locked by another fiotray process"):
             file.update(_bump)
         assert time.monotonic() - started < 3
         assert file.read() == {"n": 1}  # reading never waits for the lock

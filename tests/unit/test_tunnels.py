@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fiotray.core import errors, tunnels, wgconf
-from fiotray.core.errors import ProfileError, VpnError
+from fiotray.core.errors import SetupError, VpnError
 from fiotray.core.secrets import MemorySecretStore, tunnel_key
 from fiotray.core.settings import SettingsStore
 from fiotray.core.tunnels import (
@@ -293,14 +293,14 @@ def test_interface_names_clash_refused(tmp_path):
     store = TunnelStore(tmp_path)
     a = tunnels.Tunnel("a", "plain", "wg0", "[Interface]\n", "k")
     store.save(a)
-    with pytest.raises(ProfileError, match="already uses interface wg0"):
+    with pytest.raises(SetupError, match="already uses interface wg0"):
         store.save(tunnels.Tunnel("b", "plain", "wg0", "[Interface]\n", "k"))
 
 
 def test_malformed_tunnels_file_is_kept(tmp_path):
     store = TunnelStore(tmp_path)
     store.path.write_text("{not json")
-    with pytest.raises(ProfileError, match="fix or remove it"):
+    with pytest.raises(SetupError, match="fix or remove it"):
         store.list()
     assert store.path.read_text() == "{not json"
 
@@ -387,7 +387,7 @@ async def test_a_second_tunnel_with_the_same_name_never_replaces_the_first(world
     store, secrets, *_ = world
     first = await add_factory_tunnel(store, secrets)
     key = secrets.get(tunnel_key("acme"))
-    with pytest.raises(ProfileError, match="already exists"):
+    with pytest.raises(SetupError, match="already exists"):
         await add_factory_tunnel(store, secrets, address="10.42.42.201")
     assert secrets.get(tunnel_key("acme")) == key
     assert store.get("acme") == first
@@ -424,7 +424,7 @@ def test_set_default_refuses_an_unknown_tunnel(tmp_path):
     store = TunnelStore(tmp_path)
     store.save(tunnels.Tunnel("a", "plain", "wga", "[Interface]\n", "K"))
     store.save(tunnels.Tunnel("b", "plain", "wgb", "[Interface]\n", "K"))
-    with pytest.raises(ProfileError, match="No tunnel named 'c'"):
+    with pytest.raises(SetupError, match="No tunnel named 'c'"):
         store.set_default("c")
     store.set_default("b")
     assert store.get().name == "b"
