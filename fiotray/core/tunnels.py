@@ -28,6 +28,7 @@ from fiotray.core.errors import FiotrayError, SetupError, VpnError
 from fiotray.core.store import JsonFile
 from fiotray.core.tunnelstate import State, TunnelStatus  # re-exported (see tunnelstate)
 from fiotray.wg import errors as helper_exit
+from fiotray.wg.config import MAX_INPUT, is_ifname
 
 if TYPE_CHECKING:
     from fiotray.core.secrets import SecretStore
@@ -61,7 +62,6 @@ FIRST_HANDSHAKE_GRACE = 15.0
 HELPER_TIMEOUT = 60.0
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-IFNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,14}$")
 
 
 # -- tunnels -------------------------------------------------------------------------
@@ -85,7 +85,7 @@ class Tunnel:
             raise SetupError(
                 f"Tunnel name {self.name[:40]!r} must be 1-32 letters, digits, '-' or '_'."
             )
-        if not IFNAME_RE.match(self.interface):
+        if not is_ifname(self.interface):
             raise SetupError(
                 f"Interface name {self.interface[:40]!r} must start with a letter and have at "
                 "most 15 letters, digits, '-' or '_'."
@@ -98,7 +98,7 @@ class Tunnel:
 def interface_for_factory(factory: str) -> str:
     """factory-wireguard-server's default name, `fio<factory>`, cut to the kernel's 15."""
     name = re.sub(r"[^A-Za-z0-9_-]", "", f"fio{factory}")[:15]
-    return name if IFNAME_RE.match(name) else "fiotray0"
+    return name if is_ifname(name) else "fiotray0"
 
 
 class TunnelStore:
@@ -298,7 +298,7 @@ async def import_plain_tunnel(
     tunnel = Tunnel(
         name=name,
         kind="plain",
-        interface=interface or (name[:15] if IFNAME_RE.match(name[:15]) else "wgtray0"),
+        interface=interface or (name[:15] if is_ifname(name[:15]) else "wgtray0"),
         template=imported.template,
         public_key=imported.public_key,
         endpoint=imported.endpoint,
@@ -324,7 +324,8 @@ async def _store_new(
     return tunnel
 
 
-MAX_CONF_BYTES = 64 * 1024
+# The helper takes no larger config; neither does an import.
+MAX_CONF_BYTES = MAX_INPUT
 
 
 def read_conf_file(path: Path) -> str:

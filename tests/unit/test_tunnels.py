@@ -297,6 +297,16 @@ def test_interface_names_clash_refused(tmp_path):
         store.save(tunnels.Tunnel("b", "plain", "wg0", "[Interface]\n", "k"))
 
 
+@pytest.mark.parametrize("interface", ["wg0\n", "0wg", "wg-0123456789abc", "wg 0", "wg0/x"])
+def test_interface_names_the_helper_would_refuse_are_refused_here(tmp_path, interface):
+    """Checked by the helper's own rule, so a tunnel that cannot come up is never saved
+    (a trailing newline slipped through the core's old pattern: `$` matches before it)."""
+    store = TunnelStore(tmp_path)
+    with pytest.raises(SetupError, match="Interface name"):
+        store.save(tunnels.Tunnel("a", "plain", interface, "[Interface]\n", "k"))
+    assert not store.path.exists()
+
+
 def test_malformed_tunnels_file_is_kept(tmp_path):
     store = TunnelStore(tmp_path)
     store.path.write_text("{not json")
