@@ -68,6 +68,45 @@ def vpn_subnet(server_address: str) -> ipaddress.IPv4Network:
         prefix -= 1
 
 
+def device_window(server_address: str) -> tuple[int, int]:
+    """First and last address (as integers) fioctl's allocator can hand to a device."""
+    first = int(ipaddress.IPv4Address(server_address)) + 1
+    return first, min(first + ALLOCATION_WINDOW - 2, 2**32 - 1)
+
+
+def is_engineer_address(address: str, server_address: str) -> bool:
+    """In the VPN network, a usable host address, and out of fioctl's reach: an engineer's
+    laptop there can never be handed to a device (WireGuard would route it to whoever
+    claimed it last)."""
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        return False
+    subnet = vpn_subnet(server_address)
+    first, last = device_window(server_address)
+    host = int(ip)
+    return (
+        ip in subnet
+        and ip not in (subnet.network_address, subnet.broadcast_address)
+        and host & 0xFF not in (0, 255)
+        and not first - 1 <= host <= last
+    )
+
+
+def engineer_addresses(server_address: str) -> list[str]:
+    """Addresses for engineers' laptops, from the top of the VPN network down: above
+    every address fioctl can allocate, so a device never gets one (at most 256 listed)."""
+    subnet = vpn_subnet(server_address)
+    _first, last = device_window(server_address)
+    out = []
+    host = int(subnet.broadcast_address) - 1
+    while host > last and len(out) < 256:
+        if host & 0xFF not in (0, 255):
+            out.append(str(ipaddress.IPv4Address(host)))
+        host -= 1
+    return out
+
+
 def check_laptop_address(address: str, server: WireguardServer, used: set[str]) -> str:
     """A laptop VPN address must be inside the VPN subnet and not anybody else's."""
     try:

@@ -1,0 +1,106 @@
+"""fiotray.server.peers and .sync: what the interface should have, and the steps there."""
+
+from __future__ import annotations
+
+import base64
+
+from fiotray.core.models import WireguardIp
+from fiotray.server.engineers import Engineer
+from fiotray.server.peers import WantedPeer, wanted_peers
+from fiotray.server.sync import CurrentPeer, current_peers, plan
+
+SERVER = "10.42.42.1"
+WG = "/usr/bin/wg"
+
+
+def key(n: int) -> str:
+    return base64.b64encode(bytes([n]) * 32).decode()
+
+
+def device(name: str, ip: str, n: int, enabled: bool = True) -> WireguardIp:
+    return WireguardIp(name, ip, enabled, key(n))
+
+
+def test_wanted_peers_refuse_every_collision_and_say_why():
+    devices = [
+        device("d1", "10.42.42.2", 1),
+        device("d2", "10.42.42.3", 2),
+        device("off", "10.42.42.4", 3, enabled=False),
+        device("x-twin", "10.42.42.2", 4),  # d1's address (two fioctl runs raced)
+        device("x-copy", "10.42.42.5", 1),  # d1's key; d1 sorts first and keeps it
+        device("server", SERVER, 6),
+        WireguardIp("nokey", "10.42.42.8", True, ""),  # never registered a key: skipped
+        WireguardIp("noip", "", True, key(7)),  # never enabled: skipped
+    ]
+    engineers = [
+        Engineer("alice", key(10), "10.42.127.254"),
+        Engineer("mallory", key(11), "10.42.42.3"),  # d2's address
+        Engineer("trudy", key(2), "10.42.127.253"),  # d2's key
+        Engineer("bad", "x", "10.42.127.252"),
+    ]
+    wanted, refused = wanted_peers(devices, engineers, SERVER)
+    assert sorted(p.name for p in wanted.values()) == ["alice", "d1", "d2"]
+    assert wanted[key(10)] == WantedPeer(key(10), "10.42.127.254", "alice", "engineer")
+    reasons = {r.name: r.reason for r in refused}
+    assert reasons == {
+        "x-copy": "its public key is device d1's",
+        "server": f"it claims the server's own address {SERVER}",
+        "x-twin": "10.42.42.2 belongs to device d1",
+        "mallory": "10.42.42.3 belongs to device d2",
+        "trudy": "its public key is device d2's",
+        "bad": "its public key is malformed",
+    }
+
+
+def test_plan_touches_only_what_changed():
+    wanted, _ = wanted_peers(
+        [
+            device("d1", "10.42.42.2", 1),
+            device("d2", "10.42.42.9", 2),
+            device("d3", "10.42.42.4", 3),
+        ],
+        [Engineer("alice", key(10), "10.42.127.254")],
+        SERVER,
+    )
+    current = {
+        key(1): CurrentPeer(key(1), ("10.42.42.2/32",)),  # unchanged: never touched
+        key(2): CurrentPeer(key(2), ("10.42.42.3/32",)),  # its address changed
+        key(5): CurrentPeer(key(5), ("10.42.42.5/32",)),  # a device disabled since
+    }
+    p = plan(wanted, current)
+    assert [x.name for x in p.add] == ["alice", "d3"]
+    assert [x.name for x in p.change] == ["d2"]
+    assert p.remove == [key(5)]
+    assert p.commands(WG, "fiofac") == [
+        [WG, "set", "fiofac", "peer", key(5), "remove"],
+        [WG, "set", "fiofac", "peer", key(2), "allowed-ips", "10.42.42.9/32"],
+        [WG, "set", "fiofac", "peer", key(10), "allowed-ips", "10.42.127.254/32"],
+        [WG, "set", "fiofac", "peer", key(3), "allowed-ips", "10.42.42.4/32"],
+    ]
+    assert not any(key(1) in step for step in p.commands(WG, "fiofac"))
+    # Once applied, nothing is left to do.
+    after = {k: CurrentPeer(k, (w.allowed_ip,)) for k, w in wanted.items()}
+    assert plan(wanted, after).empty
+
+
+def test_peers_the_server_does_not_manage_are_left_alone():
+    wanted, _ = wanted_peers([device("d1", "10.42.42.2", 1)], [], SERVER)
+    current = {
+        key(1): CurrentPeer(key(1), ("10.42.42.2/32",)),
+        key(8): CurrentPeer(key(8), ("10.42.42.200/32",)),  # an admin's `wg set`
+        key(9): CurrentPeer(key(9), ("10.42.42.9/32",)),  # a device this server added
+    }
+    p = plan(wanted, current, managed={key(1), key(9)})
+    assert p.remove == [key(9)] and p.unmanaged == [key(8)]
+
+
+def test_current_peers_from_a_real_dump_shape():
+    dump = (
+        f"PRIVATEKEYIGNORED=\t{key(40)}\t5555\toff\n"
+        f"{key(1)}\t(none)\t10.42.42.2:51820\t10.42.42.2/32\t1700000000\t10\t20\t25\n"
+        f"{key(10)}\t(none)\t(none)\t10.42.127.254/32\t0\t0\t0\toff\n"
+    )
+    assert current_peers(dump) == {
+        key(1): CurrentPeer(key(1), ("10.42.42.2/32",)),
+        key(10): CurrentPeer(key(10), ("10.42.127.254/32",)),
+    }
