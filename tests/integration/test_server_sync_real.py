@@ -1,0 +1,115 @@
+"""fiotray-server's peer sync on a real WireGuard server (the VPN world's, wireguard-go in
+network namespaces): an engineer admitted peer by peer reaches a device through the
+server, and a device leaving the VPN takes only its own peer along; every other peer
+keeps its session (no `wg-quick down`/`up`, no new handshake)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fiotray.core.models import WireguardIp
+from fiotray.server.engineers import EngineerStore
+from fiotray.server.peers import wanted_peers
+from fiotray.server.sync import Plan, current_peers, plan
+from tests.vpn_world import WG_ENV, VpnWorld
+
+pytestmark = pytest.mark.real
+
+
+def _keypair() -> tuple[str, str]:
+    private = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout
+    public = subprocess.run(
+        ["wg", "pubkey"], input=private, capture_output=True, text=True, check=True
+    ).stdout
+    return private.strip(), public.strip()
+
+
+def _server_peers(world: VpnWorld) -> dict:
+    dump = world.exec(world.server_ns, ["wg", "show", world.server_ifname, "dump"], check=True)
+    return current_peers(dump.stdout)
+
+
+def _apply(world: VpnWorld, steps: Plan) -> None:
+    for argv in steps.commands("wg", world.server_ifname):
+        world.exec(world.server_ns, argv, check=True)
+
+
+def _handshakes(world: VpnWorld) -> dict[str, int]:
+    return {
+        d.wg_public_key: world.latest_handshake(
+            world.server_ns, world.server_ifname, d.wg_public_key
+        )
+        for d in world.devices
+    }
+
+
+def _hostname_over_jump(world: VpnWorld, address: str) -> str:
+    argv = world.ssh_argv(f"{world.device_user}@{address}", "hostname")
+    result = world.exec(world.laptop_ns, argv, user=world.app_user, timeout=20)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_an_engineer_comes_and_a_device_goes_and_nobody_else_is_touched(
+    vpn_world_factory, tmp_path: Path
+) -> None:
+    with vpn_world_factory() as world:
+        for d in world.devices:
+            world.wait_for_handshake(world.server_ns, world.server_ifname, d.wg_public_key)
+        devices = [WireguardIp(d.name, d.vpn_address, True, d.wg_public_key) for d in world.devices]
+        before = _handshakes(world)
+        assert set(_server_peers(world)) == set(before)
+
+        # The admin admits an engineer: one `wg set` for that peer alone.
+        private, public = _keypair()
+        store = EngineerStore(tmp_path / "state" / "engineers.json")
+        alice = store.add(
+            "alice",
+            public,
+            server_address=world.server_vpn_address,
+            devices=[(d.vpn_address, d.wg_public_key) for d in world.devices],
+        )
+        wanted, refused = wanted_peers(devices, store.list(), world.server_vpn_address)
+        assert refused == []
+        steps = plan(wanted, _server_peers(world))
+        assert [p.name for p in steps.add] == ["alice"] and not (steps.change or steps.remove)
+        _apply(world, steps)
+        assert plan(wanted, _server_peers(world)).empty
+
+        # The engineer's laptop, with that address, reaches a device through the server.
+        config = tmp_path / f"{world.laptop_ifname}.conf"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(
+                f"[Interface]\nPrivateKey = {private}\nAddress = {alice.address}/32\n\n"
+                f"[Peer]\nPublicKey = {world.server_public_key}\n"
+                f"Endpoint = {world.server_endpoint}\nAllowedIPs = {world.vpn_subnet}\n"
+                "PersistentKeepalive = 25\n"
+            )
+        up = world.exec(world.laptop_ns, ["wg-quick", "up", str(config)], env=WG_ENV)
+        assert up.returncode == 0, up.stderr
+        try:
+            world.wait_for_handshake(world.laptop_ns, world.laptop_ifname, timeout=10)
+            first, second = world.devices
+            assert _hostname_over_jump(world, first.vpn_address) == first.name
+
+            # The second device leaves the VPN: only its peer goes.
+            devices[1] = dataclasses.replace(devices[1], enabled=False)
+            wanted, _ = wanted_peers(devices, store.list(), world.server_vpn_address)
+            steps = plan(wanted, _server_peers(world))
+            assert steps.remove == [second.wg_public_key] and not (steps.add or steps.change)
+            _apply(world, steps)
+            assert set(_server_peers(world)) == {first.wg_public_key, public}
+
+            # The first device's session went on: no new handshake since the start (a
+            # bounce would have made one), and it answers at once.
+            assert _handshakes(world)[first.wg_public_key] == before[first.wg_public_key]
+            assert _hostname_over_jump(world, first.vpn_address) == first.name
+        finally:
+            # The world's teardown removes the laptop namespace and what still runs there.
+            world.exec(world.laptop_ns, ["wg-quick", "down", str(config)], env=WG_ENV)
