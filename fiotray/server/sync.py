@@ -23,7 +23,11 @@ class CurrentPeer:
 
 def current_peers(dump: str) -> dict[str, CurrentPeer]:
     """The interface's peers from `wg show IFNAME dump` (ValueError on a malformed dump)."""
-    parsed = parse_wg_dump(dump)
+    return peers_of(parse_wg_dump(dump))
+
+
+def peers_of(parsed: dict[str, object]) -> dict[str, CurrentPeer]:
+    """The peers of a parsed dump (fiotray.wg.dump.parse_wg_dump)."""
     out = {}
     for raw in parsed["peers"]:  # type: ignore[attr-defined]
         key = raw["public_key"]

@@ -6,12 +6,15 @@ keeps its session (no `wg-quick down`/`up`, no new handshake)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from fiotray.core import wgconf
 from fiotray.core.models import WireguardIp
 from fiotray.server.engineers import EngineerStore
 from fiotray.server.peers import wanted_peers
@@ -113,3 +116,47 @@ def test_an_engineer_comes_and_a_device_goes_and_nobody_else_is_touched(
         finally:
             # The world's teardown removes the laptop namespace and what still runs there.
             world.exec(world.laptop_ns, ["wg-quick", "down", str(config)], env=WG_ENV)
+
+
+def _server_cli(world: VpnWorld, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`fiotray-server` as a process in the server's namespace, as its admin runs it."""
+    argv = [sys.executable, "-m", "fiotray.server.cli", "-n", world.server_ifname]
+    return world.exec(world.server_ns, [*argv, "--state-dir", str(state), *args], timeout=30)
+
+
+def test_the_admin_admits_and_revokes_a_laptop_with_peers_add_and_remove(
+    vpn_world_factory, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    with vpn_world_factory() as world:
+        device = world.devices[0]
+        _private, public = _keypair()
+        # A device's key or address is never an engineer's; nothing is saved.
+        taken = _server_cli(world, state, "peers", "add", "mallory", device.wg_public_key)
+        assert taken.returncode == 1 and "device" in taken.stderr, taken.stderr
+        squat = _server_cli(
+            world, state, "peers", "add", "eve", public, "--address", device.vpn_address
+        )
+        assert squat.returncode == 1 and "engineers' range" in squat.stderr, squat.stderr
+        assert not (state / "engineers.json").exists()
+
+        added = _server_cli(world, state, "peers", "add", "alice", public)
+        assert added.returncode == 0, added.stderr
+        listed = json.loads(_server_cli(world, state, "peers", "list", "--json").stdout)
+        assert [(e["name"], e["public_key"]) for e in listed] == [("alice", public)]
+        address = listed[0]["address"]
+        assert _server_peers(world)[public].allowed_ips == (f"{address}/32",)
+        # The server routes the whole VPN network into the interface, engineers included
+        # (upstream's interface address is a /32; this world's happens to be a /16).
+        subnet = str(wgconf.vpn_subnet(world.server_vpn_address))
+        routes = world.exec(world.server_ns, ["ip", "route", "show", subnet], check=True)
+        assert f"dev {world.server_ifname}" in routes.stdout, routes.stdout
+        status = json.loads(_server_cli(world, state, "status", "--json").stdout)
+        kinds = {p["public_key"]: (p["kind"], p["name"]) for p in status["peers"]}
+        assert kinds[public] == ("engineer", "alice")
+        assert kinds[device.wg_public_key] == ("device", None)
+
+        removed = _server_cli(world, state, "peers", "remove", "alice")
+        assert removed.returncode == 0, removed.stderr
+        assert public not in _server_peers(world)
+        assert device.wg_public_key in _server_peers(world)  # the devices stay

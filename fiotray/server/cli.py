@@ -1,0 +1,86 @@
+"""`fiotray-server`: the command line of the factory's VPN server daemon.
+
+The global options are upstream `factory-wireguard.py`'s, so an admin migrates by
+changing the unit's `ExecStart`. Work in progress (issue 10): `peers` and `status`
+work today; `daemon` and `enable` come next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fiotray.core.errors import FiotrayError
+from fiotray.core.tunnels import interface_for_factory
+
+STATE_DIR = Path("/var/lib/fiotray-server")
+log = logging.getLogger("fiotray-server")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fiotray-server",
+        description="The factory's WireGuard VPN server: devices and engineers' laptops as "
+        "peers, changed one peer at a time.",
+    )
+    auth = parser.add_mutually_exclusive_group()
+    auth.add_argument("--apitoken", "-t", help="API token (as upstream)")
+    auth.add_argument("--oauthcreds", "-a", metavar="FILE", help="OAuth2 creds file (as upstream)")
+    parser.add_argument("--factory", "-f", help="the factory")
+    parser.add_argument(
+        "--intf-name", "-n", help="WireGuard interface (default fio<factory>, as upstream)"
+    )
+    parser.add_argument("--privatekey", "-k", metavar="FILE", help="the server's private key")
+    parser.add_argument("--no-sysctl", action="store_true", help="leave ip_forward alone")
+    parser.add_argument(
+        "--state-dir", type=Path, default=STATE_DIR, help=f"where engineers are kept ({STATE_DIR})"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    peers = sub.add_parser("peers", help="engineers' laptops admitted as peers")
+    psub = peers.add_subparsers(dest="peers_command", metavar="ACTION", required=True)
+    p = psub.add_parser("list", help="the engineers and their addresses")
+    p.add_argument("--json", action="store_true")
+    p = psub.add_parser("add", help="admit a laptop (applied at once)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("public_key", metavar="PUBKEY")
+    p.add_argument("--address", help="its VPN address (default: the next free engineer address)")
+    p = psub.add_parser("remove", help="revoke a laptop (applied at once)")
+    p.add_argument("name", metavar="NAME")
+
+    p = sub.add_parser("status", help="every peer: handshake age, bytes")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def interface_name(args: argparse.Namespace) -> str:
+    if args.intf_name:
+        return str(args.intf_name)
+    if not args.factory:
+        raise FiotrayError("Name the factory (--factory) or the interface (--intf-name).")
+    return interface_for_factory(args.factory)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from fiotray.server import commands
+
+    try:
+        if args.command == "peers":
+            return commands.peers(args, interface_name(args))
+        return commands.status(args, interface_name(args))
+    except FiotrayError as exc:
+        print(f"fiotray-server: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

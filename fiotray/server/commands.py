@@ -1,0 +1,105 @@
+"""What `fiotray-server peers` and `status` do."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from fiotray.core import format as fmt
+from fiotray.core import wgconf
+from fiotray.server.engineers import EngineerStore
+from fiotray.server.interface import WgInterface
+from fiotray.server.peers import WantedPeer
+from fiotray.server.sync import Plan
+
+
+def print_json(value: object) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _store(args: argparse.Namespace) -> EngineerStore:
+    return EngineerStore(args.state_dir / "engineers.json")
+
+
+def peers(args: argparse.Namespace, ifname: str, intf: WgInterface | None = None) -> int:
+    store = _store(args)
+    if args.peers_command == "list":
+        engineers = store.list()
+        if args.json:
+            print_json(
+                [
+                    {
+                        "name": e.name,
+                        "public_key": e.public_key,
+                        "address": e.address,
+                        "source": e.source,
+                    }
+                    for e in engineers
+                ]
+            )
+        else:
+            for e in engineers:
+                print(f"{e.name}\t{e.address}\t{e.public_key}\t{e.source}")
+        return 0
+    intf = intf or WgInterface(ifname)
+    if args.peers_command == "add":
+        server_address = intf.server_address()
+        known = {e.public_key for e in store.list()}
+        devices = [
+            (p.allowed_ips[0].split("/")[0], key)
+            for key, p in intf.peers().items()
+            if key not in known and p.allowed_ips
+        ]
+        engineer = store.add(
+            args.name,
+            args.public_key,
+            server_address=server_address,
+            address=args.address,
+            devices=devices,
+        )
+        intf.ensure_route(str(wgconf.vpn_subnet(server_address)))
+        peer = WantedPeer(engineer.public_key, engineer.address, engineer.name, "engineer")
+        failed = intf.apply(Plan(add=[peer]))
+        print(
+            f"Admitted {engineer.name} at {engineer.address}"
+            + (f" (not applied: {failed[0]})" if failed else ".")
+        )
+        return 1 if failed else 0
+    engineer = store.remove(args.name)
+    failed = intf.apply(Plan(remove=[engineer.public_key]))
+    print(f"Revoked {engineer.name}" + (f" (not applied: {failed[0]})" if failed else "."))
+    return 1 if failed else 0
+
+
+def status(args: argparse.Namespace, ifname: str, intf: WgInterface | None = None) -> int:
+    intf = intf or WgInterface(ifname)
+    engineers = {e.public_key: e for e in _store(args).list()}
+    dump = intf.dump()
+    now = time.time()
+    rows = []
+    for raw in dump["peers"]:  # type: ignore[attr-defined]
+        key = raw["public_key"]
+        engineer = engineers.get(key)
+        handshake = raw["latest_handshake"]
+        rows.append(
+            {
+                "public_key": key,
+                "kind": "engineer" if engineer else "device",
+                "name": engineer.name if engineer else None,
+                "allowed_ips": raw["allowed_ips"],
+                "latest_handshake": handshake or None,
+                "rx_bytes": raw["rx_bytes"],
+                "tx_bytes": raw["tx_bytes"],
+            }
+        )
+    if args.json:
+        print_json({"interface": ifname, "peers": rows})
+        return 0
+    for r in rows:
+        age = fmt.ago(now - r["latest_handshake"]) if r["latest_handshake"] else "never"
+        print(
+            f"{r['kind']}\t{r['name'] or '-'}\t{','.join(r['allowed_ips'])}\t{age}\t"
+            f"{fmt.size(r['rx_bytes'])} in\t{fmt.size(r['tx_bytes'])} out\t{r['public_key']}"
+        )
+    return 0
