@@ -1,8 +1,8 @@
 """`fiotray-server`: the command line of the factory's VPN server daemon.
 
 The global options are upstream `factory-wireguard.py`'s, so an admin migrates by
-changing the unit's `ExecStart`. Work in progress (issue 10): `peers` and `status`
-work today; `daemon` and `enable` come next.
+changing the unit's `ExecStart`. Work in progress (issue 10): `daemon` (API token),
+`peers` and `status` work; `enable`, `--oauthcreds`, self-service and `--forward` come next.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fiotray.core.errors import FiotrayError
+from fiotray.core.factories import DEFAULT_API_URL
 from fiotray.core.tunnels import interface_for_factory
 
 STATE_DIR = Path("/var/lib/fiotray-server")
+
 log = logging.getLogger("fiotray-server")
 
 
@@ -54,6 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="every peer: handshake age, bytes")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("daemon", help="keep the peers in step with the factory (as upstream)")
+    p.add_argument(
+        "--interval", "-i", type=float, default=300.0, help="seconds between syncs (300)"
+    )
+    p.add_argument("--api-url", default=DEFAULT_API_URL, help=f"the API ({DEFAULT_API_URL})")
+    p.add_argument(
+        "--apitoken-file",
+        type=Path,
+        metavar="FILE",
+        help="read the API token from FILE (root-only) instead of the command line",
+    )
+    p.add_argument(
+        "--hosts-file",
+        type=Path,
+        default=Path("/etc/hosts"),
+        help="where the factory's host names go (/etc/hosts, as upstream)",
+    )
     return parser
 
 
@@ -76,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "peers":
             return commands.peers(args, interface_name(args))
+        if args.command == "daemon":
+            return commands.daemon(args, interface_name(args))
         return commands.status(args, interface_name(args))
     except FiotrayError as exc:
         print(f"fiotray-server: {exc}", file=sys.stderr)

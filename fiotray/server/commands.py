@@ -8,6 +8,7 @@ import time
 
 from fiotray.core import format as fmt
 from fiotray.core import wgconf
+from fiotray.core.errors import FiotrayError
 from fiotray.server.engineers import EngineerStore
 from fiotray.server.interface import WgInterface
 from fiotray.server.peers import WantedPeer
@@ -102,4 +103,59 @@ def status(args: argparse.Namespace, ifname: str, intf: WgInterface | None = Non
             f"{r['kind']}\t{r['name'] or '-'}\t{','.join(r['allowed_ips'])}\t{age}\t"
             f"{fmt.size(r['rx_bytes'])} in\t{fmt.size(r['tx_bytes'])} out\t{r['public_key']}"
         )
+    return 0
+
+
+def _api_token(args: argparse.Namespace) -> str:
+    if args.apitoken_file is not None:
+        try:
+            token = args.apitoken_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise FiotrayError(f"Cannot read {args.apitoken_file}: {exc.strerror}.") from None
+        if not token:
+            raise FiotrayError(f"{args.apitoken_file} holds no token.")
+        return token
+    if args.apitoken:
+        return str(args.apitoken)
+    if args.oauthcreds:
+        raise FiotrayError("--oauthcreds is not supported yet: use --apitoken-file.")
+    raise FiotrayError("Give the API token: --apitoken-file FILE (or upstream's --apitoken).")
+
+
+def daemon(args: argparse.Namespace, ifname: str) -> int:
+    """Sync until SIGTERM or SIGINT; 0 then. Failures on the way are logged, not fatal."""
+    import asyncio
+    import signal
+
+    from fiotray.core.api import FactoryClient
+    from fiotray.core.auth import ApiTokenCredentials
+    from fiotray.core.factories import validate_factory_name, validate_url
+    from fiotray.server.daemon import Daemon
+
+    if not args.factory:
+        raise FiotrayError("The daemon needs the factory (--factory).")
+    factory = validate_factory_name(args.factory)
+    api_url = validate_url(args.api_url, "the API URL")
+    token = _api_token(args)
+    intf = WgInterface(ifname)
+    if not intf.exists():
+        raise FiotrayError(f"Interface {ifname} does not exist: bring it up first.")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with FactoryClient(api_url, factory, ApiTokenCredentials(token)) as api:
+            await Daemon(
+                factory=factory,
+                api=api,
+                interface=intf,
+                engineers=_store(args),
+                state_dir=args.state_dir,
+                hosts_file=args.hosts_file,
+                interval=args.interval,
+            ).run(stop)
+
+    asyncio.run(run())
     return 0

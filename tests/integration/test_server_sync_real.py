@@ -8,8 +8,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -160,3 +162,109 @@ def test_the_admin_admits_and_revokes_a_laptop_with_peers_add_and_remove(
         assert removed.returncode == 0, removed.stderr
         assert public not in _server_peers(world)
         assert device.wg_public_key in _server_peers(world)  # the devices stay
+
+
+def _set_device_vpn(factory, device, enabled: bool) -> None:
+    """What `fioctl devices config wireguard DEV enable|disable` leaves in the factory."""
+    from fiotray.demo.fakeapi import VPN_HANDLER, WG_CLIENT_FILE, ConfigFile
+
+    value = f"address={device.vpn_address}\npubkey={device.wg_public_key}"
+    if not enabled:
+        value += "\nenabled=0"
+    with factory.lock:
+        fake = factory.devices[device.name]
+        factory.patch_config(
+            fake.configs,
+            "Set Wireguard configuration",
+            [ConfigFile(WG_CLIENT_FILE, value, True, [VPN_HANDLER])],
+        )
+
+
+def _wait(condition, what: str, timeout: float = 15.0, details=lambda: "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout:.0f} s. {details()}", pytrace=False)
+        time.sleep(0.05)
+
+
+def test_the_daemon_follows_the_factory_without_bouncing_and_outlives_an_outage(
+    vpn_world_factory, tmp_path: Path
+) -> None:
+    from fiotray.demo.fakeapi import FakeApiServer, FakeFactory
+    from tests.vpn_world import in_netns
+
+    token = "server-api-token-3f9a"
+    state, hosts = tmp_path / "state", tmp_path / "hosts"
+    hosts.write_text("127.0.0.1\tlocalhost\n")
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    with vpn_world_factory() as world:
+        first, second = world.devices
+        factory = FakeFactory("srvfactory")
+        factory.add_api_token(token)
+        factory.set_wireguard_server(server_address=world.server_vpn_address)
+        for d in world.devices:
+            factory.add_device(d.name, wg_pubkey=d.wg_public_key, vpn_address=d.vpn_address)
+            world.wait_for_handshake(world.server_ns, world.server_ifname, d.wg_public_key)
+        before = _handshakes(world)
+        with in_netns(world.server_ns):  # the API answers at 127.0.0.1 in the server's netns
+            api = FakeApiServer(factory, sock=socket.create_server(("127.0.0.1", 0))).start()
+        argv = ["ip", "netns", "exec", world.server_ns, sys.executable, "-m", "fiotray.server.cli"]
+        argv += ["-f", "srvfactory", "-n", world.server_ifname, "--state-dir", str(state)]
+        argv += ["daemon", "--interval", "0.3", "--api-url", api.url]
+        argv += ["--apitoken-file", str(token_file), "--hosts-file", str(hosts)]
+        log = (tmp_path / "daemon.log").open("w")
+        daemon = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        status = state / "status.json"
+
+        def report() -> dict:
+            return json.loads(status.read_text()) if status.exists() else {}
+
+        def why() -> str:
+            return (tmp_path / "daemon.log").read_text()[-2000:]
+
+        try:
+            _wait(
+                lambda: (report().get("last_sync") or {}).get("peers") == 2, "no sync", details=why
+            )
+            # The peers were right already: nothing touched, nobody re-handshook.
+            assert set(_server_peers(world)) == {first.wg_public_key, second.wg_public_key}
+            assert f"{first.vpn_address}\t{first.name}" in hosts.read_text()
+            assert hosts.read_text().startswith("127.0.0.1\tlocalhost\n")
+
+            # A device leaves the VPN: its peer alone goes, the other's session goes on.
+            _set_device_vpn(factory, second, enabled=False)
+            _wait(
+                lambda: second.wg_public_key not in _server_peers(world),
+                "device-2 kept",
+                details=why,
+            )
+            assert _handshakes(world)[first.wg_public_key] == before[first.wg_public_key]
+            assert f"\t{second.name}" not in hosts.read_text()
+
+            # The API fails (5xx, then dropped connections): the daemon stays, the peers too.
+            api.inject("GET", "wireguard-ips", status=503, times=4)
+            api.inject("GET", "wireguard-ips", drop=True, times=3)
+            _wait(lambda: report().get("last_error"), "no API error recorded", details=why)
+            assert daemon.poll() is None, why()
+            assert first.wg_public_key in _server_peers(world)
+            # Once it answers again, the next change is applied.
+            _set_device_vpn(factory, second, enabled=True)
+            _wait(
+                lambda: second.wg_public_key in _server_peers(world), "device-2 not back", 30, why
+            )
+            assert report().get("last_error") is None
+            assert _handshakes(world)[first.wg_public_key] == before[first.wg_public_key]
+        finally:
+            daemon.terminate()
+            try:
+                code = daemon.wait(timeout=10)
+            finally:
+                if daemon.poll() is None:
+                    daemon.kill()
+                log.close()
+                api.stop()
+        assert code == 0, why()
+        assert api.handler_errors == []

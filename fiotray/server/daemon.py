@@ -1,0 +1,156 @@
+"""The daemon loop: every interval, the factory's VPN-enabled devices and the engineers
+become the interface's peers, one `wg set` per changed peer.
+
+It never bounces the interface and never exits on a failure: an API error, a timeout or
+a failed `wg` step is logged and recorded (status.json), the peers stay as they are (the
+last good set), and the next try comes sooner (capped backoff) until the API answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fiotray.core import wgconf
+from fiotray.core.errors import AuthError, FiotrayError
+from fiotray.core.files import write_private
+from fiotray.server import hosts
+from fiotray.server.engineers import EngineerStore
+from fiotray.server.interface import WgInterface
+from fiotray.server.peers import wanted_peers
+from fiotray.server.sync import CurrentPeer, plan
+
+log = logging.getLogger("fiotray-server")
+# After a failure the next try comes after 5 s, then twice as long each time, up to the
+# interval: an outage is noticed over quickly, and a long one costs few requests.
+FIRST_RETRY = 5.0
+
+
+@dataclass
+class SyncReport:
+    at: float
+    added: list[str] = field(default_factory=list)  # names
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # public keys
+    refused: list[dict[str, str]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    peers: int = 0
+
+
+def manages(peer: CurrentPeer, server_address: str) -> bool:
+    """A peer holding exactly one address of the VPN network is the server's own (a device
+    or an engineer: their peers come and go with the API and the engineers' store); any
+    other peer was set up by hand and is left alone."""
+    import ipaddress
+
+    if len(peer.allowed_ips) != 1 or not peer.allowed_ips[0].endswith("/32"):
+        return False
+    try:
+        address = ipaddress.IPv4Address(peer.allowed_ips[0].removesuffix("/32"))
+    except ValueError:
+        return False
+    return str(address) != server_address and address in wgconf.vpn_subnet(server_address)
+
+
+class Daemon:
+    def __init__(
+        self,
+        *,
+        factory: str,
+        api: Any,  # fiotray.core.api.FactoryClient (its timeouts and retries apply)
+        interface: WgInterface,
+        engineers: EngineerStore,
+        state_dir: Path,
+        hosts_file: Path | None = Path("/etc/hosts"),
+        interval: float = 300.0,
+    ) -> None:
+        self.factory = factory
+        self.api = api
+        self.interface = interface
+        self.engineers = engineers
+        self.state_path = state_dir / "status.json"
+        self.hosts_file = hosts_file
+        self.interval = interval
+        self.last_sync: SyncReport | None = None
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+
+    async def sync_once(self) -> SyncReport:
+        devices = await self.api.wireguard_ips()
+        engineers = await asyncio.to_thread(self.engineers.list)
+        intf = self.interface
+        server_address = await asyncio.to_thread(intf.server_address)
+        wanted, refused = wanted_peers(devices, engineers, server_address)
+        current = await asyncio.to_thread(intf.peers)
+        managed = {k for k, p in current.items() if manages(p, server_address)}
+        steps = plan(wanted, current, managed=managed)
+        await asyncio.to_thread(intf.ensure_route, str(wgconf.vpn_subnet(server_address)))
+        failed = await asyncio.to_thread(intf.apply, steps) if not steps.empty else []
+        for r in refused:
+            log.warning("%s %s refused: %s", r.kind, r.name, r.reason)
+        if not steps.empty:
+            log.info(
+                "peers: %d added, %d changed, %d removed",
+                len(steps.add),
+                len(steps.change),
+                len(steps.remove),
+            )
+        if self.hosts_file is not None:
+            entries = [(p.address, p.name) for p in wanted.values()]
+            await asyncio.to_thread(hosts.update, self.hosts_file, self.factory, entries)
+        return SyncReport(
+            at=time.time(),
+            added=[p.name for p in steps.add],
+            changed=[p.name for p in steps.change],
+            removed=list(steps.remove),
+            refused=[asdict(r) for r in refused],
+            failed=failed,
+            peers=len(wanted),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sync until `stop` is set; failures are recorded, never fatal."""
+        retry = FIRST_RETRY
+        while not stop.is_set():
+            try:
+                self.last_sync = await self.sync_once()
+                self.last_error = None
+                wait = self.interval
+                retry = FIRST_RETRY
+            except AuthError:
+                # The core's sentence points at `fiotray login`, the laptop's remedy.
+                self._failed("the factory API refused the server's token: check the token file")
+                wait, retry = min(retry, self.interval), min(retry * 2, self.interval)
+            except FiotrayError as exc:
+                self._failed(str(exc))
+                wait, retry = min(retry, self.interval), min(retry * 2, self.interval)
+            except Exception as exc:
+                log.exception("sync failed unexpectedly")
+                self._failed(f"unexpected {type(exc).__name__}")
+                wait, retry = min(retry, self.interval), min(retry * 2, self.interval)
+            await asyncio.to_thread(self._record)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+
+    def _failed(self, message: str) -> None:
+        log.warning("sync failed, the peers stay as they are: %s", message)
+        self.last_error, self.last_error_at = message, time.time()
+
+    def _record(self) -> None:
+        state = {
+            "factory": self.factory,
+            "interface": self.interface.name,
+            "last_sync": asdict(self.last_sync) if self.last_sync else None,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+        }
+        try:
+            write_private(self.state_path, json.dumps(state, indent=2) + "\n")
+        except FiotrayError as exc:
+            log.warning("%s", exc)
