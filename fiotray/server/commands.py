@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 from fiotray.core import format as fmt
 from fiotray.core import wgconf
@@ -94,9 +95,18 @@ def status(args: argparse.Namespace, ifname: str, intf: WgInterface | None = Non
                 "tx_bytes": raw["tx_bytes"],
             }
         )
+    daemon_state = _daemon_state(args)
     if args.json:
-        print_json({"interface": ifname, "peers": rows})
+        print_json({"interface": ifname, "peers": rows, "daemon": daemon_state})
         return 0
+    if daemon_state:
+        last = daemon_state.get("last_sync") or {}
+        synced = fmt.ago(now - last["at"]) if last.get("at") else "never"
+        print(f"last sync: {synced}, {last.get('peers', 0)} peers wanted")
+        for refused in last.get("refused", []):
+            print(f"refused: {refused['kind']} {refused['name']}: {refused['reason']}")
+        if daemon_state.get("last_error"):
+            print(f"last error: {daemon_state['last_error']}")
     for r in rows:
         age = fmt.ago(now - r["latest_handshake"]) if r["latest_handshake"] else "never"
         print(
@@ -104,6 +114,16 @@ def status(args: argparse.Namespace, ifname: str, intf: WgInterface | None = Non
             f"{fmt.size(r['rx_bytes'])} in\t{fmt.size(r['tx_bytes'])} out\t{r['public_key']}"
         )
     return 0
+
+
+def _daemon_state(args: argparse.Namespace) -> dict[str, Any] | None:
+    """What the daemon last recorded (status.json), or None when it never ran."""
+    path = args.state_dir / "status.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _api_token(args: argparse.Namespace) -> str:

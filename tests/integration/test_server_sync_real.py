@@ -257,6 +257,11 @@ def test_the_daemon_follows_the_factory_without_bouncing_and_outlives_an_outage(
             )
             assert report().get("last_error") is None
             assert _handshakes(world)[first.wg_public_key] == before[first.wg_public_key]
+            # What the admin sees: the daemon's last sync next to the peers.
+            shown = json.loads(_server_cli(world, state, "status", "--json").stdout)
+            assert shown["daemon"]["last_error"] is None
+            assert shown["daemon"]["last_sync"]["peers"] == 2
+            assert {p["public_key"] for p in shown["peers"]} == set(before)
         finally:
             daemon.terminate()
             try:
