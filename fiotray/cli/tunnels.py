@@ -233,7 +233,11 @@ def register(sub: Any, factory_option: Any) -> None:
         "add-foundries", help="a tunnel to the factory's VPN server with a key made here"
     )
     factory_option(p)
-    p.add_argument("--address", required=True, help="this laptop's VPN address, e.g. 10.42.42.200")
+    p.add_argument(
+        "--address",
+        help="this laptop's VPN address (default: the first free one above every address "
+        "fioctl can hand to a device)",
+    )
     p.add_argument("--name", help="tunnel name (default: the factory)")
     p.add_argument("--interface", help="network interface name (default: fio<factory>)")
     p.set_defaults(func=cmd_add_foundries)

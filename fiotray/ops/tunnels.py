@@ -47,17 +47,21 @@ async def add_foundries(
     services: Services,
     factory: str | None = None,
     *,
-    address: str,
+    address: str | None = None,
     name: str | None = None,
     interface: str | None = None,
 ) -> AddedTunnel:
     """A tunnel to the factory's VPN server with a key pair made here (private half to
-    the keyring); `address` is checked against the factory's VPN network and its devices."""
+    the keyring); `address` is checked against the factory's VPN network and its devices.
+    Without one, the first free address of the engineers' range: above all fioctl can
+    hand to a device, so a device never takes it later."""
     from fiotray.core import devices
 
     api = await services.client(factory)
     server = await devices.factory_server(api)
     used = {ip.ip for ip in await api.wireguard_ips()}
+    if address is None:
+        address = free_engineer_address(server.server_address, used)
     await asyncio.to_thread(services.secrets.check)
     tunnel = await core_tunnels.create_foundries_tunnel(
         services.tunnels,
@@ -70,6 +74,15 @@ async def add_foundries(
         interface=interface,
     )
     return AddedTunnel(tunnel, core_tunnels.admin_line(tunnel))
+
+
+def free_engineer_address(server_address: str, used: set[str]) -> str:
+    from fiotray.core import wgconf
+
+    address = next((a for a in wgconf.engineer_addresses(server_address) if a not in used), None)
+    if address is None:
+        raise VpnError("No free address is left in the engineers' range: give one (--address).")
+    return address
 
 
 async def import_conf(

@@ -48,3 +48,17 @@ async def test_add_foundries_tunnel_checks_the_address(services):
     added = await tunnels.add_foundries(services, address="10.42.42.200", name="mine")
     assert added.tunnel.address == "10.42.42.200" and added.tunnel.factory == FACTORY
     assert added.admin_line.startswith("wg set ") and added.tunnel.public_key in added.admin_line
+
+
+async def test_add_foundries_picks_an_address_no_device_can_ever_get(services):
+    from fiotray.core import wgconf
+    from fiotray.core.services import DEMO_ADDRESS
+
+    server = services.demo.server.factory
+    first = wgconf.engineer_addresses("10.42.42.1")[0]
+    server.add_device("squatter", vpn_address=first)  # set by hand, outside fioctl's reach
+    added = await tunnels.add_foundries(services, name="auto")
+    assert added.tunnel.address == wgconf.engineer_addresses("10.42.42.1")[1]
+    assert wgconf.is_engineer_address(added.tunnel.address, "10.42.42.1")
+    assert added.tunnel.address != DEMO_ADDRESS
+    assert f"allowed-ips {added.tunnel.address}/32" in added.admin_line
