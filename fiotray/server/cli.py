@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the API token from FILE (root-only) instead of the command line",
     )
     p.add_argument(
+        "--forward",
+        action="store_true",
+        help="forward and masquerade engineers' traffic to devices through the interface "
+        "(the direct SSH route); removed on exit",
+    )
+    p.add_argument(
         "--hosts-file",
         type=Path,
         default=Path("/etc/hosts"),

@@ -177,5 +177,15 @@ def daemon(args: argparse.Namespace, ifname: str) -> int:
                 interval=args.interval,
             ).run(stop)
 
-    asyncio.run(run())
+    forwarding = None
+    if args.forward:
+        from fiotray.server.forward import Forwarding
+
+        forwarding = Forwarding(ifname, sysctl=not args.no_sysctl)
+        forwarding.enable()
+    try:
+        asyncio.run(run())
+    finally:
+        if forwarding is not None:
+            forwarding.disable()
     return 0

@@ -24,7 +24,7 @@ class InterfaceError(FiotrayError):
     default_code = "interface"
 
 
-def _run(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+def run_bounded(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
     return run_tool(argv, TOOL_TIMEOUT)
 
 
@@ -32,7 +32,7 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
 class WgInterface:
     name: str
     # Each argv goes through `run`; tests put `ip netns exec NS` in front of it.
-    run: Runner = _run
+    run: Runner = run_bounded
     sys_net: Path = Path("/sys/class/net")
 
     def __post_init__(self) -> None:

@@ -60,6 +60,22 @@ def _hostname_over_jump(world: VpnWorld, address: str) -> str:
     return result.stdout.strip()
 
 
+def _laptop_up(world: VpnWorld, tmp_path: Path, private: str, address: str) -> Path:
+    """A plain wg-quick tunnel from the laptop namespace to the server (no fiotray code)."""
+    config = tmp_path / f"{world.laptop_ifname}.conf"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(
+            f"[Interface]\nPrivateKey = {private}\nAddress = {address}/32\n\n"
+            f"[Peer]\nPublicKey = {world.server_public_key}\n"
+            f"Endpoint = {world.server_endpoint}\nAllowedIPs = {world.vpn_subnet}\n"
+            "PersistentKeepalive = 25\n"
+        )
+    up = world.exec(world.laptop_ns, ["wg-quick", "up", str(config)], env=WG_ENV)
+    assert up.returncode == 0, up.stderr
+    return config
+
+
 def test_an_engineer_comes_and_a_device_goes_and_nobody_else_is_touched(
     vpn_world_factory, tmp_path: Path
 ) -> None:
@@ -87,17 +103,7 @@ def test_an_engineer_comes_and_a_device_goes_and_nobody_else_is_touched(
         assert plan(wanted, _server_peers(world)).empty
 
         # The engineer's laptop, with that address, reaches a device through the server.
-        config = tmp_path / f"{world.laptop_ifname}.conf"
-        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(
-                f"[Interface]\nPrivateKey = {private}\nAddress = {alice.address}/32\n\n"
-                f"[Peer]\nPublicKey = {world.server_public_key}\n"
-                f"Endpoint = {world.server_endpoint}\nAllowedIPs = {world.vpn_subnet}\n"
-                "PersistentKeepalive = 25\n"
-            )
-        up = world.exec(world.laptop_ns, ["wg-quick", "up", str(config)], env=WG_ENV)
-        assert up.returncode == 0, up.stderr
+        config = _laptop_up(world, tmp_path, private, alice.address)
         try:
             world.wait_for_handshake(world.laptop_ns, world.laptop_ifname, timeout=10)
             first, second = world.devices
@@ -273,3 +279,82 @@ def test_the_daemon_follows_the_factory_without_bouncing_and_outlives_an_outage(
                 api.stop()
         assert code == 0, why()
         assert api.handler_errors == []
+
+
+def _fiotray_rules(world: VpnWorld) -> str:
+    out = []
+    for table in ("nat", "filter"):
+        rules = world.exec(world.server_ns, ["iptables", "-w", "-t", table, "-S"], check=True)
+        out += [line for line in rules.stdout.splitlines() if "fiotray-server" in line]
+    return "\n".join(out)
+
+
+def test_forward_lets_an_engineer_reach_a_device_directly_and_is_removed_on_exit(
+    vpn_world_factory, tmp_path: Path
+) -> None:
+    from fiotray.demo.fakeapi import FakeApiServer, FakeFactory
+    from tests.vpn_world import in_netns
+
+    token = "server-api-token-77c1"
+    state = tmp_path / "state"
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    with vpn_world_factory(device_names=["device-1"]) as world:
+        (device,) = world.devices
+        forward_before = world.exec(
+            world.server_ns, ["cat", "/proc/sys/net/ipv4/ip_forward"], check=True
+        ).stdout.strip()
+        private, public = _keypair()
+        added = _server_cli(world, state, "peers", "add", "alice", public)
+        assert added.returncode == 0, added.stderr
+        address = json.loads(_server_cli(world, state, "peers", "list", "--json").stdout)[0][
+            "address"
+        ]
+        factory = FakeFactory("fwdfactory")
+        factory.add_api_token(token)
+        factory.add_device(
+            device.name, wg_pubkey=device.wg_public_key, vpn_address=device.vpn_address
+        )
+        with in_netns(world.server_ns):
+            api = FakeApiServer(factory, sock=socket.create_server(("127.0.0.1", 0))).start()
+        argv = ["ip", "netns", "exec", world.server_ns, sys.executable, "-m", "fiotray.server.cli"]
+        argv += ["-f", "fwdfactory", "-n", world.server_ifname, "--state-dir", str(state)]
+        argv += ["daemon", "--interval", "0.5", "--api-url", api.url, "--forward"]
+        argv += ["--apitoken-file", str(token_file), "--hosts-file", str(tmp_path / "hosts")]
+        log_path = tmp_path / "daemon.log"
+        with log_path.open("w") as log:
+            daemon = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait(
+                lambda: "MASQUERADE" in _fiotray_rules(world),
+                "no forwarding rules",
+                details=lambda: log_path.read_text(),
+            )
+            config = _laptop_up(world, tmp_path, private, address)
+            try:
+                world.wait_for_handshake(world.laptop_ns, world.laptop_ifname, timeout=10)
+                # Straight to the device's VPN address, no jump host.
+                argv = world.ssh_argv(
+                    f"{world.device_user}@{device.vpn_address}",
+                    "echo $SSH_CONNECTION; hostname",
+                    jump=False,
+                )
+                direct = world.exec(world.laptop_ns, argv, user=world.app_user, timeout=20)
+                assert direct.returncode == 0, direct.stderr
+                connection, name = direct.stdout.splitlines()
+                assert name == device.name
+                # The device saw the server's address: the only peer it accepts.
+                assert connection.split()[0] == world.server_vpn_address
+            finally:
+                world.exec(world.laptop_ns, ["wg-quick", "down", str(config)], env=WG_ENV)
+        finally:
+            daemon.terminate()
+            code = daemon.wait(timeout=10)
+            api.stop()
+        assert code == 0, log_path.read_text()
+        assert _fiotray_rules(world) == "", "the forwarding rules outlived the daemon"
+        forward_after = world.exec(
+            world.server_ns, ["cat", "/proc/sys/net/ipv4/ip_forward"], check=True
+        ).stdout.strip()
+        assert forward_after == forward_before
