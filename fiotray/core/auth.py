@@ -326,6 +326,32 @@ async def fetch_client_credentials_token(
         ) from None
 
 
+async def public_client_grant(
+    http: httpx.AsyncClient,
+    oauth_url: str,
+    form: dict[str, str],
+    *,
+    what: str,
+    clock: Callable[[], float] = time.time,
+) -> TokenSet:
+    """A grant of a public client (no client secret): a refresh token, or an authorization
+    code pasted by a person. `what` names it in the refusal ("the refresh token")."""
+    try:
+        return await _token_request(http, oauth_url, form, clock=clock)
+    except _Rejected as exc:
+        raise AuthError(
+            f"The sign-in service at {_host(oauth_url)} refused {what}"
+            + (f" ({exc.detail})" if exc.detail else "")
+            + "."
+        ) from None
+
+
+def token_from_fields(data: Mapping[str, Any]) -> TokenSet:
+    """A TokenSet from a stored token (a dict with access_token, refresh_token,
+    expires_in and created); ValueError naming the missing or bad field."""
+    return _token_from_fields(data, require_refresh=True)
+
+
 class OAuthCredentials:
     """OAuth2 client credentials with a cached, early-refreshed bearer token."""
 

@@ -332,7 +332,7 @@ class _RefreshToken:
 
 @dataclass
 class _OAuthClient:
-    secret: str
+    secret: str | None  # None: a public client (authorization code; refresh needs no secret)
     scopes: tuple[str, ...]
 
 
@@ -372,6 +372,7 @@ class FakeFactory:
         self._access: dict[str, _AccessToken] = {}
         self._refresh: dict[str, _RefreshToken] = {}
         self._clients: dict[str, _OAuthClient] = {}
+        self._codes: dict[str, str] = {}  # authorization code -> public client id
         self._sorted_key: tuple[int, int] | None = None
         self._sorted_names: list[str] = []
 
@@ -610,6 +611,21 @@ class FakeFactory:
                 client_secret, tuple(scopes) if scopes is not None else self._default_scopes()
             )
 
+    def add_public_client(self, client_id: str, scopes: tuple[str, ...] | None = None) -> None:
+        """A client without a secret, as factory-wireguard-server's: a person authorizes it
+        and pastes the code (`authorization_code`); its refresh tokens need no secret."""
+        with self.lock:
+            self._clients[client_id] = _OAuthClient(
+                None, tuple(scopes) if scopes is not None else self._default_scopes()
+            )
+
+    def authorization_code(self, client_id: str) -> str:
+        """What the person would paste after authorizing `client_id` (one use)."""
+        with self.lock:
+            code = secrets.token_urlsafe(16)
+            self._codes[code] = client_id
+            return code
+
     def revoke(self, token: str) -> None:
         with self.lock:
             self._api_tokens.pop(token, None)
@@ -647,12 +663,24 @@ class FakeFactory:
     ) -> tuple[int, JsonDict]:
         """Answer of ``POST /oauth/token/`` (lock held by caller)."""
         grant = form.get("grant_type", "")
-        if grant not in ("client_credentials", "refresh_token"):
+        if grant not in ("client_credentials", "refresh_token", "authorization_code"):
             return 400, {"error": "unsupported_grant_type"}
         client_id, secret = basic or (form.get("client_id", ""), form.get("client_secret", ""))
+        if grant == "refresh_token" and not client_id:
+            # A public client refreshes with the refresh token alone.
+            record = self._refresh.get(form.get("refresh_token", ""))
+            client_id = record.client_id if record is not None else ""
         client = self._clients.get(client_id)
-        if client is None or not hmac.compare_digest(secret.encode(), client.secret.encode()):
+        if client is None:
             return 401, {"error": "invalid_client"}
+        if client.secret is None:
+            if grant == "client_credentials" or secret:
+                return 401, {"error": "invalid_client"}
+        elif not hmac.compare_digest(secret.encode(), client.secret.encode()):
+            return 401, {"error": "invalid_client"}
+        used_code = self._codes.pop(form.get("code", ""), None)
+        if grant == "authorization_code" and (client.secret is not None or used_code != client_id):
+            return 400, {"error": "invalid_grant", "error_description": "Invalid code."}
         if grant == "refresh_token":
             old = form.get("refresh_token", "")
             record = self._refresh.get(old)

@@ -1,8 +1,9 @@
 """`fiotray-server`: the command line of the factory's VPN server daemon.
 
 The global options are upstream `factory-wireguard.py`'s, so an admin migrates by
-changing the unit's `ExecStart`. Work in progress (issue 10): `daemon` (API token),
-`peers` and `status` work; `enable`, `--oauthcreds`, self-service and `--forward` come next.
+changing the unit's `ExecStart`. Work in progress (issue 10): `daemon` (API token or
+upstream's OAuth creds file), `login`, `peers` and `status` work; `enable` and
+self-service come next.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--privatekey", "-k", metavar="FILE", help="the server's private key")
     parser.add_argument("--no-sysctl", action="store_true", help="leave ip_forward alone")
     parser.add_argument(
+        "--oauth-url",
+        default="https://app.foundries.io/oauth",
+        help="where --oauthcreds tokens are refreshed (https://app.foundries.io/oauth)",
+    )
+    parser.add_argument(
         "--state-dir", type=Path, default=STATE_DIR, help=f"where engineers are kept ({STATE_DIR})"
     )
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -56,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="every peer: handshake age, bytes")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser(
+        "login",
+        help="authorize this server (as upstream: visit a link, paste the code) into "
+        "the --oauthcreds file",
+    )
 
     p = sub.add_parser("daemon", help="keep the peers in step with the factory (as upstream)")
     p.add_argument(
@@ -104,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.peers(args, interface_name(args))
         if args.command == "daemon":
             return commands.daemon(args, interface_name(args))
+        if args.command == "login":
+            return commands.login(args)
         return commands.status(args, interface_name(args))
     except FiotrayError as exc:
         print(f"fiotray-server: {exc}", file=sys.stderr)

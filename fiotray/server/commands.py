@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from fiotray.core import format as fmt
@@ -137,9 +139,51 @@ def _api_token(args: argparse.Namespace) -> str:
         return token
     if args.apitoken:
         return str(args.apitoken)
-    if args.oauthcreds:
-        raise FiotrayError("--oauthcreds is not supported yet: use --apitoken-file.")
-    raise FiotrayError("Give the API token: --apitoken-file FILE (or upstream's --apitoken).")
+    raise FiotrayError(
+        "Give the API token (--apitoken-file FILE, or upstream's --apitoken) or upstream's "
+        "OAuth creds file (--oauthcreds FILE)."
+    )
+
+
+def _credentials(args: argparse.Namespace) -> Any:
+    if args.oauthcreds and args.apitoken_file is None:
+        from fiotray.server.oauth import CredsFileCredentials, read_creds
+
+        read_creds(Path(args.oauthcreds))  # there and usable, before the loop starts
+        return CredsFileCredentials(Path(args.oauthcreds), args.oauth_url)
+    from fiotray.core.auth import ApiTokenCredentials
+
+    return ApiTokenCredentials(_api_token(args))
+
+
+def login(args: argparse.Namespace) -> int:
+    """Upstream's authorization-code sign-in into the creds file: a link to visit, the
+    code pasted back."""
+    import asyncio
+
+    from fiotray.core.api import new_http_client
+    from fiotray.core.factories import validate_factory_name
+    from fiotray.server import oauth
+
+    if not args.factory or not args.oauthcreds:
+        raise FiotrayError("login needs the factory (--factory) and the file (--oauthcreds).")
+    factory = validate_factory_name(args.factory)
+    print("Visit this link to authorize this server:")
+    print("  ", oauth.authorize_url(factory, args.oauth_url))
+    print("Enter code: ", end="", flush=True)
+    code = sys.stdin.readline().strip()
+    if not code:
+        raise FiotrayError("No code was entered; nothing was saved.")
+
+    async def exchange() -> None:
+        async with new_http_client() as http:
+            await oauth.sign_in_with_code(
+                http, factory, code, Path(args.oauthcreds), args.oauth_url
+            )
+
+    asyncio.run(exchange())
+    print(f"Signed in; the token is in {args.oauthcreds} (0600).")
+    return 0
 
 
 def daemon(args: argparse.Namespace, ifname: str) -> int:
@@ -148,7 +192,6 @@ def daemon(args: argparse.Namespace, ifname: str) -> int:
     import signal
 
     from fiotray.core.api import FactoryClient
-    from fiotray.core.auth import ApiTokenCredentials
     from fiotray.core.factories import validate_factory_name, validate_url
     from fiotray.server.daemon import Daemon
 
@@ -156,7 +199,7 @@ def daemon(args: argparse.Namespace, ifname: str) -> int:
         raise FiotrayError("The daemon needs the factory (--factory).")
     factory = validate_factory_name(args.factory)
     api_url = validate_url(args.api_url, "the API URL")
-    token = _api_token(args)
+    credentials = _credentials(args)
     intf = WgInterface(ifname)
     if not intf.exists():
         raise FiotrayError(f"Interface {ifname} does not exist: bring it up first.")
@@ -166,7 +209,7 @@ def daemon(args: argparse.Namespace, ifname: str) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with FactoryClient(api_url, factory, ApiTokenCredentials(token)) as api:
+        async with FactoryClient(api_url, factory, credentials) as api:
             await Daemon(
                 factory=factory,
                 api=api,

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -293,13 +294,11 @@ def test_forward_lets_an_engineer_reach_a_device_directly_and_is_removed_on_exit
     vpn_world_factory, tmp_path: Path
 ) -> None:
     from fiotray.demo.fakeapi import FakeApiServer, FakeFactory
+    from fiotray.server import oauth
     from tests.vpn_world import in_netns
 
-    token = "server-api-token-77c1"
     state = tmp_path / "state"
-    token_file = tmp_path / "token"
-    token_file.write_text(token)
-    token_file.chmod(0o600)
+    creds = tmp_path / "oauth.json"  # upstream's --oauthcreds file, made by `login`
     with vpn_world_factory(device_names=["device-1"]) as world:
         (device,) = world.devices
         forward_before = world.exec(
@@ -312,7 +311,7 @@ def test_forward_lets_an_engineer_reach_a_device_directly_and_is_removed_on_exit
             "address"
         ]
         factory = FakeFactory("fwdfactory")
-        factory.add_api_token(token)
+        factory.add_public_client(oauth.CLIENT_ID)
         factory.add_device(
             device.name, wg_pubkey=device.wg_public_key, vpn_address=device.vpn_address
         )
@@ -320,8 +319,15 @@ def test_forward_lets_an_engineer_reach_a_device_directly_and_is_removed_on_exit
             api = FakeApiServer(factory, sock=socket.create_server(("127.0.0.1", 0))).start()
         argv = ["ip", "netns", "exec", world.server_ns, sys.executable, "-m", "fiotray.server.cli"]
         argv += ["-f", "fwdfactory", "-n", world.server_ifname, "--state-dir", str(state)]
+        argv += ["-a", str(creds), "--oauth-url", api.oauth_url]
+        # The admin signs the server in once, as with upstream: a link, a pasted code.
+        code = factory.authorization_code(oauth.CLIENT_ID)
+        login = subprocess.run([*argv, "login"], input=code + "\n", capture_output=True, text=True)
+        assert login.returncode == 0, login.stderr
+        assert "authorize?client_id=fioid_" in login.stdout
+        assert stat.S_IMODE(creds.stat().st_mode) == 0o600
         argv += ["daemon", "--interval", "0.5", "--api-url", api.url, "--forward"]
-        argv += ["--apitoken-file", str(token_file), "--hosts-file", str(tmp_path / "hosts")]
+        argv += ["--hosts-file", str(tmp_path / "hosts")]
         log_path = tmp_path / "daemon.log"
         with log_path.open("w") as log:
             daemon = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -330,6 +336,16 @@ def test_forward_lets_an_engineer_reach_a_device_directly_and_is_removed_on_exit
                 lambda: "MASQUERADE" in _fiotray_rules(world),
                 "no forwarding rules",
                 details=lambda: log_path.read_text(),
+            )
+            status = state / "status.json"
+            _wait(
+                lambda: status.exists() and json.loads(status.read_text())["last_sync"],
+                "no sync with the OAuth creds file",
+                details=lambda: log_path.read_text(),
+            )
+            assert json.loads(status.read_text())["last_error"] is None
+            assert any(
+                r.headers.get("authorization", "").startswith("Bearer ") for r in api.requests
             )
             config = _laptop_up(world, tmp_path, private, address)
             try:
