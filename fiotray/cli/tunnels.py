@@ -106,11 +106,13 @@ async def cmd_add_foundries(args: argparse.Namespace, ctx: Context) -> int:
         f"Added tunnel {t.name} for factory {t.factory}: interface {t.interface}, "
         f"address {t.address}, server {t.endpoint}.\n"
         f"Public key: {t.public_key}\n\n"
-        "The factory's VPN server knows only devices as peers. Ask its admin to admit this "
-        "laptop by running on the server:\n\n"
+        "The factory's VPN server must admit this laptop as a peer. With fiotray-server on "
+        "the server, its admin runs (the peer is then kept for good):\n\n"
+        f"  {added.server_admin_line}\n\n"
+        "With Foundries' factory-wireguard-server, the admin runs:\n\n"
         f"  {added.admin_line}\n\n"
-        "(factory-wireguard-server rewrites its peers from the device list every few minutes; "
-        "the admin should keep this peer in its configuration.) Then: fiotray connect "
+        "(that daemon rewrites its peers at every device change, dropping this one: the admin "
+        "must also keep it in its configuration.) Then: fiotray connect "
         f"{t.name}"
     )
     return 0

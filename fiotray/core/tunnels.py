@@ -350,9 +350,31 @@ def name_from_path(path: Path) -> str:
 
 
 def admin_line(tunnel: Tunnel) -> str:
-    """What the VPN server's admin runs to admit this laptop as a peer."""
+    """What the VPN server's admin runs to admit this laptop as a peer (upstream server)."""
     iface = interface_for_factory(tunnel.factory or "")
     return f"wg set {iface} peer {tunnel.public_key} allowed-ips {tunnel.address}/32"
+
+
+def server_admin_line(tunnel: Tunnel, engineer: str) -> str:
+    """The same with fiotray-server on the VPN server, which keeps the peer for good."""
+    return (
+        f"fiotray-server -f {tunnel.factory} peers add {engineer} {tunnel.public_key} "
+        f"--address {tunnel.address}"
+    )
+
+
+def engineer_name() -> str:
+    """A name for this laptop among the server's engineers: user@host, made safe."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "engineer"
+    raw = f"{user}-{socket.gethostname().split('.')[0]}"
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", raw).strip("-._")[:64]
+    return name if name and name[0].isalnum() else "engineer"
 
 
 # -- the helper --------------------------------------------------------------------

@@ -39,8 +39,10 @@ def set_default(services: Services, name: str | None) -> Tunnel | None:
 @dataclass(frozen=True)
 class AddedTunnel:
     tunnel: Tunnel
-    # What the VPN server's admin runs to admit this laptop as a peer.
+    # What the VPN server's admin runs to admit this laptop as a peer: with upstream's
+    # daemon (lost at its next device change), and with fiotray-server (kept).
     admin_line: str
+    server_admin_line: str
 
 
 async def add_foundries(
@@ -73,7 +75,11 @@ async def add_foundries(
         used=used,
         interface=interface,
     )
-    return AddedTunnel(tunnel, core_tunnels.admin_line(tunnel))
+    return AddedTunnel(
+        tunnel,
+        core_tunnels.admin_line(tunnel),
+        core_tunnels.server_admin_line(tunnel, core_tunnels.engineer_name()),
+    )
 
 
 def free_engineer_address(server_address: str, used: set[str]) -> str:

@@ -62,3 +62,18 @@ async def test_add_foundries_picks_an_address_no_device_can_ever_get(services):
     assert wgconf.is_engineer_address(added.tunnel.address, "10.42.42.1")
     assert added.tunnel.address != DEMO_ADDRESS
     assert f"allowed-ips {added.tunnel.address}/32" in added.admin_line
+
+
+async def test_the_admin_is_told_both_ways_to_admit_the_laptop(services, monkeypatch):
+    import socket
+
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # getpass.getuser reads these
+        monkeypatch.setenv(var, "ann;rm -rf")
+    monkeypatch.setattr(socket, "gethostname", lambda: "Ann's laptop.local")
+    added = await tunnels.add_foundries(services, name="both")
+    t = added.tunnel
+    assert added.server_admin_line == (
+        f"fiotray-server -f {FACTORY} peers add ann-rm--rf-Ann-s-laptop {t.public_key} "
+        f"--address {t.address}"
+    )
+    assert added.admin_line.startswith("wg set fiodemo-factory peer ")
