@@ -302,6 +302,26 @@ async def _token_request(
     return token
 
 
+async def _grant(
+    http: httpx.AsyncClient,
+    oauth_url: str,
+    form: dict[str, str],
+    *,
+    refused: str,
+    advice: str,
+    clock: Callable[[], float],
+) -> TokenSet:
+    """The token endpoint's answer; a refusal becomes one sentence naming what was refused."""
+    try:
+        return await _token_request(http, oauth_url, form, clock=clock)
+    except _Rejected as exc:
+        raise AuthError(
+            f"The sign-in service at {_host(oauth_url)} {refused}"
+            + (f" ({exc.detail})" if exc.detail else "")
+            + advice
+        ) from None
+
+
 async def fetch_client_credentials_token(
     http: httpx.AsyncClient,
     oauth_url: str,
@@ -316,14 +336,14 @@ async def fetch_client_credentials_token(
         "client_id": client_id,
         "client_secret": client_secret,
     }
-    try:
-        return await _token_request(http, oauth_url, form, clock=clock)
-    except _Rejected as exc:
-        raise AuthError(
-            f"The sign-in service at {_host(oauth_url)} rejected the client credentials"
-            + (f" ({exc.detail})" if exc.detail else "")
-            + "; check the client id and secret."
-        ) from None
+    return await _grant(
+        http,
+        oauth_url,
+        form,
+        refused="rejected the client credentials",
+        advice="; check the client id and secret.",
+        clock=clock,
+    )
 
 
 async def public_client_grant(
@@ -336,14 +356,7 @@ async def public_client_grant(
 ) -> TokenSet:
     """A grant of a public client (no client secret): a refresh token, or an authorization
     code pasted by a person. `what` names it in the refusal ("the refresh token")."""
-    try:
-        return await _token_request(http, oauth_url, form, clock=clock)
-    except _Rejected as exc:
-        raise AuthError(
-            f"The sign-in service at {_host(oauth_url)} refused {what}"
-            + (f" ({exc.detail})" if exc.detail else "")
-            + "."
-        ) from None
+    return await _grant(http, oauth_url, form, refused=f"refused {what}", advice=".", clock=clock)
 
 
 def token_from_fields(data: Mapping[str, Any]) -> TokenSet:

@@ -1,4 +1,4 @@
-"""Writing fiotray's own small files: atomically, private to the user."""
+"""Writing small files atomically: fiotray's own private ones, and the server's /etc/hosts."""
 
 from __future__ import annotations
 
@@ -13,7 +13,19 @@ from fiotray.core.errors import FiotrayError
 def write_private(
     path: Path, text: str, *, error: type[FiotrayError] = FiotrayError, own_dir: bool = True
 ) -> None:
-    """Replace `path` with `text` in one step (0600, directory 0700) or raise `error`.
+    """`write_atomic` for a file only its owner may read (0600)."""
+    write_atomic(path, text, mode=0o600, error=error, own_dir=own_dir)
+
+
+def write_atomic(
+    path: Path,
+    text: str,
+    *,
+    mode: int,
+    error: type[FiotrayError] = FiotrayError,
+    own_dir: bool = True,
+) -> None:
+    """Replace `path` with `text` in one step (file `mode`, directory 0700) or raise `error`.
 
     `own_dir`: the directory is fiotray's own (~/.config/fiotray ...), so a too-open mode
     is tightened. For a place the user chose (it may be $HOME or /tmp) pass False: its
@@ -36,6 +48,8 @@ def write_private(
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        if mode != 0o600:  # mkstemp made it 0600
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):

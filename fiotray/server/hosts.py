@@ -3,14 +3,12 @@ so `ssh fio@<device>` works on the server itself; engineers are listed too."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from fiotray.core.devices import validate_device_name
 from fiotray.core.errors import FiotrayError
+from fiotray.core.files import write_atomic
 
 
 def markers(factory: str) -> tuple[str, str]:
@@ -47,16 +45,5 @@ def update(path: Path, factory: str, entries: Iterable[tuple[str, str]]) -> bool
     if new == old:
         return False
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(new)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, new, mode=mode, own_dir=False)
     return True
