@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Real parts the tests drive: Secret Service (gnome-keyring on a private D-Bus).
 APT_PACKAGES=(python3 python3-venv python3-pip dbus dbus-x11 gnome-keyring libsecret-tools
               ca-certificates procps
-              wireguard-tools wireguard-go iproute2 iptables openssh-server openssh-client
+              wireguard-tools wireguard-go iproute2 iptables iputils-ping openssh-server openssh-client
               polkitd pkexec libxml2-utils
               xvfb openbox trayer xdotool x11-utils imagemagick xterm
               libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 libx11-xcb1

@@ -6,6 +6,7 @@ keeps its session (no `wg-quick down`/`up`, no new handshake)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import socket
@@ -255,6 +256,12 @@ def test_the_daemon_follows_the_factory_without_bouncing_and_outlives_an_outage(
             api.inject("GET", "wireguard-ips", status=503, times=4)
             api.inject("GET", "wireguard-ips", drop=True, times=3)
             _wait(lambda: report().get("last_error"), "no API error recorded", details=why)
+
+            def failed_requests() -> int:
+                return sum(r.status in (0, 503) for r in api.requests if "wireguard-ips" in r.path)
+
+            # Every injected failure used up (the client retries within one sync, too).
+            _wait(lambda: failed_requests() >= 7, "the outage never ended", details=why)
             assert daemon.poll() is None, why()
             assert first.wg_public_key in _server_peers(world)
             # Once it answers again, the next change is applied.
@@ -262,7 +269,8 @@ def test_the_daemon_follows_the_factory_without_bouncing_and_outlives_an_outage(
             _wait(
                 lambda: second.wg_public_key in _server_peers(world), "device-2 not back", 30, why
             )
-            assert report().get("last_error") is None
+            # Recorded right after the sync that applied it.
+            _wait(lambda: report().get("last_error") is None, "the error outlived the outage")
             assert _handshakes(world)[first.wg_public_key] == before[first.wg_public_key]
             # What the admin sees: the daemon's last sync next to the peers.
             shown = json.loads(_server_cli(world, state, "status", "--json").stdout)
@@ -374,3 +382,117 @@ def test_forward_lets_an_engineer_reach_a_device_directly_and_is_removed_on_exit
             world.server_ns, ["cat", "/proc/sys/net/ipv4/ip_forward"], check=True
         ).stdout.strip()
         assert forward_after == forward_before
+
+
+class _Pinger:
+    """`ping -i 0.2` from a namespace; the times of its replies, to find the longest gap."""
+
+    def __init__(self, ns: str, target: str, log: Path) -> None:
+        self.log = log
+        with log.open("w") as out:
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", ns, "ping", "-n", "-D", "-i", "0.2", target],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def replies(self) -> list[float]:
+        times = []
+        for line in self.log.read_text().splitlines():
+            if line.startswith("[") and "bytes from" in line:
+                times.append(float(line[1 : line.index("]")]))
+        return times
+
+    def stop(self) -> list[float]:
+        self.proc.terminate()
+        self.proc.wait(timeout=5)
+        return self.replies()
+
+
+def _longest_gap(times: list[float]) -> float:
+    return max((b - a for a, b in itertools.pairwise(times)), default=float("inf"))
+
+
+def test_churn_and_a_restart_cut_nobody_off(vpn_world_factory, tmp_path: Path) -> None:
+    """Device VPN changes and a daemon restart while a laptop pings the server and the
+    server pings a device every 0.2 s: no gap over 1 s on either, the laptop stays."""
+    from fiotray.demo.fakeapi import FakeApiServer, FakeFactory
+    from tests.vpn_world import in_netns
+
+    token = "server-api-token-c4e2"
+    state = tmp_path / "state"
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    with vpn_world_factory() as world:
+        first, second = world.devices
+        factory = FakeFactory("churnfactory")
+        factory.add_api_token(token)
+        for d in world.devices:
+            factory.add_device(d.name, wg_pubkey=d.wg_public_key, vpn_address=d.vpn_address)
+            world.wait_for_handshake(world.server_ns, world.server_ifname, d.wg_public_key)
+        private, public = _keypair()
+        assert _server_cli(world, state, "peers", "add", "alice", public).returncode == 0
+        address = json.loads(_server_cli(world, state, "peers", "list", "--json").stdout)[0][
+            "address"
+        ]
+        with in_netns(world.server_ns):
+            api = FakeApiServer(factory, sock=socket.create_server(("127.0.0.1", 0))).start()
+        argv = ["ip", "netns", "exec", world.server_ns, sys.executable, "-m", "fiotray.server.cli"]
+        argv += ["-f", "churnfactory", "-n", world.server_ifname, "--state-dir", str(state)]
+        argv += ["daemon", "--interval", "0.3", "--api-url", api.url]
+        argv += ["--apitoken-file", str(token_file), "--hosts-file", str(tmp_path / "hosts")]
+        log_path = tmp_path / "daemon.log"
+        status = state / "status.json"
+
+        def start() -> subprocess.Popen[bytes]:
+            with log_path.open("a") as log:
+                return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+        def synced_after(t: float) -> bool:
+            last = json.loads(status.read_text())["last_sync"] if status.exists() else None
+            return bool(last) and last["at"] > t
+
+        def why() -> str:
+            return log_path.read_text()[-2000:]
+
+        config = _laptop_up(world, tmp_path, private, address)
+        daemon = start()
+        pingers: list[_Pinger] = []
+        try:
+            world.wait_for_handshake(world.laptop_ns, world.laptop_ifname, timeout=10)
+            _wait(lambda: synced_after(0), "no first sync", details=why)
+            pingers = [
+                _Pinger(world.laptop_ns, world.server_vpn_address, tmp_path / "laptop.ping"),
+                _Pinger(world.server_ns, first.vpn_address, tmp_path / "server.ping"),
+            ]
+            _wait(lambda: all(len(p.replies()) >= 3 for p in pingers), "no ping replies")
+            for enabled in (False, True, False, True):  # four device VPN changes
+                _set_device_vpn(factory, second, enabled=enabled)
+                _wait(
+                    lambda e=enabled: (second.wg_public_key in _server_peers(world)) == e,
+                    f"device-2 {'not back' if enabled else 'kept'}",
+                    details=why,
+                )
+            daemon.terminate()
+            assert daemon.wait(timeout=10) == 0, why()
+            restarted = time.time()
+            daemon = start()
+            _wait(lambda: synced_after(restarted), "no sync after the restart", details=why)
+            # Five more replies each after the restart's first sync.
+            after = [len(p.replies()) + 5 for p in pingers]
+            _wait(
+                lambda: all(len(p.replies()) >= n for p, n in zip(pingers, after, strict=True)),
+                "no ping replies after the restart",
+            )
+        finally:
+            replies = [p.stop() for p in pingers]
+            daemon.terminate()
+            daemon.wait(timeout=10)
+            api.stop()
+            world.exec(world.laptop_ns, ["wg-quick", "down", str(config)], env=WG_ENV)
+        laptop, server = replies
+        assert len(laptop) >= 10 and len(server) >= 10, (len(laptop), len(server))
+        assert _longest_gap(laptop) <= 1.0, f"laptop -> server cut off {_longest_gap(laptop):.2f} s"
+        assert _longest_gap(server) <= 1.0, f"server -> device cut off {_longest_gap(server):.2f} s"
+        assert public in _server_peers(world), "the laptop's peer did not survive"
