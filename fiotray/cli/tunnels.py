@@ -17,12 +17,10 @@ CONNECT_WAIT = 10.0
 
 
 def _handshake(s: TunnelStatus, now: float | None = None) -> str:
-    from fiotray.core.format import duration
+    from fiotray.core.format import since
 
     age = s.handshake_age(now)
-    if age is None:
-        return "never"
-    return "just now" if age < 5 else f"{duration(age)} ago"  # as the tray says it
+    return "never" if age is None else since(age)
 
 
 def _status_line(s: TunnelStatus) -> str:

@@ -54,6 +54,11 @@ def duration(seconds: float) -> str:
     return f"{round(seconds / 3600)} h"
 
 
+def since(seconds: float) -> str:
+    """ "just now", "12 s ago": how long ago a handshake was, in the tray and the CLI."""
+    return "just now" if seconds < 5 else f"{duration(seconds)} ago"
+
+
 def size(n: int) -> str:
     """Bytes as a person reads them: "512 B", "1.5 KiB", up to GiB."""
     value = float(n)

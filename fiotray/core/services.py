@@ -66,7 +66,8 @@ class Services:
 
     async def client(self, factory: str | None = None) -> FactoryClient:
         """A signed-in API client for the factory, kept until `forget_client` or `aclose`."""
-        name = self.factory(factory).factory
+        signed_in = self.factory(factory)
+        name = signed_in.factory
         if name not in self._clients:
             await self.demo_up()
             # Off the loop: the first time, importing httpx and the API modules and
@@ -74,7 +75,7 @@ class Services:
             verify = await asyncio.to_thread(_client_tls)
             from fiotray.core.session import open_factory
 
-            client = await open_factory(self.factory(name), self.secrets, verify=verify)
+            client = await open_factory(signed_in, self.secrets, verify=verify)
             if name in self._clients:  # another caller was quicker
                 await client.aclose()
             else:

@@ -305,22 +305,17 @@ class Backend(QObject):
 
     def device_actions(self, factory: str, row: DeviceRow, *, no_key: bool) -> DeviceActions:
         """Which of the device's actions apply now, and why not (for its context menu)."""
-        from fiotray.ops import devices
+        from fiotray.ops import devices, ssh
 
-        tunnel = self.tunnel_for(factory)
+        tunnel = self.tunnel_for(factory)  # read once, for the state and the route
         status = self.tunnel_states.get(tunnel.name) if tunnel else None
         return devices.actions(
             row,
             has_tunnel=tunnel is not None,
             tunnel_state=status.state if status else None,
-            route=self.ssh_route(factory),
+            route=ssh.settings_for(self.services, tunnel).route,
             no_key=no_key,
         )
-
-    def ssh_route(self, factory: str) -> str:
-        from fiotray.ops import ssh
-
-        return ssh.route(self.services, factory)
 
     @finishes_before_quit
     async def set_vpn(self, factory: str, device: str, enable: bool) -> VpnState:

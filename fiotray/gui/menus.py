@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 MAX_MENU_TEXT = 80
 UP_STATES = (State.CONNECTED, State.CONNECTING, State.STALE)
 
-format_age = fmt.duration
-
 
 def state_text(status: TunnelStatus | None, now: float | None = None) -> str:
     """What one line of menu or tooltip says of a tunnel: "connected, handshake 12 s ago"."""
@@ -40,17 +38,13 @@ def state_text(status: TunnelStatus | None, now: float | None = None) -> str:
     if status.state is State.CONNECTED:
         if age is None:
             return "connected"
-        return (
-            "connected, handshake just now"
-            if age < 5
-            else f"connected, handshake {format_age(age)} ago"
-        )
+        return f"connected, handshake {fmt.since(age)}"
     if status.state is State.CONNECTING:
         return "connecting…"
     if status.state is State.STALE:
         if age is None:
             return "no handshake yet"
-        return f"no handshake for {format_age(age)}"
+        return f"no handshake for {fmt.duration(age)}"
     if status.state is State.ERROR:
         return "failed"
     return "disconnected"

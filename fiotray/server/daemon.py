@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +44,17 @@ class SyncReport:
     peers: int = 0
 
 
-def manages(peer: CurrentPeer, server_address: str) -> bool:
-    """A peer holding exactly one address of the VPN network is the server's own (a device
-    or an engineer: their peers come and go with the API and the engineers' store); any
-    other peer was set up by hand and is left alone."""
-    import ipaddress
-
+def manages(peer: CurrentPeer, server_address: str, subnet: IPv4Network) -> bool:
+    """A peer holding exactly one address of the VPN network (`subnet`) is the server's own
+    (a device or an engineer: their peers come and go with the API and the engineers'
+    store); any other peer was set up by hand and is left alone."""
     if len(peer.allowed_ips) != 1 or not peer.allowed_ips[0].endswith("/32"):
         return False
     try:
-        address = ipaddress.IPv4Address(peer.allowed_ips[0].removesuffix("/32"))
+        address = IPv4Address(peer.allowed_ips[0].removesuffix("/32"))
     except ValueError:
         return False
-    return str(address) != server_address and address in wgconf.vpn_subnet(server_address)
+    return str(address) != server_address and address in subnet
 
 
 class Daemon:
@@ -88,9 +87,11 @@ class Daemon:
         server_address = await asyncio.to_thread(intf.server_address)
         wanted, refused = wanted_peers(devices, engineers, server_address)
         current = await asyncio.to_thread(intf.peers)
-        managed = {k for k, p in current.items() if manages(p, server_address)}
+        # Once per sync, not per peer: tens of thousands of peers on a large factory.
+        subnet = wgconf.vpn_subnet(server_address)
+        managed = {k for k, p in current.items() if manages(p, server_address, subnet)}
         steps = plan(wanted, current, managed=managed)
-        await asyncio.to_thread(intf.ensure_route, str(wgconf.vpn_subnet(server_address)))
+        await asyncio.to_thread(intf.ensure_route, str(subnet))
         failed = await asyncio.to_thread(intf.apply, steps) if not steps.empty else []
         for r in refused:
             log.warning("%s %s refused: %s", r.kind, r.name, r.reason)

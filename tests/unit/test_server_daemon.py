@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+from fiotray.core import wgconf
 from fiotray.server import hosts
 from fiotray.server.daemon import manages
 from fiotray.server.sync import CurrentPeer
@@ -27,7 +28,7 @@ SERVER = "10.42.42.1"
     ],
 )
 def test_which_peers_the_server_manages(allowed, managed):
-    assert manages(CurrentPeer("k", allowed), SERVER) is managed
+    assert manages(CurrentPeer("k", allowed), SERVER, wgconf.vpn_subnet(SERVER)) is managed
 
 
 def test_the_hosts_block_is_replaced_in_place_atomically(tmp_path):
