@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fiotray import __version__
 from fiotray.core.errors import FiotrayError
 from fiotray.core.factories import DEFAULT_API_URL
 from fiotray.core.tunnels import interface_for_factory
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The factory's WireGuard VPN server: devices and engineers' laptops as "
         "peers, changed one peer at a time.",
     )
+    parser.add_argument("--version", action="version", version=f"fiotray-server {__version__}")
     auth = parser.add_mutually_exclusive_group()
     auth.add_argument("--apitoken", "-t", help="API token (as upstream)")
     auth.add_argument("--oauthcreds", "-a", metavar="FILE", help="OAuth2 creds file (as upstream)")
