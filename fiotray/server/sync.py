@@ -49,15 +49,23 @@ class Plan:
     def empty(self) -> bool:
         return not (self.add or self.change or self.remove)
 
-    def commands(self, wg: str, interface: str) -> list[list[str]]:
-        """The `wg set` argv for each step. Removals first: an address a removed peer
-        held may be the one an added peer gets (WireGuard moves an allowed IP to the
-        last peer that claims it, so the order decides who ends up with it)."""
-        steps = [[wg, "set", interface, "peer", key, "remove"] for key in self.remove]
-        steps += [
-            [wg, "set", interface, "peer", p.public_key, "allowed-ips", p.allowed_ip]
-            for p in (*self.change, *self.add)
+    def commands(self, wg: str, interface: str, *, batch: int = 1) -> list[list[str]]:
+        """The `wg set` argv for the steps, up to `batch` peers per command (`wg set`
+        takes several `peer` clauses; each clause touches its own peer alone).
+
+        Removals first: an address a removed peer held may be the one an added peer gets
+        (WireGuard moves an allowed IP to the last peer that claims it, so the order
+        decides who ends up with it)."""
+        clauses = [["peer", key, "remove"] for key in self.remove]
+        clauses += [
+            ["peer", p.public_key, "allowed-ips", p.allowed_ip] for p in (*self.change, *self.add)
         ]
+        steps = []
+        for start in range(0, len(clauses), max(1, batch)):
+            argv = [wg, "set", interface]
+            for clause in clauses[start : start + max(1, batch)]:
+                argv += clause
+            steps.append(argv)
         return steps
 
 

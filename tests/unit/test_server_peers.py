@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 
 from fiotray.core.models import WireguardIp
 from fiotray.server.engineers import Engineer
+from fiotray.server.interface import WgInterface
 from fiotray.server.peers import WantedPeer, wanted_peers
-from fiotray.server.sync import CurrentPeer, current_peers, plan
+from fiotray.server.sync import CurrentPeer, Plan, current_peers, plan
 
 SERVER = "10.42.42.1"
 WG = "/usr/bin/wg"
@@ -104,3 +106,43 @@ def test_current_peers_from_a_real_dump_shape():
         key(1): CurrentPeer(key(1), ("10.42.42.2/32",)),
         key(10): CurrentPeer(key(10), ("10.42.127.254/32",)),
     }
+
+
+def test_steps_are_batched_removals_first():
+    p = Plan(
+        add=[WantedPeer(key(3), "10.42.42.4", "d3", "device")],
+        change=[WantedPeer(key(2), "10.42.42.9", "d2", "device")],
+        remove=[key(5)],
+    )
+    assert p.commands(WG, "fiofac", batch=2) == [
+        [
+            WG,
+            "set",
+            "fiofac",
+            "peer",
+            key(5),
+            "remove",
+            "peer",
+            key(2),
+            "allowed-ips",
+            "10.42.42.9/32",
+        ],
+        [WG, "set", "fiofac", "peer", key(3), "allowed-ips", "10.42.42.4/32"],
+    ]
+
+
+def test_a_failed_batch_is_retried_peer_by_peer_so_one_bad_peer_fails_alone():
+    ran: list[list[str]] = []
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+        ran.append(argv)
+        bad = key(2) in argv
+        return subprocess.CompletedProcess(argv, 1 if bad else 0, b"", b"Invalid\n" if bad else b"")
+
+    intf = WgInterface("fiofac", run=run)
+    peers = [WantedPeer(key(i), f"10.42.42.{i + 1}", f"d{i}", "device") for i in range(1, 4)]
+    failed = intf.apply(Plan(add=peers))
+    assert len(failed) == 1 and key(2) in failed[0]
+    # One batch (failed), then each peer alone: the good ones are applied.
+    assert len(ran) == 4 and all(len(argv) == 7 for argv in ran[1:])
+    assert {argv[4] for argv in ran[1:]} == {key(1), key(2), key(3)}
