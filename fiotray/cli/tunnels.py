@@ -48,6 +48,9 @@ async def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
                         "endpoint": t.endpoint,
                         "factory": t.factory,
                         "address": t.address,
+                        "access": t.access or None,
+                        "admitted": t.admitted,
+                        "engineer": t.engineer or None,
                         "public_key": t.public_key,
                     }
                     for t in found
@@ -97,20 +100,37 @@ async def cmd_add_foundries(args: argparse.Namespace, ctx: Context) -> int:
     from fiotray.ops import tunnels
 
     added = await tunnels.add_foundries(
-        ctx.services, args.factory, address=args.address, name=args.name, interface=args.interface
+        ctx.services,
+        args.factory,
+        address=args.address,
+        name=args.name,
+        interface=args.interface,
+        request_access=args.request_access,
     )
     t = added.tunnel
-    ctx.out(
+    head = (
         f"Added tunnel {t.name} for factory {t.factory}: interface {t.interface}, "
         f"address {t.address}, server {t.endpoint}.\n"
         f"Public key: {t.public_key}\n\n"
-        "The factory's VPN server must admit this laptop as a peer. With fiotray-server on "
-        "the server, its admin runs (the peer is then kept for good):\n\n"
+    )
+    if added.requested:
+        ctx.out(
+            head + f"Access requested as {t.engineer}: a fiotray-server running with "
+            "--self-service admits this laptop at its next sync (every 5 minutes by "
+            "default). Any other server needs its admin to run:\n\n"
+            f"  {added.server_admin_line}\n\n"
+            f"Then: fiotray connect {t.name}"
+        )
+        return 0
+    ctx.out(
+        head + "The factory's VPN server must admit this laptop as a peer. With "
+        "fiotray-server on the server, its admin runs (the peer is then kept for good):\n\n"
         f"  {added.server_admin_line}\n\n"
         "With Foundries' factory-wireguard-server, the admin runs:\n\n"
         f"  {added.admin_line}\n\n"
         "(that daemon rewrites its peers at every device change, dropping this one: the admin "
-        "must also keep it in its configuration.) Then: fiotray connect "
+        "must also keep it in its configuration.) Or, where the server runs fiotray-server "
+        "--self-service, add the tunnel again with --request-access. Then: fiotray connect "
         f"{t.name}"
     )
     return 0
@@ -150,6 +170,8 @@ async def cmd_remove(args: argparse.Namespace, ctx: Context) -> int:
 
     tunnel = await tunnels.remove(ctx.services, args.name)
     ctx.out(f"Removed tunnel {tunnel.name} and its private key.")
+    if tunnel.access == "request":
+        ctx.out("Its access request is withdrawn: the server drops the peer at its next sync.")
     return 0
 
 
@@ -162,7 +184,12 @@ async def cmd_connect(args: argparse.Namespace, ctx: Context) -> int:
         ctx.out(to_json(status.to_json()))
     else:
         ctx.out(_status_line(status))
-        if status.state is State.CONNECTING and args.wait:
+        if status.state is State.WAITING and args.wait:
+            ctx.out(
+                "The server has not admitted this laptop yet; the tunnel stays up and "
+                "connects once it does. Check with `fiotray status`."
+            )
+        elif status.state is not State.CONNECTED and args.wait:
             ctx.out(
                 f"No handshake with the server within {args.wait:g} s; the tunnel stays up. "
                 "Check with `fiotray status`."
@@ -240,6 +267,12 @@ def register(sub: Any, factory_option: Any) -> None:
     )
     p.add_argument("--name", help="tunnel name (default: the factory)")
     p.add_argument("--interface", help="network interface name (default: fio<factory>)")
+    p.add_argument(
+        "--request-access",
+        action="store_true",
+        help="publish this laptop's public key in the factory's config, where a "
+        "self-service fiotray-server admits it with no admin step",
+    )
     p.set_defaults(func=cmd_add_foundries)
     p = tsub.add_parser("ssh", help="show or change how SSH reaches this tunnel's devices")
     p.add_argument("name", metavar="NAME")

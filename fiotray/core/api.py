@@ -430,6 +430,20 @@ class FactoryClient:
         url = self.url(f"/ota/factories/{quote(self.factory, safe='')}/config/")
         return await self._config_list(url, None)
 
+    async def patch_factory_config(self, reason: str, files: list[ConfigFile]) -> None:
+        url = self.url(f"/ota/factories/{quote(self.factory, safe='')}/config/")
+        body = {"reason": reason, "files": [f.to_json() for f in files]}
+        await self.request("PATCH", url, json=body)
+
+    async def factory_config_files(self) -> list[ConfigFile]:
+        """The factory's current config files: its newest config entry, one request. Each
+        change makes an entry holding every file (the ones not named are carried over),
+        which is how upstream's daemon reads its own file too."""
+        url = self.url(f"/ota/factories/{quote(self.factory, safe='')}/config/")
+        data = require_dict(await self.get_json(url), "config reply")
+        entries = require_list(data.get("config"), "config")
+        return list(ConfigEntry.from_json(entries[0]).files) if entries else []
+
     async def wireguard_ips(self) -> list[WireguardIp]:
         url = self.url(f"/ota/factories/{quote(self.factory, safe='')}/wireguard-ips/")
         data = await self.get_json(url)

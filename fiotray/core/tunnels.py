@@ -59,6 +59,9 @@ SYS_NET = Path("/sys/class/net")
 STALE_AFTER = 180.0
 # How long an interface may sit without its first handshake before we say so.
 FIRST_HANDSHAKE_GRACE = 15.0
+# A server that knows the key answers the first handshake within a second; WireGuard
+# tries again every 5 s. Past that, a key never answered is one the server does not know.
+ADMIT_GRACE = 5.0
 HELPER_TIMEOUT = 60.0
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
@@ -79,6 +82,14 @@ class Tunnel:
     address: str | None = None  # the laptop's VPN address (Foundries)
     server_address: str | None = None  # the VPN server's VPN address (Foundries)
     ssh: dict[str, Any] = field(default_factory=dict)  # SshSettings fields
+    # How the VPN server learns of this laptop (Foundries): "request" = published in the
+    # factory's config for a self-service fiotray-server, under `engineer`; "" = its
+    # admin adds the peer by hand.
+    access: str = ""
+    engineer: str = ""
+    # The server has answered this tunnel's key at least once: from then on, silence
+    # means the server is unreachable, not that the laptop is still to be admitted.
+    admitted: bool = False
 
     def validated(self) -> Tunnel:
         if not NAME_RE.match(self.name):
@@ -237,6 +248,14 @@ class TunnelStore:
 
         self._update(change)
 
+    def mark_admitted(self, name: str) -> None:
+        def change(data: dict[str, Any]) -> None:
+            entry = data["tunnels"].get(name)
+            if isinstance(entry, dict):
+                entry["admitted"] = True
+
+        self._update(change)
+
     def remove(self, name: str) -> None:
         def change(data: dict[str, Any]) -> None:
             if data["tunnels"].pop(name, None) is None:
@@ -267,6 +286,8 @@ async def create_foundries_tunnel(
     address: str,
     used: set[str],
     interface: str | None = None,
+    access: str = "",
+    engineer: str = "",
 ) -> Tunnel:
     """A key pair made here, the private half straight into the keyring."""
     address = _wgconf().check_laptop_address(address, server, used)
@@ -282,6 +303,8 @@ async def create_foundries_tunnel(
         factory=factory,
         address=address,
         server_address=server.server_address,
+        access=access,
+        engineer=engineer,
     ).validated()
     return await _store_new(store, secrets, tunnel, private)
 
@@ -552,17 +575,37 @@ def classify(
     )
     if info.latest_handshake:
         if now - info.latest_handshake > STALE_AFTER:
-            return replace(status, state=State.STALE, detail="no handshake for over 3 minutes")
+            return replace(
+                status,
+                state=State.STALE,
+                detail="server unreachable: no handshake for over 3 minutes",
+            )
         return replace(status, state=State.CONNECTED)
+    if tunnel.kind == "foundries" and not tunnel.admitted:
+        if info.created and now - info.created < ADMIT_GRACE:
+            return replace(status, state=State.CONNECTING)
+        return replace(status, state=State.WAITING, detail=waiting_detail(tunnel))
     if info.created and now - info.created < FIRST_HANDSHAKE_GRACE:
         return replace(status, state=State.CONNECTING)
-    hint = "no handshake with the server yet"
-    if tunnel.kind == "foundries":
-        hint += (
-            "; the VPN server probably does not know this laptop yet: its admin must run "
-            f"`{admin_line(tunnel)}`"
+    return replace(
+        status,
+        state=State.STALE,
+        detail=f"server unreachable: no answer from {tunnel.endpoint or 'the server'} yet",
+    )
+
+
+def waiting_detail(tunnel: Tunnel) -> str:
+    """What a laptop the server has not admitted yet is waiting for, and who acts."""
+    if tunnel.access == "request":
+        return (
+            "waiting for the server to admit this laptop: a self-service fiotray-server "
+            "admits it at its next sync (every 5 minutes by default)"
         )
-    return replace(status, state=State.STALE, detail=hint)
+    return (
+        "waiting for the server to admit this laptop: its admin runs "
+        f"`{server_admin_line(tunnel, tunnel.engineer or engineer_name())}` "
+        f"(or, with factory-wireguard-server, `{admin_line(tunnel)}`)"
+    )
 
 
 Listener = Callable[[TunnelStatus], None]
@@ -634,8 +677,17 @@ class TunnelController:
                     )
                 )
                 continue
-            out.append(self._publish(classify(p, info, now=now, error=self._errors.get(p.name))))
+            status = classify(p, info, now=now, error=self._errors.get(p.name))
+            if status.latest_handshake and p.kind == "foundries" and not p.admitted:
+                self._mark_admitted(p.name)
+            out.append(self._publish(status))
         return out
+
+    def _mark_admitted(self, name: str) -> None:
+        try:
+            self.store.mark_admitted(name)
+        except FiotrayError as exc:  # a read-only config: asked again at the next status
+            log.info("cannot record that %s was admitted: %s", name, exc)
 
     async def connect(self, name: str | None = None, *, wait: float = 0.0) -> TunnelStatus:
         tunnel = self.store.get(name)

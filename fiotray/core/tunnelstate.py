@@ -15,6 +15,9 @@ from typing import Any
 class State(enum.StrEnum):
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"
+    # Up, and the VPN server has never answered this laptop's key: it has not admitted
+    # the laptop yet (WireGuard stays silent to a key it does not know).
+    WAITING = "waiting"
     CONNECTED = "connected"
     STALE = "stale"
     ERROR = "error"

@@ -8,6 +8,7 @@ indistinguishable from one configured with `fioctl devices config wireguard`.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from fiotray.core.errors import VpnError
@@ -103,3 +104,46 @@ def allocate_address(server_address: str, used: set[str]) -> str:
         if candidate & 0xFF and candidate not in taken:
             return str(ipaddress.IPv4Address(candidate))
     raise VpnError("Unable to find a unique IP address for VPN.")
+
+
+# A laptop asking a self-service fiotray-server for access publishes one factory config
+# file of its own, `fiotray-engineer-<name>`: one file per laptop, so two engineers
+# asking at once never overwrite each other (a PATCH keeps the files it does not name).
+ENGINEER_PREFIX = "fiotray-engineer-"
+
+
+@dataclass(frozen=True)
+class EngineerAccess:
+    """`pubkey=` and `address=` lines, and `enabled=0` once withdrawn (as devices' files)."""
+
+    name: str  # the part of the file name after the prefix
+    pubkey: str
+    address: str
+    enabled: bool = True
+
+    @property
+    def file_name(self) -> str:
+        return ENGINEER_PREFIX + self.name
+
+    def marshal(self) -> str:
+        text = f"pubkey={self.pubkey}\naddress={self.address}"
+        return text if self.enabled else text + "\nenabled=0"
+
+    @classmethod
+    def parse(cls, file_name: str, value: str) -> EngineerAccess | None:
+        """None for a file that is not an engineer's."""
+        if not file_name.startswith(ENGINEER_PREFIX):
+            return None
+        fields = parse_lines(value)
+        return cls(
+            name=file_name.removeprefix(ENGINEER_PREFIX),
+            pubkey=fields.get("pubkey", ""),
+            address=fields.get("address", ""),
+            enabled=fields.get("enabled", "1") != "0",
+        )
+
+
+def engineer_requests(files: Iterable[tuple[str, str]]) -> list[EngineerAccess]:
+    """Every engineer's file among a factory's config files, as (name, value) pairs."""
+    found = (EngineerAccess.parse(name, value) for name, value in files)
+    return [a for a in found if a is not None]

@@ -74,13 +74,15 @@ FLASH_MS = 4_000
 TUNNEL_TEXT = {
     State.CONNECTED: "connected",
     State.CONNECTING: "connecting…",
-    State.STALE: "no recent handshake",
+    State.WAITING: "waiting for the server to admit this laptop",
+    State.STALE: "server unreachable",
     State.DISCONNECTED: "disconnected",
     State.ERROR: "error",
 }
 TUNNEL_COLOR = {
     State.CONNECTED: "#2e9d4f",
     State.CONNECTING: "#d08a00",
+    State.WAITING: "#d08a00",
     State.STALE: "#d08a00",
     State.DISCONNECTED: "#8a8a8a",
     State.ERROR: "#c62828",

@@ -28,13 +28,21 @@ APP_ICON = "fiotray"
 THEME_NAMES: dict[State, str] = {
     State.DISCONNECTED: "network-vpn-disconnected-symbolic",
     State.CONNECTING: "network-vpn-acquiring-symbolic",
+    State.WAITING: "network-vpn-acquiring-symbolic",
     State.CONNECTED: "network-vpn-symbolic",
     State.STALE: "network-vpn-no-route-symbolic",
     State.ERROR: "network-error-symbolic",
 }
 
 # The icon shown for several tunnels: the one that most needs the user's eye.
-PRIORITY = (State.ERROR, State.STALE, State.CONNECTING, State.CONNECTED, State.DISCONNECTED)
+PRIORITY = (
+    State.ERROR,
+    State.STALE,
+    State.WAITING,
+    State.CONNECTING,
+    State.CONNECTED,
+    State.DISCONNECTED,
+)
 
 
 def svg_path(name: str) -> Path:

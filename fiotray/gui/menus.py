@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from fiotray.gui.dialogs import DialogLoader
 
 MAX_MENU_TEXT = 80
-UP_STATES = (State.CONNECTED, State.CONNECTING, State.STALE)
+UP_STATES = (State.CONNECTED, State.CONNECTING, State.WAITING, State.STALE)
 
 
 def state_text(status: TunnelStatus | None, now: float | None = None) -> str:
@@ -41,10 +41,12 @@ def state_text(status: TunnelStatus | None, now: float | None = None) -> str:
         return f"connected, handshake {fmt.since(age)}"
     if status.state is State.CONNECTING:
         return "connecting…"
+    if status.state is State.WAITING:
+        return "waiting for the server to admit this laptop"
     if status.state is State.STALE:
         if age is None:
-            return "no handshake yet"
-        return f"no handshake for {fmt.duration(age)}"
+            return "server unreachable"
+        return f"server unreachable, no handshake for {fmt.duration(age)}"
     if status.state is State.ERROR:
         return "failed"
     return "disconnected"

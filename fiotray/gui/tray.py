@@ -225,9 +225,13 @@ class TrayIcon(QSystemTrayIcon):
             self.notify(f"{name} disconnected", "The tunnel went down.")
         elif state is State.STALE and before is State.CONNECTED:
             self.notify(
-                f"{name} stopped answering",
+                f"{name}: server unreachable",
                 "No handshake with the VPN server for over 3 minutes.",
             )
+        elif state is State.WAITING:
+            self.notify(f"{name}: waiting for the server", status.detail)
+        elif state is State.CONNECTED and before is State.WAITING:
+            self.notify(f"{name} connected", "The VPN server admitted this laptop.")
         elif state is State.STALE and before is State.CONNECTING:
             self.notify(f"{name}: no handshake", status.detail or "The VPN server did not answer.")
         # ERROR comes from a failed request: the backend's notice says why (no second message).

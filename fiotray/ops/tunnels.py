@@ -43,6 +43,12 @@ class AddedTunnel:
     # daemon (lost at its next device change), and with fiotray-server (kept).
     admin_line: str
     server_admin_line: str
+    # Published in the factory's config: a self-service fiotray-server admits it alone.
+    requested: bool = False
+
+
+REQUEST_REASON = "fiotray: {name} asks for VPN access"
+WITHDRAW_REASON = "fiotray: {name} no longer needs VPN access"
 
 
 async def add_foundries(
@@ -52,18 +58,34 @@ async def add_foundries(
     address: str | None = None,
     name: str | None = None,
     interface: str | None = None,
+    request_access: bool = False,
 ) -> AddedTunnel:
     """A tunnel to the factory's VPN server with a key pair made here (private half to
     the keyring); `address` is checked against the factory's VPN network and its devices.
-    Without one, the first free address of the engineers' range: above all fioctl can
-    hand to a device, so a device never takes it later."""
+    Without one, a free address of the engineers' range: above all fioctl can hand to a
+    device, so a device never takes it later.
+
+    `request_access`: publish the laptop's public key and address in the factory's config
+    (`fiotray-engineer-<engineer>`), where a self-service fiotray-server finds it."""
     from fiotray.core import devices
+    from fiotray.core.wgfiles import engineer_requests
 
     api = await services.client(factory)
     server = await devices.factory_server(api)
     used = {ip.ip for ip in await api.wireguard_ips()}
+    engineer = core_tunnels.engineer_name()
+    files = await api.factory_config_files()
+    # Other laptops' requests hold their addresses; this laptop's own earlier request
+    # (a tunnel added again) is replaced, its address free again.
+    used |= {
+        r.address
+        for r in engineer_requests((f.name, f.value) for f in files)
+        if r.enabled and r.name != engineer
+    }
     if address is None:
-        address = free_engineer_address(server.server_address, used)
+        # Requests take the engineers' range from its far end: the admin's `peers add`
+        # (which this laptop cannot see) takes it from the near end.
+        address = free_engineer_address(server.server_address, used, far_end=request_access)
     await asyncio.to_thread(services.secrets.check)
     tunnel = await core_tunnels.create_foundries_tunnel(
         services.tunnels,
@@ -74,18 +96,48 @@ async def add_foundries(
         address=address,
         used=used,
         interface=interface,
+        access="request" if request_access else "",
+        engineer=engineer,
     )
+    if request_access:
+        try:
+            await _publish_access(services, tunnel, enabled=True)
+        except BaseException:
+            # Nothing half-done: without its request the tunnel would wait forever.
+            services.tunnels.remove(tunnel.name)
+            await services.secrets.adelete(core_tunnels.tunnel_key(tunnel.name))
+            raise
     return AddedTunnel(
         tunnel,
         core_tunnels.admin_line(tunnel),
-        core_tunnels.server_admin_line(tunnel, core_tunnels.engineer_name()),
+        core_tunnels.server_admin_line(tunnel, engineer),
+        requested=request_access,
     )
 
 
-def free_engineer_address(server_address: str, used: set[str]) -> str:
+async def _publish_access(services: Services, tunnel: Tunnel, *, enabled: bool) -> None:
+    """The laptop's own file in the factory's config: its key and address, or withdrawn."""
+    from fiotray.core.models import ConfigFile
+    from fiotray.core.wgfiles import EngineerAccess
+
+    access = EngineerAccess(
+        tunnel.engineer, tunnel.public_key, tunnel.address or "", enabled=enabled
+    )
+    api = await services.client(tunnel.factory)
+    reason = REQUEST_REASON if enabled else WITHDRAW_REASON
+    await api.patch_factory_config(
+        reason.format(name=tunnel.engineer),
+        [ConfigFile(access.file_name, access.marshal(), unencrypted=True, on_changed=())],
+    )
+
+
+def free_engineer_address(server_address: str, used: set[str], *, far_end: bool = False) -> str:
     from fiotray.core import wgconf
 
-    address = next((a for a in wgconf.engineer_addresses(server_address) if a not in used), None)
+    candidates = wgconf.engineer_addresses(server_address)
+    if far_end:
+        candidates.reverse()
+    address = next((a for a in candidates if a not in used), None)
     if address is None:
         raise VpnError("No free address is left in the engineers' range: give one (--address).")
     return address
@@ -108,10 +160,20 @@ async def import_conf(
 
 
 async def remove(services: Services, name: str) -> Tunnel:
-    """Forget a tunnel and its private key; refused while it is up."""
+    """Forget a tunnel and its private key; refused while it is up. A tunnel that asked a
+    self-service server for access withdraws the request first (the server drops the
+    peer at its next sync); when that fails, nothing is removed."""
     tunnel = services.tunnels.get(name)
     if services.controller.interface_exists(tunnel.interface):
         raise VpnError(f"Tunnel {tunnel.name} is up: disconnect it first.", code=errors.TUNNEL_UP)
+    if tunnel.access == "request":
+        try:
+            await _publish_access(services, tunnel, enabled=False)
+        except errors.FiotrayError as exc:
+            raise VpnError(
+                f"Could not withdraw the access request of tunnel {tunnel.name} ({exc}); "
+                "nothing was removed. Try again when the factory API answers."
+            ) from None
     services.tunnels.remove(tunnel.name)
     await services.secrets.adelete(core_tunnels.tunnel_key(tunnel.name))
     return tunnel

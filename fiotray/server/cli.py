@@ -1,9 +1,8 @@
 """`fiotray-server`: the command line of the factory's VPN server daemon.
 
 The global options are upstream `factory-wireguard.py`'s, so an admin migrates by
-changing the unit's `ExecStart`. Work in progress (issue 10): `daemon` (API token or
-upstream's OAuth creds file), `login`, `peers` and `status` work; `enable` and
-self-service come next.
+changing the unit's `ExecStart`. `enable` and `daemon` are upstream's;
+`peers`, `status` and `login` are fiotray-server's own.
 """
 
 from __future__ import annotations
@@ -71,16 +70,31 @@ def build_parser() -> argparse.ArgumentParser:
         "the --oauthcreds file",
     )
 
+    p = sub.add_parser(
+        "enable",
+        help="register this server in the factory's config (as upstream); makes the "
+        "--privatekey file when there is none",
+    )
+    p.add_argument("--port", "-p", type=int, default=5555, help="UDP port devices use (5555)")
+    p.add_argument(
+        "--endpoint", "-e", help="the address devices reach (default: ask api.ipify.org)"
+    )
+    p.add_argument("--vpnaddr", "-v", default="10.42.42.1", help="the server's VPN address")
+    p.add_argument(
+        "--no-check-ip", action="store_true", help="do not check the port and address are free"
+    )
+    _api_options(p)
+
     p = sub.add_parser("daemon", help="keep the peers in step with the factory (as upstream)")
     p.add_argument(
         "--interval", "-i", type=float, default=300.0, help="seconds between syncs (300)"
     )
-    p.add_argument("--api-url", default=DEFAULT_API_URL, help=f"the API ({DEFAULT_API_URL})")
+    _api_options(p)
     p.add_argument(
-        "--apitoken-file",
-        type=Path,
-        metavar="FILE",
-        help="read the API token from FILE (root-only) instead of the command line",
+        "--self-service",
+        action="store_true",
+        help="admit the laptops that ask through the factory's config "
+        "(`fiotray tunnels add-foundries --request-access`); off by default",
     )
     p.add_argument(
         "--forward",
@@ -95,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the factory's host names go (/etc/hosts, as upstream)",
     )
     return parser
+
+
+def _api_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--api-url", default=DEFAULT_API_URL, help=f"the API ({DEFAULT_API_URL})")
+    p.add_argument(
+        "--apitoken-file",
+        type=Path,
+        metavar="FILE",
+        help="read the API token from FILE (root-only) instead of the command line",
+    )
 
 
 def interface_name(args: argparse.Namespace) -> str:
@@ -120,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.daemon(args, interface_name(args))
         if args.command == "login":
             return commands.login(args)
+        if args.command == "enable":
+            return commands.enable(args, interface_name(args))
         return commands.status(args, interface_name(args))
     except FiotrayError as exc:
         print(f"fiotray-server: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ from typing import Any
 from fiotray.core import format as fmt
 from fiotray.core import wgconf
 from fiotray.core.errors import FiotrayError
-from fiotray.server.engineers import EngineerStore
+from fiotray.server.engineers import Engineer, EngineerStore
 from fiotray.server.interface import WgInterface
 from fiotray.server.peers import WantedPeer
 from fiotray.server.sync import Plan
@@ -28,23 +28,25 @@ def _store(args: argparse.Namespace) -> EngineerStore:
 
 def peers(args: argparse.Namespace, ifname: str, intf: WgInterface | None = None) -> int:
     store = _store(args)
+    requested = _requested(args)
     if args.peers_command == "list":
-        engineers = store.list()
+        revoked = store.revoked()
+        rows = [
+            {"name": e.name, "public_key": e.public_key, "address": e.address, "source": e.source}
+            for e in store.list()
+        ] + [
+            {"name": e.name, "public_key": e.public_key, "address": e.address, "source": "self"}
+            for e in requested
+        ]
+        rows += [
+            {"name": name, "public_key": key, "address": None, "source": "revoked"}
+            for key, name in sorted(revoked.items(), key=lambda kv: kv[1])
+        ]
         if args.json:
-            print_json(
-                [
-                    {
-                        "name": e.name,
-                        "public_key": e.public_key,
-                        "address": e.address,
-                        "source": e.source,
-                    }
-                    for e in engineers
-                ]
-            )
+            print_json(rows)
         else:
-            for e in engineers:
-                print(f"{e.name}\t{e.address}\t{e.public_key}\t{e.source}")
+            for r in rows:
+                print(f"{r['name']}\t{r['address'] or '-'}\t{r['public_key']}\t{r['source']}")
         return 0
     intf = intf or WgInterface(ifname)
     if args.peers_command == "add":
@@ -70,7 +72,7 @@ def peers(args: argparse.Namespace, ifname: str, intf: WgInterface | None = None
             + (f" (not applied: {failed[0]})" if failed else ".")
         )
         return 1 if failed else 0
-    engineer = store.remove(args.name)
+    engineer = store.remove(args.name, requested=requested)
     failed = intf.apply(Plan(remove=[engineer.public_key]))
     print(f"Revoked {engineer.name}" + (f" (not applied: {failed[0]})" if failed else "."))
     return 1 if failed else 0
@@ -116,6 +118,18 @@ def status(args: argparse.Namespace, ifname: str, intf: WgInterface | None = Non
             f"{fmt.size(r['rx_bytes'])} in\t{fmt.size(r['tx_bytes'])} out\t{r['public_key']}"
         )
     return 0
+
+
+def _requested(args: argparse.Namespace) -> list[Engineer]:
+    """The self-service laptops the daemon admitted at its last sync."""
+    last = (_daemon_state(args) or {}).get("last_sync") or {}
+    out = []
+    for r in last.get("requested") or []:
+        try:
+            out.append(Engineer(str(r["name"]), str(r["public_key"]), str(r["address"]), "self"))
+        except (KeyError, TypeError):
+            continue
+    return out
 
 
 def _daemon_state(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -201,8 +215,12 @@ def daemon(args: argparse.Namespace, ifname: str) -> int:
     api_url = validate_url(args.api_url, "the API URL")
     credentials = _credentials(args)
     intf = WgInterface(ifname)
-    if not intf.exists():
-        raise FiotrayError(f"Interface {ifname} does not exist: bring it up first.")
+    key_file = Path(args.privatekey) if args.privatekey else None
+    if not intf.exists() and key_file is None:
+        raise FiotrayError(
+            f"Interface {ifname} is not up: give the server's key (--privatekey FILE) to "
+            "bring it up, or run enable first."
+        )
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -218,6 +236,8 @@ def daemon(args: argparse.Namespace, ifname: str) -> int:
                 state_dir=args.state_dir,
                 hosts_file=args.hosts_file,
                 interval=args.interval,
+                self_service=args.self_service,
+                key_file=key_file,
             ).run(stop)
 
     forwarding = None
@@ -232,3 +252,91 @@ def daemon(args: argparse.Namespace, ifname: str) -> int:
         if forwarding is not None:
             forwarding.disable()
     return 0
+
+
+def enable(args: argparse.Namespace, ifname: str) -> int:
+    """Upstream's `enable`: the key file (made when missing) and the factory's
+    `wireguard-server` file; the daemon is fiotray-server's systemd unit."""
+    import asyncio
+
+    from fiotray.core.api import FactoryClient, new_http_client
+    from fiotray.core.factories import validate_factory_name, validate_url
+    from fiotray.server import oauth, setup
+
+    if not args.factory or not args.privatekey:
+        raise FiotrayError("enable needs the factory (--factory) and the key file (--privatekey).")
+    factory = validate_factory_name(args.factory)
+    api_url = validate_url(args.api_url, "the API URL")
+    intf = WgInterface(ifname)
+    endpoint = args.endpoint or asyncio.run(_probe_external_ip())
+    vpnaddr = setup.check_enable(endpoint, args.port, args.vpnaddr, intf, not args.no_check_ip)
+    print(f"External endpoint: {endpoint}:{args.port}")
+    print(f"VPN address: {vpnaddr}")
+    key, made = setup.private_key(Path(args.privatekey))
+    if made:
+        print(f"Made the server's private key: {args.privatekey} (0600).")
+    file = setup.server_file(endpoint, args.port, vpnaddr, wgconf.public_key(key))
+
+    creds_path = Path(args.oauthcreds) if args.oauthcreds else None
+    code = None
+    if creds_path is not None and args.apitoken_file is None and not creds_path.exists():
+        # As upstream: the pasted code buys a 90 s read-update token for this change, and
+        # the daemon's long-lived read-only token for the creds file.
+        print("Visit this link to authorize this server:")
+        print("  ", oauth.authorize_url(factory, args.oauth_url))
+        print("Enter code: ", end="", flush=True)
+        code = sys.stdin.readline().strip()
+        if not code:
+            raise FiotrayError("No code was entered; nothing was changed.")
+
+    async def register() -> None:
+        credentials: Any
+        if code is not None:
+            async with new_http_client() as http:
+                token = await oauth.update_token_with_code(http, factory, code, args.oauth_url)
+            credentials = oauth.BearerToken(token)
+        else:
+            credentials = _credentials(args)
+        async with FactoryClient(api_url, factory, credentials) as api:
+            await api.patch_factory_config(setup.ENABLE_REASON, [file])
+
+    print("Registering with the factory...")
+    asyncio.run(register())
+    print(f"Registered: devices of {factory} now use {endpoint}:{args.port}.")
+    if code is not None and creds_path is not None:
+
+        async def keep_token() -> None:
+            async with new_http_client() as http:
+                await oauth.sign_in_with_code(http, factory, code, creds_path, args.oauth_url)
+
+        try:
+            asyncio.run(keep_token())
+            print(f"The daemon's token is in {creds_path} (0600).")
+        except FiotrayError:
+            print(
+                "The code could not be used twice: sign the daemon in with "
+                f"`fiotray-server -f {factory} -a {creds_path} login`."
+            )
+    print(
+        "Start the daemon: set the options in /etc/default/fiotray-server, then "
+        "`systemctl enable --now fiotray-server`."
+    )
+    return 0
+
+
+async def _probe_external_ip() -> str:
+    """This host's public address as the world sees it (upstream asks api.ipify.org)."""
+    import httpx
+
+    from fiotray.core.api import new_http_client
+
+    try:
+        async with new_http_client(timeout=10.0) as http:
+            resp = await http.get("https://api.ipify.org")
+            resp.raise_for_status()
+            text = resp.text.strip()
+    except httpx.HTTPError:
+        raise FiotrayError(
+            "Could not ask api.ipify.org for this host's public address: give it (--endpoint)."
+        ) from None
+    return text

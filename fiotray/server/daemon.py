@@ -18,13 +18,21 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
+from fiotray.core import devices as core_devices
 from fiotray.core import wgconf
-from fiotray.core.errors import AuthError, FiotrayError
+from fiotray.core.errors import AuthError, FiotrayError, SetupError
 from fiotray.core.files import write_private
+from fiotray.core.wgfiles import engineer_requests
 from fiotray.server import hosts
-from fiotray.server.engineers import EngineerStore
+from fiotray.server.engineers import Engineer, EngineerStore
 from fiotray.server.interface import WgInterface
-from fiotray.server.peers import wanted_peers
+from fiotray.server.peers import Refused, requested_engineers, wanted_peers
+from fiotray.server.setup import (
+    ServerSettings,
+    bring_up,
+    check_key_matches,
+    read_private_key,
+)
 from fiotray.server.sync import CurrentPeer, plan
 
 log = logging.getLogger("fiotray-server")
@@ -42,6 +50,8 @@ class SyncReport:
     refused: list[dict[str, str]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     peers: int = 0
+    # The self-service laptops admitted at this sync (name, public key, address).
+    requested: list[dict[str, str]] = field(default_factory=list)
 
 
 def manages(peer: CurrentPeer, server_address: str, subnet: IPv4Network) -> bool:
@@ -68,6 +78,8 @@ class Daemon:
         state_dir: Path,
         hosts_file: Path | None = Path("/etc/hosts"),
         interval: float = 300.0,
+        self_service: bool = False,
+        key_file: Path | None = None,
     ) -> None:
         self.factory = factory
         self.api = api
@@ -76,16 +88,62 @@ class Daemon:
         self.state_path = state_dir / "status.json"
         self.hosts_file = hosts_file
         self.interval = interval
+        self.self_service = self_service
+        self.key_file = key_file
+        self.settings_path = state_dir / "server.json"
+        self.state_dir = state_dir
         self.last_sync: SyncReport | None = None
         self.last_error: str | None = None
         self.last_error_at: float | None = None
 
+    async def _server_settings(self) -> ServerSettings:
+        """The factory's `wireguard-server` file (kept for the next boot), or the copy
+        kept when the API does not answer."""
+        try:
+            settings = ServerSettings.from_factory(await core_devices.factory_server(self.api))
+        except FiotrayError as exc:
+            kept = await asyncio.to_thread(ServerSettings.load, self.settings_path)
+            if kept is None:
+                raise
+            log.warning("the factory's server file is out of reach (%s): using the kept copy", exc)
+            return kept
+        await asyncio.to_thread(settings.save, self.settings_path)
+        return settings
+
+    async def ensure_interface(self) -> None:
+        """Bring the interface up when it is not there (a boot, or an admin's wg-quick
+        down); one that is there is used as it is."""
+        if self.interface.exists():
+            return
+        if self.key_file is None:
+            raise SetupError(
+                f"{self.interface.name} is not up and there is no key to bring it up with "
+                "(--privatekey FILE)."
+            )
+        key_file = self.key_file
+        key = await asyncio.to_thread(read_private_key, key_file)
+        settings = await self._server_settings()
+        await asyncio.to_thread(check_key_matches, self.interface, key, settings)
+        await asyncio.to_thread(bring_up, self.interface, settings, key_file, self.state_dir)
+
     async def sync_once(self) -> SyncReport:
+        await self.ensure_interface()
         devices = await self.api.wireguard_ips()
-        engineers = await asyncio.to_thread(self.engineers.list)
+        admin = await asyncio.to_thread(self.engineers.list)
         intf = self.interface
         server_address = await asyncio.to_thread(intf.server_address)
-        wanted, refused = wanted_peers(devices, engineers, server_address)
+        requested: list[Engineer] = []
+        refused_requests: list[Refused] = []
+        if self.self_service:
+            files = await self.api.factory_config_files()
+            requested, refused_requests = requested_engineers(
+                engineer_requests((f.name, f.value) for f in files),
+                server_address,
+                admin=admin,
+                revoked=await asyncio.to_thread(self.engineers.revoked),
+            )
+        wanted, refused = wanted_peers(devices, [*admin, *requested], server_address)
+        refused = refused_requests + refused
         current = await asyncio.to_thread(intf.peers)
         # Once per sync, not per peer: tens of thousands of peers on a large factory.
         subnet = wgconf.vpn_subnet(server_address)
@@ -113,6 +171,11 @@ class Daemon:
             refused=[asdict(r) for r in refused],
             failed=failed,
             peers=len(wanted),
+            requested=[
+                {"name": e.name, "public_key": e.public_key, "address": e.address}
+                for e in requested
+                if e.public_key in wanted and wanted[e.public_key].name == e.name
+            ],
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -51,27 +51,37 @@ def check_public_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class _Saved:
+    engineers: dict[str, Engineer]  # admitted by the admin, by name
+    # Self-service laptops the admin revoked: public key -> name. Their requests stay in
+    # the factory's config, so the key is refused at every sync until the admin adds it.
+    revoked: dict[str, str]
+
+
 class EngineerStore:
     def __init__(self, path: Path = DEFAULT_PATH) -> None:
         self.path = path
-        self._file: JsonFile[dict[str, Engineer]] = JsonFile(
+        self._file: JsonFile[_Saved] = JsonFile(
             path,
             parse=self._parse,
-            dump=lambda engineers: {
+            dump=lambda saved: {
                 "version": 1,
-                "engineers": {n: _entry(e) for n, e in sorted(engineers.items())},
+                "engineers": {n: _entry(e) for n, e in sorted(saved.engineers.items())},
+                "revoked": dict(sorted(saved.revoked.items())),
             },
-            default=dict,
+            default=lambda: _Saved({}, {}),
             invalid=self._invalid,
             error=SetupError,
         )
 
-    def _invalid(self, reason: str) -> dict[str, Engineer]:
+    def _invalid(self, reason: str) -> _Saved:
         raise SetupError(f"The engineers file {self.path} is unusable: {reason}; fix or remove it.")
 
-    def _parse(self, data: Any) -> dict[str, Engineer]:
+    def _parse(self, data: Any) -> _Saved:
         entries = data.get("engineers") if isinstance(data, dict) else None
-        if not isinstance(entries, dict):
+        revoked = data.get("revoked", {}) if isinstance(data, dict) else None
+        if not isinstance(entries, dict) or not isinstance(revoked, dict):
             return self._invalid("no engineers table")
         out = {}
         for name, entry in entries.items():
@@ -82,10 +92,17 @@ class EngineerStore:
             except (TypeError, FiotrayError):
                 return self._invalid(f"a bad entry {str(name)[:40]!r}")
             out[name] = e
-        return out
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in revoked.items()):
+            return self._invalid("a bad revoked entry")
+        return _Saved(out, revoked)
 
     def list(self) -> list[Engineer]:
-        return sorted(self._file.read().values(), key=lambda e: e.name)
+        """The engineers the admin admitted."""
+        return sorted(self._file.read().engineers.values(), key=lambda e: e.name)
+
+    def revoked(self) -> dict[str, str]:
+        """Public key -> name of every self-service laptop the admin revoked."""
+        return dict(self._file.read().revoked)
 
     def add(
         self,
@@ -114,7 +131,8 @@ class EngineerStore:
                 code="collision",
             )
 
-        def change(engineers: dict[str, Engineer]) -> dict[str, Engineer]:
+        def change(saved: _Saved) -> _Saved:
+            engineers = saved.engineers
             if name in engineers:
                 raise EngineerError(f"An engineer named {name} exists already.", code="exists")
             others = {e.address: e for e in engineers.values()}
@@ -134,18 +152,26 @@ class EngineerStore:
                 )
             elif chosen in taken_by_devices:
                 raise EngineerError(f"{chosen} belongs to a device.", code="collision")
-            return {**engineers, name: Engineer(name, public_key, chosen, source)}
+            revoked = {k: n for k, n in saved.revoked.items() if k != public_key}
+            return _Saved({**engineers, name: Engineer(name, public_key, chosen, source)}, revoked)
 
-        return self._file.update(change)[name]
+        return self._file.update(change).engineers[name]
 
-    def remove(self, name: str) -> Engineer:
+    def remove(self, name: str, *, requested: Iterable[Engineer] = ()) -> Engineer:
+        """Revoke an engineer: one the admin added is forgotten; a self-service one (among
+        `requested`, the laptops asking through the factory) is refused from now on."""
         gone: list[Engineer] = []
+        asking = {e.name: e for e in requested}
 
-        def change(engineers: dict[str, Engineer]) -> dict[str, Engineer]:
-            if name not in engineers:
-                raise EngineerError(f"No engineer named {name[:40]!r}.", code="not-found")
-            gone.append(engineers[name])
-            return {n: e for n, e in engineers.items() if n != name}
+        def change(saved: _Saved) -> _Saved:
+            if name in saved.engineers:
+                gone.append(saved.engineers[name])
+                rest = {n: e for n, e in saved.engineers.items() if n != name}
+                return _Saved(rest, saved.revoked)
+            if name in asking:
+                gone.append(asking[name])
+                return _Saved(saved.engineers, {**saved.revoked, asking[name].public_key: name})
+            raise EngineerError(f"No engineer named {name[:40]!r}.", code="not-found")
 
         self._file.update(change)
         return gone[0]

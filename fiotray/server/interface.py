@@ -71,6 +71,26 @@ class WgInterface:
                 return str(ipaddress.ip_interface(words[words.index("inet") + 1]).ip)
         raise InterfaceError(f"{self.name} has no IPv4 address.")
 
+    def host_addresses(self) -> set[str]:
+        """Every IPv4 address of this host (its network namespace), any interface."""
+        out = self._tool([self.ip, "-o", "-4", "addr", "show"])
+        found = set()
+        for line in out.decode("utf-8", "replace").splitlines():
+            words = line.split()
+            if "inet" in words:
+                found.add(str(ipaddress.ip_interface(words[words.index("inet") + 1]).ip))
+        return found
+
+    def public_key(self) -> str:
+        return str(self.dump()["public_key"])
+
+    def bring_up(self, config: Path, private_key: Path) -> None:
+        """Create the interface with wg-quick from `config` (`<name>.conf`: address and
+        port, no key, no hooks), then give it the key from the root-only key file, so the
+        key is never copied into another file."""
+        self._tool([require_tool("wg-quick"), "up", str(config)])
+        self._tool([self.wg, "set", self.name, "private-key", str(private_key)])
+
     def ensure_route(self, subnet: str) -> None:
         """Route the whole VPN network into the interface. wg-quick adds a route per
         peer only when it brings the interface up; peers added later with `wg set` need

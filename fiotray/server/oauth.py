@@ -158,3 +158,41 @@ async def sign_in_with_code(
         what="the code",
     )
     await asyncio.to_thread(write_creds, path, token)
+
+
+async def update_token_with_code(
+    http: httpx.AsyncClient, factory: str, code: str, oauth_url: str = DEFAULT_OAUTH_URL
+) -> str:
+    """What upstream's `enable` asks first for the pasted code: a 90-second
+    `devices:read-update` token, enough to register the server in the factory's config
+    and never kept anywhere."""
+    token = await auth.public_client_grant(
+        http,
+        oauth_url,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": CLIENT_ID,
+            "redirect_uri": REDIRECT_URI,
+            "scope": f"{factory}:devices:read-update",
+            "expires": "90",
+        },
+        what="the code",
+    )
+    return token.access_token
+
+
+class BearerToken:
+    """fiotray.core.auth.Credentials for one short-lived token (upstream's `enable`)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "BearerToken(token=***)"
+
+    async def headers(self, http: httpx.AsyncClient) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def unauthorized(self, http: httpx.AsyncClient, sent: Mapping[str, str]) -> bool:
+        return False

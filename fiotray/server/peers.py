@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from fiotray.core import wgconf
 from fiotray.core.errors import FiotrayError
 from fiotray.core.models import WireguardIp
-from fiotray.server.engineers import Engineer, check_public_key
+from fiotray.core.wgfiles import EngineerAccess
+from fiotray.server.engineers import Engineer, check_name, check_public_key
 
 Kind = Literal["device", "engineer"]
 
@@ -54,7 +56,8 @@ def wanted_peers(
         if d.enabled and d.ip and d.pubkey
     ] + [
         WantedPeer(e.public_key, e.address, e.name, "engineer")
-        for e in sorted(engineers, key=lambda e: e.name)
+        # The admin's engineers claim first: a self-service request never takes their place.
+        for e in sorted(engineers, key=lambda e: (e.source != "admin", e.name))
     ]
     for peer in candidates:
         reason = address = None
@@ -79,3 +82,39 @@ def wanted_peers(
             continue
         wanted[peer.public_key] = by_address[address] = peer
     return wanted, refused
+
+
+def requested_engineers(
+    requests: Iterable[EngineerAccess],
+    server_address: str,
+    *,
+    admin: Iterable[Engineer] = (),
+    revoked: dict[str, str] | None = None,
+) -> tuple[list[Engineer], list[Refused]]:
+    """The laptops asking through the factory's config (self-service), checked: withdrawn
+    requests are dropped, revoked keys, bad names and addresses out of the engineers'
+    range are refused with the reason. Collisions are `wanted_peers`' to find."""
+    revoked = revoked or {}
+    admin_names = {e.name for e in admin}
+    out: list[Engineer] = []
+    refused: list[Refused] = []
+    for r in sorted(requests, key=lambda r: r.name):
+        if not r.enabled:
+            continue
+        name = r.name[:64]
+        reason = None
+        try:
+            check_name(r.name)
+        except FiotrayError:
+            reason, name = "its name is malformed", repr(r.name[:40])
+        if reason is None and r.name in admin_names:
+            reason = "an engineer the admin added has that name"
+        elif reason is None and r.pubkey in revoked:
+            reason = "the admin revoked it"
+        elif reason is None and not wgconf.is_engineer_address(r.address, server_address):
+            reason = f"its address {r.address[:40]!r} is not in the engineers' range"
+        if reason is not None:
+            refused.append(Refused(name, "engineer", reason))
+            continue
+        out.append(Engineer(r.name, r.pubkey, r.address, "self"))
+    return out, refused

@@ -243,7 +243,7 @@ def test_state_text_and_menu_text():
     assert state_text(s, now=1001.0) == "connected, handshake just now"
     assert state_text(s, now=1000.0 + 600) == "connected, handshake 10 min ago"
     stale = dataclasses.replace(s, state=State.STALE)
-    assert state_text(stale, now=1000.0 + 400) == "no handshake for 7 min"
+    assert state_text(stale, now=1000.0 + 400) == "server unreachable, no handshake for 7 min"
     assert state_text(None) == "checking…"
     assert menu_text("a&b\nc") == "a&&b c"
     assert len(menu_text("x" * 500)) == 80
@@ -291,10 +291,10 @@ async def test_stale_handshake_and_failures_are_announced(tray, backend):
     base = TunnelStatus(TUNNEL, "fiodemo", State.CONNECTED, latest_handshake=1.0)
     backend._on_tunnel(base)
     backend._on_tunnel(dataclasses.replace(base, state=State.STALE))
-    assert [m[0] for m in tray.messages] == [f"{TUNNEL} stopped answering"]
+    assert [m[0] for m in tray.messages] == [f"{TUNNEL}: server unreachable"]
     backend.notice.emit("Enable VPN", "No device named 'x'.", "error")
     backend.notice.emit("Saved", "Settings saved.", "info")
-    assert [m[0] for m in tray.messages] == [f"{TUNNEL} stopped answering", "Enable VPN"]
+    assert [m[0] for m in tray.messages] == [f"{TUNNEL}: server unreachable", "Enable VPN"]
     assert tray.messages[-1][2] == QSystemTrayIcon.MessageIcon.Critical
 
 

@@ -8,6 +8,7 @@ helper, wg-quick and wireguard-go; SSH goes to real sshd on the test devices.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -29,9 +30,12 @@ def test_connect_ssh_routes_disconnect(engineer):
         if path.is_file() and path.suffix == ".json":
             assert "PrivateKey" not in path.read_text()
 
-    # The server does not know this laptop yet: up, but no handshake, and fiotray says why.
-    proc = engineer.fiotray("connect", "--wait", "2", code=4)
-    assert "No handshake with the server" in proc.stdout
+    # The server does not know this laptop yet: up, but no handshake, and fiotray says why
+    # (past the first 5 s, in which a server that knows the key answers).
+    proc = engineer.fiotray("connect", "--wait", "6", code=4)
+    assert ": waiting — waiting for the server to admit this laptop" in proc.stdout, proc.stdout
+    assert f"peers add {tunnel['engineer']} {tunnel['public_key']}" in proc.stdout
+    assert engineer.status()[FACTORY]["state"] == "waiting"
     engineer.fiotray("disconnect")
 
     world.add_peer(tunnel["public_key"], world.laptop_vpn_address)  # the admin's step
@@ -41,6 +45,9 @@ def test_connect_ssh_routes_disconnect(engineer):
     assert status["state"] == "connected"
     assert status["endpoint"] == world.server_endpoint
     assert status["latest_handshake_age"] is not None and status["latest_handshake_age"] < 60
+    # Answered once: from now on silence means "unreachable", not "not admitted".
+    (listed,) = json.loads(engineer.fiotray("tunnels", "list", "--json").stdout)
+    assert listed["admitted"] is True
     assert world.laptop_ifname in engineer.interfaces()
 
     device = world.devices[0]

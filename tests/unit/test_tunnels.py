@@ -156,20 +156,35 @@ async def test_connect_disconnect_state_from_system(world):
 
     status = await controller.connect("acme")
     assert status.state is State.CONNECTING
+    # The server never answered this key: not admitted yet, rather than "connecting".
+    clock.now += tunnels.ADMIT_GRACE + 1
+    (status,) = await controller.status()
+    assert status.state is State.WAITING
     assert "PrivateKey = " + secrets.get(tunnel_key("acme")) in helper.configs["fioacme"]
 
     helper.handshake["fioacme"] = clock.now
     (status,) = await controller.status()
     assert status.state is State.CONNECTED
     assert status.handshake_age(clock.now) == 0
+    assert store.get("acme").admitted  # remembered for good
 
     clock.now += tunnels.STALE_AFTER + 1
     (status,) = await controller.status()
     assert status.state is State.STALE
+    assert status.detail.startswith("server unreachable")
 
     status = await controller.disconnect("acme")
     assert status.state is State.DISCONNECTED
     assert [c[0] for c in helper.calls].count("down") == 1
+
+    # Admitted once: silence after a connect is "connecting", then "unreachable".
+    helper.handshake.pop("fioacme", None)
+    status = await controller.connect("acme")
+    assert status.state is State.CONNECTING
+    clock.now += tunnels.FIRST_HANDSHAKE_GRACE + 1
+    (status,) = await controller.status()
+    assert status.state is State.STALE
+    assert status.detail == "server unreachable: no answer from vpn.example.test:5555 yet"
 
 
 async def test_no_handshake_ever_says_admin_must_add_laptop(world):
@@ -178,9 +193,10 @@ async def test_no_handshake_ever_says_admin_must_add_laptop(world):
     await controller.connect("acme")
     clock.now += tunnels.FIRST_HANDSHAKE_GRACE + 1
     (status,) = await controller.status()
-    assert status.state is State.STALE
-    assert "does not know this laptop" in status.detail
+    assert status.state is State.WAITING
+    assert status.detail.startswith("waiting for the server to admit this laptop")
     assert tunnels.admin_line(tunnel) in status.detail
+    assert f"peers add {tunnels.engineer_name()} {tunnel.public_key}" in status.detail
 
 
 async def test_concurrent_connects_are_serialized_and_bring_up_once(world):
