@@ -103,3 +103,30 @@ def test_fioctls_allocator_never_reaches_an_engineer_address():
     picked = allocate_address(SERVER, used)
     assert picked == str(ipaddress.IPv4Address(last))
     assert not wgconf.is_engineer_address(picked, SERVER)
+
+
+def test_revoking_a_self_service_laptop_refuses_its_key_until_the_admin_adds_it(store):
+    from fiotray.server.engineers import Engineer
+
+    asking = Engineer("bob-laptop", key(7), "10.42.127.1", "self")
+    gone = store.remove("bob-laptop", requested=[asking])
+    assert gone == asking
+    assert store.revoked() == {key(7): "bob-laptop"} and store.list() == []
+    with pytest.raises(EngineerError, match="No engineer named 'nobody'"):
+        store.remove("nobody", requested=[asking])
+    # The admin admitting the key by hand lifts the revocation.
+    store.add("bob", key(7), server_address=SERVER)
+    assert store.revoked() == {}
+    assert [e.name for e in store.list()] == ["bob"]
+    saved = json.loads(store.path.read_text())
+    assert set(saved) == {"version", "engineers", "revoked"}
+
+
+def test_a_store_from_before_revocations_still_reads(store):
+    store.path.parent.mkdir(mode=0o700)
+    store.path.write_text(
+        json.dumps(
+            {"version": 1, "engineers": {"al": {"public_key": key(1), "address": "10.42.127.254"}}}
+        )
+    )
+    assert [e.name for e in store.list()] == ["al"] and store.revoked() == {}

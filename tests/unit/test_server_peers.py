@@ -146,3 +146,52 @@ def test_a_failed_batch_is_retried_peer_by_peer_so_one_bad_peer_fails_alone():
     # One batch (failed), then each peer alone: the good ones are applied.
     assert len(ran) == 4 and all(len(argv) == 7 for argv in ran[1:])
     assert {argv[4] for argv in ran[1:]} == {key(1), key(2), key(3)}
+
+
+def test_self_service_requests_are_checked_and_the_admins_engineers_come_first():
+    from fiotray.core.wgfiles import EngineerAccess
+    from fiotray.server.peers import requested_engineers
+
+    admin = [Engineer("alice", key(10), "10.42.127.254")]
+    requests = [
+        EngineerAccess("bob-laptop", key(11), "10.42.127.254"),  # alice's address
+        EngineerAccess("carol", key(12), "10.42.127.1"),
+        EngineerAccess("dave", key(13), "10.42.127.2", enabled=False),  # withdrawn
+        EngineerAccess("eve", key(14), "10.42.42.9"),  # a device's range
+        EngineerAccess("mallory", key(15), "10.42.127.3"),  # revoked by the admin
+        EngineerAccess("alice", key(16), "10.42.127.4"),  # the admin's engineer's name
+        EngineerAccess("bad name!", key(17), "10.42.127.5"),
+    ]
+    wanted_self, refused = requested_engineers(
+        requests, SERVER, admin=admin, revoked={key(15): "mallory"}
+    )
+    assert [e.name for e in wanted_self] == ["bob-laptop", "carol"]
+    assert all(e.source == "self" for e in wanted_self)
+    assert {r.name: r.reason for r in refused} == {
+        "eve": "its address '10.42.42.9' is not in the engineers' range",
+        "mallory": "the admin revoked it",
+        "alice": "an engineer the admin added has that name",
+        "'bad name!'": "its name is malformed",
+    }
+    # bob-laptop's address is alice's: the admin's engineer keeps it, bob is refused.
+    wanted, refused = wanted_peers([], [*wanted_self, *admin], SERVER)
+    assert wanted[key(10)].name == "alice" and key(11) not in wanted
+    assert [(r.name, r.reason) for r in refused] == [
+        ("bob-laptop", "10.42.127.254 belongs to engineer alice")
+    ]
+
+
+def test_an_engineers_request_file_reads_as_fioctl_reads_wireguard_files():
+    from fiotray.core.wgfiles import EngineerAccess, engineer_requests
+
+    access = EngineerAccess("bob-laptop", key(11), "10.42.127.1")
+    assert access.file_name == "fiotray-engineer-bob-laptop"
+    assert access.marshal() == f"pubkey={key(11)}\naddress=10.42.127.1"
+    withdrawn = EngineerAccess("bob-laptop", key(11), "10.42.127.1", enabled=False)
+    files = [
+        ("wireguard-server", "endpoint=1.2.3.4:5555"),
+        (access.file_name, "  pubkey = " + key(11) + "\n  address=10.42.127.1\njunk"),
+        ("fiotray-engineer-old", withdrawn.marshal()),
+    ]
+    found = engineer_requests(files)
+    assert found == [access, EngineerAccess("old", key(11), "10.42.127.1", enabled=False)]
