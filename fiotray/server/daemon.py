@@ -160,16 +160,21 @@ class Daemon:
                 len(steps.change),
                 len(steps.remove),
             )
+        hosts_error = None
         if self.hosts_file is not None:
             entries = [(p.address, p.name) for p in wanted.values()]
-            await asyncio.to_thread(hosts.update, self.hosts_file, self.factory, entries)
+            try:
+                await asyncio.to_thread(hosts.update, self.hosts_file, self.factory, entries)
+            except FiotrayError as exc:  # the peers are right; names are a convenience
+                log.warning("%s", exc)
+                hosts_error = str(exc)
         return SyncReport(
             at=time.time(),
             added=[p.name for p in steps.add],
             changed=[p.name for p in steps.change],
             removed=list(steps.remove),
             refused=[asdict(r) for r in refused],
-            failed=failed,
+            failed=failed + ([hosts_error] if hosts_error else []),
             peers=len(wanted),
             requested=[
                 {"name": e.name, "public_key": e.public_key, "address": e.address}

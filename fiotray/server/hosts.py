@@ -45,5 +45,17 @@ def update(path: Path, factory: str, entries: Iterable[tuple[str, str]]) -> bool
     if new == old:
         return False
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    write_atomic(path, new, mode=mode, own_dir=False)
+    try:
+        write_atomic(path, new, mode=mode, own_dir=False)
+    except FiotrayError:
+        if not path.exists():
+            raise
+        # A file mounted over /etc/hosts (Docker, `ip netns exec`) cannot be replaced by a
+        # rename (EBUSY): rewrite it in place, as upstream always does.
+        try:
+            with path.open("r+", encoding="utf-8") as fh:
+                fh.write(new)
+                fh.truncate()
+        except OSError as exc:
+            raise FiotrayError(f"Cannot write {path}: {exc.strerror or exc}.") from None
     return True

@@ -496,3 +496,248 @@ def test_churn_and_a_restart_cut_nobody_off(vpn_world_factory, tmp_path: Path) -
         assert _longest_gap(laptop) <= 1.0, f"laptop -> server cut off {_longest_gap(laptop):.2f} s"
         assert _longest_gap(server) <= 1.0, f"server -> device cut off {_longest_gap(server):.2f} s"
         assert public in _server_peers(world), "the laptop's peer did not survive"
+
+
+def _factory_file(factory, name: str) -> str | None:
+    with factory.lock:
+        entries = factory.factory_configs
+        files = {f.name: f.value for f in entries[0].files} if entries else {}
+    return files.get(name)
+
+
+def _publish_request(factory, name: str, public: str, address: str, enabled: bool = True) -> None:
+    """What `fiotray tunnels add-foundries --request-access` leaves in the factory."""
+    from fiotray.core.wgfiles import EngineerAccess
+    from fiotray.demo.fakeapi import ConfigFile
+
+    access = EngineerAccess(name, public, address, enabled)
+    with factory.lock:
+        factory.patch_config(
+            factory.factory_configs,
+            "fiotray: asks for VPN access",
+            [ConfigFile(access.file_name, access.marshal(), True, [])],
+        )
+
+
+class _Daemon:
+    """`fiotray-server ... daemon` in the server's namespace, its log and status.json."""
+
+    def __init__(self, world: VpnWorld, tmp_path: Path, argv: list[str], state: Path) -> None:
+        self.argv = ["ip", "netns", "exec", world.server_ns, sys.executable, "-m"]
+        self.argv += ["fiotray.server.cli", *argv]
+        self.log_path = tmp_path / "daemon.log"
+        self.status = state / "status.json"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> _Daemon:
+        with self.log_path.open("a") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+    def report(self) -> dict:
+        return json.loads(self.status.read_text()) if self.status.exists() else {}
+
+    def why(self) -> str:
+        return self.log_path.read_text()[-2000:]
+
+    def synced_after(self, t: float) -> dict | None:
+        last = self.report().get("last_sync")
+        return last if last and last["at"] > t else None
+
+    def next_sync(self, what: str) -> dict:
+        t = time.time()
+        _wait(lambda: self.synced_after(t), what, details=self.why)
+        return self.report()["last_sync"]
+
+
+def test_enable_registers_the_server_and_the_daemon_brings_the_interface_up(
+    vpn_world_factory, tmp_path: Path
+) -> None:
+    """A server after a reboot: no interface. `enable` (as upstream's) writes the
+    factory's file; the daemon makes the interface from it and the key file, the devices
+    come back; a daemon restart later leaves the interface as it is."""
+    from fiotray.demo.fakeapi import FakeApiServer, FakeFactory
+    from tests.vpn_world import in_netns
+
+    token = "server-api-token-e7b1"
+    state = tmp_path / "state"
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    with vpn_world_factory(device_names=["device-1"]) as world:
+        (device,) = world.devices
+        key_file = world.root / "srv" / "wg.key"  # the server's key, as `enable` left it
+        factory = FakeFactory("upfactory")
+        factory.add_api_token(token)
+        factory.add_device(
+            device.name, wg_pubkey=device.wg_public_key, vpn_address=device.vpn_address
+        )
+        with in_netns(world.server_ns):
+            api = FakeApiServer(factory, sock=socket.create_server(("127.0.0.1", 0))).start()
+        world.exec(world.server_ns, ["ip", "link", "del", world.server_ifname], check=True)
+        common = ["-f", "upfactory", "-n", world.server_ifname, "-k", str(key_file)]
+        common += ["--state-dir", str(state)]
+        api_args = ["--api-url", api.url, "--apitoken-file", str(token_file)]
+        host, port = world.server_endpoint.rsplit(":", 1)
+        try:
+            enable = _server_cli_raw(
+                world, [*common, "enable", "-e", host, "-p", port, "--no-check-ip", *api_args]
+            )
+            assert enable.returncode == 0, enable.stderr
+            assert _factory_file(factory, "wireguard-server") == (
+                f"endpoint={world.server_endpoint}\nserver_address=10.42.42.1\n"
+                f"pubkey={world.server_public_key}"
+            )
+            # A bad endpoint is refused before anything is written.
+            bad = _server_cli_raw(world, [*common, "enable", "-e", "a b", *api_args])
+            assert bad.returncode == 1 and "Endpoint" in bad.stderr, bad.stderr
+
+            daemon = _Daemon(
+                world, tmp_path, [*common, "daemon", "--interval", "0.3", *api_args], state
+            )
+            daemon.start()
+            try:
+                daemon.next_sync("no sync after bringing the interface up")
+                dump = world.exec(
+                    world.server_ns, ["wg", "show", world.server_ifname, "dump"], check=True
+                ).stdout
+                assert dump.split("\t")[1] == world.server_public_key
+                assert set(current_peers(dump)) == {device.wg_public_key}
+                # The device reaches the server again over the new interface.
+                # Its old session is dead: WireGuard makes a new one within ~15 s, as
+                # after any server reboot.
+                ping = world.exec(
+                    device.ns,
+                    ["ping", "-n", "-c", "1", "-w", "30", world.server_vpn_address],
+                    timeout=40,
+                )
+                assert ping.returncode == 0, ping.stdout + ping.stderr
+                handshake = world.latest_handshake(
+                    world.server_ns, world.server_ifname, device.wg_public_key
+                )
+                assert handshake
+                assert (state / f"{world.server_ifname}.conf").read_text().count("PrivateKey") == 0
+                # /etc/hosts in the namespace is a file mounted over the real one (as in a
+                # container): it cannot be renamed over, so it was written in place.
+                etc_hosts = Path("/etc/netns", world.server_ns, "hosts").read_text()
+                assert (
+                    f"## Factory(upfactory) VPN Lookups\n{device.vpn_address}\t{device.name}\n"
+                    in etc_hosts
+                ), etc_hosts
+                assert daemon.report()["last_sync"]["failed"] == []
+                assert daemon.stop() == 0, daemon.why()
+                # Stopped, the interface stays up (as upstream's); a new daemon takes it over.
+                assert world.latest_handshake(world.server_ns, world.server_ifname) == handshake
+                daemon.start()
+                daemon.next_sync("no sync after the restart")
+                assert (
+                    world.latest_handshake(
+                        world.server_ns, world.server_ifname, device.wg_public_key
+                    )
+                    == handshake
+                ), "the restart made a new handshake: the interface was bounced"
+            finally:
+                if daemon.proc and daemon.proc.poll() is None:
+                    daemon.stop()
+        finally:
+            api.stop()
+            # The interface the daemon made (and its wireguard-go) goes with it.
+            world.exec(world.server_ns, ["ip", "link", "del", world.server_ifname])
+
+
+def _server_cli_raw(world: VpnWorld, args: list[str]) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "fiotray.server.cli", *args]
+    return world.exec(world.server_ns, argv, timeout=30)
+
+
+def test_self_service_admits_a_request_and_the_admin_can_revoke_it(
+    vpn_world_factory, tmp_path: Path
+) -> None:
+    """A request in the factory's config is admitted at the next sync with no admin step;
+    a colliding request is refused and reported; the admin's revoke removes the peer and
+    it stays out although the request is still there."""
+    from fiotray.demo.fakeapi import FakeApiServer, FakeFactory
+    from tests.vpn_world import in_netns
+
+    token = "server-api-token-5d0c"
+    state = tmp_path / "state"
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    with vpn_world_factory(device_names=["device-1"]) as world:
+        (device,) = world.devices
+        factory = FakeFactory("selffactory")
+        factory.add_api_token(token)
+        factory.add_device(
+            device.name, wg_pubkey=device.wg_public_key, vpn_address=device.vpn_address
+        )
+        private, public = _keypair()
+        _other, squatter = _keypair()
+        address = "10.42.127.1"
+        _publish_request(factory, "bob-laptop", public, address)
+        with in_netns(world.server_ns):
+            api = FakeApiServer(factory, sock=socket.create_server(("127.0.0.1", 0))).start()
+        args = ["-f", "selffactory", "-n", world.server_ifname, "--state-dir", str(state)]
+        args += ["daemon", "--interval", "0.3", "--self-service", "--api-url", api.url]
+        args += ["--apitoken-file", str(token_file), "--hosts-file", str(tmp_path / "hosts")]
+        daemon = _Daemon(world, tmp_path, args, state).start()
+        config = None
+        try:
+            _wait(
+                lambda: public in _server_peers(world),
+                "the request was not admitted",
+                15,
+                daemon.why,
+            )
+            assert _server_peers(world)[public].allowed_ips == (f"{address}/32",)
+            config = _laptop_up(world, tmp_path, private, address)
+            world.wait_for_handshake(world.laptop_ns, world.laptop_ifname, timeout=10)
+            assert _hostname_over_jump(world, device.vpn_address) == device.name
+            assert f"{address}\tbob-laptop" in (tmp_path / "hosts").read_text()
+
+            # Another laptop asks for bob's address: refused and reported, bob keeps it.
+            _publish_request(factory, "zed", squatter, address)
+            last = daemon.next_sync("no sync after the squatter's request")
+            assert {
+                "name": "zed",
+                "kind": "engineer",
+                "reason": f"{address} belongs to engineer bob-laptop",
+            } in last["refused"]
+            assert squatter not in _server_peers(world)
+            listed = json.loads(_server_cli(world, state, "peers", "list", "--json").stdout)
+            assert [(e["name"], e["source"]) for e in listed] == [("bob-laptop", "self")]
+
+            # The admin revokes bob: gone at once, and still gone after more syncs.
+            removed = _server_cli(world, state, "peers", "remove", "bob-laptop")
+            assert removed.returncode == 0, removed.stderr
+            assert public not in _server_peers(world)
+            last = daemon.next_sync("no sync after the revoke")
+            last = daemon.next_sync("no second sync after the revoke")
+            assert public not in _server_peers(world)
+            assert {
+                "name": "bob-laptop",
+                "kind": "engineer",
+                "reason": "the admin revoked it",
+            } in last["refused"]
+            listed = json.loads(_server_cli(world, state, "peers", "list", "--json").stdout)
+            # The squatter now has the free address; bob is listed as revoked.
+            assert [(e["name"], e["source"]) for e in listed] == [
+                ("zed", "self"),
+                ("bob-laptop", "revoked"),
+            ]
+            assert device.wg_public_key in _server_peers(world)
+        finally:
+            if config is not None:
+                world.exec(world.laptop_ns, ["wg-quick", "down", str(config)], env=WG_ENV)
+            code = daemon.stop()
+            api.stop()
+        assert code == 0, daemon.why()
