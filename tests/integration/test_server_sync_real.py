@@ -741,3 +741,78 @@ def test_self_service_admits_a_request_and_the_admin_can_revoke_it(
             code = daemon.stop()
             api.stop()
         assert code == 0, daemon.why()
+
+
+def test_a_new_laptop_requests_access_and_reaches_a_device_with_no_admin_step(
+    engineer, tmp_path: Path
+) -> None:
+    """The whole self-service flow through the real parts: the engineer's `fiotray`
+    (keyring, pkexec, helper, wg-quick) asks for access, the daemon (`--self-service
+    --forward`) admits the laptop at its next sync, SSH reaches a device over the jump and
+    the direct route; removing the tunnel withdraws the request and the peer goes."""
+    from fiotray.demo.fakeapi import FakeApiServer
+    from tests.engineer import FACTORY
+    from tests.vpn_world import in_netns
+
+    world = engineer.world
+    device = world.devices[0]
+    factory = engineer.api.factory
+    token = "server-api-token-91aa"
+    factory.add_api_token(token)
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    state = tmp_path / "state"
+
+    out = engineer.fiotray(
+        "tunnels",
+        "add-foundries",
+        "--factory",
+        FACTORY,
+        "--interface",
+        world.laptop_ifname,
+        "--request-access",
+    ).stdout
+    (tunnel,) = json.loads(engineer.fiotray("tunnels", "list", "--json").stdout)
+    assert f"Access requested as {tunnel['engineer']}" in out, out
+    request = _factory_file(factory, f"fiotray-engineer-{tunnel['engineer']}")
+    assert request == f"pubkey={tunnel['public_key']}\naddress={tunnel['address']}"
+    assert wgconf.is_engineer_address(tunnel["address"], world.server_vpn_address)
+
+    with in_netns(world.server_ns):  # the same factory, as the server reaches the API
+        api = FakeApiServer(factory, sock=socket.create_server(("127.0.0.1", 0))).start()
+    args = ["-f", FACTORY, "-n", world.server_ifname, "--state-dir", str(state)]
+    args += ["daemon", "--interval", "0.3", "--self-service", "--forward"]
+    args += ["--api-url", api.url, "--apitoken-file", str(token_file)]
+    args += ["--hosts-file", str(tmp_path / "hosts")]
+    daemon = _Daemon(world, tmp_path, args, state).start()
+    try:
+        _wait(
+            lambda: tunnel["public_key"] in _server_peers(world),
+            "the laptop was not admitted",
+            15,
+            daemon.why,
+        )
+        proc = engineer.fiotray("connect")
+        assert ": connected" in proc.stdout, proc.stdout
+        assert engineer.fiotray("ssh", device.name, "--", "hostname").stdout.strip() == device.name
+        direct = engineer.fiotray("ssh", device.name, "--route", "direct", "--", "hostname")
+        assert direct.stdout.strip() == device.name
+
+        engineer.fiotray("disconnect")
+        out = engineer.fiotray("tunnels", "remove", tunnel["name"]).stdout
+        assert "access request is withdrawn" in out, out
+        assert _factory_file(factory, f"fiotray-engineer-{tunnel['engineer']}").endswith(
+            "\nenabled=0"
+        )
+        _wait(
+            lambda: tunnel["public_key"] not in _server_peers(world),
+            "the withdrawn laptop kept its peer",
+            15,
+            daemon.why,
+        )
+        assert device.wg_public_key in _server_peers(world)
+    finally:
+        code = daemon.stop()
+        api.stop()
+    assert code == 0, daemon.why()
