@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from fiotray.core.devices import DeviceRow, DeviceRows, PendingStore, VpnState
     from fiotray.ops.devices import DeviceActions
     from fiotray.ops.ssh import SshCommand
+    from fiotray.ops.tunnels import AddedTunnel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -467,13 +468,25 @@ class Backend(QObject):
 
     @finishes_before_quit
     async def add_foundries_tunnel(
-        self, factory: str, address: str, name: str | None = None
-    ) -> Tunnel:
+        self,
+        factory: str,
+        address: str | None,
+        name: str | None = None,
+        *,
+        request_access: bool = False,
+    ) -> AddedTunnel:
         from fiotray.ops import tunnels
 
-        added = await tunnels.add_foundries(self.services, factory, address=address, name=name)
+        added = await tunnels.add_foundries(
+            self.services, factory, address=address, name=name, request_access=request_access
+        )
         self.configChanged.emit()
-        return added.tunnel
+        return added
+
+    async def suggest_address(self, factory: str, *, request_access: bool = False) -> str:
+        from fiotray.ops import tunnels
+
+        return await tunnels.suggest_address(self.services, factory, request_access=request_access)
 
     @finishes_before_quit
     async def import_tunnel(self, path: Path, name: str | None = None) -> Tunnel:

@@ -6,12 +6,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fiotray.core import errors
 from fiotray.core import tunnels as core_tunnels
 from fiotray.core.errors import VpnError
 from fiotray.core.services import Services
 from fiotray.core.tunnels import Tunnel, TunnelStatus
+
+if TYPE_CHECKING:
+    from fiotray.core.api import FactoryClient
+    from fiotray.core.wgfiles import WireguardServer
 
 # How long a connect waits for the first handshake before it reports, by default.
 CONNECT_WAIT = 10.0
@@ -67,24 +72,10 @@ async def add_foundries(
 
     `request_access`: publish the laptop's public key and address in the factory's config
     (`fiotray-engineer-<engineer>`), where a self-service fiotray-server finds it."""
-    from fiotray.core import devices
-    from fiotray.core.wgfiles import engineer_requests
-
     api = await services.client(factory)
-    server = await devices.factory_server(api)
-    used = {ip.ip for ip in await api.wireguard_ips()}
     engineer = core_tunnels.engineer_name()
-    files = await api.factory_config_files()
-    # Other laptops' requests hold their addresses; this laptop's own earlier request
-    # (a tunnel added again) is replaced, its address free again.
-    used |= {
-        r.address
-        for r in engineer_requests((f.name, f.value) for f in files)
-        if r.enabled and r.name != engineer
-    }
+    server, used = await _taken(api, engineer)
     if address is None:
-        # Requests take the engineers' range from its far end: the admin's `peers add`
-        # (which this laptop cannot see) takes it from the near end.
         address = free_engineer_address(server.server_address, used, far_end=request_access)
     await asyncio.to_thread(services.secrets.check)
     tunnel = await core_tunnels.create_foundries_tunnel(
@@ -115,6 +106,32 @@ async def add_foundries(
     )
 
 
+async def suggest_address(
+    services: Services, factory: str | None = None, *, request_access: bool = False
+) -> str:
+    """The address `add_foundries` would pick now (for a form to show beforehand)."""
+    api = await services.client(factory)
+    server, used = await _taken(api, core_tunnels.engineer_name())
+    return free_engineer_address(server.server_address, used, far_end=request_access)
+
+
+async def _taken(api: FactoryClient, engineer: str) -> tuple[WireguardServer, set[str]]:
+    """The factory's VPN server and the addresses taken: every device's, and every other
+    laptop's request (this laptop's own earlier one is replaced, its address free)."""
+    from fiotray.core import devices
+    from fiotray.core.wgfiles import engineer_requests
+
+    server = await devices.factory_server(api)
+    used = {ip.ip for ip in await api.wireguard_ips()}
+    files = await api.factory_config_files()
+    used |= {
+        r.address
+        for r in engineer_requests((f.name, f.value) for f in files)
+        if r.enabled and r.name != engineer
+    }
+    return server, used
+
+
 async def _publish_access(services: Services, tunnel: Tunnel, *, enabled: bool) -> None:
     """The laptop's own file in the factory's config: its key and address, or withdrawn."""
     from fiotray.core.models import ConfigFile
@@ -136,6 +153,8 @@ def free_engineer_address(server_address: str, used: set[str], *, far_end: bool 
 
     candidates = wgconf.engineer_addresses(server_address)
     if far_end:
+        # Requests take the engineers' range from its far end: the admin's `peers add`
+        # (which a laptop cannot see) takes it from the near end.
         candidates.reverse()
     address = next((a for a in candidates if a not in used), None)
     if address is None:

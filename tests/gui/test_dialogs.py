@@ -322,6 +322,43 @@ async def test_add_tunnel_validation(qtbot, backend):
     assert not dlg.ok_button.isEnabled()
 
 
+async def test_add_tunnel_fills_in_a_free_address_and_can_request_access(qtbot, backend):
+    from tests.gui.waits import until
+
+    server = "10.42.42.1"  # the demo factory's VPN server
+    near, far = wgconf.engineer_addresses(server)[0], wgconf.engineer_addresses(server)[-1]
+    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, factory=DEMO_FACTORY))
+    await until(lambda: dlg.address.text() == near)
+    # Asking for access takes the other end of the engineers' range (the admin's
+    # `peers add` takes this one).
+    dlg.request.setChecked(True)
+    await until(lambda: dlg.address.text() == far)
+    dlg.name.setText("asked")
+    dlg.ok_button.click()
+    await settle(dlg)
+    assert dlg.result_page.isVisibleTo(dlg), dlg.message.text()
+    tunnel = dlg.tunnel
+    assert tunnel.address == far and tunnel.access == "request"
+    assert "access is requested" in dlg.result_title.text()
+    assert "--self-service admits this laptop" in dlg.result_note.text()
+    # The request is in the factory's config, where a self-service server reads it.
+    api = await backend.services.client(DEMO_FACTORY)
+    files = {f.name: f.value for f in await api.factory_config_files()}
+    assert files[f"fiotray-engineer-{tunnel.engineer}"] == (
+        f"pubkey={tunnel.public_key}\naddress={far}"
+    )
+
+
+async def test_an_address_typed_by_the_user_is_never_replaced(qtbot, backend):
+    from tests.gui.waits import until
+
+    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, factory=DEMO_FACTORY))
+    dlg.address.setText("10.42.42.200")
+    dlg.request.setChecked(True)
+    await until(lambda: not backend._tasks)  # both suggestions came back
+    assert dlg.address.text() == "10.42.42.200"
+
+
 async def test_add_tunnel_shows_the_admin_line(qtbot, backend):
     dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, factory=DEMO_FACTORY))
     added = []
@@ -339,6 +376,11 @@ async def test_add_tunnel_shows_the_admin_line(qtbot, backend):
     line = dlg.admin_line.toPlainText()
     assert line == backend.admin_line(tunnel)
     assert line == f"wg set fiodemo-factory peer {tunnel.public_key} allowed-ips 10.42.42.200/32"
+    assert dlg.server_line.toPlainText() == (
+        f"fiotray-server -f {DEMO_FACTORY} peers add {tunnel.engineer} {tunnel.public_key} "
+        "--address 10.42.42.200"
+    )
+    assert "One step is left, on the server" in dlg.result_title.text()
     assert dlg.public_key.text() == tunnel.public_key
     dlg.copy_line.click()
     assert QGuiApplication.clipboard().text() == line

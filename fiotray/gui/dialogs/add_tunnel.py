@@ -1,4 +1,5 @@
-"""Add a tunnel to a factory's VPN server, then show what its admin must run."""
+"""Add a tunnel to a factory's VPN server (or ask a self-service server for access), then
+show what its admin must run."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialogButtonBox,
     QHBoxLayout,
@@ -32,6 +34,7 @@ from fiotray.gui.dialogs.base import (
 if TYPE_CHECKING:
     from fiotray.core.tunnels import Tunnel
     from fiotray.gui.backend import Backend
+    from fiotray.ops.tunnels import AddedTunnel
 
 
 class AddFoundriesTunnelDialog(WorkDialog):
@@ -66,11 +69,21 @@ class AddFoundriesTunnelDialog(WorkDialog):
             self.factory.setCurrentText(factory)
         self.factory.setEnabled(bool(factories))
         self.address = line_edit(
-            "e.g. 10.42.42.200",
-            "This laptop's address in the factory's VPN network: one no device uses. The "
-            "server's admin admits the laptop with it.",
+            "picked when the tunnel is added",
+            "This laptop's address in the factory's VPN network: a free one of the range "
+            "fioctl never hands to devices is filled in. The server admits the laptop with it.",
+        )
+        self.request = QCheckBox("&Ask the server to admit this laptop")
+        self.request.setToolTip(
+            "Publishes this laptop's public key and address in the factory's configuration. "
+            "A VPN server running fiotray-server --self-service admits it at its next sync, "
+            "with no step for its admin."
         )
         self.name = line_edit("", "The tunnel's name in fiotray (letters, digits, '-', '_').")
+        # The address last filled in for the user: replaced when the factory or the
+        # request choice changes, unless the user typed their own.
+        self._suggested = ""
+        self._closed = False
 
         # Two pages shown one at a time; not a QStackedWidget, which is as tall as its
         # tallest page and would leave a gap under the short form.
@@ -84,9 +97,11 @@ class AddFoundriesTunnelDialog(WorkDialog):
 
         self.factory.currentTextChanged.connect(self._factory_changed)
         self.address.textChanged.connect(self._revalidate)
+        self.request.toggled.connect(self._suggest)
         self.name.textChanged.connect(self._revalidate)
         self.setTabOrder(self.factory, self.address)
-        self.setTabOrder(self.address, self.name)
+        self.setTabOrder(self.address, self.request)
+        self.setTabOrder(self.request, self.name)
         self.setTabOrder(self.name, self.ok_button)
         self._factory_changed(self.factory.currentText())
         if load_problem:
@@ -98,7 +113,8 @@ class AddFoundriesTunnelDialog(WorkDialog):
         form.addRow("&Factory:", self.factory)
         if not have_factories:
             form.addRow("", note_label("Sign in to a factory first."))
-        form.addRow("VPN &address:", self.address)
+        form.addRow("VPN a&ddress:", self.address)
+        form.addRow("", self.request)
         form.addRow("&Name:", self.name)
         self.factory_note = note_label("")
         self.factory_note.hide()
@@ -130,23 +146,19 @@ class AddFoundriesTunnelDialog(WorkDialog):
         key_row.addWidget(self.public_key, 1)
         key_row.addWidget(self.copy_key)
 
-        self.admin_line = QPlainTextEdit()
-        self.admin_line.setReadOnly(True)
-        self.admin_line.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
-        self.admin_line.setTabChangesFocus(True)
-        fixed_font_edit(self.admin_line)
-        lines = self.admin_line.fontMetrics().lineSpacing()
-        self.admin_line.setFixedHeight(lines * 3 + 2 * self.admin_line.frameWidth() + 10)
-        self.admin_line.setToolTip("Run this on the VPN server, as root.")
-        self.copy_line = CopyButton("Copy &Line", "Copy the line for the admin")
-        line_row = QHBoxLayout()
-        line_row.addWidget(self.admin_line, 1)
-        line_row.addWidget(self.copy_line, 0, Qt.AlignmentFlag.AlignTop)
-
+        self.server_line, self.copy_server_line, server_row = self._line_box(
+            "Copy &Line", "Copy the fiotray-server line"
+        )
+        self.admin_line, self.copy_line, admin_row = self._line_box(
+            "Copy L&ine", "Copy the factory-wireguard-server line"
+        )
         key_label = QLabel("This laptop's &public key:")
         key_label.setBuddy(self.public_key)
-        line_label = QLabel("For the VPN server's admin, to run on the &server:")
-        line_label.setBuddy(self.admin_line)
+        self.server_label = QLabel("On a server running fiotray-server (the peer is kept):")
+        self.server_label.setBuddy(self.server_line)
+        admin_label = QLabel("On a server running factory-wireguard-server:")
+        admin_label.setBuddy(self.admin_line)
+        self.result_note = note_label("", muted=False)
 
         layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -155,19 +167,32 @@ class AddFoundriesTunnelDialog(WorkDialog):
         layout.addWidget(key_label)
         layout.addLayout(key_row)
         layout.addSpacing(6)
-        layout.addWidget(line_label)
-        layout.addLayout(line_row)
-        layout.addWidget(
-            note_label(
-                "The server's admin must run this line once before the tunnel can work: "
-                "until then it comes up, but no handshake happens. factory-wireguard-server "
-                "rewrites its peers from the device list every few minutes, so the admin "
-                "should also keep this peer in the server's own configuration.",
-                muted=False,
-            )
-        )
+        layout.addWidget(self.server_label)
+        layout.addLayout(server_row)
+        layout.addWidget(admin_label)
+        layout.addLayout(admin_row)
+        layout.addWidget(self.result_note)
         layout.addStretch(1)
         return page
+
+    def _line_box(
+        self, copy_text: str, copy_tip: str
+    ) -> tuple[QPlainTextEdit, CopyButton, QHBoxLayout]:
+        box = QPlainTextEdit()
+        box.setReadOnly(True)
+        box.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        box.setTabChangesFocus(True)
+        fixed_font_edit(box)
+        lines = box.fontMetrics().lineSpacing()
+        # Three rows: a fiotray-server line (a 44-character key and an address) wraps twice
+        # in a dialog of ordinary width.
+        box.setFixedHeight(lines * 3 + 2 * box.frameWidth() + 10)
+        box.setToolTip("For the VPN server's admin, to run on the server as root.")
+        copy = CopyButton(copy_text, copy_tip)
+        row = QHBoxLayout()
+        row.addWidget(box, 1)
+        row.addWidget(copy, 0, Qt.AlignmentFlag.AlignTop)
+        return box, copy, row
 
     def _factory_changed(self, factory: str) -> None:
         self.name.setPlaceholderText(f"optional, default: {factory}" if factory else "optional")
@@ -176,7 +201,32 @@ class AddFoundriesTunnelDialog(WorkDialog):
             f"This laptop already has a tunnel to {factory}: “{existing}”." if existing else ""
         )
         self.factory_note.setVisible(bool(existing))
+        self._suggest()
         self._revalidate()
+
+    def _suggest(self, *_: object) -> None:
+        """Fill in the address the tunnel would get, fetched from the factory."""
+        factory = self.factory.currentText()
+        if not factory or self.backend is None:
+            return
+        if self.address.text().strip() not in ("", self._suggested):
+            return  # the user's own address stays
+        backend, request = self.backend, self.request.isChecked()
+
+        async def fetch() -> None:
+            try:
+                address = await backend.suggest_address(factory, request_access=request)
+            except FiotrayError:
+                return  # picked when the tunnel is added; the add says what is wrong
+            if self._closed:
+                return  # the dialog is gone: touch nothing of it
+            same = factory == self.factory.currentText() and request == self.request.isChecked()
+            typed = self.address.text().strip() not in ("", self._suggested)
+            if self.tunnel is None and same and not typed:
+                self._suggested = address
+                self.address.setText(address)
+
+        backend.spawn(fetch(), what="Suggest an address")
 
     def _chosen_name(self) -> str:
         return self.name.text().strip() or self.factory.currentText()
@@ -188,7 +238,7 @@ class AddFoundriesTunnelDialog(WorkDialog):
             return False, ""
         problems: list[str] = []
         address = self.address.text().strip()
-        ok_address = False
+        ok_address = not address  # none: picked when the tunnel is added
         if address:
             try:
                 ipaddress.IPv4Address(address)
@@ -210,34 +260,56 @@ class AddFoundriesTunnelDialog(WorkDialog):
         assert self.backend is not None
         backend = self.backend
         factory = self.factory.currentText()
-        address = self.address.text().strip()
+        address = self.address.text().strip() or None
         name = self.name.text().strip() or None
+        request = self.request.isChecked()
         self._start(
-            lambda: backend.add_foundries_tunnel(factory, address, name),
+            lambda: backend.add_foundries_tunnel(factory, address, name, request_access=request),
             "Setting up the tunnel…",
             self._added,
         )
 
-    def _added(self, tunnel: Tunnel) -> None:
-        assert self.backend is not None
+    def _added(self, added: AddedTunnel) -> None:
+        tunnel = added.tunnel
         self.tunnel = tunnel
-        self.result_title.setText(
-            f"The tunnel “{tunnel.name}” to {tunnel.factory} is set up with the address "
-            f"{tunnel.address}. One step is left, on the server."
-        )
+        if added.requested:
+            self.result_title.setText(
+                f"The tunnel “{tunnel.name}” to {tunnel.factory} is set up with the address "
+                f"{tunnel.address}, and access is requested."
+            )
+            self.result_note.setText(
+                "A VPN server running fiotray-server --self-service admits this laptop at its "
+                "next sync (every 5 minutes by default): connect now, the tray shows "
+                "“waiting” until then. Any other server needs its admin to run one of these."
+            )
+        else:
+            self.result_title.setText(
+                f"The tunnel “{tunnel.name}” to {tunnel.factory} is set up with the address "
+                f"{tunnel.address}. One step is left, on the server."
+            )
+            self.result_note.setText(
+                "The server's admin runs one of these once; until then the tunnel comes up "
+                "but the tray shows “waiting”. factory-wireguard-server drops this peer at its "
+                "next device change, so its admin must also keep it in the server's "
+                "configuration."
+            )
         self.public_key.setText(tunnel.public_key)
         self.copy_key.payload = tunnel.public_key
-        line = self.backend.admin_line(tunnel)
-        self.admin_line.setPlainText(line)
-        self.copy_line.payload = line
-        # Wide enough for the line on one row (it breaks at "allowed-ips" otherwise),
-        # but never wider than the screen allows.
-        margin = 2 * (self.admin_line.frameWidth() + self.admin_line.document().documentMargin())
-        wanted = self.admin_line.fontMetrics().horizontalAdvance(line) + int(margin) + 8
+        for box, copy, line in (
+            (self.server_line, self.copy_server_line, added.server_admin_line),
+            (self.admin_line, self.copy_line, added.admin_line),
+        ):
+            box.setPlainText(line)
+            copy.payload = line
+        # Wide enough for the longer line on two rows, never wider than the screen allows.
+        box = self.server_line
+        margin = 2 * (box.frameWidth() + box.document().documentMargin())
+        wanted = box.fontMetrics().horizontalAdvance(added.server_admin_line) // 2
+        wanted += int(margin) + 40
         screen = self.screen()
         if screen is not None:
             wanted = min(wanted, int(screen.availableGeometry().width() * 0.8) - 160)
-        self.admin_line.setMinimumWidth(max(wanted, 200))
+        self.server_line.setMinimumWidth(max(wanted, 200))
         self.form_page.hide()
         self.result_page.show()
         self._schedule_refit(shrink=True)
@@ -247,8 +319,12 @@ class AddFoundriesTunnelDialog(WorkDialog):
         close.setDefault(True)
         self.close_button = close
         self.setTabOrder(self.copy_line, close)
-        self.copy_line.setFocus()
+        self.copy_server_line.setFocus()
         self.tunnelAdded.emit(tunnel)
+
+    def done(self, r: int) -> None:
+        self._closed = True
+        super().done(r)
 
     def reject(self) -> None:
         # Once the tunnel exists, closing (Esc, Close) is the successful end.
