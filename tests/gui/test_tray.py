@@ -244,6 +244,10 @@ def test_state_text_and_menu_text():
     assert state_text(s, now=1000.0 + 600) == "connected, handshake 10 min ago"
     stale = dataclasses.replace(s, state=State.STALE)
     assert state_text(stale, now=1000.0 + 400) == "server unreachable, no handshake for 7 min"
+    never = TunnelStatus("acme", "fioacme", State.STALE)
+    assert state_text(never) == "server unreachable"
+    waiting = TunnelStatus("acme", "fioacme", State.WAITING)
+    assert state_text(waiting) == "waiting for the server to admit this laptop"
     assert state_text(None) == "checking…"
     assert menu_text("a&b\nc") == "a&&b c"
     assert len(menu_text("x" * 500)) == 80
@@ -296,6 +300,19 @@ async def test_stale_handshake_and_failures_are_announced(tray, backend):
     backend.notice.emit("Saved", "Settings saved.", "info")
     assert [m[0] for m in tray.messages] == [f"{TUNNEL}: server unreachable", "Enable VPN"]
     assert tray.messages[-1][2] == QSystemTrayIcon.MessageIcon.Critical
+
+
+async def test_waiting_for_admission_and_the_admission_are_announced(tray, backend):
+    base = TunnelStatus(TUNNEL, "fiodemo", State.CONNECTING)
+    backend._on_tunnel(base)
+    detail = "waiting for the server to admit this laptop: its admin runs ..."
+    backend._on_tunnel(dataclasses.replace(base, state=State.WAITING, detail=detail))
+    backend._on_tunnel(dataclasses.replace(base, state=State.CONNECTED, latest_handshake=5.0))
+    assert [(m[0], m[1]) for m in tray.messages] == [
+        (f"{TUNNEL}: waiting for the server", detail),
+        (f"{TUNNEL} connected", "The VPN server admitted this laptop."),
+    ]
+    assert tray.summary() is State.CONNECTED
 
 
 async def test_failed_connect_is_one_message(tray, backend, monkeypatch):
