@@ -80,7 +80,7 @@ def peers(args: argparse.Namespace, ifname: str, intf: WgInterface | None = None
 
 def status(args: argparse.Namespace, ifname: str, intf: WgInterface | None = None) -> int:
     intf = intf or WgInterface(ifname)
-    engineers = {e.public_key: e for e in _store(args).list()}
+    engineers = {e.public_key: e for e in [*_store(args).list(), *_requested(args)]}
     dump = intf.dump()
     now = time.time()
     rows = []
@@ -93,6 +93,7 @@ def status(args: argparse.Namespace, ifname: str, intf: WgInterface | None = Non
                 "public_key": key,
                 "kind": "engineer" if engineer else "device",
                 "name": engineer.name if engineer else None,
+                "source": engineer.source if engineer else None,
                 "allowed_ips": raw["allowed_ips"],
                 "latest_handshake": handshake or None,
                 "rx_bytes": raw["rx_bytes"],

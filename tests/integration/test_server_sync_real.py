@@ -715,6 +715,10 @@ def test_self_service_admits_a_request_and_the_admin_can_revoke_it(
             assert squatter not in _server_peers(world)
             listed = json.loads(_server_cli(world, state, "peers", "list", "--json").stdout)
             assert [(e["name"], e["source"]) for e in listed] == [("bob-laptop", "self")]
+            shown = json.loads(_server_cli(world, state, "status", "--json").stdout)
+            kinds = {p["public_key"]: (p["kind"], p["name"], p["source"]) for p in shown["peers"]}
+            assert kinds[public] == ("engineer", "bob-laptop", "self")
+            assert kinds[device.wg_public_key] == ("device", None, None)
 
             # The admin revokes bob: gone at once, and still gone after more syncs.
             removed = _server_cli(world, state, "peers", "remove", "bob-laptop")
