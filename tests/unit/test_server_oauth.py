@@ -101,3 +101,40 @@ def test_the_authorize_link_is_upstreams():
     assert url.startswith("https://app.foundries.io/authorize?client_id=fioid_")
     assert "redirect_uri=urn%3Aietf%3Awg%3Aoauth%3A2.0%3Aoob" in url
     assert "scope=acme%3Adevices%3Aread-update+acme%3Adevices%3Aread" in url
+
+
+def test_enable_without_a_creds_file_registers_with_the_pasted_code(
+    factory, server, tmp_path, monkeypatch, capsys
+):
+    """As upstream's `enable`: a link, the pasted code; a short read-update token makes the
+    change. The fake's codes are good once, so the daemon's token is asked for with
+    `login` afterwards (where the code works twice, it lands in the creds file)."""
+    import io
+
+    from fiotray.core import wgconf
+    from fiotray.server import cli
+
+    creds, key = tmp_path / "creds.json", tmp_path / "private.key"
+    code = factory.authorization_code(oauth.CLIENT_ID)
+    monkeypatch.setattr("sys.stdin", io.StringIO(code + "\n"))
+    argv = ["-f", FACTORY, "-n", "fiotest0", "-a", str(creds), "-k", str(key)]
+    argv += ["--oauth-url", server.oauth_url, "--state-dir", str(tmp_path / "state")]
+    argv += ["enable", "-e", "vpn.example.test", "-v", "10.99.0.1", "--no-check-ip"]
+    argv += ["--api-url", server.api_url]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "authorize?client_id=fioid_" in out
+    assert f"-a {creds} login" in out and not creds.exists()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    public = wgconf.public_key(key.read_text().strip())
+    with factory.lock:
+        files = {f.name: f.value for f in factory.factory_configs[0].files}
+        reason = factory.factory_configs[0].reason
+    assert files["wireguard-server"] == (
+        f"endpoint=vpn.example.test:5555\nserver_address=10.99.0.1\npubkey={public}"
+    )
+    assert reason == "Enable Wireguard for factory"
+    # An empty code changes nothing.
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    assert cli.main(argv) == 1
+    assert "No code was entered; nothing was changed" in capsys.readouterr().err
