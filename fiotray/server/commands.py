@@ -171,6 +171,19 @@ def _credentials(args: argparse.Namespace) -> Any:
     return ApiTokenCredentials(_api_token(args))
 
 
+def _ask_code(factory: str, oauth_url: str, otherwise: str) -> str:
+    """Upstream's sign-in: the authorize link printed, the code read from stdin."""
+    from fiotray.server import oauth
+
+    print("Visit this link to authorize this server:")
+    print("  ", oauth.authorize_url(factory, oauth_url))
+    print("Enter code: ", end="", flush=True)
+    code = sys.stdin.readline().strip()
+    if not code:
+        raise FiotrayError(f"No code was entered; {otherwise}.")
+    return code
+
+
 def login(args: argparse.Namespace) -> int:
     """Upstream's authorization-code sign-in into the creds file: a link to visit, the
     code pasted back."""
@@ -183,12 +196,7 @@ def login(args: argparse.Namespace) -> int:
     if not args.factory or not args.oauthcreds:
         raise FiotrayError("login needs the factory (--factory) and the file (--oauthcreds).")
     factory = validate_factory_name(args.factory)
-    print("Visit this link to authorize this server:")
-    print("  ", oauth.authorize_url(factory, args.oauth_url))
-    print("Enter code: ", end="", flush=True)
-    code = sys.stdin.readline().strip()
-    if not code:
-        raise FiotrayError("No code was entered; nothing was saved.")
+    code = _ask_code(factory, args.oauth_url, "nothing was saved")
 
     async def exchange() -> None:
         async with new_http_client() as http:
@@ -283,12 +291,7 @@ def enable(args: argparse.Namespace, ifname: str) -> int:
     if creds_path is not None and args.apitoken_file is None and not creds_path.exists():
         # As upstream: the pasted code buys a 90 s read-update token for this change, and
         # the daemon's long-lived read-only token for the creds file.
-        print("Visit this link to authorize this server:")
-        print("  ", oauth.authorize_url(factory, args.oauth_url))
-        print("Enter code: ", end="", flush=True)
-        code = sys.stdin.readline().strip()
-        if not code:
-            raise FiotrayError("No code was entered; nothing was changed.")
+        code = _ask_code(factory, args.oauth_url, "nothing was changed")
 
     async def register() -> None:
         credentials: Any

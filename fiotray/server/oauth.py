@@ -140,23 +140,26 @@ def authorize_url(factory: str, oauth_url: str = DEFAULT_OAUTH_URL) -> str:
     return f"{base}/authorize?{query}"
 
 
+async def _code_grant(
+    http: httpx.AsyncClient, oauth_url: str, code: str, scope: str, **extra: str
+) -> auth.TokenSet:
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT_URI,
+        "scope": scope,
+        **extra,
+    }
+    return await auth.public_client_grant(http, oauth_url, form, what="the code")
+
+
 async def sign_in_with_code(
     http: httpx.AsyncClient, factory: str, code: str, path: Path, oauth_url: str = DEFAULT_OAUTH_URL
 ) -> None:
     """Exchange the pasted code for the long-lived `devices:read` token the daemon uses,
     and keep it in the creds file (0600)."""
-    token = await auth.public_client_grant(
-        http,
-        oauth_url,
-        {
-            "grant_type": "authorization_code",
-            "code": code,
-            "client_id": CLIENT_ID,
-            "redirect_uri": REDIRECT_URI,
-            "scope": f"{factory}:devices:read",
-        },
-        what="the code",
-    )
+    token = await _code_grant(http, oauth_url, code, f"{factory}:devices:read")
     await asyncio.to_thread(write_creds, path, token)
 
 
@@ -166,19 +169,7 @@ async def update_token_with_code(
     """What upstream's `enable` asks first for the pasted code: a 90-second
     `devices:read-update` token, enough to register the server in the factory's config
     and never kept anywhere."""
-    token = await auth.public_client_grant(
-        http,
-        oauth_url,
-        {
-            "grant_type": "authorization_code",
-            "code": code,
-            "client_id": CLIENT_ID,
-            "redirect_uri": REDIRECT_URI,
-            "scope": f"{factory}:devices:read-update",
-            "expires": "90",
-        },
-        what="the code",
-    )
+    token = await _code_grant(http, oauth_url, code, f"{factory}:devices:read-update", expires="90")
     return token.access_token
 
 

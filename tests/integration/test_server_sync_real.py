@@ -28,6 +28,14 @@ from tests.vpn_world import WG_ENV, VpnWorld
 pytestmark = pytest.mark.real
 
 
+def _token_file(tmp_path: Path, token: str) -> Path:
+    """The server's API token in a root-only file (--apitoken-file)."""
+    path = tmp_path / "token"
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return path
+
+
 def _keypair() -> tuple[str, str]:
     private = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout
     public = subprocess.run(
@@ -205,9 +213,7 @@ def test_the_daemon_follows_the_factory_without_bouncing_and_outlives_an_outage(
     token = "server-api-token-3f9a"
     state, hosts = tmp_path / "state", tmp_path / "hosts"
     hosts.write_text("127.0.0.1\tlocalhost\n")
-    token_file = tmp_path / "token"
-    token_file.write_text(token + "\n")
-    token_file.chmod(0o600)
+    token_file = _token_file(tmp_path, token)
     with vpn_world_factory() as world:
         first, second = world.devices
         factory = FakeFactory("srvfactory")
@@ -421,9 +427,7 @@ def test_churn_and_a_restart_cut_nobody_off(vpn_world_factory, tmp_path: Path) -
 
     token = "server-api-token-c4e2"
     state = tmp_path / "state"
-    token_file = tmp_path / "token"
-    token_file.write_text(token)
-    token_file.chmod(0o600)
+    token_file = _token_file(tmp_path, token)
     with vpn_world_factory() as world:
         first, second = world.devices
         factory = FakeFactory("churnfactory")
@@ -570,9 +574,7 @@ def test_enable_registers_the_server_and_the_daemon_brings_the_interface_up(
 
     token = "server-api-token-e7b1"
     state = tmp_path / "state"
-    token_file = tmp_path / "token"
-    token_file.write_text(token)
-    token_file.chmod(0o600)
+    token_file = _token_file(tmp_path, token)
     with vpn_world_factory(device_names=["device-1"]) as world:
         (device,) = world.devices
         key_file = world.root / "srv" / "wg.key"  # the server's key, as `enable` left it
@@ -670,9 +672,7 @@ def test_self_service_admits_a_request_and_the_admin_can_revoke_it(
 
     token = "server-api-token-5d0c"
     state = tmp_path / "state"
-    token_file = tmp_path / "token"
-    token_file.write_text(token)
-    token_file.chmod(0o600)
+    token_file = _token_file(tmp_path, token)
     with vpn_world_factory(device_names=["device-1"]) as world:
         (device,) = world.devices
         factory = FakeFactory("selffactory")
@@ -763,9 +763,7 @@ def test_a_new_laptop_requests_access_and_reaches_a_device_with_no_admin_step(
     factory = engineer.api.factory
     token = "server-api-token-91aa"
     factory.add_api_token(token)
-    token_file = tmp_path / "token"
-    token_file.write_text(token)
-    token_file.chmod(0o600)
+    token_file = _token_file(tmp_path, token)
     state = tmp_path / "state"
 
     out = engineer.fiotray(
