@@ -977,6 +977,11 @@ class FakeApiServer:
         with self._lock:
             self._faults.append(fault)
 
+    def clear_faults(self) -> None:
+        """Forget every injected failure not used up yet."""
+        with self._lock:
+            self._faults.clear()
+
     def clear_requests(self) -> None:
         with self._lock:
             self.requests.clear()
