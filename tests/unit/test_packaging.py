@@ -137,3 +137,34 @@ def test_helper_staged_for_the_package_like_a_source_install(tmp_path: Path) -> 
     # The app's own package __init__ is not root's to run: the installed ones are empty.
     assert (tmp_path / "usr/libexec/fiotray/fiotray/__init__.py").read_bytes() == b""
     assert "sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))" in text
+
+
+# -- fiotray-server's bundle ----------------------------------------------------------------
+
+
+def test_bundle_check_finds_any_gui_file_in_the_servers_bundle(tmp_path: Path) -> None:
+    gui_files = load("bundle_check").gui_files
+    internal = tmp_path / "_internal"
+    for rel in ("fiotray/server/cli.pyc", "httpx/__init__.pyc", "libpython3.11.so.1.0"):
+        (internal / rel).parent.mkdir(parents=True, exist_ok=True)
+        (internal / rel).write_bytes(b"")
+    assert gui_files(tmp_path) == []
+    for rel in (
+        "PySide6/__init__.pyc",
+        "shiboken6/Shiboken.abi3.so",
+        "qasync/__init__.pyc",
+        "fiotray/gui/app.pyc",
+        "libQt6Core.so.6",
+    ):
+        (internal / rel).parent.mkdir(parents=True, exist_ok=True)
+        (internal / rel).write_bytes(b"")
+    found = set(gui_files(tmp_path))
+    for rel in (
+        "_internal/PySide6/__init__.pyc",
+        "_internal/shiboken6/Shiboken.abi3.so",
+        "_internal/qasync/__init__.pyc",
+        "_internal/fiotray/gui/app.pyc",
+        "_internal/libQt6Core.so.6",
+    ):
+        assert rel in found, rel
+    assert not any(f.startswith(("_internal/fiotray/server", "_internal/httpx")) for f in found)
