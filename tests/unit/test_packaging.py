@@ -19,6 +19,8 @@ def load(name: str) -> ModuleType:
         spec = importlib.util.spec_from_file_location(name, PACKAGING / f"{name}.py")
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
+        # Registered first, as importlib's recipe does: dataclasses look their module up.
+        sys.modules[name] = module
         spec.loader.exec_module(module)
         return module
     finally:
@@ -168,3 +170,40 @@ def test_bundle_check_finds_any_gui_file_in_the_servers_bundle(tmp_path: Path) -
     ):
         assert rel in found, rel
     assert not any(f.startswith(("_internal/fiotray/server", "_internal/httpx")) for f in found)
+
+
+# -- fiotray-server's man page and copyright --------------------------------------------------
+
+
+def test_server_man_page_documents_every_command_and_option() -> None:
+    from fiotray.server.cli import build_parser as server_parser
+
+    manpage = load("manpage")
+    page = manpage.render(manpage.SERVER)
+    assert page.startswith(".TH FIOTRAY-SERVER 8 ")
+    commands = _commands(server_parser())
+    assert {"daemon", "peers list", "peers add", "status", "login"} <= set(commands)
+    for command in commands:
+        assert f".SS {command.replace('-', chr(92) + '-')}\n" in page, command
+    for option in ("--oauthcreds", "--privatekey", "--apitoken-file", "--forward", "--state-dir"):
+        assert option.replace("-", "\\-") in page, option
+    assert "/etc/default/fiotray\\-server" in page
+    # The laptop's page is still the laptop's.
+    assert manpage.render().startswith(".TH FIOTRAY 1 ")
+
+
+def test_server_copyright_lists_only_what_its_bundle_holds(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    copyright_ = load("copyright")
+    for name in ("httpx", "yaml"):
+        (tmp_path / "_internal" / name).mkdir(parents=True)
+    (tmp_path / "_internal" / "typing_extensions.pyc").write_bytes(b"")
+    lines = copyright_.package_lines(metadata.distributions(), tmp_path)
+    names = {line.split()[0] for line in lines}
+    # This venv has PySide6, keyring and pytest too: not in this bundle, not listed.
+    assert names == {"httpx", "PyYAML", "typing_extensions"}, names
+    everything = {
+        line.split()[0] for line in copyright_.package_lines(metadata.distributions(), None)
+    }
+    assert {"httpx", "keyring"} <= everything
