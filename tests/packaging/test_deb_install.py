@@ -220,3 +220,36 @@ def test_fresh_debian_install_run_and_purge(
         "ok: fresh-system install test passed",
     ):
         assert proof in proc.stdout, proof
+
+
+def test_fresh_debian_install_of_the_server_run_and_purge(
+    built: tuple[dict[str, Path], dict[str, float]],
+) -> None:
+    deb = built[0]["fiotray-server"]
+    proc = subprocess.run(
+        [str(ROOT / "packaging" / "test-install.sh"), str(deb)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    for proof in (
+        "ok: apt-get install --no-install-recommends fiotray-server.deb",
+        "ok: fiotray-server --version: fiotray-server ",
+        "ok: fiotray-server --help lists the commands",
+        "ok: every binary in /opt/fiotray-server finds its libraries",
+        "ok: no Qt, PySide6, shiboken6, qasync or fiotray.gui file in /opt/fiotray-server",
+        "not enabled (systemctl is-enabled: disabled; no link in /etc/systemd/system)",
+        "ok: systemd-analyze verify /lib/systemd/system/fiotray-server.service: no complaint",
+        "ok: /etc/default/fiotray-server 0600 root (a conffile), /etc/fiotray-server and "
+        "/var/lib/fiotray-server 0700 root",
+        "ok: fiotray-server -f demo --state-dir <new dir> peers list: nothing, exit 0",
+        "ok: fiotray-server -n nosuchif status: exit 1, one line: fiotray-server: ",
+        "ok: the unit's command, not configured yet: exit 1 at once",
+        "ok: reinstall over itself: the admin's options kept (0600), still not enabled",
+        "ok: apt-get remove: program and unit gone; options, /etc/fiotray-server and state kept",
+        "ok: apt-get purge removed all ",
+        "ok: fresh-system install test passed",
+    ):
+        assert proof in proc.stdout, proof
