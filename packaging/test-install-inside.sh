@@ -327,15 +327,15 @@ run_server_phase() {
   ok "systemd-analyze verify $unit: no complaint"
   for want in "$options 600 root root" "/etc/fiotray-server 700 root root" \
     "/var/lib/fiotray-server 700 root root"; do
-    set -- $want
-    [ "$(stat -c '%a %U %G' "$1")" = "$2 $3 $4" ] || fail "$1: $(stat -c '%a %U %G' "$1"), not $2 $3 $4"
+    read -r path mode _ <<<"$want"
+    have=$(stat -c '%a %U %G' "$path")
+    [ "$path $have" = "$want" ] || fail "$path: $have, not $mode root root"
   done
   dpkg-query -W -f='${Conffiles}\n' fiotray-server | grep -q "^ $options " \
     || fail "$options is not a conffile"
   ok "$options 0600 root (a conffile), /etc/fiotray-server and /var/lib/fiotray-server 0700 root"
   # (The bracket keeps grep from finding its own command line.)
-  [ -z "$(grep -l 'fiotray-serve[r]' /proc/[0-9]*/cmdline 2>/dev/null)" ] \
-    || fail "a fiotray-server process runs after the install"
+  ! grep -qs 'fiotray-serve[r]' /proc/[0-9]*/cmdline || fail "a fiotray-server process runs after the install"
 
   # -- the CLI, without a WireGuard interface (an empty network namespace) ----------------------
   tmp=$(mktemp -d)
@@ -357,6 +357,7 @@ run_server_phase() {
   # systemd splits unbraced $VARS (sh's field splitting does the same for these values).
   exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
   set +e
+  # shellcheck source=packaging/debian/fiotray-server.default
   (set -a && . "$options" && eval "set -- $exec_start" && exec "$@") >"$STATE/out" 2>"$STATE/err"
   code=$?
   set -e
