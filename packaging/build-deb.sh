@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Build fiotray's .deb: a slim PyInstaller bundle under /opt/fiotray plus the helper, polkit
-# action, desktop and autostart entries, icons, man page and copyright.
-# Usage: packaging/build-deb.sh            -> build/fiotray_<version>_<arch>.deb
+# Build fiotray's two .debs:
+#   fiotray (engineers' laptops): a slim PyInstaller bundle under /opt/fiotray plus the
+#     helper, polkit action, desktop and autostart entries, icons, man page and copyright;
+#   fiotray-server (the factory's VPN server): a bundle of the server alone, without Qt,
+#     under /opt/fiotray-server, its systemd unit (installed disabled), its options file
+#     /etc/default/fiotray-server, man page and copyright.
+# Usage: packaging/build-deb.sh  -> build/fiotray_<version>_<arch>.deb
+#                                   build/fiotray-server_<version>_<arch>.deb
 # Build on the oldest distro the package is for (Debian 12: the bundle needs the build
 # machine's glibc or newer). Installs the Debian packages it needs (sudo when not root)
-# and a build virtualenv in build/venv. Prints the package's figures at the end.
+# and a build virtualenv in build/venv. Prints the packages' figures at the end (the
+# server's prefixed server_).
 # Env: FIOTRAY_MAINTAINER="Name <mail>" for the control file's Maintainer field.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,16 +49,77 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(date +%s)}
 VERSION=$("$VENV/bin/python" -c 'import fiotray; print(fiotray.__version__)')-1
 ARCH=$(dpkg --print-architecture)
 DEB=$BUILD/fiotray_${VERSION}_${ARCH}.deb
+SERVER_DEB=$BUILD/fiotray-server_${VERSION}_${ARCH}.deb
+# Default: whoever made the commit being packaged (fiotray is not a Foundries.io product,
+# so no address of theirs); a checkout without git history needs FIOTRAY_MAINTAINER.
+maintainer=${FIOTRAY_MAINTAINER:-$(git -C "$ROOT" log -1 --format='%an <%ae>' 2>/dev/null || true)}
+if [[ -z $maintainer ]]; then
+  echo "build-deb: set FIOTRAY_MAINTAINER=\"Name <mail>\" (no git history to take it from)" >&2
+  exit 2
+fi
 
-echo "build-deb: bundling with PyInstaller" >&2
-t0=$(now_ms)
-"$VENV/bin/pyinstaller" --noconfirm --clean --log-level WARN \
-  --distpath "$BUILD/dist" --workpath "$BUILD/pyinstaller" packaging/fiotray.spec >"$log" 2>&1 \
-  || { cat "$log" >&2; exit 1; }
-t_bundle=$(secs $(($(now_ms) - t0)))
-"$VENV/bin/python" packaging/bundle_check.py "$BUILD/dist/fiotray"
-# The bundle must start before it is packaged.
-"$BUILD/dist/fiotray/fiotray" --version >/dev/null
+bundle() {  # NAME [bundle_check.py options]: packaging/NAME.spec -> build/dist/NAME, checked
+  local name=$1 t0
+  shift
+  echo "build-deb: bundling $name with PyInstaller" >&2
+  t0=$(now_ms)
+  "$VENV/bin/pyinstaller" --noconfirm --clean --log-level WARN \
+    --distpath "$BUILD/dist" --workpath "$BUILD/pyinstaller" "packaging/$name.spec" >"$log" 2>&1 \
+    || { cat "$log" >&2; exit 1; }
+  t_bundle=$(secs $(($(now_ms) - t0)))
+  "$VENV/bin/python" packaging/bundle_check.py "$@" "$BUILD/dist/$name"
+  # The bundle must start before it is packaged.
+  "$BUILD/dist/$name/$name" --version >/dev/null
+}
+
+# dpkg-shlibdeps over the ELF files of build/deb/NAME/opt: the Debian packages they link to.
+shlibs_of() {  # NAME
+  local name=$1 out
+  mkdir -p "$BUILD/deb/debian"
+  printf 'Source: fiotray\n\nPackage: %s\nArchitecture: any\n' "$name" >"$BUILD/deb/debian/control"
+  mapfile -t elves < <(cd "$BUILD/deb" && find "$name/opt" -type f \
+    -exec sh -c 'head -c4 "$1" | grep -q ELF && echo "$1"' _ {} \;)
+  out=$(cd "$BUILD/deb" && dpkg-shlibdeps -O "${elves[@]}" 2>"$log") || { cat "$log" >&2; exit 1; }
+  rm -rf "$BUILD/deb/debian"
+  echo "${out#shlibs:Depends=}"
+}
+
+# DEBIAN/control from a template, then the .deb: same times and owners whoever builds it,
+# md5sums as debhelper writes them (`dpkg --verify` checks the installed files against them).
+# Modes must be final before this (see the callers).
+make_deb() {  # STAGE TEMPLATE DEB
+  local stage=$1 template=$2 deb=$3 shlibs t0
+  shlibs=$(shlibs_of "$(basename "$stage")")
+  installed_kb=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
+  grep -v '^#' "$template" \
+    | sed -e "s|@VERSION@|$VERSION|" -e "s|@ARCH@|$ARCH|" -e "s|@MAINTAINER@|$maintainer|" \
+          -e "s|@INSTALLED_SIZE@|$installed_kb|" -e "s|@SHLIBS@|$shlibs|" >"$stage/DEBIAN/control"
+  find "$stage" -path "$stage/DEBIAN" -prune -o -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  (cd "$stage" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z \
+    | xargs -0 md5sum) >"$stage/DEBIAN/md5sums"
+  t0=$(now_ms)
+  rm -f "$deb"
+  # --root-owner-group: root owns everything.
+  dpkg-deb --root-owner-group -Zxz -z9 --build "$stage" "$deb" >/dev/null
+  t_deb=$(secs $(($(now_ms) - t0)))
+}
+
+figures() {  # PREFIX DEB BUNDLE: sizes of the .deb, the installed tree and the bundle
+  local prefix=$1 deb=$2 bundle=$3 files bundle_kb
+  files=$(find "$bundle" -type f | wc -l)
+  bundle_kb=$(du -sk "$bundle" | cut -f1)
+  printf 'build-deb: %s\n' "$deb"
+  awk -v p="$prefix" -v b="$(stat -c %s "$deb")" -v k="$installed_kb" -v bk="$bundle_kb" 'BEGIN {
+    printf "figure: %sdeb_size_mb %.1f\n", p, b / 1e6
+    printf "figure: %sinstalled_size_mb %.1f\n", p, k * 1024 / 1e6
+    printf "figure: %sbundle_size_mb %.1f\n", p, bk * 1024 / 1e6 }'
+  echo "figure: ${prefix}bundle_files $files"
+  echo "figure: ${prefix}pyinstaller_s $t_bundle"
+  echo "figure: ${prefix}dpkg_deb_s $t_deb"
+}
+
+# == fiotray, for engineers' laptops ==========================================================
+bundle fiotray
 
 # -- the package's tree ----------------------------------------------------------------------
 STAGE=$BUILD/deb/fiotray
@@ -83,42 +150,39 @@ install -d "$share/man/man1" "$share/doc/fiotray"
 # Files in /etc are conffiles: kept on remove, deleted on purge.
 (cd "$STAGE" && find etc -type f -printf '/%p\n' | sort) >"$STAGE/DEBIAN/conffiles"
 
-# -- control: Depends from what the binaries link to -----------------------------------------
-mkdir -p "$BUILD/deb/debian"
-printf 'Source: fiotray\n\nPackage: fiotray\nArchitecture: any\n' >"$BUILD/deb/debian/control"
-mapfile -t elves < <(cd "$BUILD/deb" && find fiotray/opt -type f \
-  -exec sh -c 'head -c4 "$1" | grep -q ELF && echo "$1"' _ {} \;)
-shlibs=$(cd "$BUILD/deb" && dpkg-shlibdeps -O "${elves[@]}" 2>"$log") || { cat "$log" >&2; exit 1; }
-shlibs=${shlibs#shlibs:Depends=}
-rm -rf "$BUILD/deb/debian"
-installed_kb=$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)
-# Default: whoever made the commit being packaged (fiotray is not a Foundries.io product,
-# so no address of theirs); a checkout without git history needs FIOTRAY_MAINTAINER.
-maintainer=${FIOTRAY_MAINTAINER:-$(git -C "$ROOT" log -1 --format='%an <%ae>' 2>/dev/null || true)}
-if [[ -z $maintainer ]]; then
-  echo "build-deb: set FIOTRAY_MAINTAINER=\"Name <mail>\" (no git history to take it from)" >&2
-  exit 2
-fi
-grep -v '^#' packaging/debian/control.in \
-  | sed -e "s|@VERSION@|$VERSION|" -e "s|@ARCH@|$ARCH|" -e "s|@MAINTAINER@|$maintainer|" \
-        -e "s|@INSTALLED_SIZE@|$installed_kb|" -e "s|@SHLIBS@|$shlibs|" >"$STAGE/DEBIAN/control"
-
-# Same times and modes whoever builds it: root owns everything (--root-owner-group).
-find "$STAGE" -path "$STAGE/DEBIAN" -prune -o -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 chmod -R u+rwX,go+rX,go-w "$STAGE"
-# md5sums, as debhelper writes them: lets `dpkg --verify fiotray` check the installed files.
-(cd "$STAGE" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z \
-  | xargs -0 md5sum) >"$STAGE/DEBIAN/md5sums"
-t0=$(now_ms)
-rm -f "$DEB"
-dpkg-deb --root-owner-group -Zxz -z9 --build "$STAGE" "$DEB" >/dev/null
-t_deb=$(secs $(($(now_ms) - t0)))
-total=$(secs $(($(now_ms) - start)))
+make_deb "$STAGE" packaging/debian/control.in "$DEB"
+laptop_figures=$(figures "" "$DEB" "$BUILD/dist/fiotray")
 
-deb_bytes=$(stat -c %s "$DEB")
-printf 'build-deb: %s\n' "$DEB"
-awk -v b="$deb_bytes" -v k="$installed_kb" 'BEGIN {
-  printf "figure: deb_size_mb %.1f\nfigure: installed_size_mb %.1f\n", b / 1e6, k * 1024 / 1e6 }'
-echo "figure: pyinstaller_s $t_bundle"
-echo "figure: dpkg_deb_s $t_deb"
-echo "figure: build_total_s $total"
+# == fiotray-server, for the factory's VPN server =============================================
+bundle fiotray-server --no-qt
+SSTAGE=$BUILD/deb/fiotray-server
+mkdir -p "$SSTAGE/DEBIAN" "$SSTAGE/opt" "$SSTAGE/usr/bin"
+cp -a "$BUILD/dist/fiotray-server" "$SSTAGE/opt/fiotray-server"
+ln -s ../../opt/fiotray-server/fiotray-server "$SSTAGE/usr/bin/fiotray-server"
+install -D -m 644 packaging/debian/fiotray-server.service \
+  "$SSTAGE/lib/systemd/system/fiotray-server.service"
+install -D -m 600 packaging/debian/fiotray-server.default "$SSTAGE/etc/default/fiotray-server"
+# Root-only places: the admin's creds, token and key (/etc/fiotray-server, as the README and
+# the options file suggest) and the daemon's state. Shipped as directories so that dpkg
+# owns them and sets their mode on every install and upgrade.
+install -d "$SSTAGE/etc/fiotray-server" "$SSTAGE/var/lib/fiotray-server"
+for script in postinst prerm postrm; do
+  install -m 755 "packaging/debian/fiotray-server.$script" "$SSTAGE/DEBIAN/$script"
+done
+sshare=$SSTAGE/usr/share
+install -d "$sshare/man/man8" "$sshare/doc/fiotray-server"
+"$VENV/bin/python" packaging/manpage.py --server | gzip -9n >"$sshare/man/man8/fiotray-server.8.gz"
+"$VENV/bin/python" packaging/copyright.py --server "$BUILD/dist/fiotray-server" \
+  >"$sshare/doc/fiotray-server/copyright"
+(cd "$SSTAGE" && find etc -type f -printf '/%p\n' | sort) >"$SSTAGE/DEBIAN/conffiles"
+chmod -R u+rwX,go+rX,go-w "$SSTAGE"
+# After the blanket modes above: the options file may name where credentials are.
+chmod 600 "$SSTAGE/etc/default/fiotray-server"
+chmod 700 "$SSTAGE/etc/fiotray-server" "$SSTAGE/var/lib/fiotray-server"
+make_deb "$SSTAGE" packaging/debian/server-control.in "$SERVER_DEB"
+server_figures=$(figures server_ "$SERVER_DEB" "$BUILD/dist/fiotray-server")
+
+echo "$laptop_figures"
+echo "$server_figures"
+echo "figure: build_total_s $(secs $(($(now_ms) - start)))"

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Write fiotray(1) from the CLI's own argparse parser, so the man page cannot drift from it.
+"""Write fiotray(1) and fiotray-server(8) from their own argparse parsers, so the man pages
+cannot drift from the programs.
 
 Usage: python packaging/manpage.py > fiotray.1   (run with fiotray importable)
+       python packaging/manpage.py --server > fiotray-server.8
 
-The command and option lists come from fiotray.cli.build_parser(); the prose around them
-(what the tray does, files, exit codes) is kept here and is short on purpose: the README
-has the long form.
+The command and option lists come from fiotray.cli.build_parser() and
+fiotray.server.cli.build_parser(); the prose around them (what the program does, files,
+exit codes) is kept here and is short on purpose: the README has the long form.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import argparse
 import datetime
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fiotray import __version__
-from fiotray.cli import build_parser
 
 DESCRIPTION = """\
 fiotray gives engineers one-click access to their FoundriesFactory devices over the
@@ -64,6 +67,148 @@ EXIT = [
     ("3", "sign-in needed"),
     ("4", "connect: the tunnel is up but no handshake came yet"),
 ]
+
+
+SERVER_DESCRIPTION = """\
+fiotray\\-server keeps a FoundriesFactory's WireGuard VPN server in step with the factory:
+every device with VPN enabled, and every engineer's laptop admitted with
+.BR "peers add" ,
+is a peer of the server's interface. A changed peer is one
+.BR "wg set" ;
+the interface is never taken down, so every other peer keeps its session.
+.PP
+It replaces Foundries' factory\\-wireguard.py daemon and takes the same global options,
+so an upstream unit's options carry over as they are.
+.PP
+The Debian package installs the daemon as the systemd unit
+.BR fiotray\\-server.service ,
+disabled. Set its options in
+.IR /etc/default/fiotray\\-server ,
+then run
+.BR "systemctl enable \\-\\-now fiotray\\-server" .
+Give credentials as files (\\fB\\-a\\fR \\fIFILE\\fR, or the daemon's
+\\fB\\-\\-apitoken\\-file\\fR \\fIFILE\\fR), never as \\fB\\-t\\fR \\fITOKEN\\fR in a unit:
+a command line is readable by every user of the server."""
+
+SERVER_FILES = [
+    (
+        "/etc/default/fiotray-server",
+        "the unit's options: FIOTRAY_SERVER_OPTIONS (global) and FIOTRAY_DAEMON_OPTIONS "
+        "(the daemon's). Root only (0600).",
+    ),
+    ("/lib/systemd/system/fiotray-server.service", "the unit (installed disabled)."),
+    (
+        "/etc/fiotray-server/",
+        "root-only (0700) place for the creds file, token file and private key. "
+        "Removed with the package's purge.",
+    ),
+    (
+        "/var/lib/fiotray-server/",
+        "state (0700): engineers.json (the admitted laptops) and status.json (the daemon's "
+        "last sync, read by status). Removed with the package's purge.",
+    ),
+    ("/etc/hosts", "the factory's block of host names, as upstream writes it (--hosts-file)."),
+]
+
+SERVER_EXIT = [
+    ("0", "success; the daemon after SIGTERM or SIGINT"),
+    ("1", "failure (one line on standard error)"),
+    ("2", "usage error"),
+]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One man page: the parts that are prose; the options and commands come from `parser`."""
+
+    name: str
+    section: int
+    manual: str
+    summary: str
+    synopsis: list[str]
+    description: str
+    parser: Callable[[], argparse.ArgumentParser]
+    exit: list[tuple[str, str]]
+    files: list[tuple[str, str]]
+    environment: list[str]  # roff
+    see_also: list[str]  # roff
+
+
+def _fiotray_parser() -> argparse.ArgumentParser:
+    from fiotray.cli import build_parser
+
+    return build_parser()
+
+
+def _server_parser() -> argparse.ArgumentParser:
+    from fiotray.server.cli import build_parser
+
+    return build_parser()
+
+
+CA_ENV = [
+    ".TP",
+    "\\fBCACERT\\fR, \\fBSSL_CERT_FILE\\fR",
+    "a private CA for a self\\-hosted factory (TLS is always verified).",
+]
+
+FIOTRAY = Page(
+    name="fiotray",
+    section=1,
+    manual="User Commands",
+    summary="FoundriesFactory devices over the factory VPN, from the tray or the shell",
+    synopsis=[
+        ".B fiotray",
+        "[\\fB\\-\\-demo\\fR] [\\fB\\-\\-hidden\\fR] [\\fB\\-v\\fR]",
+        ".br",
+        ".B fiotray",
+        "[\\fB\\-\\-demo\\fR] \\fICOMMAND\\fR [\\fIoptions\\fR]",
+    ],
+    description=DESCRIPTION,
+    parser=_fiotray_parser,
+    exit=EXIT,
+    files=FILES,
+    environment=[
+        *CA_ENV,
+        ".TP",
+        "\\fBTERMINAL\\fR",
+        "the terminal for \\fBssh \\-\\-terminal\\fR when none is set in the settings.",
+        ".TP",
+        "\\fBFIOTRAY_ICONS\\fR",
+        "\\fBshipped\\fR or \\fBtheme\\fR: which tray icons to use.",
+    ],
+    see_also=[
+        ".BR fioctl (1),",
+        ".BR wg (8),",
+        ".BR wg\\-quick (8),",
+        ".BR pkexec (1),",
+        ".BR ssh (1)",
+    ],
+)
+
+SERVER = Page(
+    name="fiotray-server",
+    section=8,
+    manual="System Administration",
+    summary="the FoundriesFactory VPN server's daemon: devices and engineers as WireGuard peers",
+    synopsis=[
+        ".B fiotray\\-server",
+        "[\\fIglobal options\\fR] \\fICOMMAND\\fR [\\fIoptions\\fR]",
+    ],
+    description=SERVER_DESCRIPTION,
+    parser=_server_parser,
+    exit=SERVER_EXIT,
+    files=SERVER_FILES,
+    environment=CA_ENV,
+    see_also=[
+        ".BR fioctl (1),",
+        ".BR fiotray (1),",
+        ".BR wg (8),",
+        ".BR iptables (8),",
+        ".BR systemctl (1),",
+        ".BR journalctl (1)",
+    ],
+)
 
 
 def esc(text: str) -> str:
@@ -119,25 +264,22 @@ def usage(parser: argparse.ArgumentParser) -> str:
     return text.removeprefix("usage: ")
 
 
-def render() -> str:
-    parser = build_parser()
+def render(page: Page = FIOTRAY) -> str:
+    parser = page.parser()
     # The build's date, or SOURCE_DATE_EPOCH's for a reproducible package.
     stamp = datetime.datetime.fromtimestamp(
         int(os.environ.get("SOURCE_DATE_EPOCH", "0") or 0) or datetime.datetime.now().timestamp(),
         tz=datetime.UTC,
     )
+    title = f'"{stamp:%Y-%m-%d}" "{page.name} {__version__}" "{page.manual}"'
     lines = [
-        f'.TH FIOTRAY 1 "{stamp:%Y-%m-%d}" "fiotray {__version__}" "User Commands"',
+        f".TH {page.name.upper()} {page.section} {title}",
         ".SH NAME",
-        "fiotray \\- FoundriesFactory devices over the factory VPN, from the tray or the shell",
+        f"{esc(page.name)} \\- {esc(page.summary)}",
         ".SH SYNOPSIS",
-        ".B fiotray",
-        "[\\fB\\-\\-demo\\fR] [\\fB\\-\\-hidden\\fR] [\\fB\\-v\\fR]",
-        ".br",
-        ".B fiotray",
-        "[\\fB\\-\\-demo\\fR] \\fICOMMAND\\fR [\\fIoptions\\fR]",
+        *page.synopsis,
         ".SH DESCRIPTION",
-        DESCRIPTION,
+        page.description,
         ".SH OPTIONS",
         *option_lines(parser),
         ".SH COMMANDS",
@@ -153,32 +295,16 @@ def render() -> str:
         if opts:
             lines += [".RS", *opts, ".RE"]
     lines += [".SH EXIT STATUS"]
-    for code, text in EXIT:
+    for code, text in page.exit:
         lines += [".TP", f"\\fB{code}\\fR", esc(text)]
     lines += [".SH FILES"]
-    for path, text in FILES:
+    for path, text in page.files:
         lines += [".TP", f"\\fI{esc(path)}\\fR", esc(text)]
-    lines += [
-        ".SH ENVIRONMENT",
-        ".TP",
-        "\\fBCACERT\\fR, \\fBSSL_CERT_FILE\\fR",
-        "a private CA for a self\\-hosted factory (TLS is always verified).",
-        ".TP",
-        "\\fBTERMINAL\\fR",
-        "the terminal for \\fBssh \\-\\-terminal\\fR when none is set in the settings.",
-        ".TP",
-        "\\fBFIOTRAY_ICONS\\fR",
-        "\\fBshipped\\fR or \\fBtheme\\fR: which tray icons to use.",
-        ".SH SEE ALSO",
-        ".BR fioctl (1),",
-        ".BR wg (8),",
-        ".BR wg\\-quick (8),",
-        ".BR pkexec (1),",
-        ".BR ssh (1)",
-        "",
-    ]
+    lines += [".SH ENVIRONMENT", *page.environment, ".SH SEE ALSO", *page.see_also, ""]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    sys.stdout.write(render())
+    if sys.argv[1:] not in ([], ["--server"]):
+        sys.exit(__doc__)
+    sys.stdout.write(render(SERVER if sys.argv[1:] == ["--server"] else FIOTRAY))

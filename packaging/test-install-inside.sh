@@ -1,6 +1,10 @@
 #!/bin/bash
 # The part of packaging/test-install.sh that runs inside the fresh chroot (as root, PID 1 of
-# its own PID namespace). Usage: inside.sh install | run
+# its own PID namespace).
+# Usage: inside.sh install PKG [EXTRA...]   install /root/PKG.deb (EXTRA: packages a real
+#                                           system of its kind has, installed before it)
+#        inside.sh run                      the checks of fiotray (the laptop package)
+#        inside.sh run-server               the checks of fiotray-server
 set -euo pipefail
 export LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -20,34 +24,96 @@ snapshot() {
     -o -path /var/lib/dpkg -o -path /root \) -prune -o -print | sort
 }
 
-install_phase() {
+# dpkg -L PKG with each path's directory resolved: on a merged-/usr system the package's
+# /lib/systemd/system/x is /usr/lib/systemd/system/x on disk, as the snapshot sees it.
+package_paths() {  # PKG
+  dpkg -L "$1" | while IFS= read -r path; do
+    [ "$path" != /. ] || continue
+    printf '%s/%s\n' "$(readlink -f "${path%/*}/")" "${path##*/}" | sed 's|^//|/|'
+  done | sort -u
+}
+
+install_phase() {  # PKG [EXTRA...]
+  local pkg=$1
+  shift
   mkdir -p "$STATE"
   # No daemon a package installs may start here (there is no init anyway).
   printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
   chmod 755 /usr/sbin/policy-rc.d
   apt-get update -qq
   # The package's Depends first (without Recommends), so that the snapshot taken next holds
-  # everything but fiotray's own files.
-  depends=$(dpkg-deb -f /root/fiotray.deb Depends)
+  # everything but the package's own files.
+  depends=$(dpkg-deb -f "/root/$pkg.deb" Depends)
   apt-get satisfy -y -qq --no-install-recommends "$depends" >"$STATE/apt-deps.log" 2>&1 \
     || { tail -20 "$STATE/apt-deps.log" >&2; fail "installing the Depends"; }
   ok "Depends installed without Recommends: $depends"
-  # fiotray has no maintainer scripts, so it starts nothing: no guard for its own install.
+  if [ $# -gt 0 ]; then
+    apt-get install -y -qq --no-install-recommends "$@" >"$STATE/apt-extra.log" 2>&1 \
+      || { tail -20 "$STATE/apt-extra.log" >&2; fail "installing $*"; }
+    ok "also installed, as a real system of this kind has it: $*"
+  fi
+  # The package's own maintainer scripts (fiotray has none) must start nothing by
+  # themselves: no guard for its own install.
   rm -f /usr/sbin/policy-rc.d
   apt-get autoclean -qq  # the shared apt cache keeps only what the mirror still has
   snapshot >"$STATE/before"
-  apt-get install -y -qq --no-install-recommends /root/fiotray.deb >"$STATE/apt.log" 2>&1 \
-    || { tail -20 "$STATE/apt.log" >&2; fail "apt-get install fiotray.deb"; }
-  dpkg-query -W -f='${Status}\n' fiotray | grep -qx 'install ok installed' || fail "not installed"
-  ok "apt-get install --no-install-recommends fiotray.deb"
-  dpkg --verify fiotray || fail "dpkg --verify fiotray: installed files differ from the package"
+  apt-get install -y -qq --no-install-recommends "/root/$pkg.deb" >"$STATE/apt.log" 2>&1 \
+    || { tail -20 "$STATE/apt.log" >&2; fail "apt-get install $pkg.deb"; }
+  dpkg-query -W -f='${Status}\n' "$pkg" | grep -qx 'install ok installed' || fail "not installed"
+  ok "apt-get install --no-install-recommends $pkg.deb"
+  dpkg --verify "$pkg" || fail "dpkg --verify $pkg: installed files differ from the package"
   snapshot >"$STATE/installed"
-  dpkg -L fiotray | sort >"$STATE/dpkg-L"
+  package_paths "$pkg" >"$STATE/dpkg-L"
   # Installing added exactly the package's own paths (no maintainer script made others).
   comm -13 "$STATE/before" "$STATE/installed" >"$STATE/added"
   extra=$(comm -23 "$STATE/added" "$STATE/dpkg-L")
   [ -z "$extra" ] || fail "install created paths not in dpkg -L: $extra"
-  ok "install added $(wc -l <"$STATE/added") paths, all listed by dpkg -L fiotray"
+  ok "install added $(wc -l <"$STATE/added") paths, all listed by dpkg -L $pkg"
+}
+
+# apt-get purge PKG, then: nothing of it is left (DIR...: its own directories), the system's
+# file list is the one from before the install, and nothing else is gone.
+purge_phase() {  # PKG DIR...
+  local pkg=$1
+  shift
+  apt-get purge -y -qq "$pkg" >"$STATE/purge.log" 2>&1 || { cat "$STATE/purge.log" >&2; fail "purge"; }
+  ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q installed || fail "still installed"
+  left=""
+  while IFS= read -r path; do
+    # Directories other packages share (/usr/bin, /opt, hicolor's) may stay; files may not.
+    grep -qxF "$path" "$STATE/before" && continue
+    if [ -e "$path" ] && { [ ! -d "$path" ] || [ -L "$path" ]; }; then left+="$path "; fi
+  done <"$STATE/dpkg-L"
+  for dir in "$@"; do
+    [ ! -e "$dir" ] || left+="$dir "
+  done
+  [ -z "$left" ] || fail "purge left: $left"
+  snapshot >"$STATE/after"
+  added=$(comm -13 "$STATE/before" "$STATE/after")
+  [ -z "$added" ] || fail "purge left paths that were not there before the install: $added"
+  # dpkg removes a directory the package listed once it is empty and no other package owns
+  # it: /opt, which the base system makes but no package owns, when the package was all in
+  # it. That is the only kind of path allowed to be gone.
+  gone=""
+  while IFS= read -r path; do
+    grep -qxF "$path" "$STATE/dpkg-L" || gone+="$path "
+  done < <(comm -23 "$STATE/before" "$STATE/after")
+  [ -z "$gone" ] || fail "purge removed paths that were not the package's: $gone"
+  note=$(comm -23 "$STATE/before" "$STATE/after" | tr '\n' ' ')
+  ok "apt-get purge removed all $(wc -l <"$STATE/dpkg-L") paths and left nothing${note:+ (dpkg also removed the empty, unowned: $note)}"
+}
+
+# Every ELF file under DIR finds its libraries (the bundle's own plus the Depends).
+libraries_resolve() {  # DIR
+  local missing="" out f
+  while IFS= read -r -d '' f; do
+    if head -c4 "$f" | grep -q ELF; then
+      out=$(ldd "$f" 2>&1 || true)
+      if grep -q 'not found' <<<"$out"; then missing+="$f: $(grep 'not found' <<<"$out" | tr -s ' \t' ' ')"$'\n'; fi
+    fi
+  done < <(find "$1" -type f -print0)
+  [ -z "$missing" ] || fail "libraries missing (Depends incomplete):"$'\n'"$missing"
+  ok "every binary in $1 finds its libraries (bundle + Depends)"
 }
 
 as_tester() {  # exec as the test user, no fork (so $! is the program's own PID)
@@ -82,15 +148,7 @@ run_phase() {
   [ "$(fiotray --version)" = "fiotray $(dpkg-query -W -f='${Version}' fiotray | cut -d- -f1)" ] \
     || fail "fiotray --version: $(fiotray --version)"
   ok "fiotray --version: $(fiotray --version)"
-  missing=""
-  while IFS= read -r -d '' f; do
-    if head -c4 "$f" | grep -q ELF; then
-      out=$(ldd "$f" 2>&1 || true)
-      if grep -q 'not found' <<<"$out"; then missing+="$f: $(grep 'not found' <<<"$out" | tr -s ' \t' ' ')"$'\n'; fi
-    fi
-  done < <(find /opt/fiotray -type f -print0)
-  [ -z "$missing" ] || fail "libraries missing (Depends incomplete):"$'\n'"$missing"
-  ok "every binary in /opt/fiotray finds its libraries (bundle + Depends)"
+  libraries_resolve /opt/fiotray
   # The helper (fiotray/helper and fiotray/wg beside its launcher) runs on the system's
   # python3: every module those files import must be there, and be the standard library's
   # or the helper's own.
@@ -224,34 +282,117 @@ assert d["ok"] and d["demo"] and d["tunnels"][0]["state"] == "disconnected", d' 
   for f in passwd group shadow gshadow subuid subgid; do  # useradd's backups of them
     grep -qx "/etc/$f-" "$STATE/before" || rm -f "/etc/$f-"
   done
-  apt-get purge -y -qq fiotray >"$STATE/purge.log" 2>&1 || { cat "$STATE/purge.log" >&2; fail "purge"; }
-  ! dpkg-query -W -f='${Status}' fiotray 2>/dev/null | grep -q installed || fail "still installed"
-  left=""
-  while IFS= read -r path; do
-    # Directories other packages share (/usr/bin, /opt, hicolor's) may stay; files may not.
-    if [ -e "$path" ] && { [ ! -d "$path" ] || [ -L "$path" ]; }; then left+="$path "; fi
-  done <"$STATE/dpkg-L"
-  for dir in /opt/fiotray /usr/libexec/fiotray /usr/share/fiotray /usr/share/doc/fiotray; do
-    [ ! -e "$dir" ] || left+="$dir "
+  purge_phase fiotray /opt/fiotray /usr/libexec/fiotray /usr/share/fiotray /usr/share/doc/fiotray
+}
+
+# -- fiotray-server: the VPN server's package ---------------------------------------------------
+run_server_phase() {
+  local unit=/lib/systemd/system/fiotray-server.service options=/etc/default/fiotray-server
+  mount -t sysfs sysfs /sys  # this network namespace's view of /sys/class/net: no WireGuard
+
+  # -- the bundle -------------------------------------------------------------------------
+  version=$(dpkg-query -W -f='${Version}' fiotray-server | cut -d- -f1)
+  [ "$(fiotray-server --version)" = "fiotray-server $version" ] \
+    || fail "fiotray-server --version: $(fiotray-server --version)"
+  ok "fiotray-server --version: $(fiotray-server --version)"
+  fiotray-server --help >"$STATE/help" || fail "fiotray-server --help: exit $?"
+  grep -q 'daemon' "$STATE/help" && grep -q -- '--oauthcreds' "$STATE/help" \
+    || fail "fiotray-server --help: $(cat "$STATE/help")"
+  ok "fiotray-server --help lists the commands and upstream's options"
+  libraries_resolve /opt/fiotray-server
+  qt=$(find /opt/fiotray-server \( -iname '*qt*' -o -iname '*pyside*' -o -iname '*shiboken*' \
+    -o -path '*/fiotray/gui*' \) -print)
+  [ -z "$qt" ] || fail "Qt or GUI files in the server's bundle: $qt"
+  ok "no Qt, PySide6, shiboken6, qasync or fiotray.gui file in /opt/fiotray-server ($(find /opt/fiotray-server -type f | wc -l) files)"
+  zcat /usr/share/man/man8/fiotray-server.8.gz | grep -q '^\.TH FIOTRAY-SERVER 8' || fail "man page"
+  grep -q '^Files: opt/fiotray-server/_internal/\*' /usr/share/doc/fiotray-server/copyright \
+    || fail "copyright"
+  ok "man page fiotray-server(8), copyright"
+
+  # -- the unit, its options file, the root-only directories ----------------------------------
+  [ -f "$unit" ] || fail "$unit missing"
+  grep -qx 'ExecStart=/usr/bin/fiotray-server $FIOTRAY_SERVER_OPTIONS daemon $FIOTRAY_DAEMON_OPTIONS' \
+    "$unit" || fail "the unit's ExecStart: $(grep ExecStart "$unit")"
+  enabled=$(find /etc/systemd/system -name fiotray-server.service -print)
+  [ -z "$enabled" ] || fail "the unit is enabled after install: $enabled"
+  state=$(systemctl is-enabled fiotray-server.service 2>&1 || true)
+  [ "$state" = disabled ] || fail "systemctl is-enabled fiotray-server: $state"
+  ok "unit $unit installed, not enabled (systemctl is-enabled: $state; no link in /etc/systemd/system)"
+  # Offline (no systemd runs here): the unit's syntax, its directives and the ExecStart binary.
+  # --man=no: minbase has no man-db to open Documentation=man:fiotray-server(8) with (the
+  # page itself is checked above).
+  if ! systemd-analyze verify --man=no "$unit" >"$STATE/verify" 2>&1 || [ -s "$STATE/verify" ]; then
+    fail "systemd-analyze verify $unit: $(cat "$STATE/verify")"
+  fi
+  ok "systemd-analyze verify $unit: no complaint"
+  for want in "$options 600 root root" "/etc/fiotray-server 700 root root" \
+    "/var/lib/fiotray-server 700 root root"; do
+    read -r path mode _ <<<"$want"
+    have=$(stat -c '%a %U %G' "$path")
+    [ "$path $have" = "$want" ] || fail "$path: $have, not $mode root root"
   done
-  [ -z "$left" ] || fail "purge left: $left"
-  snapshot >"$STATE/after"
-  added=$(comm -13 "$STATE/before" "$STATE/after")
-  [ -z "$added" ] || fail "purge left paths that were not there before the install: $added"
-  # dpkg removes a directory the package listed once it is empty and no other package owns
-  # it: /opt, which the base system makes but no package owns, when fiotray was all in it.
-  # That is the only kind of path allowed to be gone.
-  gone=""
-  while IFS= read -r path; do
-    grep -qxF "$path" "$STATE/dpkg-L" || gone+="$path "
-  done < <(comm -23 "$STATE/before" "$STATE/after")
-  [ -z "$gone" ] || fail "purge removed paths that were not the package's: $gone"
-  note=$(comm -23 "$STATE/before" "$STATE/after" | tr '\n' ' ')
-  ok "apt-get purge removed all $(wc -l <"$STATE/dpkg-L") paths and left nothing${note:+ (dpkg also removed the empty, unowned: $note)}"
+  dpkg-query -W -f='${Conffiles}\n' fiotray-server | grep -q "^ $options " \
+    || fail "$options is not a conffile"
+  ok "$options 0600 root (a conffile), /etc/fiotray-server and /var/lib/fiotray-server 0700 root"
+  # (The bracket keeps grep from finding its own command line.)
+  ! grep -qs 'fiotray-serve[r]' /proc/[0-9]*/cmdline || fail "a fiotray-server process runs after the install"
+
+  # -- the CLI, without a WireGuard interface (an empty network namespace) ----------------------
+  tmp=$(mktemp -d)
+  fiotray-server -f demo --state-dir "$tmp" peers list >"$STATE/out" 2>"$STATE/err" \
+    || fail "peers list: exit $? $(cat "$STATE/err")"
+  [ ! -s "$STATE/out" ] && [ ! -s "$STATE/err" ] \
+    || fail "peers list on a new state dir printed: $(cat "$STATE/out" "$STATE/err")"
+  rm -rf "$tmp"
+  ok "fiotray-server -f demo --state-dir <new dir> peers list: nothing, exit 0"
+  set +e
+  fiotray-server -n nosuchif status >"$STATE/out" 2>"$STATE/err"
+  code=$?
+  set -e
+  [ "$code" -eq 1 ] && [ "$(wc -l <"$STATE/err")" -eq 1 ] && grep -q '^fiotray-server: ' "$STATE/err" \
+    && ! grep -q Traceback "$STATE/err" \
+    || fail "status on a missing interface: exit $code, $(cat "$STATE/err")"
+  ok "fiotray-server -n nosuchif status: exit 1, one line: $(cat "$STATE/err")"
+  # What the unit runs with the options file as shipped (nothing set yet): the words as
+  # systemd splits unbraced $VARS (sh's field splitting does the same for these values).
+  exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+  set +e
+  # shellcheck source=packaging/debian/fiotray-server.default
+  (set -a && . "$options" && eval "set -- $exec_start" && exec "$@") >"$STATE/out" 2>"$STATE/err"
+  code=$?
+  set -e
+  [ "$code" -eq 1 ] && [ "$(wc -l <"$STATE/err")" -eq 1 ] && ! grep -q Traceback "$STATE/err" \
+    || fail "the unit's command, not configured yet: exit $code, $(cat "$STATE/err")"
+  ok "the unit's command, not configured yet: exit 1 at once (Restart=on-failure, then StartLimit): $(cat "$STATE/err")"
+
+  # -- an upgrade (the same version again) keeps the admin's options and enables nothing ----
+  sed -i 's/^FIOTRAY_DAEMON_OPTIONS=.*/FIOTRAY_DAEMON_OPTIONS="--interval 60"/' "$options"
+  dpkg -i /root/fiotray-server.deb >"$STATE/reinstall.log" 2>&1 \
+    || { cat "$STATE/reinstall.log" >&2; fail "dpkg -i again"; }
+  grep -qx 'FIOTRAY_DAEMON_OPTIONS="--interval 60"' "$options" || fail "the admin's options were replaced"
+  [ "$(stat -c %a "$options")" = 600 ] || fail "$options is $(stat -c %a "$options") after the upgrade"
+  [ -z "$(find /etc/systemd/system -name fiotray-server.service -print)" ] \
+    || fail "the upgrade enabled the unit"
+  ok "reinstall over itself: the admin's options kept (0600), still not enabled"
+
+  # -- remove, then purge, after the admin enabled it and the daemon kept files -------------------
+  systemctl enable fiotray-server.service >"$STATE/enable" 2>&1 || fail "systemctl enable: $(cat "$STATE/enable")"
+  link=/etc/systemd/system/multi-user.target.wants/fiotray-server.service
+  [ -L "$link" ] || fail "systemctl enable made no $link: $(cat "$STATE/enable")"
+  (umask 077 && wg genkey >/etc/fiotray-server/private.key)  # as the admin's key would be
+  printf '{}\n' >/var/lib/fiotray-server/status.json  # as the daemon's state would be
+  apt-get remove -y -qq fiotray-server >"$STATE/remove.log" 2>&1 || { cat "$STATE/remove.log" >&2; fail "remove"; }
+  [ -f "$options" ] && [ -f /etc/fiotray-server/private.key ] && [ -f /var/lib/fiotray-server/status.json ] \
+    || fail "remove (not purge) deleted the configuration or the state"
+  [ ! -e /usr/bin/fiotray-server ] && [ ! -e "$unit" ] || fail "remove left the program or the unit"
+  ok "apt-get remove: program and unit gone; options, /etc/fiotray-server and state kept"
+  purge_phase fiotray-server /opt/fiotray-server /etc/fiotray-server /var/lib/fiotray-server \
+    /usr/share/doc/fiotray-server "$options" "$link"
 }
 
 case "${1:-}" in
-  install) install_phase ;;
+  install) shift; install_phase "$@" ;;
   run) run_phase ;;
-  *) echo "usage: $0 install|run" >&2; exit 2 ;;
+  run-server) run_server_phase ;;
+  *) echo "usage: $0 install PKG [EXTRA...] | run | run-server" >&2; exit 2 ;;
 esac

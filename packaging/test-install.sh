@@ -1,27 +1,44 @@
 #!/usr/bin/env bash
-# Fresh-system install test of fiotray's .deb (run as root; CI runs it through
+# Fresh-system install test of fiotray's .debs (run as root; CI runs it through
 # tests/packaging/test_deb_install.py).
 #
 # Usage: packaging/test-install.sh build/fiotray_<version>_<arch>.deb
+#        packaging/test-install.sh build/fiotray-server_<version>_<arch>.deb
 #
 # 1. debootstrap a minimal Debian 12 (minbase) into a temporary directory (the base is cached
 #    under build/cache/, keyed by suite, arch, mirror and debootstrap version, for 7 days),
-# 2. in it: apt-get install --no-install-recommends the .deb (its Depends only),
+# 2. in it: apt-get install --no-install-recommends the .deb (its Depends only; for the
+#    server, systemd first, as a real server has it),
 # 3. then, in new mount, PID and network namespaces (everything started there dies with
-#    them; /proc and /sys are mounted there only): fiotray --version; every binary of the
-#    bundle resolves its libraries; the helper's imports exist in the system's python3;
-#    the chroot's own system D-Bus and polkitd; the polkit actions registered; pkexec
-#    refused before, and allowed by the shipped group rule after, it is enabled; the helper
-#    refusing a hostile config (PostUp) with exit 2 and one line, creating nothing; status
-#    answered through pkexec; the tray app (offscreen) answering on its single-instance
-#    socket and quitting with 0 on `quit`; the CLI on the demo factory,
-# 4. apt-get purge: every file the package installed is gone, and the system's file list
-#    is the same as before the install.
+#    them; /proc and /sys are mounted there only):
+#    fiotray: fiotray --version; every binary of the bundle resolves its libraries; the
+#    helper's imports exist in the system's python3; the chroot's own system D-Bus and
+#    polkitd; the polkit actions registered; pkexec refused before, and allowed by the
+#    shipped group rule after, it is enabled; the helper refusing a hostile config (PostUp)
+#    with exit 2 and one line, creating nothing; status answered through pkexec; the tray
+#    app (offscreen) answering on its single-instance socket and quitting with 0 on `quit`;
+#    the CLI on the demo factory;
+#    fiotray-server: --version and --help; every binary resolves its libraries; no Qt file;
+#    the unit installed and not enabled, and systemd-analyze verify content with it; the
+#    options file 0600 and a conffile, the state and config directories 0700; peers list on
+#    a new state dir; status on a missing interface failing with one line; the unit's
+#    command with the options as shipped failing at once; a reinstall keeping the admin's
+#    options; remove keeping configuration and state,
+# 4. apt-get purge (the server's after `systemctl enable` and with files in its
+#    directories): every file the package installed or made is gone, and the system's file
+#    list is the same as before the install.
 # Prints "ok: ..." per check and "figure: ..." lines; exits non-zero at the first failure.
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 PATH.deb" >&2; exit 2; }
+[ $# -eq 1 ] || { echo "usage: $0 PATH.deb (fiotray or fiotray-server)" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "$0: must run as root (debootstrap, chroot, namespaces)" >&2; exit 2; }
 DEB=$(readlink -f "$1")
+PKG=$(dpkg-deb -f "$DEB" Package)
+case $PKG in
+  fiotray) RUN=run EXTRA=() ;;
+  # A VPN server runs systemd: the unit is checked with its tools (minbase has no init).
+  fiotray-server) RUN=run-server EXTRA=(systemd) ;;
+  *) echo "$0: $DEB is neither fiotray nor fiotray-server" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 packaging/ensure-debs.sh debootstrap debian-archive-keyring
@@ -48,6 +65,7 @@ cleanup() {
 trap cleanup EXIT
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 secs() { awk -v ms="$1" 'BEGIN { printf "%.1f", ms / 1000 }'; }
+start=$(now_ms)
 
 # -- 1. the base system --------------------------------------------------------------------------
 key=$(printf '%s %s %s minbase %s' "$SUITE" "$ARCH" "$MIRROR" \
@@ -68,7 +86,7 @@ else
 fi
 echo "figure: base_system_s $(secs $(($(now_ms) - t0)))"
 
-cp "$DEB" "$CHROOT/root/fiotray.deb"
+cp "$DEB" "$CHROOT/root/$PKG.deb"
 cp -L /etc/resolv.conf "$CHROOT/etc/resolv.conf"
 cp packaging/test-install-inside.sh "$CHROOT/root/inside.sh"
 
@@ -87,9 +105,12 @@ in_chroot() {  # [--net] SCRIPT ARGS...: run the inside script
 
 # -- 2. install ---------------------------------------------------------------------------------
 t0=$(now_ms)
-in_chroot install
+in_chroot install "$PKG" "${EXTRA[@]}"
 echo "figure: apt_install_s $(secs $(($(now_ms) - t0)))"
 
 # -- 3. and 4. run it, then purge (no network: a new, empty network namespace) ---------------
-in_chroot --net run
+t0=$(now_ms)
+in_chroot --net "$RUN"
+echo "figure: run_and_purge_s $(secs $(($(now_ms) - t0)))"
+echo "figure: install_test_total_s $(secs $(($(now_ms) - start)))"
 echo "ok: fresh-system install test passed"

@@ -1,9 +1,11 @@
-"""The .deb, built by its one documented command and installed on a fresh Debian 12.
+"""The two .debs (fiotray, fiotray-server), built by their one documented command and each
+installed on a fresh Debian 12.
 
-Runs packaging/build-deb.sh (the PyInstaller bundle and the package) and
-packaging/test-install.sh (debootstrap, apt install without Recommends, the checks inside,
-apt purge). Needs root and the Debian mirror, as CI has; the debootstrap base is cached
-under build/cache/. A clean clone takes ~3 minutes here (most of it xz -9 and debootstrap).
+Runs packaging/build-deb.sh (the PyInstaller bundles and the packages) and
+packaging/test-install.sh once per package (debootstrap, apt install without Recommends,
+the checks inside, apt purge). Needs root and the Debian mirror, as CI has; the debootstrap
+base is cached under build/cache/. A clean clone takes ~4 minutes here (most of it xz -9
+and debootstrap).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEB_LIMIT_MB = 35.0
+# The server's bundle has no Qt: 8.2 MB today, most of it libpython and cryptography.
+SERVER_DEB_LIMIT_MB = 10.0
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
 
@@ -26,8 +30,8 @@ def figures(output: str) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def built() -> tuple[Path, dict[str, float]]:
-    """(the .deb, build-deb.sh's figures), built once for this module."""
+def built() -> tuple[dict[str, Path], dict[str, float]]:
+    """({package: its .deb}, build-deb.sh's figures), built once for this module."""
     if os.geteuid() != 0:
         pytest.fail("the package tests need root (debootstrap, chroot), as CI has", pytrace=False)
     proc = subprocess.run(
@@ -37,25 +41,40 @@ def built() -> tuple[Path, dict[str, float]]:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    match = re.search(r"^build-deb: (\S+\.deb)$", proc.stdout, re.M)
-    assert match, proc.stdout
-    deb = Path(match[1])
-    assert deb.is_file()
+    debs = {}
+    for line in re.findall(r"^build-deb: (\S+\.deb)$", proc.stdout, re.M):
+        deb = Path(line)
+        assert deb.is_file()
+        debs[deb.name.split("_")[0]] = deb
+    assert set(debs) == {"fiotray", "fiotray-server"}, proc.stdout
     print(proc.stdout)
-    return deb, figures(proc.stdout)
+    return debs, figures(proc.stdout)
 
 
 def dpkg_deb(*args: str) -> str:
     return subprocess.run(["dpkg-deb", *args], capture_output=True, text=True, check=True).stdout
 
 
-def test_deb_size_control_and_contents(built: tuple[Path, dict[str, float]]) -> None:
-    deb, figs = built
+def control_fields(deb: Path) -> dict[str, str]:
+    return dict(re.findall(r"^(\S+): (.*(?:\n .*)*)", dpkg_deb("-f", str(deb)), re.M))
+
+
+def control_members(deb: Path) -> list[str]:
+    listing = subprocess.run(
+        ["sh", "-c", f"dpkg-deb --ctrl-tarfile '{deb}' | tar -t"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return sorted(f.removeprefix("./") for f in listing if f not in ("./", "."))
+
+
+def test_deb_size_control_and_contents(built: tuple[dict[str, Path], dict[str, float]]) -> None:
+    deb, figs = built[0]["fiotray"], built[1]
     assert deb.stat().st_size <= DEB_LIMIT_MB * 1e6, f"{deb.stat().st_size / 1e6:.1f} MB"
     assert figs["deb_size_mb"] <= DEB_LIMIT_MB
 
-    control = dpkg_deb("-f", str(deb))
-    fields = dict(re.findall(r"^(\S+): (.*(?:\n .*)*)", control, re.M))
+    fields = control_fields(deb)
     assert fields["Package"] == "fiotray"
     depends = [d.strip() for d in fields["Depends"].split(",")]
     for needed in (
@@ -109,21 +128,75 @@ def test_deb_size_control_and_contents(built: tuple[Path, dict[str, float]]) -> 
     # Nothing Qt does not need: no translations, no GTK platform theme.
     assert not any(p.endswith(".qm") or "platformthemes" in p for p in paths)
     # No maintainer scripts: polkit, the icon cache and the menu pick the files up by themselves.
-    control_files = subprocess.run(
-        ["sh", "-c", f"dpkg-deb --ctrl-tarfile '{deb}' | tar -t"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert sorted(f.removeprefix("./") for f in control_files if f not in ("./", ".")) == [
+    assert control_members(deb) == ["conffiles", "control", "md5sums"]
+
+
+def test_server_deb_size_control_and_contents(
+    built: tuple[dict[str, Path], dict[str, float]],
+) -> None:
+    deb, figs = built[0]["fiotray-server"], built[1]
+    assert deb.stat().st_size <= SERVER_DEB_LIMIT_MB * 1e6, f"{deb.stat().st_size / 1e6:.1f} MB"
+    assert figs["server_deb_size_mb"] <= SERVER_DEB_LIMIT_MB
+    assert figs["server_bundle_files"] > 100
+
+    fields = control_fields(deb)
+    assert fields["Package"] == "fiotray-server"
+    assert fields["Version"] == control_fields(built[0]["fiotray"])["Version"]
+    depends = [d.strip() for d in fields["Depends"].split(",")]
+    for needed in ("wireguard-tools", "iproute2", "iptables"):
+        assert needed in depends, depends
+    names = {d.split()[0] for d in depends}
+    # What the bundle's Python links to (ssl, zlib, ...); nothing of a desktop.
+    assert {"libc6", "libssl3", "zlib1g"} <= names
+    assert not any(
+        n.startswith(("libx", "libgl", "libegl", "libwayland", "libfontconfig")) for n in names
+    )
+    assert not any(n.startswith(("python3", "pkexec", "fonts-")) for n in names)
+
+    listing = dpkg_deb("-c", str(deb))
+    entries = {line.split()[5].removeprefix("."): line.split()[0] for line in listing.splitlines()}
+    for path, mode in (
+        ("/opt/fiotray-server/fiotray-server", "-rwxr-xr-x"),
+        ("/usr/bin/fiotray-server", "lrwxrwxrwx"),
+        ("/lib/systemd/system/fiotray-server.service", "-rw-r--r--"),
+        # It names where the credentials are: root's alone.
+        ("/etc/default/fiotray-server", "-rw-------"),
+        ("/etc/fiotray-server/", "drwx------"),
+        ("/var/lib/fiotray-server/", "drwx------"),
+        ("/usr/share/man/man8/fiotray-server.8.gz", "-rw-r--r--"),
+        ("/usr/share/doc/fiotray-server/copyright", "-rw-r--r--"),
+        # `enable` makes the server's key with cryptography (fiotray.core.wgconf).
+        ("/opt/fiotray-server/_internal/cryptography/hazmat/bindings/_rust.abi3.so", "-rwxr-xr-x"),
+        ("/opt/fiotray-server/_internal/fiotray/server/daemon.pyc", "-rw-r--r--"),
+    ):
+        assert entries.get(path) == mode, (path, entries.get(path))
+    paths = set(entries)
+    # No Qt, no GUI, no keyring: none of it runs on a server.
+    for part in ("PySide6", "shiboken6", "qasync", "/fiotray/gui", "keyring", "libQt"):
+        assert not any(part in p for p in paths), part
+    # Not enabled by the package: no link in /etc/systemd/system.
+    assert not any(p.startswith("/etc/systemd") for p in paths)
+    assert control_members(deb) == [
         "conffiles",
         "control",
         "md5sums",
+        "postinst",
+        "postrm",
+        "prerm",
     ]
+    conffiles = subprocess.run(
+        ["sh", "-c", f"dpkg-deb --ctrl-tarfile '{deb}' | tar -xO ./conffiles"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert conffiles == "/etc/default/fiotray-server\n"
 
 
-def test_fresh_debian_install_run_and_purge(built: tuple[Path, dict[str, float]]) -> None:
-    deb, _ = built
+def test_fresh_debian_install_run_and_purge(
+    built: tuple[dict[str, Path], dict[str, float]],
+) -> None:
+    deb = built[0]["fiotray"]
     proc = subprocess.run(
         [str(ROOT / "packaging" / "test-install.sh"), str(deb)],
         capture_output=True,
@@ -143,6 +216,39 @@ def test_fresh_debian_install_run_and_purge(built: tuple[Path, dict[str, float]]
         "ok: hostile config refused, exit 2: fiotray-helper: line 4: PostUp",
         "ok: tray app quit cleanly on 'quit' (exit 0, socket removed)",
         "ok: fiotray --demo devices: 36 devices",
+        "ok: apt-get purge removed all ",
+        "ok: fresh-system install test passed",
+    ):
+        assert proof in proc.stdout, proof
+
+
+def test_fresh_debian_install_of_the_server_run_and_purge(
+    built: tuple[dict[str, Path], dict[str, float]],
+) -> None:
+    deb = built[0]["fiotray-server"]
+    proc = subprocess.run(
+        [str(ROOT / "packaging" / "test-install.sh"), str(deb)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    for proof in (
+        "ok: apt-get install --no-install-recommends fiotray-server.deb",
+        "ok: fiotray-server --version: fiotray-server ",
+        "ok: fiotray-server --help lists the commands",
+        "ok: every binary in /opt/fiotray-server finds its libraries",
+        "ok: no Qt, PySide6, shiboken6, qasync or fiotray.gui file in /opt/fiotray-server",
+        "not enabled (systemctl is-enabled: disabled; no link in /etc/systemd/system)",
+        "ok: systemd-analyze verify /lib/systemd/system/fiotray-server.service: no complaint",
+        "ok: /etc/default/fiotray-server 0600 root (a conffile), /etc/fiotray-server and "
+        "/var/lib/fiotray-server 0700 root",
+        "ok: fiotray-server -f demo --state-dir <new dir> peers list: nothing, exit 0",
+        "ok: fiotray-server -n nosuchif status: exit 1, one line: fiotray-server: ",
+        "ok: the unit's command, not configured yet: exit 1 at once",
+        "ok: reinstall over itself: the admin's options kept (0600), still not enabled",
+        "ok: apt-get remove: program and unit gone; options, /etc/fiotray-server and state kept",
         "ok: apt-get purge removed all ",
         "ok: fresh-system install test passed",
     ):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import configparser
 import importlib.util
+import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +22,8 @@ def load(name: str) -> ModuleType:
         spec = importlib.util.spec_from_file_location(name, PACKAGING / f"{name}.py")
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
+        # Registered first, as importlib's recipe does: dataclasses look their module up.
+        sys.modules[name] = module
         spec.loader.exec_module(module)
         return module
     finally:
@@ -137,3 +142,220 @@ def test_helper_staged_for_the_package_like_a_source_install(tmp_path: Path) -> 
     # The app's own package __init__ is not root's to run: the installed ones are empty.
     assert (tmp_path / "usr/libexec/fiotray/fiotray/__init__.py").read_bytes() == b""
     assert "sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))" in text
+
+
+# -- fiotray-server's bundle ----------------------------------------------------------------
+
+
+def test_bundle_check_finds_any_gui_file_in_the_servers_bundle(tmp_path: Path) -> None:
+    gui_files = load("bundle_check").gui_files
+    internal = tmp_path / "_internal"
+    for rel in ("fiotray/server/cli.pyc", "httpx/__init__.pyc", "libpython3.11.so.1.0"):
+        (internal / rel).parent.mkdir(parents=True, exist_ok=True)
+        (internal / rel).write_bytes(b"")
+    assert gui_files(tmp_path) == []
+    for rel in (
+        "PySide6/__init__.pyc",
+        "shiboken6/Shiboken.abi3.so",
+        "qasync/__init__.pyc",
+        "fiotray/gui/app.pyc",
+        "libQt6Core.so.6",
+    ):
+        (internal / rel).parent.mkdir(parents=True, exist_ok=True)
+        (internal / rel).write_bytes(b"")
+    found = set(gui_files(tmp_path))
+    for rel in (
+        "_internal/PySide6/__init__.pyc",
+        "_internal/shiboken6/Shiboken.abi3.so",
+        "_internal/qasync/__init__.pyc",
+        "_internal/fiotray/gui/app.pyc",
+        "_internal/libQt6Core.so.6",
+    ):
+        assert rel in found, rel
+    assert not any(f.startswith(("_internal/fiotray/server", "_internal/httpx")) for f in found)
+
+
+# -- fiotray-server's man page and copyright --------------------------------------------------
+
+
+def test_server_man_page_documents_every_command_and_option() -> None:
+    from fiotray.server.cli import build_parser as server_parser
+
+    manpage = load("manpage")
+    page = manpage.render(manpage.SERVER)
+    assert page.startswith(".TH FIOTRAY-SERVER 8 ")
+    commands = _commands(server_parser())
+    assert {"daemon", "peers list", "peers add", "status", "login"} <= set(commands)
+    for command in commands:
+        assert f".SS {command.replace('-', chr(92) + '-')}\n" in page, command
+    for option in ("--oauthcreds", "--privatekey", "--apitoken-file", "--forward", "--state-dir"):
+        assert option.replace("-", "\\-") in page, option
+    assert "/etc/default/fiotray\\-server" in page
+    # The laptop's page is still the laptop's.
+    assert manpage.render().startswith(".TH FIOTRAY 1 ")
+
+
+def test_server_copyright_lists_only_what_its_bundle_holds(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    copyright_ = load("copyright")
+    for name in ("httpx", "yaml"):
+        (tmp_path / "_internal" / name).mkdir(parents=True)
+    (tmp_path / "_internal" / "typing_extensions.pyc").write_bytes(b"")
+    lines = copyright_.package_lines(metadata.distributions(), tmp_path)
+    names = {line.split()[0] for line in lines}
+    # This venv has PySide6, keyring and pytest too: not in this bundle, not listed.
+    assert names == {"httpx", "PyYAML", "typing_extensions"}, names
+    everything = {
+        line.split()[0] for line in copyright_.package_lines(metadata.distributions(), None)
+    }
+    assert {"httpx", "keyring"} <= everything
+
+
+# -- fiotray-server's package ------------------------------------------------------------------
+
+DEBIAN = PACKAGING / "debian"
+EXEC_START = "/usr/bin/fiotray-server $FIOTRAY_SERVER_OPTIONS daemon $FIOTRAY_DAEMON_OPTIONS"
+
+
+def server_unit() -> configparser.ConfigParser:
+    unit = configparser.ConfigParser(interpolation=None, strict=True)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    unit.read_string((DEBIAN / "fiotray-server.service").read_text())
+    return unit
+
+
+def options_file() -> tuple[dict[str, str], list[str]]:
+    """(the assignments, the comment lines) of /etc/default/fiotray-server as shipped."""
+    values: dict[str, str] = {}
+    comments = []
+    for line in (DEBIAN / "fiotray-server.default").read_text().splitlines():
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            comments.append(line)
+            continue
+        # NAME="value", nothing else: systemd's EnvironmentFile= and sh read it alike.
+        match = re.fullmatch(r'([A-Z_]+)="([^"$`\\]*)"', line)
+        assert match, line
+        values[match[1]] = match[2]
+    return values, comments
+
+
+def exec_start_argv(environment: dict[str, str]) -> list[str]:
+    """ExecStart's words as systemd makes them: an unbraced $VAR word becomes the variable's
+    value split at whitespace (zero or more words)."""
+    argv: list[str] = []
+    for word in server_unit()["Service"]["ExecStart"].split():
+        if word.startswith("$"):
+            argv += environment.get(word[1:], "").split()
+        else:
+            argv.append(word)
+    return argv
+
+
+def test_server_unit_runs_the_daemon_from_the_options_file() -> None:
+    unit = server_unit()
+    service = unit["Service"]
+    assert service["Type"] == "simple"
+    assert service["EnvironmentFile"] == "/etc/default/fiotray-server"
+    assert service["ExecStart"] == EXEC_START
+    assert "User" not in service  # root: wg, ip, iptables, /etc/hosts
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    for key in ("After", "Wants"):
+        assert "network-online.target" in unit["Unit"][key].split(), key
+
+
+def test_server_unit_gives_up_on_a_config_that_fails_at_once() -> None:
+    unit = server_unit()
+    assert unit["Service"]["Restart"] == "on-failure"
+    restart_sec = int(unit["Service"]["RestartSec"])
+    burst = int(unit["Unit"]["StartLimitBurst"])
+    interval = int(unit["Unit"]["StartLimitIntervalSec"])
+    # The start limit only trips if `burst` failed starts, RestartSec apart, fit in the
+    # interval; otherwise a unit that exits 1 at every start restarts forever.
+    assert restart_sec >= 5
+    assert burst >= 2 and (burst - 1) * restart_sec < interval
+
+
+def test_server_unit_hardening_leaves_what_the_daemon_writes_writable() -> None:
+    service = server_unit()["Service"]
+    # /etc/hosts, the admin's creds file (anywhere, /root too) and /proc/sys/net (ip_forward).
+    assert service.get("ProtectSystem", "no") in ("no", "true", "yes")
+    for key in ("ProtectHome", "ProtectKernelTunables", "ReadOnlyPaths", "InaccessiblePaths"):
+        assert key not in service, key
+    assert service.get("PrivateNetwork", "no") == "no"  # the interface is the host's
+
+
+def test_options_file_as_shipped_and_its_examples_parse_with_the_server() -> None:
+    from fiotray.server.cli import build_parser
+
+    values, comments = options_file()
+    assert values == {"FIOTRAY_SERVER_OPTIONS": "", "FIOTRAY_DAEMON_OPTIONS": "--interval 300"}
+    # As shipped the unit's command has no factory: it fails at once (the install test runs it).
+    assert exec_start_argv(values) == ["/usr/bin/fiotray-server", "daemon", "--interval", "300"]
+    # The documented example of the global options, with the shipped daemon options.
+    example = next(
+        re.fullmatch(r'# FIOTRAY_SERVER_OPTIONS="([^"]*)"', c)
+        for c in comments
+        if c.startswith("# FIOTRAY_SERVER_OPTIONS=")
+    )
+    assert example
+    argv = exec_start_argv({**values, "FIOTRAY_SERVER_OPTIONS": example[1]})
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "daemon" and args.factory == "myfactory"
+    assert args.oauthcreds == "/etc/fiotray-server/oauthcreds.json"
+    assert args.privatekey == "/etc/fiotray-server/private.key"
+    assert args.interval == 300.0 and args.apitoken is None
+    text = "\n".join(comments)
+    for step in (
+        "systemctl cat factory-vpn-<factory>",
+        "systemctl disable --now factory-vpn-<factory>",
+        "systemctl enable --now fiotray-server",
+        "--apitoken-file",
+    ):
+        assert step in text, step
+
+
+def control_template(name: str) -> dict[str, str]:
+    text = "".join(
+        line
+        for line in (DEBIAN / name).read_text().splitlines(keepends=True)
+        if not line.startswith("#")
+    )
+    return dict(re.findall(r"^(\S+): (.*(?:\n .*)*)", text, re.M))
+
+
+def test_server_control_depends_on_the_tools_it_runs_and_nothing_of_the_desktop() -> None:
+    fields = control_template("server-control.in")
+    assert fields["Package"] == "fiotray-server"
+    assert fields["Section"] == "net"
+    depends = [d.strip() for d in fields["Depends"].split(",")]
+    assert depends[0] == "@SHLIBS@"
+    # wg and wg-quick, ip, and iptables for --forward (forward.py runs no nft).
+    assert {"wireguard-tools", "iproute2", "iptables"} <= set(depends)
+    assert not any(d.startswith(("python3", "pkexec", "fonts-")) for d in depends), depends
+    assert "Recommends" not in fields
+    laptop = control_template("control.in")
+    assert laptop["Package"] == "fiotray" and laptop["Version"] == fields["Version"]
+
+
+def test_server_maintainer_scripts_enable_and_start_nothing() -> None:
+    verbs = {}
+    for name in ("postinst", "prerm", "postrm"):
+        path = DEBIAN / f"fiotray-server.{name}"
+        # POSIX sh syntax (dpkg runs them with /bin/sh, dash on Debian).
+        subprocess.run(["sh", "-n", str(path)], check=True)
+        text = path.read_text()
+        assert text.startswith("#!/bin/sh\n") and "\nset -e\n" in text
+        code = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("#"))
+        found = re.findall(r"(?:systemctl(?: --system)?|deb-systemd-\w+) ([a-z-]+)", code)
+        verbs[name] = set(found)
+    # An install starts nothing; an upgrade restarts only a daemon that runs.
+    assert verbs == {
+        "postinst": {"daemon-reload", "try-restart"},
+        "prerm": {"stop"},
+        "postrm": {"daemon-reload"},
+    }
+    postrm = (DEBIAN / "fiotray-server.postrm").read_text()
+    assert "rm -rf /var/lib/fiotray-server /etc/fiotray-server" in postrm
