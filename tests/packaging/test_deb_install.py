@@ -193,10 +193,8 @@ def test_server_deb_size_control_and_contents(
     assert conffiles == "/etc/default/fiotray-server\n"
 
 
-def test_fresh_debian_install_run_and_purge(
-    built: tuple[dict[str, Path], dict[str, float]],
-) -> None:
-    deb = built[0]["fiotray"]
+def _install_test(deb: Path) -> str:
+    """packaging/test-install.sh on one package; its output, once it passed."""
     proc = subprocess.run(
         [str(ROOT / "packaging" / "test-install.sh"), str(deb)],
         capture_output=True,
@@ -205,6 +203,13 @@ def test_fresh_debian_install_run_and_purge(
     )
     print(proc.stdout)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def test_fresh_debian_install_run_and_purge(
+    built: tuple[dict[str, Path], dict[str, float]],
+) -> None:
+    out = _install_test(built[0]["fiotray"])
     for proof in (
         "ok: apt-get install --no-install-recommends fiotray.deb",
         "ok: fiotray --version: fiotray ",
@@ -219,21 +224,13 @@ def test_fresh_debian_install_run_and_purge(
         "ok: apt-get purge removed all ",
         "ok: fresh-system install test passed",
     ):
-        assert proof in proc.stdout, proof
+        assert proof in out, proof
 
 
 def test_fresh_debian_install_of_the_server_run_and_purge(
     built: tuple[dict[str, Path], dict[str, float]],
 ) -> None:
-    deb = built[0]["fiotray-server"]
-    proc = subprocess.run(
-        [str(ROOT / "packaging" / "test-install.sh"), str(deb)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    print(proc.stdout)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    out = _install_test(built[0]["fiotray-server"])
     for proof in (
         "ok: apt-get install --no-install-recommends fiotray-server.deb",
         "ok: fiotray-server --version: fiotray-server ",
@@ -252,4 +249,4 @@ def test_fresh_debian_install_of_the_server_run_and_purge(
         "ok: apt-get purge removed all ",
         "ok: fresh-system install test passed",
     ):
-        assert proof in proc.stdout, proof
+        assert proof in out, proof
