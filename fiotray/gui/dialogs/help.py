@@ -31,29 +31,33 @@ API or OAuth URL under <i>Advanced</i>.</p>
 
 <h3>Which tunnel?</h3>
 <ul>
-<li><b>Foundries tunnel</b>: to your factory's VPN server (factory-wireguard-server), to reach
-the factory's devices. fiotray reads the server from the factory, makes a key pair on this
-laptop and routes the whole VPN network into the tunnel.</li>
+<li><b>Foundries tunnel</b>: to your factory's VPN server (factory-wireguard-server or
+fiotray-server), to reach the factory's devices. fiotray reads the server from the factory,
+makes a key pair on this laptop and routes the whole VPN network into the tunnel.</li>
 <li><b>Plain WireGuard tunnel</b>: any other WireGuard network (an office or lab VPN), imported
 from a wg-quick <code>.conf</code> file. Configs with <code>PreUp</code>, <code>PostUp</code>,
 <code>PreDown</code> or <code>PostDown</code> hooks are refused: they would run as root.</li>
 </ul>
 
-<h3>The server admin's step</h3>
-<p>The factory's VPN server knows only devices as peers. After you add a Foundries tunnel,
-its admin must admit this laptop once, on the server:</p>
+<h3>The server's step</h3>
+<p>The factory's VPN server must admit this laptop once. Where it runs fiotray-server with
+self-service, tick <i>Ask the server to admit this laptop</i> when you add the tunnel: it admits
+the laptop at its next sync (every 5 minutes by default). Otherwise its admin runs, on the
+server, with fiotray-server (the peer is kept for good):</p>
+<pre>{server_line}</pre>
+<p>or with factory-wireguard-server (which drops the peer at its next device change, so the admin
+must also keep it in the server's own configuration):</p>
 <pre>{admin_line}</pre>
-<p>factory-wireguard-server rewrites its peers from the device list every few minutes, so the
-admin should also keep this peer in the server's own configuration. Until then the tunnel comes
-up but no handshake happens.</p>
+<p>Until then the tunnel comes up and the tray says <i>waiting for the server to admit this
+laptop</i>; once the server has answered, silence means <i>server unreachable</i>.</p>
 
 <h3>SSH routes</h3>
 <p>Devices accept tunnel traffic only from the VPN server's address, so:</p>
 <ul>
 <li><b>jump</b> (default): through the VPN server as an SSH jump host, over the tunnel. Works
 with the server as it is; you need an account on the server.</li>
-<li><b>direct</b>: straight to the device's VPN address. Works only where the server's admin
-forwards with NAT out of its WireGuard interface.</li>
+<li><b>direct</b>: straight to the device's VPN address. Works only where the server forwards
+with NAT out of its WireGuard interface (fiotray-server --forward).</li>
 <li><b>public</b>: through the server's public SSH host (set in the tunnel's SSH settings), without
 the tunnel.</li>
 </ul>
@@ -74,6 +78,10 @@ again, then start fiotray again.</p>
     "{admin_line}",
     "wg set fio&lt;factory&gt; peer &lt;your public key&gt; "
     "allowed-ips &lt;your VPN address&gt;/32",
+).replace(
+    "{server_line}",
+    "fiotray-server -f &lt;factory&gt; peers add &lt;you&gt; &lt;your public key&gt; \\\n"
+    "    --address &lt;your VPN address&gt;",
 )
 
 
