@@ -142,9 +142,11 @@ class Daemon:
                 admin=admin,
                 revoked=await asyncio.to_thread(self.engineers.revoked),
             )
-        wanted, refused = wanted_peers(devices, [*admin, *requested], server_address)
-        refused = refused_requests + refused
         current = await asyncio.to_thread(intf.peers)
+        wanted, refused = wanted_peers(
+            devices, [*admin, *requested], server_address, admitted=current.keys()
+        )
+        refused = refused_requests + refused
         # Once per sync, not per peer: tens of thousands of peers on a large factory.
         subnet = wgconf.vpn_subnet(server_address)
         managed = {k for k, p in current.items() if manages(p, server_address, subnet)}

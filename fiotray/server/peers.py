@@ -8,7 +8,7 @@ engineers, then by name) keeps it and every other claim is reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,10 +41,16 @@ class Refused:
 
 
 def wanted_peers(
-    devices: Iterable[WireguardIp], engineers: Iterable[Engineer], server_address: str
+    devices: Iterable[WireguardIp],
+    engineers: Iterable[Engineer],
+    server_address: str,
+    *,
+    admitted: Collection[str] = (),
 ) -> tuple[dict[str, WantedPeer], list[Refused]]:
     """Public key -> peer for every enabled device with an address and a key, and every
-    engineer; and what was refused, with the reason."""
+    engineer; and what was refused, with the reason. `admitted`: the public keys on the
+    interface now; a device or self-service laptop there keeps its address against a
+    newcomer of its kind."""
     import ipaddress
 
     wanted: dict[str, WantedPeer] = {}
@@ -52,12 +58,16 @@ def wanted_peers(
     refused: list[Refused] = []
     candidates = [
         WantedPeer(d.pubkey, d.ip, d.name, "device")
-        for d in sorted(devices, key=lambda d: d.name)
+        # A peer on the interface keeps its address against a newcomer claiming it.
+        for d in sorted(devices, key=lambda d: (d.pubkey not in admitted, d.name))
         if d.enabled and d.ip and d.pubkey
     ] + [
         WantedPeer(e.public_key, e.address, e.name, "engineer")
-        # The admin's engineers claim first: a self-service request never takes their place.
-        for e in sorted(engineers, key=lambda e: (e.source != "admin", e.name))
+        # The admin's engineers claim first: a self-service request never takes their
+        # place; among requests, one admitted before keeps its address.
+        for e in sorted(
+            engineers, key=lambda e: (e.source != "admin", e.public_key not in admitted, e.name)
+        )
     ]
     for peer in candidates:
         reason = address = None

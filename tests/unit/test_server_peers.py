@@ -195,3 +195,26 @@ def test_an_engineers_request_file_reads_as_fioctl_reads_wireguard_files():
     ]
     found = engineer_requests(files)
     assert found == [access, EngineerAccess("old", key(11), "10.42.127.1", enabled=False)]
+
+
+def test_a_newcomer_never_takes_an_admitted_laptops_address():
+    # Two laptops raced for one address; "zed" was admitted first. "bob" sorts before it
+    # by name, but the admitted one keeps the address and the newcomer is refused.
+    zed = Engineer("zed", key(20), "10.42.127.1", "self")
+    bob = Engineer("bob", key(21), "10.42.127.1", "self")
+    wanted, refused = wanted_peers([], [bob, zed], SERVER, admitted={key(20)})
+    assert set(wanted) == {key(20)}
+    assert [(r.name, r.reason) for r in refused] == [("bob", "10.42.127.1 belongs to engineer zed")]
+    # With neither admitted yet, the order by name decides (and says so).
+    wanted, _ = wanted_peers([], [bob, zed], SERVER)
+    assert set(wanted) == {key(21)}
+
+
+def test_a_device_on_the_interface_keeps_its_address_against_a_racing_one():
+    # Two fioctl runs handed one address out; the device already on the VPN keeps it.
+    old, new = device("z-old", "10.42.42.2", 1), device("a-new", "10.42.42.2", 2)
+    wanted, refused = wanted_peers([old, new], [], SERVER, admitted={key(1)})
+    assert set(wanted) == {key(1)}
+    assert [(r.name, r.reason) for r in refused] == [
+        ("a-new", "10.42.42.2 belongs to device z-old")
+    ]
