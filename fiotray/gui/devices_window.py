@@ -738,8 +738,11 @@ class DevicesWindow(QWidget):
         status = self.backend.tunnel_states.get(tunnel.name)
         state = status.state if status else None
         words = TUNNEL_TEXT[state] if state else "checking…"
-        # The detail comes from the helper or the system: text, never markup.
-        detail = f": {html.escape(status.detail)}" if status and status.detail else ""
+        # The detail comes from the helper or the system: text, never markup. It may
+        # begin with the state's own words ("server unreachable: ..."): said once.
+        rest = status.detail if status and status.detail else ""
+        rest = rest.removeprefix(words).removeprefix(":").strip()
+        detail = f": {html.escape(rest)}" if rest else ""
         self.tunnel_label.setText(f"Tunnel <b>{html.escape(tunnel.name)}</b> {words}{detail}")
         self.tunnel_label.setTextFormat(Qt.TextFormat.RichText)
         tip = [f"Interface {tunnel.interface}"]

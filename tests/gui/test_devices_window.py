@@ -544,6 +544,23 @@ async def test_tunnel_bar_connects_and_disconnects(window, backend):
     assert window.tunnel_button.text() == "Connect"
 
 
+async def test_tunnel_bar_says_waiting_and_unreachable_once(window, backend):
+    from fiotray.core.tunnelstate import TunnelStatus
+
+    await show_loaded(window)
+    interface = backend.tunnels()[0].interface
+    waiting = "waiting for the server to admit this laptop: a self-service fiotray-server ..."
+    backend._on_tunnel(TunnelStatus("demo-factory", interface, State.WAITING, detail=waiting))
+    text = window.tunnel_label.text()
+    assert text.count("waiting for the server to admit this laptop") == 1, text
+    assert "a self-service fiotray-server" in text
+    assert window.tunnel_button.text() == "Disconnect"  # up, though not admitted yet
+    stale = "server unreachable: no handshake for over 3 minutes"
+    backend._on_tunnel(TunnelStatus("demo-factory", interface, State.STALE, detail=stale))
+    text = window.tunnel_label.text()
+    assert text.count("server unreachable") == 1 and "over 3 minutes" in text, text
+
+
 async def test_factory_picker_and_signed_out_state(window, backend):
     await show_loaded(window)
     store = backend.services.factories
