@@ -60,6 +60,12 @@ async def cmd_login(args: argparse.Namespace, ctx: Context) -> int:
 async def cmd_logout(args: argparse.Namespace, ctx: Context) -> int:
     from fiotray.ops import accounts
 
+    if args.factory and args.factory not in {f.factory for f in accounts.factories(ctx.services)}:
+        # No sign-in by that name, but perhaps secrets a crash left behind for it.
+        gone = await accounts.forget_orphans(ctx.services, factory=args.factory)
+        if gone:
+            ctx.out(f"Removed {len(gone)} secret(s) of {args.factory} left without a sign-in.")
+            return 0
     factory = await accounts.sign_out(ctx.services, args.factory)
     ctx.out(f"Signed out of factory {factory.factory}; its secrets were removed from the keyring.")
     return 0

@@ -128,6 +128,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(args)
 
 
+def _report_orphans(services: Any) -> None:
+    """One line on stderr when the keyring holds secrets whose factory or tunnel is gone
+    (no keyring call: the index of entries is read)."""
+    from fiotray.core.secrets import owner_of
+    from fiotray.ops import accounts
+
+    try:
+        orphans = accounts.orphan_secrets(services)
+    except FiotrayError:
+        return  # the command itself will say what is wrong with the files
+    if not orphans:
+        return
+    fixes = sorted(
+        {
+            f"fiotray logout --factory {name}"
+            if kind == "factory"
+            else f"fiotray tunnels remove {name}"
+            for kind, name in filter(None, map(owner_of, orphans))
+        }
+    )
+    print(
+        f"fiotray: {len(orphans)} secret(s) in the keyring belong to no factory or tunnel "
+        f"any more; remove them with: {'; '.join(fixes)}",
+        file=sys.stderr,
+    )
+
+
 def run_command(args: argparse.Namespace) -> int:
     """A subcommand on its own event loop; its exit code."""
     import asyncio
@@ -141,6 +168,8 @@ def run_command(args: argparse.Namespace) -> int:
         if args.demo and args.command in NOT_IN_DEMO:
             raise FiotrayError("The demo factory needs no sign-in.")
         services = demo_services() if args.demo else user_services()
+        if not args.demo and args.command not in ("logout", "tunnels", "profiles"):
+            _report_orphans(services)
         try:
             return await func(args, Context(services))
         finally:

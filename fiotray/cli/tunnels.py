@@ -166,8 +166,13 @@ async def cmd_default(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def cmd_remove(args: argparse.Namespace, ctx: Context) -> int:
-    from fiotray.ops import tunnels
+    from fiotray.ops import accounts, tunnels
 
+    # No tunnel by that name, but perhaps a key a crash left behind for it.
+    known = {t.name for t in tunnels.list_tunnels(ctx.services)}
+    if args.name not in known and await accounts.forget_orphans(ctx.services, tunnel=args.name):
+        ctx.out(f"Removed the private key of {args.name}, left without a tunnel.")
+        return 0
     tunnel = await tunnels.remove(ctx.services, args.name)
     ctx.out(f"Removed tunnel {tunnel.name} and its private key.")
     if tunnel.access == "request":

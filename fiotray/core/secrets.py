@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fiotray.core.errors import SecretsUnavailable
@@ -211,10 +212,14 @@ class SecretStore:
     ``a*`` variants from the event loop, they run in a worker thread.
     """
 
-    def __init__(self, service: str = SERVICE) -> None:
+    def __init__(self, service: str = SERVICE, *, index: Path | None = None) -> None:
+        """`index`: a file naming (never holding) every entry this store made, because a
+        keyring cannot be listed: it is how an entry left without its factory or tunnel
+        (a crash, a hand-edited file) is found and removed."""
         self.service = service
         self._backend: KeyringBackend | None = None
         self._init_lock = threading.Lock()
+        self._index = _Index(index) if index is not None else None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(service={self.service!r})"
@@ -278,11 +283,19 @@ class SecretStore:
         _check_key(key)
         if not isinstance(value, str):
             raise TypeError("secret values must be str")
+        if self._index is not None:
+            self._index.add(key)  # first: an entry is never made without being named
         self._call("set", key, value)
 
     def delete(self, key: str) -> None:
         _check_key(key)
         self._call("delete", key)
+        if self._index is not None:
+            self._index.discard(key)
+
+    def entry_names(self) -> list[str]:
+        """Names of the entries this store made and has not deleted (no keyring call)."""
+        return self._index.read() if self._index is not None else []
 
     async def aget(self, key: str) -> str | None:
         return await asyncio.to_thread(self.get, key)
@@ -333,6 +346,49 @@ class MemorySecretStore(SecretStore):
         """Names of the stored entries (for tests and diagnostics; values stay inside)."""
         with self._lock:
             return sorted(self._values)
+
+    def entry_names(self) -> list[str]:
+        return self.keys()
+
+
+class _Index:
+    """`{"version": 1, "keys": [...]}`: names of keyring entries, under the store's lock."""
+
+    def __init__(self, path: Path) -> None:
+        from fiotray.core.store import JsonFile
+
+        self._file: JsonFile[list[str]] = JsonFile(
+            path,
+            parse=self._parse,
+            dump=lambda keys: {"version": 1, "keys": sorted(set(keys))},
+            default=list,
+            # A convenience, not the secrets: a broken index is started afresh.
+            invalid=lambda reason: [],
+        )
+
+    @staticmethod
+    def _parse(data: Any) -> list[str]:
+        keys = data.get("keys") if isinstance(data, dict) else None
+        return [k for k in keys if isinstance(k, str) and k] if isinstance(keys, list) else []
+
+    def read(self) -> list[str]:
+        return sorted(self._file.read())
+
+    def add(self, key: str) -> None:
+        self._file.update(lambda keys: keys if key in keys else [*keys, key])
+
+    def discard(self, key: str) -> None:
+        self._file.update(lambda keys: [k for k in keys if k != key])
+
+
+def owner_of(key: str) -> tuple[str, str] | None:
+    """("factory", name) or ("tunnel", name) for an entry name fiotray makes."""
+    parts = key.split("/")
+    if len(parts) == 3 and parts[0] == "profile" and parts[2] in SECRET_KINDS:
+        return "factory", parts[1]
+    if len(parts) == 3 and parts[0] == "tunnel" and parts[2] == "private_key":
+        return "tunnel", parts[1]
+    return None
 
 
 def _check_key(key: str) -> None:

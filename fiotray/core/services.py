@@ -120,7 +120,7 @@ def user_services(config_dir: Path | None = None) -> Services:
     from fiotray.core.secrets import SecretStore
 
     tunnels = TunnelStore(config_dir)
-    secrets = SecretStore()
+    secrets = SecretStore(index=tunnels.config_dir / "keyring-entries.json")
     return Services(
         factories=FactoryStore(config_dir),
         tunnels=tunnels,

@@ -229,12 +229,18 @@ class TunnelStore:
     def for_factory(self, factory: str) -> Tunnel | None:
         return next((t for t in self.list() if t.factory == factory), None)
 
-    def save(self, tunnel: Tunnel) -> None:
+    def save(self, tunnel: Tunnel, *, new: bool = False) -> None:
         tunnel.validated()
         entry = asdict(tunnel)
         del entry["name"]
 
         def change(data: dict[str, Any]) -> None:
+            if new and tunnel.name in data["tunnels"]:
+                # Never overwrite: the existing tunnel's private key would be lost with it.
+                raise SetupError(
+                    f"A tunnel named {tunnel.name} already exists: remove it first or pick "
+                    "another name."
+                )
             for other, raw in data["tunnels"].items():
                 clash = isinstance(raw, dict) and raw.get("interface") == tunnel.interface
                 if other != tunnel.name and clash:
@@ -247,6 +253,11 @@ class TunnelStore:
                 data["default"] = tunnel.name
 
         self._update(change)
+
+    def add(self, tunnel: Tunnel) -> None:
+        """Save a new tunnel; refused when one of that name exists (checked under the
+        file's lock, so two processes adding the same name cannot both succeed)."""
+        self.save(tunnel, new=True)
 
     def mark_admitted(self, name: str) -> None:
         def change(data: dict[str, Any]) -> None:
@@ -332,17 +343,15 @@ async def import_plain_tunnel(
 async def _store_new(
     store: TunnelStore, secrets: SecretStore, tunnel: Tunnel, private_key: str
 ) -> Tunnel:
-    """Key into the keyring, then the tunnel; neither is left behind when one fails."""
-    if any(t.name == tunnel.name for t in store.list()):
-        # Never overwrite: the existing tunnel's private key would be lost with it.
-        raise SetupError(
-            f"A tunnel named {tunnel.name} already exists: remove it first or pick another name."
-        )
-    await secrets.aset(tunnel_key(tunnel.name), private_key)
+    """The tunnel, then its key into the keyring; neither is left behind when one fails.
+
+    In this order a crash in between leaves a tunnel that says its key is missing (and
+    can be removed), never a key in the keyring that nothing names."""
+    store.add(tunnel)
     try:
-        store.save(tunnel)
-    except FiotrayError:
-        await secrets.adelete(tunnel_key(tunnel.name))
+        await secrets.aset(tunnel_key(tunnel.name), private_key)
+    except BaseException:
+        store.remove(tunnel.name)
         raise
     return tunnel
 

@@ -632,11 +632,33 @@ class App(QObject):
             self.show_devices(None)
         self._watcher_task = asyncio.ensure_future(self.watcher.run())
         self._tasks = [asyncio.ensure_future(self._start_tray()), self._watcher_task]
+        self._report_orphans()
         try:
             await self.quit_event.wait()
         finally:
             await self.close()
         return 0
+
+    def _report_orphans(self) -> None:
+        """Say once, at start, when the keyring holds secrets whose factory or tunnel is
+        gone (a crash between two saves, a hand-edited file); the CLI removes them."""
+        from fiotray.core.secrets import owner_of
+        from fiotray.ops import accounts
+
+        try:
+            orphans = accounts.orphan_secrets(self.backend.services)
+        except FiotrayError:
+            return  # what is wrong with the files shows where they are used
+        if not orphans:
+            return
+        owners = sorted({name for _kind, name in filter(None, map(owner_of, orphans))})
+        log.warning("secrets without a factory or tunnel: %s", ", ".join(orphans))
+        self.tray.notify(
+            "Secrets left in the keyring",
+            f"{len(orphans)} secret(s) belong to no factory or tunnel any more "
+            f"({', '.join(owners)}): remove them with `fiotray logout --factory NAME` or "
+            "`fiotray tunnels remove NAME`.",
+        )
 
     async def close(self) -> None:
         import asyncio

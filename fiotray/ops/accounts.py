@@ -1,12 +1,16 @@
 """Signing in to factories and out of them, and which factories are signed in.
 
 Nothing is saved until the factory has answered an authenticated request with the
-credentials; then the secret goes to the keyring and the factory to the factories file.
+credentials; then the factory goes to the factories file and, after it, the secrets to
+the keyring (a crash in between leaves a factory that asks to sign in again, never a
+secret that nothing names; a failed keyring write takes the factory back out).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,8 +90,38 @@ async def sign_in_token(
     )
     await _prove(signed_in, auth.ApiTokenCredentials(token))
     await asyncio.to_thread(services.secrets.check)
-    await auth.save_api_token(signed_in, services.secrets, token)
-    services.factories.save(signed_in, make_default=make_default)
+    return await _save(
+        services, signed_in, make_default, auth.save_api_token(signed_in, services.secrets, token)
+    )
+
+
+async def _save(
+    services: Services,
+    signed_in: Factory,
+    make_default: bool,
+    secrets: Coroutine[object, object, None],
+) -> Factory:
+    """The factory, then its secrets; the factories file as it was when they fail."""
+    from fiotray.core import auth
+
+    before = next((f for f in services.factories.list() if f.factory == signed_in.factory), None)
+    default = services.factories.default_name()
+    try:
+        services.factories.save(signed_in, make_default=make_default)
+    except BaseException:
+        secrets.close()  # never started: nothing to undo
+        raise
+    try:
+        await secrets
+    except BaseException:
+        if before is None:
+            # Some may have been written (a client secret, then the token failed).
+            with contextlib.suppress(FiotrayError):
+                await auth.forget(signed_in, services.secrets)
+            services.factories.remove(signed_in.factory)
+        else:
+            services.factories.save(before, make_default=default == before.factory)
+        raise
     return signed_in
 
 
@@ -124,9 +158,12 @@ async def sign_in_client(
     )
     await _prove(signed_in, auth.OAuthCredentials(oauth, client_id, client_secret, token))
     await asyncio.to_thread(services.secrets.check)
-    await auth.save_oauth(signed_in, services.secrets, client_secret, token)
-    services.factories.save(signed_in, make_default=make_default)
-    return signed_in
+    return await _save(
+        services,
+        signed_in,
+        make_default,
+        auth.save_oauth(signed_in, services.secrets, client_secret, token),
+    )
 
 
 async def sign_in_fioctl(
@@ -162,3 +199,35 @@ async def sign_out(services: Services, factory: str | None = None) -> Factory:
     await auth.forget(signed_in, services.secrets)
     services.factories.remove(signed_in.factory)
     return signed_in
+
+
+def orphan_secrets(services: Services) -> list[str]:
+    """Keyring entries fiotray made whose factory or tunnel is gone (a crash between the
+    two saves, a hand-edited file). Reads the entries' index, never the keyring."""
+    from fiotray.core.secrets import owner_of
+
+    factories = {f.factory for f in services.factories.list()}
+    tunnels = {t.name for t in services.tunnels.list()}
+    out = []
+    for key in services.secrets.entry_names():
+        owner = owner_of(key)
+        if owner is None:
+            continue
+        kind, name = owner
+        if name not in (factories if kind == "factory" else tunnels):
+            out.append(key)
+    return out
+
+
+async def forget_orphans(
+    services: Services, *, factory: str | None = None, tunnel: str | None = None
+) -> list[str]:
+    """Delete the orphaned entries of one factory or tunnel (what `logout` and tunnel
+    removal do for a name that has no entry any more); the ones deleted."""
+    from fiotray.core.secrets import owner_of
+
+    wanted = ("factory", factory) if factory is not None else ("tunnel", tunnel)
+    gone = [key for key in orphan_secrets(services) if owner_of(key) == wanted]
+    for key in gone:
+        await services.secrets.adelete(key)
+    return gone

@@ -34,6 +34,7 @@ from fiotray.gui.app import (
     socket_path,
 )
 from fiotray.gui.backend import demo_services
+from fiotray.gui.tray import TrayIcon
 from tests.gui.waits import until
 
 TUNNEL = "demo-factory"
@@ -385,3 +386,23 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
         finally:
             app.quit()
             assert await asyncio.wait_for(run, 5) == 0
+
+
+async def test_secrets_left_without_an_owner_are_reported_at_start(backend, qapp):
+    secrets = backend.services.secrets
+    secrets.set("tunnel/ghost/private_key", "not-a-real-key")  # its tunnel is gone
+    secrets.set("profile/gone-factory/api_token", "not-a-real-token")
+    tray = TrayIcon()
+    messages: list[tuple] = []
+    tray.showMessage = lambda *a: messages.append(a)  # type: ignore[method-assign]
+    app = App(backend, hidden=True, tray_wait=30.0, tray=tray)
+    run = asyncio.ensure_future(app.run())
+    try:
+        await until(lambda: messages)
+        ((title, message, _icon, _ms),) = messages
+        assert title == "Secrets left in the keyring"
+        assert "2 secret(s)" in message and "ghost" in message and "gone-factory" in message
+        assert "not-a-real" not in message  # names, never values
+    finally:
+        app.quit()
+        await asyncio.wait_for(run, 5)

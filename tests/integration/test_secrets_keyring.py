@@ -88,6 +88,27 @@ def test_delete_of_a_missing_key_is_fine(secret_service: SecretServiceSession) -
     assert store.get(key) is None
 
 
+def test_the_index_names_every_entry_and_holds_no_value(
+    secret_service: SecretServiceSession, tmp_path
+) -> None:
+    import stat
+
+    index = tmp_path / "fiotray" / "keyring-entries.json"
+    store = SecretStore(index=index)
+    first, second = unique_key("indexed-a"), unique_key("indexed-b")
+    store.set(first, "index-secret-value-1")
+    store.set(second, "index-secret-value-2")
+    store.set(first, "index-secret-value-3")  # set again: named once
+    assert SecretStore(index=index).entry_names() == sorted([first, second])
+    assert "index-secret-value" not in index.read_text()
+    assert stat.S_IMODE(index.stat().st_mode) == 0o600
+    store.delete(first)
+    assert store.entry_names() == [second] and store.get(first) is None
+    index.write_text("{not json")  # a broken index is started afresh, secrets untouched
+    assert store.entry_names() == [] and store.get(second) == "index-secret-value-2"
+    store.delete(second)
+
+
 def test_backend_name_and_check(secret_service: SecretServiceSession) -> None:
     store = SecretStore()
     store.check()

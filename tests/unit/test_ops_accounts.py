@@ -21,3 +21,44 @@ async def test_the_demo_keeps_to_its_temp_dir(services, monkeypatch, tmp_path):
     assert accounts.factories(services)[0].default
     await services.aclose()
     assert not Path(root).exists()
+
+
+async def test_a_keyring_failure_at_sign_in_leaves_the_factories_as_they_were(
+    services, monkeypatch
+):
+    import pytest
+
+    from fiotray.core.errors import SecretsUnavailable
+
+    fake = services.demo.server
+    fake.factory.add_api_token("second-token")
+    calls: list[str] = []
+
+    def refuse(key: str, value: str) -> None:
+        calls.append(key)
+        raise SecretsUnavailable("The system keyring refused to store the secret.")
+
+    before = services.factories.list()
+    monkeypatch.setattr(services.secrets, "set", refuse)
+    with pytest.raises(SecretsUnavailable):
+        await accounts.sign_in_token(
+            services, factory=FACTORY, token="second-token", api_url=fake.api_url
+        )
+    assert calls == [f"profile/{FACTORY}/api_token"]
+    # The factory signed in before keeps its entry (and its old secret).
+    assert services.factories.list() == before
+
+
+async def test_orphans_are_found_by_name_and_removed_one_owner_at_a_time(services):
+    services.secrets.set("tunnel/ghost/private_key", "k")
+    services.secrets.set("profile/gone/api_token", "t")
+    services.secrets.set("profile/gone/client_secret", "s")
+    assert sorted(accounts.orphan_secrets(services)) == [
+        "profile/gone/api_token",
+        "profile/gone/client_secret",
+        "tunnel/ghost/private_key",
+    ]
+    gone = await accounts.forget_orphans(services, factory="gone")
+    assert sorted(gone) == ["profile/gone/api_token", "profile/gone/client_secret"]
+    assert accounts.orphan_secrets(services) == ["tunnel/ghost/private_key"]
+    assert await accounts.forget_orphans(services, tunnel="nothing") == []

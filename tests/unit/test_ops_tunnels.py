@@ -77,3 +77,37 @@ async def test_the_admin_is_told_both_ways_to_admit_the_laptop(services, monkeyp
         f"--address {t.address}"
     )
     assert added.admin_line.startswith("wg set fiodemo-factory peer ")
+
+
+async def test_a_key_the_keyring_refuses_takes_the_new_tunnel_back_out(
+    services, tmp_path, monkeypatch
+):
+    from fiotray.core.errors import SecretsUnavailable
+
+    conf = tmp_path / "office.conf"
+    conf.write_text(CONF)
+    seen: list[set[str]] = []
+
+    def refuse(key: str, value: str) -> None:
+        # The tunnel is saved before its key is written (a crash here leaves a tunnel
+        # that says its key is missing, never a key nothing names).
+        seen.append({t.name for t in tunnels.list_tunnels(services)})
+        raise SecretsUnavailable("The system keyring refused to store the secret.")
+
+    monkeypatch.setattr(services.secrets, "set", refuse)
+    with pytest.raises(SecretsUnavailable):
+        await tunnels.import_conf(services, conf)
+    assert seen == [{FACTORY, "office"}]
+    assert {t.name for t in tunnels.list_tunnels(services)} == {FACTORY}
+    assert "tunnel/office/private_key" not in services.secrets.entry_names()
+
+
+async def test_the_same_name_added_twice_is_refused_without_touching_the_first(services, tmp_path):
+    conf = tmp_path / "office.conf"
+    conf.write_text(CONF)
+    first = await tunnels.import_conf(services, conf)
+    key = services.secrets.get("tunnel/office/private_key")
+    with pytest.raises(FiotrayError, match="already exists"):
+        await tunnels.import_conf(services, conf)
+    assert services.tunnels.get("office") == first
+    assert services.secrets.get("tunnel/office/private_key") == key
