@@ -11,8 +11,11 @@ It trusts nothing it is given: the config is parsed, every value validated,
 anything wg-quick would run as a shell command refused (fiotray.wg.config), and
 only a config re-rendered here is handed to wg-quick. Runtime state lives in a
 root-only directory (RUNTIME_DIR): IFNAME.conf (the rendered config) and
-IFNAME.json (who brought it up), so `down` only touches tunnels fiotray made,
-and only for the user who made them (or root).
+IFNAME.json (who brought it up, and the interface's identity: its ifindex and
+public key), so `down` only touches tunnels fiotray made, only while the live
+interface is still the one it made, and only for the user who made them (or
+root). A record whose interface was replaced outside fiotray is not reported by
+`status`, and `down` removes it and leaves the interface alone.
 
 `status` prints one JSON line, never a private or preshared key:
 
@@ -51,6 +54,7 @@ from fiotray.wg.config import (
     WgConfig,
     is_digits,
     is_ifname,
+    is_key_shape,
     parse_config_bytes,
     render_config,
     validate_ifname,
@@ -182,10 +186,45 @@ def _write_new(dirfd: int, name: str, data: bytes) -> None:
         os.close(fd)
 
 
+def _write_record(dirfd: int, name: str, record: Record) -> None:
+    """IFNAME.json replaced atomically: `status` reads records without a lock."""
+    tmp = f".{name}.json.tmp"  # not *.json: status never lists it
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp, dir_fd=dirfd)
+    _write_new(dirfd, tmp, record.text().encode("ascii"))
+    os.replace(tmp, f"{name}.json", src_dir_fd=dirfd, dst_dir_fd=dirfd)
+
+
 def _remove_records(dirfd: int, name: str) -> None:
-    for suffix in (".conf", ".json"):
+    for entry in (f"{name}.conf", f"{name}.json", f".{name}.json.tmp"):
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(name + suffix, dir_fd=dirfd)
+            os.unlink(entry, dir_fd=dirfd)
+
+
+class Record:
+    """What IFNAME.json says: who brought the tunnel up, when, and which interface it is.
+
+    The interface's identity (its ifindex and the public key it was brought up with) is what
+    ties the record to the live interface: a name alone is not enough, since the interface
+    may be deleted outside fiotray and another one made under the same name.
+    """
+
+    __slots__ = ("created", "ifindex", "public_key", "uid")
+
+    def __init__(
+        self, uid: int | None, created: int, ifindex: int = 0, public_key: str | None = None
+    ) -> None:
+        self.uid = uid  # None: unreadable
+        self.created = created  # unix seconds, 0 = unknown
+        self.ifindex = ifindex  # 0 = not known yet (`up` still running) or an older record
+        self.public_key = public_key  # None: a record from before keys were recorded
+
+    def text(self) -> str:
+        """What json.dumps of the four fields gives; the form _parse_own_record reads back."""
+        return (
+            f'{{"uid": {int(self.uid or 0)}, "created": {int(self.created)}, '
+            f'"ifindex": {int(self.ifindex)}, "public_key": "{self.public_key}"}}\n'
+        )
 
 
 def read_record(dirfd: int, name: str) -> int | None:
@@ -193,15 +232,15 @@ def read_record(dirfd: int, name: str) -> int | None:
 
     Raises FileNotFoundError when there is no record.
     """
-    return _record(dirfd, name)[0]
+    return _record(dirfd, name).uid
 
 
-def _record(dirfd: int, name: str) -> tuple[int | None, int]:
-    """(owner uid or None, creation time or 0) of IFNAME's record."""
+def _record(dirfd: int, name: str) -> Record:
+    """IFNAME's record (uid None when unreadable); FileNotFoundError when there is none."""
     fd = os.open(f"{name}.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None, 0
+            return Record(None, 0)
         raw = os.read(fd, 4096)
     finally:
         os.close(fd)
@@ -213,17 +252,20 @@ def _record(dirfd: int, name: str) -> tuple[int | None, int]:
     try:
         data = json.loads(raw.decode("utf-8"))
         uid, created = data["uid"], data.get("created", 0)
+        ifindex, key = data.get("ifindex", 0), data.get("public_key")
     except (ValueError, KeyError, TypeError, AttributeError):
-        return None, 0
-    if not isinstance(created, int) or isinstance(created, bool) or created < 0:
+        return Record(None, 0)
+    if not _is_uint(created):
         created = 0
-    valid = isinstance(uid, int) and not isinstance(uid, bool) and uid >= 0
-    return (uid if valid else None), created
+    if not _is_uint(ifindex):
+        ifindex = 0
+    if not (isinstance(key, str) and is_key_shape(key)):
+        key = None
+    return Record(uid if _is_uint(uid) else None, created, ifindex, key)
 
 
-def _record_text(uid: int, created: int) -> str:
-    """The record cmd_up writes: what json.dumps({"uid": uid, "created": created}) gives."""
-    return f'{{"uid": {int(uid)}, "created": {int(created)}}}\n'
+def _is_uint(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _canonical_uint(digits: bytes) -> bool:
@@ -231,19 +273,26 @@ def _canonical_uint(digits: bytes) -> bool:
     return digits.isdigit() and (digits == b"0" or not digits.startswith(b"0"))
 
 
-def _parse_own_record(raw: bytes) -> tuple[int, int] | None:
-    """(uid, created) from exactly what _record_text writes, else None.
+def _parse_own_record(raw: bytes) -> Record | None:
+    """The record in exactly the form Record.text writes, else None.
 
     `down` reads a record on every call: this spares it json (and re, which json imports).
-    Where it answers, json.loads would give the same numbers.
+    Where it answers, json.loads would give the same values.
     """
-    head, tail = b'{"uid": ', b"}\n"
+    head, tail = b'{"uid": ', b'"}\n'
     if not (raw.startswith(head) and raw.endswith(tail)):
         return None
-    uid, sep, created = raw[len(head) : -len(tail)].partition(b', "created": ')
-    if not (sep and _canonical_uint(uid) and _canonical_uint(created)):
+    uid, sep1, rest = raw[len(head) : -len(tail)].partition(b', "created": ')
+    created, sep2, rest = rest.partition(b', "ifindex": ')
+    ifindex, sep3, key = rest.partition(b', "public_key": "')
+    if not (sep1 and sep2 and sep3):
         return None
-    return int(uid), int(created)
+    if not all(_canonical_uint(n) for n in (uid, created, ifindex)):
+        return None
+    text = key.decode("ascii", "replace")
+    if not is_key_shape(text):
+        return None
+    return Record(int(uid), int(created), int(ifindex), text)
 
 
 def _has_file(dirfd: int, name: str) -> bool:
@@ -252,6 +301,80 @@ def _has_file(dirfd: int, name: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def iface_index(name: str) -> int | None:
+    """The live interface's ifindex; None when there is no such interface."""
+    try:
+        with open(os.path.join(SYS_CLASS_NET, name, "ifindex"), "rb") as fh:
+            raw = fh.read(32).strip()
+    except OSError:
+        return None
+    return int(raw) if raw.isdigit() else None
+
+
+def public_key_of(wg: str, private_key: str) -> str:
+    """`wg pubkey`: the public key an interface brought up with private_key will show."""
+    try:
+        done = run_tool([wg, "pubkey"], WG_SHOW_TIMEOUT, input=(private_key + "\n").encode())
+    except ToolTimeout:
+        raise WgError(EXIT_WG_QUICK, "wg pubkey timed out") from None
+    key = done.stdout.decode("ascii", "replace").strip()
+    if done.returncode != 0 or not is_key_shape(key):
+        raise WgError(EXIT_WG_QUICK, f"wg pubkey failed (exit {done.returncode})")
+    return key
+
+
+def live_public_key(wg: str, name: str) -> str | None:
+    """`wg show IFNAME public-key`; None for no key, no WireGuard interface, or no answer."""
+    try:
+        done = run_tool([wg, "show", name, "public-key"], WG_SHOW_TIMEOUT)
+    except ToolTimeout:
+        return None
+    key = done.stdout.decode("ascii", "replace").strip()
+    return key if done.returncode == 0 and is_key_shape(key) else None
+
+
+def _recorded_key(dirfd: int, name: str, record: Record, wg: str) -> str | None:
+    """The public key IFNAME was brought up with.
+
+    Records written before keys were recorded have none: derive it from the rendered config
+    beside them (its PrivateKey line), so a tunnel up across an upgrade stays manageable.
+    """
+    if record.public_key is not None:
+        return record.public_key
+    try:
+        fd = os.open(f"{name}.conf", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+    except OSError:
+        return None
+    try:
+        raw = os.read(fd, MAX_INPUT)
+    finally:
+        os.close(fd)
+    for line in raw.decode("ascii", "replace").splitlines():
+        key, sep, value = line.partition(" = ")
+        if sep and key == "PrivateKey" and is_key_shape(value):
+            try:
+                return public_key_of(wg, value)
+            except WgError:
+                return None
+    return None
+
+
+def is_same_interface(dirfd: int, name: str, record: Record, live_key: str | None, wg: str) -> bool:
+    """Whether the live IFNAME is the interface the record describes.
+
+    Both must agree: the ifindex (a new interface under the same name gets a new one, unless
+    someone asks for the old one with `ip link add ... index N`) and the public key (a copy
+    of our config brought up by hand has ours, but not our ifindex).
+    """
+    if record.ifindex and iface_index(name) != record.ifindex:
+        return False
+    expected = _recorded_key(dirfd, name, record, wg)
+    return expected is not None and live_key == expected
 
 
 # --------------------------------------------------------------------------- commands
@@ -273,11 +396,12 @@ def _wg_quick(wg_quick: str, action: str, conf_path: str, secrets: list[str]) ->
 def cmd_up(name: str, config: WgConfig) -> int:
     require_root()
     wg_quick = require_tool("wg-quick")
-    require_tool("wg")  # wg-quick calls both through PATH
+    wg = require_tool("wg")  # wg-quick calls both through PATH
     require_tool("ip")
     uid = caller_uid()
     if iface_exists(name):  # before creating anything
         raise WgError(EXIT_CONFLICT, f"interface {name} already exists")
+    public_key = public_key_of(wg, config.interface.private_key)
     dirfd = open_runtime_dir(create=True)
     assert dirfd is not None
     try:
@@ -286,11 +410,16 @@ def cmd_up(name: str, config: WgConfig) -> int:
             raise WgError(EXIT_CONFLICT, f"interface {name} already exists")
         _remove_records(dirfd, name)  # left over from a tunnel that is gone
         conf_path = os.path.join(os.fspath(RUNTIME_DIR), f"{name}.conf")
-        record = _record_text(uid, int(time.time()))
+        record = Record(uid, int(time.time()), 0, public_key)
         try:
             _write_new(dirfd, f"{name}.conf", render_config(config).encode("utf-8"))
-            _write_new(dirfd, f"{name}.json", record.encode("utf-8"))
+            # Written before wg-quick runs: a helper killed half-way leaves a tunnel that can
+            # still be taken down. The ifindex is known only once the interface exists.
+            _write_record(dirfd, name, record)
             detail = _wg_quick(wg_quick, "up", conf_path, config.secrets())
+            if detail is None:
+                record.ifindex = iface_index(name) or 0
+                _write_record(dirfd, name, record)
         except BaseException:
             _remove_records(dirfd, name)
             raise
@@ -312,9 +441,10 @@ def cmd_down(name: str, out: TextIO) -> int:
     try:
         lock_dir(dirfd)
         try:
-            owner = read_record(dirfd, name)
+            record = _record(dirfd, name)
         except FileNotFoundError:
             raise not_ours from None
+        owner = record.uid
         if uid != 0 and owner != uid:
             whose = "an unreadable record" if owner is None else f"uid {owner}"
             raise WgError(EXIT_CONFLICT, f"{name} belongs to {whose}, not to uid {uid}")
@@ -327,8 +457,17 @@ def cmd_down(name: str, out: TextIO) -> int:
                 EXIT_CONFLICT, f"the config of {name} is missing from {os.fspath(RUNTIME_DIR)}"
             )
         wg_quick = require_tool("wg-quick")
-        require_tool("wg")
+        wg = require_tool("wg")
         require_tool("ip")
+        if not is_same_interface(dirfd, name, record, live_public_key(wg, name), wg):
+            # Ours was deleted and this one made outside fiotray: the record describes
+            # nothing that exists any more, and this interface is not ours to take down.
+            _remove_records(dirfd, name)
+            raise WgError(
+                EXIT_CONFLICT,
+                f"{name} was not brought up by fiotray: the one fiotray made was replaced "
+                "outside fiotray; left up, and the stale record removed",
+            )
         conf_path = os.path.join(os.fspath(RUNTIME_DIR), f"{name}.conf")
         detail = _wg_quick(wg_quick, "down", conf_path, [])
         if detail is not None:
@@ -367,21 +506,26 @@ def status() -> dict[str, object]:
             )
             for name in names:
                 try:
-                    owner, created = _record(dirfd, name)
+                    record = _record(dirfd, name)
                 except FileNotFoundError:  # taken down meanwhile
                     continue
                 entry: dict[str, object] = {
                     "name": name,
-                    "owner_uid": owner,
+                    "owner_uid": record.uid,
                     # When it was brought up: lets the app tell "connecting" from "never answered".
-                    "created": created,
+                    "created": record.created,
                     "exists": iface_exists(name),
                     "public_key": None,
                     "listen_port": None,
                     "peers": [],
                 }
                 if entry["exists"]:
-                    shown = _wg_show(require_tool("wg"), name)
+                    wg = require_tool("wg")
+                    shown = _wg_show(wg, name)
+                    live_key = shown.get("public_key") if shown is not None else None
+                    key = live_key if isinstance(live_key, str) else None
+                    if not is_same_interface(dirfd, name, record, key, wg):
+                        continue  # another interface under our name: not fiotray's to claim
                     if shown is not None:
                         entry.update(shown)
                 interfaces.append(entry)

@@ -478,6 +478,95 @@ def test_leftover_records_and_vanished_interfaces(pk: PolkitSession, sandbox: Sa
     assert not (RUN_DIR / f"{ifname}.conf").exists()
 
 
+def ifindex_in(sandbox: Sandbox, ifname: str) -> int:
+    proc = subprocess.run(
+        ["ip", "netns", "exec", sandbox.netns, "cat", f"/sys/class/net/{ifname}/ifindex"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return int(proc.stdout)
+
+
+def root_in(sandbox: Sandbox, *argv: str, stdin: str | None = None) -> None:
+    """Root acting by hand in the namespace, outside fiotray (as wg-quick itself would)."""
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "WG_QUICK_USERSPACE_IMPLEMENTATION": "wireguard-go",
+        "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1",
+    }
+    proc = subprocess.run(
+        ["ip", "netns", "exec", sandbox.netns, *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        start_new_session=True,
+    )
+    assert proc.returncode == 0, (argv, proc.stderr)
+
+
+def replace_outside_fiotray(sandbox: Sandbox, ifname: str, kind: str, conf: str, tmp: Path) -> None:
+    """Delete fiotray's ifname as root and make another interface under the same name."""
+    old_index = ifindex_in(sandbox, ifname)
+    root_in(sandbox, "ip", "link", "delete", "dev", ifname)
+    assert wait_for(lambda: not wireguard_go_pids(ifname)), "wireguard-go outlived its tun"
+    if kind in ("another key", "older record"):
+        root_in(sandbox, "wireguard-go", ifname)
+        key_file = tmp / "root.key"
+        key_file.write_text(keypair()[0] + "\n")
+        root_in(sandbox, "wg", "set", ifname, "private-key", str(key_file))
+        root_in(sandbox, "ip", "link", "set", ifname, "up")
+    elif kind == "same ifindex":
+        # Not WireGuard at all, and given fiotray's old ifindex on purpose: only the key
+        # tells it apart.
+        root_in(sandbox, "ip", "link", "add", ifname, "index", str(old_index), "type", "veth",
+                "peer", "name", f"{ifname}p")  # fmt: skip
+        assert ifindex_in(sandbox, ifname) == old_index
+    elif kind == "same key":
+        # Root brings up a copy of the very config by hand: same key, new ifindex.
+        copy = tmp / f"{ifname}.conf"
+        copy.write_text(render_config(parse_config(conf)))
+        copy.chmod(0o600)
+        root_in(sandbox, "wg-quick", "up", str(copy))
+    else:
+        raise AssertionError(kind)
+    assert sandbox.has_link(ifname)
+
+
+@pytest.mark.parametrize("kind", ["another key", "same ifindex", "same key", "older record"])
+def test_a_record_is_tied_to_the_interface_it_describes(
+    pk: PolkitSession, sandbox: Sandbox, kind: str, tmp_path: Path
+) -> None:
+    """The user's tunnel is deleted outside fiotray and root makes its own under that name."""
+    ifname = sandbox.new_ifname()
+    private, public = keypair()
+    conf = make_conf(private, keypair()[1])
+    assert pk.run_as_user(["up", ifname], input=conf, netns=sandbox.netns).returncode == 0
+    record_file = RUN_DIR / f"{ifname}.json"
+    if kind == "older record":
+        # As a helper from before identities were recorded wrote it: the key comes from the
+        # config beside it, so the tunnel is still the user's...
+        record_file.write_text(json.dumps({"uid": pk.user.uid, "created": int(time.time())}))
+        entry = status_of(pk.run_as_user(["status"], netns=sandbox.netns), ifname)
+        assert entry is not None and entry["exists"] is True and entry["public_key"] == public
+
+    replace_outside_fiotray(sandbox, ifname, kind, conf, tmp_path)
+
+    entry = status_of(pk.run_as_user(["status"], netns=sandbox.netns), ifname)
+    assert entry is None, f"status claims root's {ifname} as the user's: {entry}"
+    proc = pk.run_as_user(["down", ifname], netns=sandbox.netns)
+    assert_refused(proc, 3, f"{ifname} was not brought up by fiotray: the one fiotray made was")
+    assert sandbox.has_link(ifname), "the user's down took root's interface down"
+    assert not record_file.exists() and not (RUN_DIR / f"{ifname}.conf").exists()
+    # With the stale record gone it is plainly somebody else's interface.
+    proc = pk.run_as_user(["down", ifname], netns=sandbox.netns)
+    assert_refused(proc, 3, f"{ifname} was not brought up by fiotray")
+    assert sandbox.has_link(ifname)
+
+
 def test_wg_quick_failure_removes_everything(pk: PolkitSession, sandbox: Sandbox) -> None:
     first, second = sandbox.new_ifname(), sandbox.new_ifname()
     _, peer = keypair()
