@@ -16,6 +16,8 @@ public key), so `down` only touches tunnels fiotray made, only while the live
 interface is still the one it made, and only for the user who made them (or
 root). A record whose interface was replaced outside fiotray is not reported by
 `status`, and `down` removes it and leaves the interface alone.
+IFNAME.lock serializes `up` and `down` of one interface; different interfaces
+never wait for each other, and every wg-quick run is bounded (WG_QUICK_TIMEOUT).
 
 `status` prints one JSON line, never a private or preshared key:
 
@@ -69,7 +71,14 @@ from fiotray.wg.errors import (
     WgError,
     sanitize,
 )
-from fiotray.wg.tools import ToolTimeout, find_tool, last_error_line, require_tool, run_tool
+from fiotray.wg.tools import (
+    STOP_GRACE,
+    ToolTimeout,
+    find_tool,
+    last_error_line,
+    require_tool,
+    run_tool,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -83,7 +92,9 @@ SYS_CLASS_NET = "/sys/class/net"
 
 WG_QUICK_TIMEOUT = 30.0
 WG_SHOW_TIMEOUT = 10.0
-LOCK_TIMEOUT = 45.0  # longer than one wg-quick run of another helper holding the lock
+# Longer than the worst an `up` or `down` of the same interface holds its lock: one wg-quick
+# run, its SIGTERM and SIGKILL graces, and the tools run around it.
+LOCK_TIMEOUT = WG_QUICK_TIMEOUT + 2 * STOP_GRACE + 3 * WG_SHOW_TIMEOUT
 STATUS_VERSION = 1
 
 PROG = "fiotray-helper"
@@ -158,17 +169,51 @@ def open_runtime_dir(*, create: bool) -> int | None:
     return fd
 
 
-def lock_dir(fd: int) -> None:
-    """Serialize up/down of all helpers (a flock on the directory itself: nothing to write)."""
-    deadline = time.monotonic() + LOCK_TIMEOUT
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise WgError(EXIT_CONFLICT, "another fiotray-helper is still busy") from None
-            time.sleep(0.05)
+def lock_interface(dirfd: int, name: str) -> int:
+    """An fd of IFNAME.lock holding an exclusive flock: one `up` or `down` per interface.
+
+    Per interface, not one lock for all: a connect stuck for WG_QUICK_TIMEOUT (an endpoint
+    whose name does not resolve) must not hold up other users' tunnels. The lock files stay
+    (removing a lock file others may be waiting on lets two holders in); /run is emptied at
+    boot, and there is one per interface name ever brought up.
+    """
+    fd = os.open(
+        f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dirfd
+    )
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise WgError(EXIT_CONFLICT, f"{name}.lock is not a regular file: refusing")
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise WgError(
+                        EXIT_CONFLICT, f"another fiotray-helper is still busy with {name}"
+                    ) from None
+                time.sleep(0.05)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def peek_interface_lock(dirfd: int, name: str) -> int | None:
+    """A shared flock on IFNAME.lock, taken without waiting: None while an `up` or `down` of
+    IFNAME runs (its record and interface are then half-made), else an fd to close (-1 when
+    no helper ever locked IFNAME). Opens, never creates: `status` writes nothing.
+    """
+    try:
+        fd = os.open(f"{name}.lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+    except FileNotFoundError:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _write_new(dirfd: int, name: str, data: bytes) -> None:
@@ -404,8 +449,9 @@ def cmd_up(name: str, config: WgConfig) -> int:
     public_key = public_key_of(wg, config.interface.private_key)
     dirfd = open_runtime_dir(create=True)
     assert dirfd is not None
+    lockfd = -1
     try:
-        lock_dir(dirfd)
+        lockfd = lock_interface(dirfd, name)
         if iface_exists(name):
             raise WgError(EXIT_CONFLICT, f"interface {name} already exists")
         _remove_records(dirfd, name)  # left over from a tunnel that is gone
@@ -425,10 +471,21 @@ def cmd_up(name: str, config: WgConfig) -> int:
             raise
         if detail is not None:
             _remove_records(dirfd, name)
+            if not detail.startswith("exit ") and iface_exists(name):
+                # wg-quick was stopped (timed out, or killed) before its own clean-up could
+                # remove the interface it had made. It did not exist when we took the lock.
+                _delete_link(name)
             raise WgError(EXIT_WG_QUICK, f"wg-quick up {name} failed ({detail}){_hint(detail)}")
     finally:
+        if lockfd >= 0:
+            os.close(lockfd)
         os.close(dirfd)
     return EXIT_OK
+
+
+def _delete_link(name: str) -> None:
+    with contextlib.suppress(WgError):  # the error the caller is raising says more
+        run_tool([require_tool("ip"), "link", "delete", "dev", name], WG_SHOW_TIMEOUT)
 
 
 def cmd_down(name: str, out: TextIO) -> int:
@@ -438,11 +495,14 @@ def cmd_down(name: str, out: TextIO) -> int:
     dirfd = open_runtime_dir(create=False)
     if dirfd is None:
         raise not_ours
+    lockfd = -1
     try:
-        lock_dir(dirfd)
+        if not _has_file(dirfd, f"{name}.json"):
+            raise not_ours  # before the lock: no lock file for names fiotray never had
+        lockfd = lock_interface(dirfd, name)
         try:
             record = _record(dirfd, name)
-        except FileNotFoundError:
+        except FileNotFoundError:  # taken down meanwhile
             raise not_ours from None
         owner = record.uid
         if uid != 0 and owner != uid:
@@ -476,6 +536,8 @@ def cmd_down(name: str, out: TextIO) -> int:
             raise WgError(EXIT_WG_QUICK, f"wg-quick down {name} failed ({detail})")
         _remove_records(dirfd, name)
     finally:
+        if lockfd >= 0:
+            os.close(lockfd)
         os.close(dirfd)
     return EXIT_OK
 
@@ -505,33 +567,49 @@ def status() -> dict[str, object]:
                 if entry.endswith(".json") and is_ifname(entry[:-5])
             )
             for name in names:
+                peek = peek_interface_lock(dirfd, name)
                 try:
-                    record = _record(dirfd, name)
-                except FileNotFoundError:  # taken down meanwhile
-                    continue
-                entry: dict[str, object] = {
-                    "name": name,
-                    "owner_uid": record.uid,
-                    # When it was brought up: lets the app tell "connecting" from "never answered".
-                    "created": record.created,
-                    "exists": iface_exists(name),
-                    "public_key": None,
-                    "listen_port": None,
-                    "peers": [],
-                }
-                if entry["exists"]:
-                    wg = require_tool("wg")
-                    shown = _wg_show(wg, name)
-                    live_key = shown.get("public_key") if shown is not None else None
-                    key = live_key if isinstance(live_key, str) else None
-                    if not is_same_interface(dirfd, name, record, key, wg):
-                        continue  # another interface under our name: not fiotray's to claim
-                    if shown is not None:
-                        entry.update(shown)
-                interfaces.append(entry)
+                    entry = _status_entry(dirfd, name, busy=peek is None)
+                finally:
+                    if peek is not None and peek >= 0:
+                        os.close(peek)
+                if entry is not None:
+                    interfaces.append(entry)
         finally:
             os.close(dirfd)
     return {"version": STATUS_VERSION, "interfaces": interfaces}
+
+
+def _status_entry(dirfd: int, name: str, *, busy: bool) -> dict[str, object] | None:
+    """IFNAME's status entry; None when it has no record or the live interface is not ours.
+
+    busy: an `up` or `down` of IFNAME is running, so the interface may be half-made (no key
+    yet): report that it exists, and no detail, rather than judge its identity now.
+    """
+    try:
+        record = _record(dirfd, name)
+    except FileNotFoundError:  # taken down meanwhile
+        return None
+    entry: dict[str, object] = {
+        "name": name,
+        "owner_uid": record.uid,
+        # When it was brought up: lets the app tell "connecting" from "never answered".
+        "created": record.created,
+        "exists": iface_exists(name),
+        "public_key": None,
+        "listen_port": None,
+        "peers": [],
+    }
+    if entry["exists"] and not busy:
+        wg = require_tool("wg")
+        shown = _wg_show(wg, name)
+        live_key = shown.get("public_key") if shown is not None else None
+        key = live_key if isinstance(live_key, str) else None
+        if not is_same_interface(dirfd, name, record, key, wg):
+            return None  # another interface under our name: not fiotray's to claim
+        if shown is not None:
+            entry.update(shown)
+    return entry
 
 
 def cmd_status(out: TextIO) -> int:

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,7 @@ from cryptography.hazmat.primitives.serialization import (
 from fiotray.helper import fiotray_helper as h
 from fiotray.helper import install
 from fiotray.wg.config import parse_config, render_config
-from fiotray.wg.tools import find_tool
+from fiotray.wg.tools import STOP_GRACE, find_tool
 from tests.polkit_session import PolkitSession, require_binary
 from tests.system_user import SystemUser
 
@@ -132,7 +133,7 @@ class Sandbox:
                         os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(FileNotFoundError):
                 Path(f"/var/run/wireguard/{ifname}.sock").unlink()
-            for suffix in (".conf", ".json"):
+            for suffix in (".conf", ".json", ".lock"):
                 with contextlib.suppress(FileNotFoundError):
                     (RUN_DIR / f"{ifname}{suffix}").unlink()
         subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True, timeout=10)
@@ -588,6 +589,88 @@ def test_wg_quick_failure_removes_everything(pk: PolkitSession, sandbox: Sandbox
     assert not (RUN_DIR / f"{second}.json").exists()
     assert wait_for(lambda: not wireguard_go_pids(second))
     assert pk.run_as_user(["down", first], netns=sandbox.netns).returncode == 0
+
+
+HANGING_HOST = "hangs.fiotray.test"
+# How long a helper call that has nothing to wait for may take here (pkexec, wg-quick and
+# wireguard-go on a loaded 2-core machine take ~1 s).
+PROMPT = 10.0
+
+
+@contextlib.contextmanager
+def silent_dns(sandbox: Sandbox) -> Iterator[None]:
+    """Name resolution in the namespace that never answers: a DNS server on the namespace's
+    loopback that reads every query and replies to none (so each lookup waits out the
+    resolver's timeout, and wg keeps retrying, well past the helper's WG_QUICK_TIMEOUT)."""
+    etc = Path("/etc/netns") / sandbox.netns
+    etc.mkdir(parents=True)
+    (etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:5 attempts:3\n")
+    sandbox.ip("link", "set", "lo", "up")
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", sandbox.netns, sys.executable, "-c",
+         "import socket, sys\n"
+         "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+         "s.bind(('127.0.0.1', 53))\n"
+         "print('ready', flush=True)\n"
+         "while True:\n"
+         "    s.recv(4096)\n"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None and server.stdout.readline() == "ready\n"
+        yield
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(etc)
+
+
+def run_promptly(
+    pk: PolkitSession, args: list[str], what: str, **kwargs
+) -> subprocess.CompletedProcess[str]:
+    try:
+        return pk.run_as_user(args, timeout=PROMPT, **kwargs)
+    except subprocess.TimeoutExpired:
+        pytest.fail(
+            f"{what} did not finish in {PROMPT:g} s: it waited for the stuck up", pytrace=False
+        )
+
+
+def test_a_stuck_up_holds_up_only_its_own_interface(pk: PolkitSession, sandbox: Sandbox) -> None:
+    stuck, other = sandbox.new_ifname(), sandbox.new_ifname()
+    peer = keypair()[1]
+    stuck_conf = make_conf(keypair()[0], peer).replace(
+        "Endpoint = 127.0.0.1:51820", f"Endpoint = {HANGING_HOST}:51820"
+    )
+    with silent_dns(sandbox), ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(
+            pk.run_as_user, ["up", stuck], input=stuck_conf, netns=sandbox.netns, timeout=120
+        )
+        # wg-quick has made the interface and now waits on the name, inside the helper's lock.
+        assert wait_for(lambda: sandbox.has_link(stuck) or pending.done(), 20)
+        assert not pending.done(), pending.result()
+
+        proc = run_promptly(
+            pk, ["up", other], "up of another interface",
+            input=make_conf(keypair()[0], peer, net=78), netns=sandbox.netns,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        shown = run_promptly(pk, ["status"], "status", netns=sandbox.netns)
+        entry = status_of(shown, other)
+        assert entry is not None and entry["exists"] is True
+        # The half-made one is reported as the user's, without detail, while it is made.
+        half = status_of(shown, stuck)
+        assert half is not None and half["exists"] is True and half["peers"] == []
+        assert not pending.done(), "the stuck up finished early: the test proved nothing"
+
+        stuck_proc = pending.result(timeout=h.WG_QUICK_TIMEOUT + 4 * STOP_GRACE + 30)
+    assert_refused(
+        stuck_proc, 5, f"wg-quick up {stuck} failed (timed out after {h.WG_QUICK_TIMEOUT:g} s)"
+    )
+    assert not sandbox.has_link(stuck), "the half-made interface was left behind"
+    assert not (RUN_DIR / f"{stuck}.json").exists() and not (RUN_DIR / f"{stuck}.conf").exists()
+    assert wait_for(lambda: not wireguard_go_pids(stuck))
+    assert pk.run_as_user(["down", other], netns=sandbox.netns).returncode == 0
 
 
 # --------------------------------------------------------------------------- installer
