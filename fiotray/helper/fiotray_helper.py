@@ -21,14 +21,16 @@ never wait for each other, and every wg-quick run is bounded (WG_QUICK_TIMEOUT).
 
 `status` prints one JSON line, never a private or preshared key:
 
-    {"version": 1, "interfaces": [{"name", "owner_uid", "created", "exists", "public_key",
-     "listen_port", "peers": [{"public_key", "endpoint", "allowed_ips",
+    {"version": 1, "interfaces": [{"name", "mine", "owner_uid", "created", "exists",
+     "public_key", "listen_port", "peers": [{"public_key", "endpoint", "allowed_ips",
      "latest_handshake", "rx_bytes", "tx_bytes", "persistent_keepalive"}]}]}
 
 (latest_handshake in unix seconds, 0 = never; persistent_keepalive 0 = off;
 public_key and listen_port null and peers empty while the interface does not
-exist.) `up` prints nothing; `down` prints a note when the interface was
-already gone.
+exist, or while an `up` or `down` of it runs.) Another user's tunnel is only
+{"name", "exists", "mine": false}; root sees every tunnel in full (see status()).
+`up` prints nothing; `down` prints a note when the interface was already gone.
+`up` refuses a ListenPort below 1024 unless the caller is root.
 
 Exit codes (fiotray.wg.errors): 0 ok; 1 internal error; 2 usage or refused
 input (nothing run, nothing written), or not root; 3 state conflict; 4 a
@@ -96,6 +98,7 @@ WG_SHOW_TIMEOUT = 10.0
 # run, its SIGTERM and SIGKILL graces, and the tools run around it.
 LOCK_TIMEOUT = WG_QUICK_TIMEOUT + 2 * STOP_GRACE + 3 * WG_SHOW_TIMEOUT
 STATUS_VERSION = 1
+PRIVILEGED_PORTS = 1024
 
 PROG = "fiotray-helper"
 USAGE = "usage: fiotray-helper up IFNAME < CONFIG | down IFNAME | status"
@@ -438,12 +441,29 @@ def _wg_quick(wg_quick: str, action: str, conf_path: str, secrets: list[str]) ->
     return f"exit {done.returncode}: {last_error_line(done.stderr, secrets)}"
 
 
+def check_listen_port(config: WgConfig, uid: int) -> None:
+    """Only root may have a tunnel listen on a privileged port (below 1024).
+
+    A port below 1024 is the system's promise that only root listens there: a user's tunnel
+    on 53, 123 or 500 would squat the port a system service (DNS, NTP, IKE) binds, and its
+    traffic would reach the user's WireGuard instead. Root may: it could do so anyway.
+    """
+    port = config.interface.listen_port
+    if uid != 0 and port is not None and port < PRIVILEGED_PORTS:
+        raise WgError(
+            EXIT_USAGE,
+            f"ListenPort {port} is a privileged port (below {PRIVILEGED_PORTS}): only root may "
+            "use one; leave ListenPort out, or pick one from 1024 up",
+        )
+
+
 def cmd_up(name: str, config: WgConfig) -> int:
     require_root()
     wg_quick = require_tool("wg-quick")
     wg = require_tool("wg")  # wg-quick calls both through PATH
     require_tool("ip")
     uid = caller_uid()
+    check_listen_port(config, uid)
     if iface_exists(name):  # before creating anything
         raise WgError(EXIT_CONFLICT, f"interface {name} already exists")
     public_key = public_key_of(wg, config.interface.private_key)
@@ -555,8 +575,18 @@ def _wg_show(wg: str, name: str) -> dict[str, object] | None:
         return None
 
 
-def status() -> dict[str, object]:
-    """Every interface with a record; reads only."""
+def status(caller: int | None = None) -> dict[str, object]:
+    """Every interface with a record, as `caller` (a uid; None: ourselves) may see it; reads only.
+
+    Only the caller's own tunnels (every tunnel, for root) are shown in detail. Of another
+    user's, the name and whether it exists, and nothing more: its endpoint and allowed IPs
+    tell which servers and device networks a colleague works with, its byte counters and
+    handshake times when, and its public key who they are to those servers. The name and
+    up/down are no secret (/sys/class/net and `ip link` show them to everyone), and they let
+    the app say "up, brought up by another user" instead of "up outside fiotray".
+    """
+    if caller is None:
+        caller = caller_uid()
     interfaces: list[dict[str, object]] = []
     dirfd = open_runtime_dir(create=False)
     if dirfd is not None:
@@ -573,8 +603,13 @@ def status() -> dict[str, object]:
                 finally:
                     if peek is not None and peek >= 0:
                         os.close(peek)
-                if entry is not None:
-                    interfaces.append(entry)
+                if entry is None:
+                    continue
+                mine = entry["owner_uid"] == caller
+                if mine or caller == 0:
+                    interfaces.append({**entry, "mine": mine})
+                else:
+                    interfaces.append({"name": name, "exists": entry["exists"], "mine": False})
         finally:
             os.close(dirfd)
     return {"version": STATUS_VERSION, "interfaces": interfaces}

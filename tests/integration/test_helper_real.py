@@ -47,7 +47,7 @@ from fiotray.helper import install
 from fiotray.wg.config import parse_config, render_config
 from fiotray.wg.tools import STOP_GRACE, find_tool
 from tests.polkit_session import PolkitSession, require_binary
-from tests.system_user import SystemUser
+from tests.system_user import SystemUser, temporary_user
 
 pytestmark = pytest.mark.real
 
@@ -671,6 +671,79 @@ def test_a_stuck_up_holds_up_only_its_own_interface(pk: PolkitSession, sandbox: 
     assert not (RUN_DIR / f"{stuck}.json").exists() and not (RUN_DIR / f"{stuck}.conf").exists()
     assert wait_for(lambda: not wireguard_go_pids(stuck))
     assert pk.run_as_user(["down", other], netns=sandbox.netns).returncode == 0
+
+
+# --------------------------------------------------------------------------- between users
+
+
+def test_privileged_listen_port_is_for_root_only(pk: PolkitSession, sandbox: Sandbox) -> None:
+    ifname = sandbox.new_ifname()
+    conf = make_conf(keypair()[0], PEER, extra="ListenPort = 1023\n")
+    files_before = runtime_listing()
+    proc = pk.run_as_user(["up", ifname], input=conf, netns=sandbox.netns)
+    assert_refused(proc, 2, "ListenPort 1023 is a privileged port (below 1024): only root may")
+    assert not sandbox.has_link(ifname) and runtime_listing() == files_before
+
+    unprivileged = conf.replace("ListenPort = 1023", "ListenPort = 1024")
+    proc = pk.run_as_user(["up", ifname], input=unprivileged, netns=sandbox.netns)
+    assert proc.returncode == 0, proc.stderr
+    assert pk.run_as_user(["down", ifname], netns=sandbox.netns).returncode == 0
+
+    proc = pk.run_as_root(["up", ifname], input=conf, netns=sandbox.netns)
+    assert proc.returncode == 0, proc.stderr
+    entry = status_of(pk.run_as_root(["status"], netns=sandbox.netns), ifname)
+    assert entry is not None and entry["listen_port"] == 1023
+    assert pk.run_as_root(["down", ifname], netns=sandbox.netns).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def other_user() -> Iterator[SystemUser]:
+    """A second engineer on the same laptop."""
+    with temporary_user("fiotray-o") as user:
+        yield user
+
+
+def test_status_shows_another_users_tunnel_by_name_only(
+    pk: PolkitSession, sandbox: Sandbox, other_user: SystemUser
+) -> None:
+    mine, theirs = sandbox.new_ifname(), sandbox.new_ifname()
+    my_peer, their_peer = keypair()[1], keypair()[1]
+    my_private, my_public = keypair()
+    their_private, their_public = keypair()
+    with pk.allow_also(other_user):
+        proc = pk.run_as_user(["up", mine], input=make_conf(my_private, my_peer),
+                              netns=sandbox.netns)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        proc = pk.run_as(other_user, ["up", theirs], input=make_conf(their_private, their_peer,
+                         net=78), netns=sandbox.netns)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+
+        views = {
+            "user": pk.run_as_user(["status"], netns=sandbox.netns),
+            "other": pk.run_as(other_user, ["status"], netns=sandbox.netns),
+            "root": pk.run_as_root(["status"], netns=sandbox.netns),
+        }
+        for who, own, own_public, own_peer, others, other_public, other_peer in (
+            ("user", mine, my_public, my_peer, theirs, their_public, their_peer),
+            ("other", theirs, their_public, their_peer, mine, my_public, my_peer),
+        ):
+            view = views[who]
+            # Nothing of the other's tunnel but its name: not its key, nor its server's.
+            assert other_public not in view.stdout and other_peer not in view.stdout, who
+            entry = status_of(view, own)
+            assert entry is not None and entry["mine"] is True and entry["exists"] is True
+            assert entry["public_key"] == own_public
+            assert [p["public_key"] for p in entry["peers"]] == [own_peer]
+            # Of the other's tunnel: that it is up, and nothing else.
+            assert status_of(view, others) == {"name": others, "exists": True, "mine": False}
+        for name, peer in ((mine, my_peer), (theirs, their_peer)):
+            entry = status_of(views["root"], name)
+            assert entry is not None and entry["mine"] is False  # root sees all, in full
+            assert [p["public_key"] for p in entry["peers"]] == [peer]
+        assert status_of(views["root"], mine)["owner_uid"] == pk.user.uid  # type: ignore[index]
+
+        assert pk.run_as_user(["down", mine], netns=sandbox.netns).returncode == 0
+        assert pk.run_as(other_user, ["down", theirs], netns=sandbox.netns).returncode == 0
 
 
 # --------------------------------------------------------------------------- installer
