@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from fiotray.core.tunnels import _interface
 from fiotray.helper import fiotray_helper as h
 from fiotray.helper import install
 from fiotray.wg.config import parse_config, render_config
@@ -741,6 +742,9 @@ def test_status_shows_another_users_tunnel_by_name_only(
             assert entry is not None and entry["mine"] is False  # root sees all, in full
             assert [p["public_key"] for p in entry["peers"]] == [peer]
         assert status_of(views["root"], mine)["owner_uid"] == pk.user.uid  # type: ignore[index]
+        # The app reads the other's entry as another user's tunnel, not as its own.
+        infos = {i["name"]: _interface(i) for i in json.loads(views["user"].stdout)["interfaces"]}
+        assert infos[mine].mine is True and infos[theirs].mine is False
 
         assert pk.run_as_user(["down", mine], netns=sandbox.netns).returncode == 0
         assert pk.run_as(other_user, ["down", theirs], netns=sandbox.netns).returncode == 0
