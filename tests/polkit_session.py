@@ -429,6 +429,7 @@ def start_polkit(app_user: SystemUser) -> Iterator[PolkitSession]:
     rule_before = _Snapshot.take(TEST_RULE)
     runtime_dir = Path(fiotray_helper.RUNTIME_DIR)
     runtime_dir_before = runtime_dir.exists()
+    locks_before = set(runtime_dir.glob("*.lock"))
     installed = False
     try:
         if not _bus_answers():
@@ -476,6 +477,10 @@ def start_polkit(app_user: SystemUser) -> Iterator[PolkitSession]:
             stop_pids([bus_pid])
             with contextlib.suppress(FileNotFoundError):
                 SYSTEM_BUS_SOCKET.unlink()
+        # The helper keeps one lock file per interface name it ever locked (removing one a
+        # helper may wait on is unsafe); no helper runs now, so the session's own can go.
+        for lock in set(runtime_dir.glob("*.lock")) - locks_before:
+            lock.unlink(missing_ok=True)
         if not runtime_dir_before:
             with contextlib.suppress(OSError):
                 runtime_dir.rmdir()  # the helper's own; only when the tests left it empty
