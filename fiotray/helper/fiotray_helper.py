@@ -94,9 +94,10 @@ SYS_CLASS_NET = "/sys/class/net"
 
 WG_QUICK_TIMEOUT = 30.0
 WG_SHOW_TIMEOUT = 10.0
-# Longer than the worst an `up` or `down` of the same interface holds its lock: one wg-quick
-# run, its SIGTERM and SIGKILL graces, and the tools run around it.
-LOCK_TIMEOUT = WG_QUICK_TIMEOUT + 2 * STOP_GRACE + 3 * WG_SHOW_TIMEOUT
+# As long as an `up` or `down` of the same interface may hold its lock (one wg-quick run with
+# its SIGTERM and SIGKILL graces, and one more tool), and shorter than the app waits for the
+# helper (fiotray.core.tunnels.HELPER_TIMEOUT, 60 s): a waiter gives its own reason.
+LOCK_TIMEOUT = WG_QUICK_TIMEOUT + 2 * STOP_GRACE + WG_SHOW_TIMEOUT
 STATUS_VERSION = 1
 PRIVILEGED_PORTS = 1024
 

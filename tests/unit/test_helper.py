@@ -279,3 +279,12 @@ def test_older_records_read_without_an_identity(tmp_path: Path) -> None:
         )
     finally:
         os.close(dirfd)
+
+
+def test_a_waiting_helper_gives_up_before_the_app_does() -> None:
+    from fiotray.core.tunnels import HELPER_TIMEOUT
+
+    # Long enough for the holder's wg-quick to time out and be stopped...
+    assert h.LOCK_TIMEOUT > h.WG_QUICK_TIMEOUT + 2 * h.STOP_GRACE
+    # ...and short enough that the waiter says why, not the app's bare "did not finish".
+    assert h.LOCK_TIMEOUT < HELPER_TIMEOUT
