@@ -229,6 +229,48 @@ class PolkitSession:
         argv = ["runuser", "-u", self.user.name, "--", *self.pkexec_argv(args)]
         return _run(argv, input, netns, self.user.env(), timeout)
 
+    def run_as(
+        self,
+        user: SystemUser,
+        args: Sequence[str],
+        *,
+        input: bytes | str | None = None,
+        netns: str | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        """As run_as_user, for another user (one `allow_also` lets in)."""
+        argv = ["runuser", "-u", user.name, "--", *self.pkexec_argv(args)]
+        return _run(argv, input, netns, user.env(), timeout)
+
+    @contextlib.contextmanager
+    def allow_also(self, user: SystemUser) -> Iterator[None]:
+        """A second test rule that lets `user` in too, for tests with two users."""
+        rule = self.rule_path.with_name(f"48-fiotray-test-{user.name}.rules")
+        subject = _start_subject(user)
+
+        def answers() -> list[int]:
+            return [
+                subprocess.run(
+                    ["pkcheck", "--action-id", a, "--process", str(subject.pid)],
+                    capture_output=True,
+                    timeout=10,
+                ).returncode
+                for a in ACTIONS
+            ]
+
+        try:
+            _write_rule(rule, user.name, "polkit.Result.YES")
+            _wait(
+                lambda: answers() == [0] * len(ACTIONS),
+                RELOAD_TIMEOUT,
+                f"polkitd did not apply the test rule for {user.name}",
+            )
+            yield
+        finally:
+            rule.unlink(missing_ok=True)
+            subject.kill()
+            subject.wait(STOP_TIMEOUT)
+
     def run_as_root(
         self,
         args: Sequence[str],
@@ -387,6 +429,7 @@ def start_polkit(app_user: SystemUser) -> Iterator[PolkitSession]:
     rule_before = _Snapshot.take(TEST_RULE)
     runtime_dir = Path(fiotray_helper.RUNTIME_DIR)
     runtime_dir_before = runtime_dir.exists()
+    locks_before = set(runtime_dir.glob("*.lock"))
     installed = False
     try:
         if not _bus_answers():
@@ -434,6 +477,10 @@ def start_polkit(app_user: SystemUser) -> Iterator[PolkitSession]:
             stop_pids([bus_pid])
             with contextlib.suppress(FileNotFoundError):
                 SYSTEM_BUS_SOCKET.unlink()
+        # The helper keeps one lock file per interface name it ever locked (removing one a
+        # helper may wait on is unsafe); no helper runs now, so the session's own can go.
+        for lock in set(runtime_dir.glob("*.lock")) - locks_before:
+            lock.unlink(missing_ok=True)
         if not runtime_dir_before:
             with contextlib.suppress(OSError):
                 runtime_dir.rmdir()  # the helper's own; only when the tests left it empty

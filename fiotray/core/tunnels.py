@@ -427,6 +427,8 @@ class InterfaceStatus:
     exists: bool
     created: float
     peers: tuple[PeerStatus, ...]
+    # False: another user brought it up; the helper then tells only name and exists.
+    mine: bool = True
 
     @property
     def latest_handshake(self) -> float:
@@ -507,6 +509,7 @@ def _interface(raw: dict[str, Any]) -> InterfaceStatus:
         name=str(raw["name"]),
         exists=bool(raw.get("exists")),
         created=float(raw.get("created") or 0),
+        mine=raw.get("mine", True) is not False,  # helpers before "mine" showed only ours
         peers=tuple(
             PeerStatus(
                 public_key=str(p.get("public_key", "")),
@@ -619,6 +622,8 @@ def waiting_detail(tunnel: Tunnel) -> str:
 
 Listener = Callable[[TunnelStatus], None]
 
+OTHER_USERS = "up, brought up by another user of this computer"
+
 
 class TunnelController:
     """Connect, disconnect and observe tunnels; one request at a time per tunnel."""
@@ -672,15 +677,19 @@ class TunnelController:
         out = []
         for p in tunnels:
             info = infos.get(p.interface)
+            theirs = info is not None and not info.mine
+            if theirs:
+                info = None  # another user's tunnel on this interface name: not this one
             if info is None and self.interface_exists(p.interface):
-                # Up, but not by fiotray's helper (wg-quick by hand, NetworkManager...).
+                # Up, but not by fiotray's helper (wg-quick by hand, NetworkManager...), or by
+                # another user of this computer through fiotray.
                 info = InterfaceStatus(p.interface, True, 0.0, ())
                 out.append(
                     self._publish(
                         replace(
                             classify(p, info, now=now),
                             state=State.CONNECTED,
-                            detail="up, but not brought up by fiotray",
+                            detail=OTHER_USERS if theirs else "up, but not brought up by fiotray",
                             foreign=True,
                         )
                     )
@@ -703,6 +712,13 @@ class TunnelController:
         async with self._lock(tunnel.name):
             if self.interface_exists(tunnel.interface):
                 (current,) = await self.status(tunnel.name)
+                if current.foreign and current.detail == OTHER_USERS:
+                    raise VpnError(
+                        f"Interface {tunnel.interface} is already up: another user of this "
+                        "computer brought it up with fiotray, and only they (or root) can take "
+                        "it down.",
+                        code=errors.TUNNEL_FOREIGN,
+                    )
                 if current.foreign:
                     raise VpnError(
                         f"Interface {tunnel.interface} is already up outside fiotray; take it "

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,12 +42,13 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from fiotray.core.tunnels import _interface
 from fiotray.helper import fiotray_helper as h
 from fiotray.helper import install
 from fiotray.wg.config import parse_config, render_config
-from fiotray.wg.tools import find_tool
+from fiotray.wg.tools import STOP_GRACE, find_tool
 from tests.polkit_session import PolkitSession, require_binary
-from tests.system_user import SystemUser
+from tests.system_user import SystemUser, temporary_user
 
 pytestmark = pytest.mark.real
 
@@ -132,7 +134,7 @@ class Sandbox:
                         os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(FileNotFoundError):
                 Path(f"/var/run/wireguard/{ifname}.sock").unlink()
-            for suffix in (".conf", ".json"):
+            for suffix in (".conf", ".json", ".lock"):
                 with contextlib.suppress(FileNotFoundError):
                     (RUN_DIR / f"{ifname}{suffix}").unlink()
         subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True, timeout=10)
@@ -478,6 +480,95 @@ def test_leftover_records_and_vanished_interfaces(pk: PolkitSession, sandbox: Sa
     assert not (RUN_DIR / f"{ifname}.conf").exists()
 
 
+def ifindex_in(sandbox: Sandbox, ifname: str) -> int:
+    proc = subprocess.run(
+        ["ip", "netns", "exec", sandbox.netns, "cat", f"/sys/class/net/{ifname}/ifindex"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return int(proc.stdout)
+
+
+def root_in(sandbox: Sandbox, *argv: str, stdin: str | None = None) -> None:
+    """Root acting by hand in the namespace, outside fiotray (as wg-quick itself would)."""
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "WG_QUICK_USERSPACE_IMPLEMENTATION": "wireguard-go",
+        "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1",
+    }
+    proc = subprocess.run(
+        ["ip", "netns", "exec", sandbox.netns, *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        start_new_session=True,
+    )
+    assert proc.returncode == 0, (argv, proc.stderr)
+
+
+def replace_outside_fiotray(sandbox: Sandbox, ifname: str, kind: str, conf: str, tmp: Path) -> None:
+    """Delete fiotray's ifname as root and make another interface under the same name."""
+    old_index = ifindex_in(sandbox, ifname)
+    root_in(sandbox, "ip", "link", "delete", "dev", ifname)
+    assert wait_for(lambda: not wireguard_go_pids(ifname)), "wireguard-go outlived its tun"
+    if kind in ("another key", "older record"):
+        root_in(sandbox, "wireguard-go", ifname)
+        key_file = tmp / "root.key"
+        key_file.write_text(keypair()[0] + "\n")
+        root_in(sandbox, "wg", "set", ifname, "private-key", str(key_file))
+        root_in(sandbox, "ip", "link", "set", ifname, "up")
+    elif kind == "same ifindex":
+        # Not WireGuard at all, and given fiotray's old ifindex on purpose: only the key
+        # tells it apart.
+        root_in(sandbox, "ip", "link", "add", ifname, "index", str(old_index), "type", "veth",
+                "peer", "name", f"{ifname}p")  # fmt: skip
+        assert ifindex_in(sandbox, ifname) == old_index
+    elif kind == "same key":
+        # Root brings up a copy of the very config by hand: same key, new ifindex.
+        copy = tmp / f"{ifname}.conf"
+        copy.write_text(render_config(parse_config(conf)))
+        copy.chmod(0o600)
+        root_in(sandbox, "wg-quick", "up", str(copy))
+    else:
+        raise AssertionError(kind)
+    assert sandbox.has_link(ifname)
+
+
+@pytest.mark.parametrize("kind", ["another key", "same ifindex", "same key", "older record"])
+def test_a_record_is_tied_to_the_interface_it_describes(
+    pk: PolkitSession, sandbox: Sandbox, kind: str, tmp_path: Path
+) -> None:
+    """The user's tunnel is deleted outside fiotray and root makes its own under that name."""
+    ifname = sandbox.new_ifname()
+    private, public = keypair()
+    conf = make_conf(private, keypair()[1])
+    assert pk.run_as_user(["up", ifname], input=conf, netns=sandbox.netns).returncode == 0
+    record_file = RUN_DIR / f"{ifname}.json"
+    if kind == "older record":
+        # As a helper from before identities were recorded wrote it: the key comes from the
+        # config beside it, so the tunnel is still the user's...
+        record_file.write_text(json.dumps({"uid": pk.user.uid, "created": int(time.time())}))
+        entry = status_of(pk.run_as_user(["status"], netns=sandbox.netns), ifname)
+        assert entry is not None and entry["exists"] is True and entry["public_key"] == public
+
+    replace_outside_fiotray(sandbox, ifname, kind, conf, tmp_path)
+
+    entry = status_of(pk.run_as_user(["status"], netns=sandbox.netns), ifname)
+    assert entry is None, f"status claims root's {ifname} as the user's: {entry}"
+    proc = pk.run_as_user(["down", ifname], netns=sandbox.netns)
+    assert_refused(proc, 3, f"{ifname} was not brought up by fiotray: the one fiotray made was")
+    assert sandbox.has_link(ifname), "the user's down took root's interface down"
+    assert not record_file.exists() and not (RUN_DIR / f"{ifname}.conf").exists()
+    # With the stale record gone it is plainly somebody else's interface.
+    proc = pk.run_as_user(["down", ifname], netns=sandbox.netns)
+    assert_refused(proc, 3, f"{ifname} was not brought up by fiotray")
+    assert sandbox.has_link(ifname)
+
+
 def test_wg_quick_failure_removes_everything(pk: PolkitSession, sandbox: Sandbox) -> None:
     first, second = sandbox.new_ifname(), sandbox.new_ifname()
     _, peer = keypair()
@@ -499,6 +590,164 @@ def test_wg_quick_failure_removes_everything(pk: PolkitSession, sandbox: Sandbox
     assert not (RUN_DIR / f"{second}.json").exists()
     assert wait_for(lambda: not wireguard_go_pids(second))
     assert pk.run_as_user(["down", first], netns=sandbox.netns).returncode == 0
+
+
+HANGING_HOST = "hangs.fiotray.test"
+# How long a helper call that has nothing to wait for may take here (pkexec, wg-quick and
+# wireguard-go on a loaded 2-core machine take ~1 s).
+PROMPT = 10.0
+
+
+@contextlib.contextmanager
+def silent_dns(sandbox: Sandbox) -> Iterator[None]:
+    """Name resolution in the namespace that never answers: a DNS server on the namespace's
+    loopback that reads every query and replies to none (so each lookup waits out the
+    resolver's timeout, and wg keeps retrying, well past the helper's WG_QUICK_TIMEOUT)."""
+    etc = Path("/etc/netns") / sandbox.netns
+    etc.mkdir(parents=True)
+    (etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:5 attempts:3\n")
+    sandbox.ip("link", "set", "lo", "up")
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", sandbox.netns, sys.executable, "-c",
+         "import socket, sys\n"
+         "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+         "s.bind(('127.0.0.1', 53))\n"
+         "print('ready', flush=True)\n"
+         "while True:\n"
+         "    s.recv(4096)\n"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None and server.stdout.readline() == "ready\n"
+        yield
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(etc)
+
+
+def run_promptly(
+    pk: PolkitSession, args: list[str], what: str, **kwargs
+) -> subprocess.CompletedProcess[str]:
+    try:
+        return pk.run_as_user(args, timeout=PROMPT, **kwargs)
+    except subprocess.TimeoutExpired:
+        pytest.fail(
+            f"{what} did not finish in {PROMPT:g} s: it waited for the stuck up", pytrace=False
+        )
+
+
+def test_a_stuck_up_holds_up_only_its_own_interface(pk: PolkitSession, sandbox: Sandbox) -> None:
+    stuck, other = sandbox.new_ifname(), sandbox.new_ifname()
+    peer = keypair()[1]
+    stuck_conf = make_conf(keypair()[0], peer).replace(
+        "Endpoint = 127.0.0.1:51820", f"Endpoint = {HANGING_HOST}:51820"
+    )
+    with silent_dns(sandbox), ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(
+            pk.run_as_user, ["up", stuck], input=stuck_conf, netns=sandbox.netns, timeout=120
+        )
+        # wg-quick has made the interface and now waits on the name, inside the helper's lock.
+        assert wait_for(lambda: sandbox.has_link(stuck) or pending.done(), 20)
+        assert not pending.done(), pending.result()
+
+        proc = run_promptly(
+            pk, ["up", other], "up of another interface",
+            input=make_conf(keypair()[0], peer, net=78), netns=sandbox.netns,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        shown = run_promptly(pk, ["status"], "status", netns=sandbox.netns)
+        entry = status_of(shown, other)
+        assert entry is not None and entry["exists"] is True
+        # The half-made one is reported as the user's, without detail, while it is made.
+        half = status_of(shown, stuck)
+        assert half is not None and half["exists"] is True and half["peers"] == []
+        assert not pending.done(), "the stuck up finished early: the test proved nothing"
+
+        stuck_proc = pending.result(timeout=h.WG_QUICK_TIMEOUT + 4 * STOP_GRACE + 30)
+    assert_refused(
+        stuck_proc, 5, f"wg-quick up {stuck} failed (timed out after {h.WG_QUICK_TIMEOUT:g} s)"
+    )
+    assert not sandbox.has_link(stuck), "the half-made interface was left behind"
+    assert not (RUN_DIR / f"{stuck}.json").exists() and not (RUN_DIR / f"{stuck}.conf").exists()
+    assert wait_for(lambda: not wireguard_go_pids(stuck))
+    assert pk.run_as_user(["down", other], netns=sandbox.netns).returncode == 0
+
+
+# --------------------------------------------------------------------------- between users
+
+
+def test_privileged_listen_port_is_for_root_only(pk: PolkitSession, sandbox: Sandbox) -> None:
+    ifname = sandbox.new_ifname()
+    conf = make_conf(keypair()[0], PEER, extra="ListenPort = 1023\n")
+    files_before = runtime_listing()
+    proc = pk.run_as_user(["up", ifname], input=conf, netns=sandbox.netns)
+    assert_refused(proc, 2, "ListenPort 1023 is a privileged port (below 1024): only root may")
+    assert not sandbox.has_link(ifname) and runtime_listing() == files_before
+
+    unprivileged = conf.replace("ListenPort = 1023", "ListenPort = 1024")
+    proc = pk.run_as_user(["up", ifname], input=unprivileged, netns=sandbox.netns)
+    assert proc.returncode == 0, proc.stderr
+    assert pk.run_as_user(["down", ifname], netns=sandbox.netns).returncode == 0
+
+    proc = pk.run_as_root(["up", ifname], input=conf, netns=sandbox.netns)
+    assert proc.returncode == 0, proc.stderr
+    entry = status_of(pk.run_as_root(["status"], netns=sandbox.netns), ifname)
+    assert entry is not None and entry["listen_port"] == 1023
+    assert pk.run_as_root(["down", ifname], netns=sandbox.netns).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def other_user() -> Iterator[SystemUser]:
+    """A second engineer on the same laptop."""
+    with temporary_user("fiotray-o") as user:
+        yield user
+
+
+def test_status_shows_another_users_tunnel_by_name_only(
+    pk: PolkitSession, sandbox: Sandbox, other_user: SystemUser
+) -> None:
+    mine, theirs = sandbox.new_ifname(), sandbox.new_ifname()
+    my_peer, their_peer = keypair()[1], keypair()[1]
+    my_private, my_public = keypair()
+    their_private, their_public = keypair()
+    with pk.allow_also(other_user):
+        proc = pk.run_as_user(["up", mine], input=make_conf(my_private, my_peer),
+                              netns=sandbox.netns)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        proc = pk.run_as(other_user, ["up", theirs], input=make_conf(their_private, their_peer,
+                         net=78), netns=sandbox.netns)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+
+        views = {
+            "user": pk.run_as_user(["status"], netns=sandbox.netns),
+            "other": pk.run_as(other_user, ["status"], netns=sandbox.netns),
+            "root": pk.run_as_root(["status"], netns=sandbox.netns),
+        }
+        for who, own, own_public, own_peer, others, other_public, other_peer in (
+            ("user", mine, my_public, my_peer, theirs, their_public, their_peer),
+            ("other", theirs, their_public, their_peer, mine, my_public, my_peer),
+        ):
+            view = views[who]
+            # Nothing of the other's tunnel but its name: not its key, nor its server's.
+            assert other_public not in view.stdout and other_peer not in view.stdout, who
+            entry = status_of(view, own)
+            assert entry is not None and entry["mine"] is True and entry["exists"] is True
+            assert entry["public_key"] == own_public
+            assert [p["public_key"] for p in entry["peers"]] == [own_peer]
+            # Of the other's tunnel: that it is up, and nothing else.
+            assert status_of(view, others) == {"name": others, "exists": True, "mine": False}
+        for name, peer in ((mine, my_peer), (theirs, their_peer)):
+            entry = status_of(views["root"], name)
+            assert entry is not None and entry["mine"] is False  # root sees all, in full
+            assert [p["public_key"] for p in entry["peers"]] == [peer]
+        assert status_of(views["root"], mine)["owner_uid"] == pk.user.uid  # type: ignore[index]
+        # The app reads the other's entry as another user's tunnel, not as its own.
+        infos = {i["name"]: _interface(i) for i in json.loads(views["user"].stdout)["interfaces"]}
+        assert infos[mine].mine is True and infos[theirs].mine is False
+
+        assert pk.run_as_user(["down", mine], netns=sandbox.netns).returncode == 0
+        assert pk.run_as(other_user, ["down", theirs], netns=sandbox.netns).returncode == 0
 
 
 # --------------------------------------------------------------------------- installer

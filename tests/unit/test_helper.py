@@ -247,3 +247,44 @@ def test_wg_quick_timeout_detail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(h, "WG_QUICK_TIMEOUT", 0.3)
     slow = fake_wg_quick(tmp_path, "sleep 30 & wait\n")
     assert h._wg_quick(slow, "up", "/run/x.conf", []) == "timed out after 0.3 s"
+
+
+# --------------------------------------------------------------------------- records
+
+
+def test_record_text_reads_back_fast_and_as_json() -> None:
+    import json
+
+    key = "A" * 43 + "="
+    record = h.Record(1000, 1700000000, 7, key)
+    raw = record.text().encode()
+    fast = h._parse_own_record(raw)
+    assert fast is not None
+    got = (fast.uid, fast.created, fast.ifindex, fast.public_key)
+    assert got == (1000, 1700000000, 7, key)
+    assert json.loads(raw) == {"uid": 1000, "created": 1700000000, "ifindex": 7, "public_key": key}
+
+
+def test_older_records_read_without_an_identity(tmp_path: Path) -> None:
+    # Written by helpers from before identities were recorded: still the owner's.
+    dirfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        (tmp_path / "wg0.json").write_text('{"uid": 1000, "created": 5}\n')
+        record = h._record(dirfd, "wg0")
+        assert (record.uid, record.created, record.ifindex, record.public_key) == (
+            1000,
+            5,
+            0,
+            None,
+        )
+    finally:
+        os.close(dirfd)
+
+
+def test_a_waiting_helper_gives_up_before_the_app_does() -> None:
+    from fiotray.core.tunnels import HELPER_TIMEOUT
+
+    # Long enough for the holder's wg-quick to time out and be stopped...
+    assert h.LOCK_TIMEOUT > h.WG_QUICK_TIMEOUT + 2 * h.STOP_GRACE
+    # ...and short enough that the waiter says why, not the app's bare "did not finish".
+    assert h.LOCK_TIMEOUT < HELPER_TIMEOUT

@@ -40,6 +40,7 @@ class FakeHelper(HelperClient):
         self.created: dict[str, float] = {}
         self.fail_up: str | None = None
         self.gate: asyncio.Event | None = None
+        self.others: set[str] = set()  # interfaces another user brought up through the helper
 
     async def up(self, interface: str, config: str) -> None:
         self.calls.append(("up", interface))
@@ -59,7 +60,12 @@ class FakeHelper(HelperClient):
 
     async def status(self) -> dict[str, InterfaceStatus]:
         self.calls.append(("status", ""))
-        return {
+        # What the helper tells of another user's tunnel: its name and that it is up.
+        theirs = {
+            name: InterfaceStatus(name, (self.sys_net / name).exists(), 0.0, (), mine=False)
+            for name in self.others
+        }
+        return theirs | {
             name: InterfaceStatus(
                 name,
                 (self.sys_net / name).exists(),
@@ -256,6 +262,19 @@ async def test_interface_up_outside_fiotray_is_reported_not_touched(world):
     assert "not brought up by fiotray" in status.detail
     assert status.to_json()["foreign"] is True
     with pytest.raises(VpnError, match="already up outside fiotray") as info:
+        await controller.connect("acme")
+    assert info.value.code == errors.TUNNEL_FOREIGN
+    assert [c for c in helper.calls if c[0] == "up"] == []
+
+
+async def test_another_users_tunnel_is_theirs_not_foreign_nor_ours(world):
+    store, secrets, helper, controller, _ = world
+    await add_factory_tunnel(store, secrets)
+    (helper.sys_net / "fioacme").mkdir()
+    helper.others.add("fioacme")
+    (status,) = await controller.status()
+    assert status.foreign and status.detail == "up, brought up by another user of this computer"
+    with pytest.raises(VpnError, match="another user of this computer brought it up") as info:
         await controller.connect("acme")
     assert info.value.code == errors.TUNNEL_FOREIGN
     assert [c for c in helper.calls if c[0] == "up"] == []
