@@ -85,6 +85,12 @@ def is_sign_in_probe(req: Request) -> bool:
     )
 
 
+def is_listing(req: Request) -> bool:
+    """The device list: what the listing behaviours misbehave on (the rest is answered
+    right, so `fiotray devices`, which reads wireguard-ips alongside, meets them)."""
+    return req.path == "/ota/devices/"
+
+
 class HostileServer:
     """`with HostileServer(behaviour) as server:` `server.url`, `server.requests`."""
 
@@ -167,6 +173,8 @@ def huge_total(total: int = 10**12) -> Behaviour:
     """Every page claims `total` devices (a trillion) and links to the next page."""
 
     async def reply(req: Request) -> None:
+        if not is_listing(req):
+            return await normal(req)
         n = int(req.query.get("page", "1"))
         limit = req.query.get("limit", "500")
         nxt = f"{req.base}/ota/devices/?factory={FACTORY}&limit={limit}&page={n + 1}"
@@ -177,12 +185,16 @@ def huge_total(total: int = 10**12) -> Behaviour:
 
 async def endless_next(req: Request) -> None:
     """No total; each page's `next` names a new page, for ever."""
+    if not is_listing(req):
+        return await normal(req)
     n = int(req.query.get("cursor", "0")) + 1
     await req.reply(200, page([f"d{n}"], None, f"{req.base}/ota/devices/?cursor={n}"))
 
 
 async def repeating_next(req: Request) -> None:
     """No total; `next` always names the same page."""
+    if not is_listing(req):
+        return await normal(req)
     await req.reply(200, page(["d"], None, f"{req.base}/ota/devices/?cursor=same"))
 
 
