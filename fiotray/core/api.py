@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import email.utils
 import gc
 import itertools
@@ -743,16 +744,25 @@ async def _read_body(resp: httpx.Response, cap: int, *, cut: bool, what: str) ->
     inflater = _Inflater(resp.headers.get("Content-Encoding", ""), what)
     body = bytearray()
     raw = 0
-    async for chunk in resp.aiter_raw():
-        raw += len(chunk)
-        if raw <= cap or cut:
-            for piece in inflater.feed(chunk, cap - len(body)):
-                body += piece
-        if len(body) > cap or raw > cap:
-            if not cut:
-                raise _too_big(what, cap)
-            del body[cap:]
-            break
+    # Stopping early leaves httpx's and httpcore's generators under aiter_raw suspended.
+    # Closing the response first makes their own closing a no-op; then closing ours
+    # finalizes them at once, here on the loop. Otherwise the garbage collector does it
+    # later, and under qasync (which sets no async-generator hooks) outside any loop,
+    # where httpcore's close fails: "no running event loop".
+    async with contextlib.aclosing(resp.aiter_raw()) as chunks:  # type: ignore[type-var]
+        try:
+            async for chunk in chunks:
+                raw += len(chunk)
+                if raw <= cap or cut:
+                    for piece in inflater.feed(chunk, cap - len(body)):
+                        body += piece
+                if len(body) > cap or raw > cap:
+                    if not cut:
+                        raise _too_big(what, cap)
+                    del body[cap:]
+                    break
+        finally:
+            await resp.aclose()
     return bytes(body)
 
 
