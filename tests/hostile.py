@@ -232,6 +232,24 @@ def bomb(size: int) -> Behaviour:
     return gzip_bomb_reply
 
 
+def bomb_pages(size: int) -> Behaviour:
+    """A first page that says 100,000 devices, then a gzip bomb for every other page: as
+    many bombs at once as the client fetches pages at once."""
+    data = gzip_bomb(size)
+
+    async def reply(req: Request) -> None:
+        if not is_listing(req):
+            await normal(req)
+        elif "page" not in req.query:
+            limit = req.query.get("limit", "500")
+            nxt = f"{req.base}/ota/devices/?factory={FACTORY}&limit={limit}&page=2"
+            await req.reply(200, page(["d1"], 100_000, nxt))
+        else:
+            await req.reply(200, data, headers={"Content-Encoding": "gzip"})
+
+    return reply
+
+
 async def deep_json(req: Request) -> None:
     """Valid JSON nested 100,000 deep: Python's json parser recurses once per level."""
     await req.reply(200, b"[" * 100_000 + b"]" * 100_000)

@@ -568,7 +568,7 @@ class FactoryClient:
             raise NotFoundError(
                 f"No device named {name!r} in factory {self.factory}.", status=404
             ) from None
-        return checked(self._device_path(name), Device.from_json, data)
+        return _checked(self._device_path(name), Device.from_json, data)
 
     async def device_config(self, name: str) -> list[ConfigEntry]:
         url = self.url(self._device_path(name) + "config/")
@@ -593,11 +593,11 @@ class FactoryClient:
         change makes an entry holding every file (the ones not named are carried over),
         which is how upstream's daemon reads its own file too."""
         url = self.url(f"/ota/factories/{quote(self.factory, safe='')}/config/")
-        return checked(url, _newest_files, await self.get_json(url))
+        return _checked(url, _newest_files, await self.get_json(url))
 
     async def wireguard_ips(self) -> list[WireguardIp]:
         url = self.url(f"/ota/factories/{quote(self.factory, safe='')}/wireguard-ips/")
-        return checked(url, _wireguard_ips, await self.get_json(url))
+        return _checked(url, _wireguard_ips, await self.get_json(url))
 
     async def vpn_columns(self) -> dict[str, tuple[bool, str]]:
         """Device name -> (VPN enabled with an address, address), from `wireguard_ips`' reply.
@@ -643,7 +643,7 @@ class FactoryClient:
             seen.add(next_url)
             data = await self.get_json(next_url, params if not pages else None)
             pages += 1
-            page, nxt = checked(next_url, _config_page, data)
+            page, nxt = _checked(next_url, _config_page, data)
             entries += page
             next_url = nxt
         return entries
@@ -804,7 +804,7 @@ def _gc_paused(fn: Callable[..., T], *args: Any) -> T:
 def _decode_page(
     resp: httpx.Response, url: str, parse: Callable[[object], T]
 ) -> tuple[list[T], int | None, str | None]:
-    return checked(url, _parse_page, _json(resp, url), parse)
+    return _checked(url, _parse_page, _json(resp, url), parse)
 
 
 def _decode_vpn_columns(resp: httpx.Response, url: str) -> dict[str, tuple[bool, str]]:
@@ -815,7 +815,7 @@ def _decode_vpn_columns(resp: httpx.Response, url: str) -> dict[str, tuple[bool,
             columns[name] = (enabled and bool(ip), ip)
         return columns
 
-    return checked(url, columns_of, _json(resp, url))
+    return _checked(url, columns_of, _json(resp, url))
 
 
 def _json(resp: httpx.Response, url: str) -> Any:
@@ -826,7 +826,7 @@ def _json(resp: httpx.Response, url: str) -> Any:
         raise ApiError(f"The server sent a malformed reply to GET {path} (not JSON).") from None
 
 
-def checked(url: str, parse: Callable[..., T], *args: Any) -> T:
+def _checked(url: str, parse: Callable[..., T], *args: Any) -> T:
     """`parse(*args)` over a reply, failing only with an ApiError.
 
     The models raise ApiError for every shape they check; this is the net under them, so
