@@ -5,7 +5,8 @@ into frozen dataclasses. A reply of the wrong shape raises ApiError naming
 what was wrong, never a KeyError or TypeError deep inside the app.
 
 Every string a person may be shown (names, targets, groups, tags, owners, reasons,
-addresses) goes through `safe_text` here, where it enters: a control or bidi character
+addresses) goes through `safe_text` here, where it enters (a device's public key, a PEM
+shown nowhere, is data and stays as sent): a control or bidi character
 sent by the server comes out as a visible escape in the CLI, the tray and the windows
 alike, and no front end has to remember to do it. Config file contents are data, not
 text to show: they stay as sent (their parser, `wgfiles.parse_lines`, cleans each value).
@@ -43,6 +44,11 @@ def parse_time(value: object) -> datetime | None:
 def _str(d: dict[str, Any], key: str, default: str = "") -> str:
     value = d.get(key)
     return safe_text(value) if isinstance(value, str) else default
+
+
+def _raw(d: dict[str, Any], key: str) -> str:
+    value = d.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def _opt(value: object) -> str | None:
@@ -116,7 +122,8 @@ class Device:
             current_update=_str(d, "current-update"),
             is_prod=d.get("is-prod") is True,
             is_wave=d.get("is-wave") is True,
-            public_key=_str(d, "public-key"),
+            # A PEM, line breaks and all: data (shown nowhere), kept as sent.
+            public_key=_raw(d, "public-key"),
             hostname=_opt(net.get("hostname")),
             local_ipv4=_opt(net.get("local_ipv4")),
             mac=_opt(net.get("mac")),
