@@ -30,6 +30,13 @@ log = logging.getLogger("fiotray")
 # Commands the demo has no use for: its factory needs no sign-in.
 NOT_IN_DEMO = ("login", "logout")
 
+# Commands that only talk to the API, and the most they may take whatever the server does.
+# Each request has a deadline and each listing its own (core/api.py); this is the net
+# over a command's several requests and retries. `ssh`, `login` and the tunnel commands
+# wait for a person (a session, a prompt, a password) and have none.
+API_COMMANDS = frozenset({"devices", "enable", "disable", "device-vpn", "ssh-config"})
+COMMAND_DEADLINE = 600.0
+
 
 def cmd_default(args: argparse.Namespace) -> int:
     """No subcommand: the tray app (the demo when nothing is configured, or with --demo)."""
@@ -170,8 +177,16 @@ def run_command(args: argparse.Namespace) -> int:
         services = demo_services() if args.demo else user_services()
         if not args.demo and args.command not in ("logout", "tunnels", "profiles"):
             _report_orphans(services)
+        deadline = asyncio.timeout(COMMAND_DEADLINE if args.command in API_COMMANDS else None)
         try:
-            return await func(args, Context(services))
+            async with deadline:
+                return await func(args, Context(services))
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise FiotrayError(
+                f"fiotray {args.command} did not finish within {COMMAND_DEADLINE:g} s; giving up."
+            ) from None
         finally:
             await services.aclose()
 

@@ -3,6 +3,13 @@
 The API is a network service: every reply is checked here, once, and turned
 into frozen dataclasses. A reply of the wrong shape raises ApiError naming
 what was wrong, never a KeyError or TypeError deep inside the app.
+
+Every string a person may be shown (names, targets, groups, tags, owners, reasons,
+addresses) goes through `safe_text` here, where it enters (a device's public key, a PEM
+shown nowhere, is data and stays as sent): a control or bidi character
+sent by the server comes out as a visible escape in the CLI, the tray and the windows
+alike, and no front end has to remember to do it. Config file contents are data, not
+text to show: they stay as sent (their parser, `wgfiles.parse_lines`, cleans each value).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fiotray.core.errors import ApiError
+from fiotray.core.format import safe_text
 
 # fioctl's default for `devices list --offline-threshold` (hours).
 ONLINE_THRESHOLD = timedelta(hours=4)
@@ -35,7 +43,16 @@ def parse_time(value: object) -> datetime | None:
 
 def _str(d: dict[str, Any], key: str, default: str = "") -> str:
     value = d.get(key)
-    return value if isinstance(value, str) else default
+    return safe_text(value) if isinstance(value, str) else default
+
+
+def _raw(d: dict[str, Any], key: str) -> str:
+    value = d.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _opt(value: object) -> str | None:
+    return safe_text(value) if isinstance(value, str) else None
 
 
 def _bool(d: dict[str, Any], key: str) -> bool | None:
@@ -91,7 +108,7 @@ class Device:
             uuid=_str(d, "uuid"),
             owner=_str(d, "owner"),
             factory=_str(d, "factory"),
-            group=group if isinstance(group, str) and group else None,
+            group=safe_text(group) if isinstance(group, str) and group else None,
             last_seen=parse_time(d.get("last-seen")),
             target=_str(d, "target-name"),
             status=_str(d, "status"),
@@ -99,16 +116,17 @@ class Device:
             tag=_str(d, "tag"),
             ostree_hash=_str(d, "ostree-hash"),
             lmp_ver=_str(d, "lmp-ver"),
-            docker_apps=tuple(a for a in apps if isinstance(a, str))
+            docker_apps=tuple(safe_text(a) for a in apps if isinstance(a, str))
             if isinstance(apps, list)
             else (),
             current_update=_str(d, "current-update"),
             is_prod=d.get("is-prod") is True,
             is_wave=d.get("is-wave") is True,
-            public_key=_str(d, "public-key"),
-            hostname=net.get("hostname") if isinstance(net.get("hostname"), str) else None,
-            local_ipv4=net.get("local_ipv4") if isinstance(net.get("local_ipv4"), str) else None,
-            mac=net.get("mac") if isinstance(net.get("mac"), str) else None,
+            # A PEM, line breaks and all: data (shown nowhere), kept as sent.
+            public_key=_raw(d, "public-key"),
+            hostname=_opt(net.get("hostname")),
+            local_ipv4=_opt(net.get("local_ipv4")),
+            mac=_opt(net.get("mac")),
         )
 
     def online(self, now: datetime | None = None, threshold: timedelta = ONLINE_THRESHOLD) -> bool:
@@ -128,7 +146,9 @@ def _device_name(entry: dict[str, Any]) -> str:
     name = entry.get("name")
     if not isinstance(name, str) or not name:
         raise ApiError("The server sent a device without a name.")
-    return name
+    # A name with a control character is refused by every action (validate_device_name);
+    # escaped, it can still be listed without reaching the terminal raw.
+    return safe_text(name)
 
 
 # A device of the list as a plain tuple, in ListedDevice's field order: name, uuid, owner,
@@ -154,13 +174,13 @@ def listed_record(raw: object) -> ListedRecord:
     seen = parse_time(get("last-seen"))
     return (
         name,
-        uuid if isinstance(uuid, str) else "",
-        sys.intern(owner) if isinstance(owner, str) else "",
-        sys.intern(group) if isinstance(group, str) and group else None,
+        safe_text(uuid) if isinstance(uuid, str) else "",
+        sys.intern(safe_text(owner)) if isinstance(owner, str) else "",
+        sys.intern(safe_text(group)) if isinstance(group, str) and group else None,
         None if seen is None else seen.timestamp(),
-        sys.intern(target) if isinstance(target, str) else "",
-        sys.intern(status) if isinstance(status, str) else "",
-        sys.intern(tag) if isinstance(tag, str) else "",
+        sys.intern(safe_text(target)) if isinstance(target, str) else "",
+        sys.intern(safe_text(status)) if isinstance(status, str) else "",
+        sys.intern(safe_text(tag)) if isinstance(tag, str) else "",
         get("is-prod") is True,
     )
 
@@ -291,4 +311,9 @@ def wireguard_ip_fields(raw: object) -> tuple[str, str, bool, str]:
         raise ApiError("The server sent a wireguard-ips entry without a name or ip.")
     enabled = d.get("enabled")
     # Absent means enabled, as in the config file itself.
-    return name, ip, enabled is not False and enabled not in (0, "0", "false"), _str(d, "pubkey")
+    return (
+        safe_text(name),
+        safe_text(ip),
+        enabled is not False and enabled not in (0, "0", "false"),
+        _str(d, "pubkey"),
+    )

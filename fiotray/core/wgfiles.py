@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from fiotray.core.errors import VpnError
+from fiotray.core.format import safe_text
 
 CLIENT_FILE = "wireguard-client"
 SERVER_FILE = "wireguard-server"
@@ -23,11 +24,14 @@ ALLOCATION_WINDOW = 10_000
 
 
 def parse_lines(value: str) -> dict[str, str]:
+    """`key=value` lines; keys and values made safe to show (they come from the server and
+    reach the terminal: an address, a key, an unknown key named in an error). A real
+    address or key has no control character, so this changes none."""
     out: dict[str, str] = {}
     for line in value.split("\n"):
         key, sep, val = line.partition("=")
         if sep:
-            out[key.strip()] = val.strip()
+            out[safe_text(key.strip())] = safe_text(val.strip())
     return out
 
 

@@ -31,6 +31,7 @@ from fiotray.gui.device_model import (
     relative_age,
 )
 from fiotray.gui.devices_window import DevicesWindow
+from tests import hostile
 from tests.gui.waits import signal_future
 
 WAIT = 10.0
@@ -379,6 +380,39 @@ async def test_enable_without_wireguard_key_says_so(window, backend):
     assert not a["enable_vpn"].isEnabled() and "no WireGuard key yet" in a["enable_vpn"].text()
     assert "no WireGuard key yet" in a["disable_vpn"].text()
     assert device_requests(backend, "PATCH", f"/ota/devices/{device.device.name}/") == 0
+
+
+HOSTILE_REPLIES: dict[str, tuple[int, Callable[[], Any], dict[str, str], str]] = {
+    "deep-json": (200, lambda: b"[" * 100_000 + b"]" * 100_000, {}, "malformed reply"),
+    "escapes": (403, lambda: {"msg": hostile.ESCAPES, "errors": {hostile.ESCAPES: "x"}}, {}, "403"),
+    "gzip-bomb": (
+        200,
+        lambda: hostile.gzip_bomb(64 << 20),
+        {"Content-Encoding": "gzip"},
+        "larger than",
+    ),
+}
+
+
+@pytest.mark.parametrize("reply", HOSTILE_REPLIES)
+async def test_hostile_reply_keeps_rows_and_shows_one_safe_sentence(window, backend, reply):
+    status, body, headers, expected = HOSTILE_REPLIES[reply]
+    await show_loaded(window)
+    backend.services.demo.server.inject(
+        "GET", r"^/ota/devices/$", status=status, body=body(), headers=headers
+    )
+    notices = []
+    backend.notice.connect(lambda *a: notices.append(a))
+    failed = signal_future(backend.devicesFailed)
+    window.refresh()
+    _, message = await wait(failed)
+    assert expected in message
+    assert message.isprintable(), repr(message)  # no escape sequence, no bidi control
+    assert window.model.total == 36 and window.proxy.rowCount() == 36
+    text = window.message_bar.text.text()
+    assert text.startswith("Could not refresh the device list") and text.isprintable()
+    await asyncio.sleep(0)
+    assert notices == []
 
 
 async def test_failed_refresh_keeps_rows_and_shows_error_inline(window, backend):
