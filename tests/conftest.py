@@ -7,7 +7,18 @@ tests/integration, so unit tests neither import nor can request them.
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
+
+# hypothesis keeps caches (constants, unicode data) in ./.hypothesis: in a temp dir
+# instead, removed at the end, so a test run leaves nothing in the checkout.
+_HYPOTHESIS_DIR = tempfile.mkdtemp(prefix="fiotray-hypothesis-")
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = _HYPOTHESIS_DIR
+atexit.register(shutil.rmtree, _HYPOTHESIS_DIR, True)
 
 
 @pytest.fixture

@@ -14,7 +14,12 @@ from fiotray.wg import config as c
 from tests.unit.wgsamples import PRIV, PSK, PUB1, PUB2, VALID
 
 # Budget: about 2 s each on the 2-core CI machine.
-BUDGET = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+BUDGET = settings(
+    max_examples=400,
+    deadline=None,
+    database=None,  # no example database kept between runs
+    suppress_health_check=[HealthCheck.too_slow],
+)
 ALLOWED = {
     "PrivateKey", "Address", "ListenPort", "MTU", "DNS",
     "PublicKey", "PresharedKey", "Endpoint", "AllowedIPs", "PersistentKeepalive",
