@@ -359,7 +359,7 @@ class FactoryClient:
         resp = await self.http.send(request, stream=True)
         try:
             ok = resp.status_code in SUCCESS
-            body = await _read_body(
+            body = await read_body(
                 resp,
                 self.max_reply_bytes if ok else MAX_ERROR_BYTES,
                 # An error reply is only read for its first sentence: cut, not refused.
@@ -725,7 +725,7 @@ class _Inflater:
         return out
 
 
-async def _read_body(resp: httpx.Response, cap: int, *, cut: bool, what: str) -> bytes:
+async def read_body(resp: httpx.Response, cap: int, *, cut: bool, what: str) -> bytes:
     """The reply's body, decoded, at most `cap` bytes on the wire and `cap` decoded.
 
     Past the cap: ApiError, or with `cut` the first `cap` bytes (an error reply, of which

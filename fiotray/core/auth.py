@@ -206,7 +206,15 @@ def _host(url: str) -> str:
         return url
 
 
+# A token reply is a few hundred bytes; anything near this is not one.
+MAX_TOKEN_REPLY = 1024 * 1024
+TOKEN_DEADLINE = 60.0
+
+
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    from fiotray.core.format import safe_text
+
+    text = safe_text(text, 10 * _MAX_DETAIL)
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
@@ -216,16 +224,20 @@ def _scrub(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
-def _error_detail(resp: httpx.Response, secrets: tuple[str, ...]) -> str:
-    """The server's own explanation of a refusal, cut short and scrubbed of secrets."""
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """The reply as a JSON object, or None for anything else (nesting too deep too)."""
     try:
-        body = resp.json()
-    except (ValueError, UnicodeDecodeError):
-        return ""
-    if not isinstance(body, dict):
-        return ""
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _error_detail(body: bytes, secrets: tuple[str, ...]) -> str:
+    """The server's own explanation of a refusal, cut short and scrubbed of secrets."""
+    data = _json_object(body) or {}
     for key in ("error_description", "error", "msg", "message"):
-        value = body.get(key)
+        value = data.get(key)
         if isinstance(value, str) and value.strip():
             return _scrub(value, secrets)
     return ""
@@ -255,9 +267,18 @@ async def _token_request(
     url = f"{oauth_url.rstrip('/')}/token/"
     host = _host(oauth_url)
     secrets = tuple(v for k, v in form.items() if k in ("client_secret", "refresh_token"))
+    from fiotray.core.api import read_body
+
     try:
-        resp = await http.post(url, data=form, headers={"Accept": "application/json"})
-    except httpx.TimeoutException:
+        # Bounded as every API call is: a whole-reply deadline (httpx's is per read) and
+        # a cap on the body, on the wire and inflated.
+        async with asyncio.timeout(TOKEN_DEADLINE):
+            request = http.build_request(
+                "POST", url, data=form, headers={"Accept": "application/json"}
+            )
+            resp = await http.send(request, stream=True)
+            body = await read_body(resp, MAX_TOKEN_REPLY, cut=True, what="the token request")
+    except (TimeoutError, httpx.TimeoutException):
         raise ApiError(
             f"The sign-in service at {host} did not answer in time; try again."
         ) from None
@@ -269,24 +290,21 @@ async def _token_request(
         ) from None
     status = resp.status_code
     if status in (400, 401, 403):
-        raise _Rejected(status, _error_detail(resp, secrets))
+        raise _Rejected(status, _error_detail(body, secrets))
     if status == 429 or status >= 500:
         raise ApiError(
             f"The sign-in service at {host} failed (HTTP {status}); try again later.",
             status=status,
         )
     if not 200 <= status < 300:
-        detail = _error_detail(resp, secrets)
+        detail = _error_detail(body, secrets)
         raise ApiError(
             f"The sign-in service at {host} answered HTTP {status}"
             + (f" ({detail})" if detail else "")
             + "; check the OAuth URL of this factory.",
             status=status,
         )
-    try:
-        data = resp.json()
-    except (ValueError, UnicodeDecodeError):
-        data = None
+    data = _json_object(body)
     if not isinstance(data, dict):
         raise AuthError(
             f"The sign-in service at {host} sent an answer that is not a token (not a JSON "
