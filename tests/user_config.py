@@ -36,3 +36,21 @@ def write_user_config(config_home: Path) -> None:
             server_address="10.42.42.1",
         )
     )
+
+
+def cli_env(home: Path, bus_address: str, **extra: str) -> dict[str, str]:
+    """The environment of a `fiotray` process run as a user whose files are all under
+    `home` and whose keyring is the private Secret Service at `bus_address`."""
+    import os
+
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "DBUS_SESSION_BUS_ADDRESS": bus_address,
+        **extra,
+    }
+    env.pop("PYTHON_KEYRING_BACKEND", None)
+    return env

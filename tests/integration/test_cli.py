@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from fiotray import __version__
 from fiotray.demo.fakeapi import ConfigFile, FakeApiServer, FakeFactory
+from tests.user_config import cli_env
 
 FACTORY = "cli-factory"
 TOKEN = "cli-api-token-7f3a9"
@@ -71,15 +71,7 @@ def factory() -> FakeFactory:
 
 @pytest.fixture
 def cli(tmp_path, secret_service) -> Cli:
-    env = {
-        **os.environ,
-        "HOME": str(tmp_path),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "DBUS_SESSION_BUS_ADDRESS": secret_service.bus_address,
-    }
-    env.pop("PYTHON_KEYRING_BACKEND", None)
+    env = cli_env(tmp_path, secret_service.bus_address)
     return Cli(env, tmp_path)
 
 

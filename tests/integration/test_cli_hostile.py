@@ -3,7 +3,6 @@ stderr, a non-zero exit, no traceback and no raw control character, whatever is 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ import pytest
 
 from tests import hostile
 from tests.hostile import HostileServer
+from tests.user_config import cli_env
 
 TOKEN = "hostile-cli-token"
 RAW = ("\x1b", "\x07", "\x9b", "\u202e")
@@ -18,16 +18,7 @@ RAW = ("\x1b", "\x07", "\x9b", "\u202e")
 
 @pytest.fixture
 def env(tmp_path, secret_service) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "HOME": str(tmp_path),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "DBUS_SESSION_BUS_ADDRESS": secret_service.bus_address,
-    }
-    env.pop("PYTHON_KEYRING_BACKEND", None)
-    return env
+    return cli_env(tmp_path, secret_service.bus_address)
 
 
 def fiotray(env: dict[str, str], *args: str, stdin: str | None = None):

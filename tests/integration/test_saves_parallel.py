@@ -5,7 +5,6 @@ Service (gnome-keyring on its own D-Bus session)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ import pytest
 
 from fiotray.core import wgconf
 from fiotray.core.secrets import SecretStore, tunnel_key
+from tests.user_config import cli_env
 
 pytestmark = pytest.mark.real
 
@@ -23,17 +23,7 @@ ROUNDS = 12  # per process; unlocked saves lost about 3 in 100, so 2 x 12 rarely
 
 @pytest.fixture
 def env(tmp_path, secret_service) -> dict[str, str]:
-    e = {
-        **os.environ,
-        "HOME": str(tmp_path),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "DBUS_SESSION_BUS_ADDRESS": secret_service.bus_address,
-        "QT_QPA_PLATFORM": "offscreen",
-    }
-    e.pop("PYTHON_KEYRING_BACKEND", None)
-    return e
+    return cli_env(tmp_path, secret_service.bus_address, QT_QPA_PLATFORM="offscreen")
 
 
 def _conf(tmp_path: Path, n: int) -> Path:
@@ -72,6 +62,17 @@ def _successes(proc: subprocess.Popen) -> int:
     return ok
 
 
+def _tunnel_names(env: dict[str, str]) -> set[str]:
+    listed = subprocess.run(
+        [sys.executable, "-m", "fiotray", "tunnels", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {t["name"] for t in json.loads(listed.stdout)}
+
+
 def _keyring(secret_service, monkeypatch) -> SecretStore:
     secret_service.activate(monkeypatch)
     return SecretStore()
@@ -90,14 +91,7 @@ def test_two_cli_imports_side_by_side_keep_every_tunnel_and_key(
         [["tunnels", "import", str(c), "--name", f"b{n}"] for n, c in enumerate(confs[ROUNDS:])],
     )
     assert (_successes(a), _successes(b)) == (ROUNDS, ROUNDS)
-    listed = subprocess.run(
-        [sys.executable, "-m", "fiotray", "tunnels", "list", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    names = {t["name"] for t in json.loads(listed.stdout)}
+    names = _tunnel_names(env)
     wanted = {f"a{n}" for n in range(ROUNDS)} | {f"b{n}" for n in range(ROUNDS)}
     assert names == wanted, f"lost: {sorted(wanted - names)}"
     keyring = _keyring(secret_service, monkeypatch)
@@ -146,14 +140,7 @@ def test_the_tray_and_the_cli_saving_side_by_side_lose_nothing(env, tmp_path):
         text=True,
     )
     assert (_successes(cli), _successes(tray)) == (ROUNDS, ROUNDS)
-    listed = subprocess.run(
-        [sys.executable, "-m", "fiotray", "tunnels", "list", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    names = {t["name"] for t in json.loads(listed.stdout)}
+    names = _tunnel_names(env)
     wanted = {f"c{n}" for n in range(ROUNDS)} | {f"t{n}" for n in range(ROUNDS)}
     assert names == wanted, f"lost: {sorted(wanted - names)}"
 
