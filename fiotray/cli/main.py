@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from fiotray import __version__
 
@@ -65,8 +65,30 @@ def cmd_default(args: argparse.Namespace) -> int:
 TRAY_ARGS = frozenset({"--demo", "--hidden", "-v", "-vv", "--verbose"})
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, stricter and kinder: an option is never taken from a prefix of its name
+    (`--api-token abc` is not `--api-token-stdin`), and a mistyped command or choice is
+    answered with the closest ones. Subcommands' parsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        import difflib
+        import re
+
+        found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if found:
+            choices = re.findall(r"'([^']*)'", found.group(2))
+            close = difflib.get_close_matches(found.group(1), choices, n=2)
+            if close:
+                message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+        super().error(message)
+
+
 def _top_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="fiotray",
         description="One-click access to FoundriesFactory devices over the factory's VPN.",
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn, get_args
@@ -245,7 +246,7 @@ class FactoryStore:
         try:
             return factories[factory]
         except KeyError:
-            raise SetupError(f"no factory {factory} configured") from None
+            raise unknown_factory(factory, factories) from None
 
     # -- writing -----------------------------------------------------------------
 
@@ -265,7 +266,7 @@ class FactoryStore:
         def change(current: Factories) -> Factories:
             default, factories = current
             if factory not in factories:
-                raise SetupError(f"no factory {factory} configured")
+                raise unknown_factory(factory, factories)
             del factories[factory]
             return (None if default == factory else default), factories
 
@@ -275,7 +276,7 @@ class FactoryStore:
         def change(current: Factories) -> Factories:
             _, factories = current
             if factory not in factories:
-                raise SetupError(f"no factory {factory} configured")
+                raise unknown_factory(factory, factories)
             return factory, factories
 
         self._file.update(change)
@@ -296,3 +297,20 @@ class FactoryStore:
                 for name, p in sorted(factories.items())
             },
         }
+
+
+def unknown_factory(name: str, factories: Iterable[str]) -> SetupError:
+    """What is said of a factory that is not signed in: which are, the closest name, and
+    how to sign in."""
+    import difflib
+
+    known = sorted(factories)
+    text = f"no factory {name[:60]} configured"
+    login = f"`fiotray login --factory {name[:60]} ...`"
+    if not known:
+        return SetupError(f"{text}; sign in with {login}")
+    text += f" (signed in: {', '.join(known)})"
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return SetupError(f"{text}; did you mean {close[0]}? Or sign in with {login}")
+    return SetupError(f"{text}; sign in with {login}")

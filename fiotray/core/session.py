@@ -67,8 +67,17 @@ async def ssh_targets(
             )
         )
     if only is not None and not targets:
+        # wireguard-ips lists only devices that ever had VPN: is it a device at all?
+        try:
+            await api.get_device(only)
+        except errors.NotFoundError:
+            raise errors.NotFoundError(
+                f"No device named {only} in factory {api.factory} (see `fiotray devices "
+                f"--factory {api.factory}`)."
+            ) from None
         raise VpnError(
-            f"{only} has no VPN address in factory {api.factory}: enable VPN on it.",
+            f"{only} has no VPN address in factory {api.factory}: enable VPN on it "
+            f"(fiotray enable {only}).",
             code=errors.VPN_NOT_ENABLED,
         )
     return targets

@@ -191,9 +191,17 @@ async def sign_in_fioctl(
 
 
 async def sign_out(services: Services, factory: str | None = None) -> Factory:
-    """Forget the factory: its secrets leave the keyring, its entry the factories file."""
+    """Forget the factory: its secrets leave the keyring, its entry the factories file.
+    None: the only one; with several, signing out is never guessed (not even the default)."""
     from fiotray.core import auth
 
+    if factory is None:
+        names = sorted(f.factory for f in services.factories.list())
+        if len(names) > 1:
+            raise FiotrayError(
+                f"Several factories are signed in ({', '.join(names)}): name the one to sign "
+                "out of (--factory NAME)."
+            )
     signed_in = services.factory(factory)
     await services.forget_client(signed_in.factory)
     await auth.forget(signed_in, services.secrets)

@@ -318,3 +318,20 @@ def test_api_url_from_oauth(oauth_url: str, api_url: str) -> None:
 def test_api_url_from_invalid_oauth_url() -> None:
     with pytest.raises(SetupError, match="OAuth URL"):
         api_url_from_oauth("not a url")
+
+
+def test_an_unknown_factory_names_the_signed_in_ones_and_the_closest(store: FactoryStore) -> None:
+    store.save(oauth("acme"))
+    store.save(oauth("bravo"))
+    with pytest.raises(SetupError) as info:
+        store.get("acne")
+    assert str(info.value) == (
+        "no factory acne configured (signed in: acme, bravo); did you mean acme? "
+        "Or sign in with `fiotray login --factory acne ...`"
+    )
+    with pytest.raises(SetupError) as info:
+        store.get("zulu")
+    assert str(info.value) == (
+        "no factory zulu configured (signed in: acme, bravo); "
+        "sign in with `fiotray login --factory zulu ...`"
+    )

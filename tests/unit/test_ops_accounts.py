@@ -62,3 +62,27 @@ async def test_orphans_are_found_by_name_and_removed_one_owner_at_a_time(service
     assert sorted(gone) == ["profile/gone/api_token", "profile/gone/client_secret"]
     assert accounts.orphan_secrets(services) == ["tunnel/ghost/private_key"]
     assert await accounts.forget_orphans(services, tunnel="nothing") == []
+
+
+async def test_signing_out_is_never_guessed_among_several_factories(tmp_path):
+    import pytest
+
+    from fiotray.core.errors import FiotrayError
+    from fiotray.core.factories import Factory, FactoryStore
+    from fiotray.core.secrets import MemorySecretStore
+    from fiotray.core.services import Services
+    from fiotray.core.settings import SettingsStore
+    from fiotray.core.tunnels import TunnelController, TunnelStore
+
+    factories, tunnels = FactoryStore(tmp_path), TunnelStore(tmp_path)
+    secrets = MemorySecretStore()
+    services = Services(
+        factories, tunnels, SettingsStore(tmp_path), secrets, TunnelController(tunnels, secrets)
+    )
+    factories.save(Factory(factory="acme", auth="token"), make_default=True)
+    factories.save(Factory(factory="bravo", auth="token"))
+    with pytest.raises(FiotrayError, match=r"Several factories are signed in \(acme, bravo\)"):
+        await accounts.sign_out(services)
+    assert [f.factory for f in factories.list()] == ["acme", "bravo"]  # the default stays
+    assert (await accounts.sign_out(services, "bravo")).factory == "bravo"
+    assert (await accounts.sign_out(services)).factory == "acme"  # the only one: no guess

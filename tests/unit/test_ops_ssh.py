@@ -33,6 +33,12 @@ async def test_ssh_refused_for_a_device_off_the_vpn(services):
     assert refused.value.code == errors.VPN_NOT_ENABLED
 
 
+async def test_ssh_to_a_device_that_does_not_exist_says_so(services):
+    with pytest.raises(errors.NotFoundError, match="No device named no-such-device in") as e:
+        await ssh.command(services, None, "no-such-device")
+    assert "fiotray devices --factory" in str(e.value) and "enable VPN" not in str(e.value)
+
+
 async def test_a_route_through_a_tunnel_that_is_down_is_refused(services):
     cmd = await ssh.command(services, None, "on-vpn")
     with pytest.raises(VpnError) as refused:
