@@ -27,18 +27,23 @@ async def cmd_devices(args: argparse.Namespace, ctx: Context) -> int:
             ctx.out(("," if i else "") + "\n " + json.dumps(r.to_json(now)), end="")
         ctx.out("\n]")
         return 0
+    import sys
+
+    # Cut to fit a terminal; whole when piped (`| grep`, `| cut`): a script needs the names
+    # it will pass back to fiotray, suffixes and all.
+    fit = sys.stdout.isatty()
     body = []
     for r in rows:
         d = r.device
         seen = (now - d.last_seen).total_seconds() if d.last_seen else None
         body.append(
             [
-                safe_text(d.name, 40),
+                safe_text(d.name, 40 if fit else None),
                 "online" if r.online(now) else "offline",
                 vpn_label(r.vpn_enabled, r.vpn_address, r.vpn_pending),
                 safe_text(r.vpn_address, 15),
-                safe_text(d.target, 30),
-                safe_text(d.group or "", 20),
+                safe_text(d.target, 30 if fit else None),
+                safe_text(d.group or "", 20 if fit else None),
                 ago(seen),
             ]
         )

@@ -112,6 +112,13 @@ def test_no_secure_keyring_saves_nothing(cli, server):
     assert not (cli.home / "config" / "fiotray" / "profiles.json").exists()
 
 
+def test_devices_piped_keeps_whole_names(signed_in, factory):
+    long_name = "gateway-" + "x" * 50 + "-unit-0042"  # the suffix tells units apart
+    factory.add_device(long_name)
+    out = signed_in("devices").stdout  # captured: not a terminal
+    assert long_name in out
+
+
 def test_devices_json_fields(signed_in, factory):
     rows = json.loads(signed_in("devices", "--json").stdout)
     assert [r["name"] for r in rows] == ["alpha", "beta", "nokey"]
