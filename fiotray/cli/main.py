@@ -130,6 +130,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         return parser.parse_args(argv)
     parser = build_parser()
     split = argv.index("--") if "--" in argv else len(argv)
+    if "--demo" in argv[1:split]:
+        # `fiotray devices --demo` means what `fiotray --demo devices` does.
+        argv.remove("--demo")
+        argv.insert(0, "--demo")
     words = [a for a in argv[:split] if not a.startswith("-")]
     if words[:1] == ["ssh"]:
         # `fiotray ssh DEV [opts] -- CMD...`: what follows `--` runs on the device.

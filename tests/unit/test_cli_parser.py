@@ -37,3 +37,11 @@ def test_nothing_close_suggests_nothing(capsys):
     with pytest.raises(SystemExit):
         parse_args(["xyzzy"])
     assert "did you mean" not in capsys.readouterr().err
+
+
+def test_demo_may_follow_the_command():
+    assert parse_args(["devices", "--demo"]).demo is True
+    assert parse_args(["--demo", "devices"]).demo is True
+    # After `--`, words belong to the command run on the device.
+    args = parse_args(["ssh", "dev", "--", "echo", "--demo"])
+    assert args.demo is False and args.remote == ["echo", "--demo"]
