@@ -46,6 +46,8 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QStackedWidget,
     QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -135,6 +137,15 @@ class _MessageBar(QFrame):
         self.text.setText(text)
         self.retry_button.setVisible(retry)
         self.show()
+
+
+class MiddleElide(QStyledItemDelegate):
+    """Device names differ at their ends (gateway-…-unit-0041, gateway-…-unit-0042):
+    a name too long for its column loses its middle, not the end that tells them apart."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideMiddle
 
 
 class DevicesWindow(QWidget):
@@ -240,6 +251,7 @@ class DevicesWindow(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setItemDelegateForColumn(Col.NAME, MiddleElide(self.table))
         self.table.setTabKeyNavigation(False)
         self.table.setShowGrid(False)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)

@@ -612,3 +612,22 @@ async def test_factory_picker_and_signed_out_state(window, backend):
     assert window.stack.currentWidget() is window.placeholder
     assert "Sign in" in window.placeholder.text()
     assert window.status.text() == "Not signed in to any factory."
+
+
+async def test_long_names_lose_their_middle_not_their_end(window):
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    from fiotray.gui.device_model import Col
+
+    await show_loaded(window)
+
+    def elide(column: int) -> Qt.TextElideMode:
+        # What the view hands its delegate to paint a cell, as the delegate leaves it.
+        index = window.proxy.index(0, column)
+        option = QStyleOptionViewItem()
+        window.table.initViewItemOption(option)
+        window.table.itemDelegateForIndex(index).initStyleOption(option, index)
+        return option.textElideMode
+
+    assert elide(Col.NAME) == Qt.TextElideMode.ElideMiddle
+    assert elide(Col.TARGET) == Qt.TextElideMode.ElideRight
