@@ -393,10 +393,10 @@ class Backend(QObject):
         self._settings = self.services.settings.load()  # it is among the recent ones now
         return pid
 
-    def web_url(self, factory: str, device: str) -> str:
+    def web_url(self, factory: str, device: str) -> str | None:
         from fiotray.ops import devices
 
-        return devices.web_url(factory, device)
+        return devices.web_url(self.services, factory, device)
 
     # -- sign-in and tunnels -------------------------------------------------------
 

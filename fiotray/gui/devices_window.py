@@ -453,10 +453,12 @@ class DevicesWindow(QWidget):
             can.disable_vpn.reason,
         )
         menu.addSeparator()
+        url = self.backend.web_url(factory, name)
         add(
             "web",
             "Open in the Foundries &web app",
-            lambda: QDesktopServices.openUrl(QUrl(self.backend.web_url(factory, name))),
+            lambda: QDesktopServices.openUrl(QUrl(url)),
+            None if url else "no web app known for this factory",
         )
         return menu
 

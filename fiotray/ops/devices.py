@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fiotray.core import devices as core_devices
+from fiotray.core.errors import FiotrayError
 from fiotray.core.services import Services
 from fiotray.core.tunnelstate import State
 
 if TYPE_CHECKING:
     from fiotray.core.devices import DeviceRow, DeviceRows, VpnState
 
-WEB_APP = "https://app.foundries.io"
 
 # Tunnel states through which nothing reaches the devices (None: state not known yet).
 TUNNEL_DOWN = (None, State.DISCONNECTED, State.ERROR)
@@ -64,10 +64,24 @@ async def applied(services: Services, factory: str, device: str) -> VpnState:
     return state
 
 
-def web_url(factory: str, device: str) -> str:
-    from urllib.parse import quote
+def web_url(services: Services, factory: str, device: str) -> str | None:
+    """The device's page in the factory's web app, or None where it cannot be known:
+    the demo (its fake API has no web app), or a sign-in whose OAuth server is not the
+    web app's own (`https://app.<domain>/oauth`, as app.foundries.io and self-hosted
+    factories have it)."""
+    from urllib.parse import quote, urlsplit
 
-    return f"{WEB_APP}/factories/{quote(factory, safe='')}/devices/{quote(device, safe='')}/"
+    if services.is_demo:
+        return None
+    try:
+        oauth = urlsplit(services.factory(factory).oauth_url)
+    except FiotrayError:
+        return None
+    host = oauth.hostname or ""
+    if not host.startswith("app.") or oauth.path.rstrip("/") != "/oauth":
+        return None
+    base = f"{oauth.scheme}://{host}" + (f":{oauth.port}" if oauth.port else "")
+    return f"{base}/factories/{quote(factory, safe='')}/devices/{quote(device, safe='')}/"
 
 
 @dataclass(frozen=True)

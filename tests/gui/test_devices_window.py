@@ -316,7 +316,7 @@ async def test_context_menu_reasons_follow_vpn_and_tunnel(window, backend):
     assert not a["copy_address"].isEnabled() and "no VPN address" in a["copy_address"].text()
     assert a["enable_vpn"].isEnabled()
     assert not a["disable_vpn"].isEnabled() and "never enabled" in a["disable_vpn"].text()
-    assert a["web"].isEnabled()
+    assert not a["web"].isEnabled()  # the demo has no web app
     menu.deleteLater()
 
     r_on, _ = find_row(window, lambda d: d.vpn_enabled and not d.vpn_pending)
@@ -551,13 +551,20 @@ async def test_copy_and_web_actions(window, backend):
     assert QGuiApplication.clipboard().text() == expected
     assert expected.startswith("ssh ") and expected.endswith(f"fio@{device.vpn_address}")
 
+    # The demo's fake API has no web app: the action says so instead of opening the
+    # public one.
+    web = actions(window.context_menu_for(r))["web"]
+    assert not web.isEnabled() and "no web app known" in web.text()
+    # Where the sign-in tells the web app, the action opens the device's page there.
+    page = f"https://app.example.com/factories/demo-factory/devices/{name}/"
+    backend.web_url = lambda factory, device: page if device == name else None
     catcher = _UrlCatcher()
     QDesktopServices.setUrlHandler("https", catcher, "handle")
     try:
         actions(window.context_menu_for(r))["web"].trigger()
     finally:
         QDesktopServices.unsetUrlHandler("https")
-    assert catcher.urls == [backend.web_url("demo-factory", name)]
+    assert catcher.urls == [page]
 
 
 async def test_tunnel_bar_connects_and_disconnects(window, backend):

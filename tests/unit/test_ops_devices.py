@@ -40,10 +40,34 @@ async def test_hostile_device_name_never_reaches_the_api(services):
     assert len(services.demo.server.requests) == before
 
 
-def test_web_url_quotes_names():
-    assert (
-        devices.web_url("f", "a b/c") == "https://app.foundries.io/factories/f/devices/a%20b%2Fc/"
+def test_the_web_app_comes_from_the_sign_in_or_is_not_offered(tmp_path):
+    from fiotray.core.factories import Factory, FactoryStore
+    from fiotray.core.secrets import MemorySecretStore
+    from fiotray.core.services import Services
+    from fiotray.core.settings import SettingsStore
+    from fiotray.core.tunnels import TunnelController, TunnelStore
+
+    factories, tunnels, secrets = FactoryStore(tmp_path), TunnelStore(tmp_path), MemorySecretStore()
+    services = Services(
+        factories, tunnels, SettingsStore(tmp_path), secrets, TunnelController(tunnels, secrets)
     )
+    factories.save(Factory(factory="f", auth="token"))  # app.foundries.io, the default
+    factories.save(
+        Factory(factory="own", auth="token", oauth_url="https://app.example.com:8443/oauth")
+    )
+    factories.save(Factory(factory="odd", auth="token", oauth_url="https://sso.example.com/oauth"))
+    assert devices.web_url(services, "f", "a b/c") == (
+        "https://app.foundries.io/factories/f/devices/a%20b%2Fc/"
+    )
+    assert devices.web_url(services, "own", "d") == (
+        "https://app.example.com:8443/factories/own/devices/d/"
+    )
+    assert devices.web_url(services, "odd", "d") is None  # cannot be known
+    assert devices.web_url(services, "nope", "d") is None
+
+
+async def test_the_demo_has_no_web_app(services):
+    assert devices.web_url(services, FACTORY, "on-vpn") is None
 
 
 @pytest.mark.parametrize(
