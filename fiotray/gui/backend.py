@@ -481,7 +481,18 @@ class Backend(QObject):
             self.services, factory, address=address, name=name, request_access=request_access
         )
         self.configChanged.emit()
+        await self._read_new_tunnel(added.tunnel.name)
         return added
+
+    async def _read_new_tunnel(self, name: str) -> None:
+        """A new tunnel's state at once: the menu and window say "checking…" until then,
+        and the periodic full check may be minutes away."""
+        from fiotray.ops import tunnels
+
+        try:
+            await tunnels.status(self.services, name)
+        except FiotrayError as exc:  # the helper's trouble shows at the next check
+            log.info("state of the new tunnel %s: %s", name, exc)
 
     async def suggest_address(self, factory: str, *, request_access: bool = False) -> str:
         from fiotray.ops import tunnels
@@ -498,6 +509,7 @@ class Backend(QObject):
             self.leaveDemo.emit()
         else:
             self.configChanged.emit()
+            await self._read_new_tunnel(tunnel.name)
         return tunnel
 
     @finishes_before_quit

@@ -23,6 +23,7 @@ from fiotray.core.errors import SecretsUnavailable
 from fiotray.core.secrets import _LOCKED_MSG, factory_key, tunnel_key
 from fiotray.core.settings import SettingsStore
 from fiotray.core.tunnels import TunnelStore
+from fiotray.core.tunnelstate import State
 from fiotray.demo.factory import DEMO_FACTORY
 from fiotray.gui.dialogs.add_tunnel import AddFoundriesTunnelDialog
 from fiotray.gui.dialogs.help import HelpDialog
@@ -357,6 +358,18 @@ async def test_an_address_typed_by_the_user_is_never_replaced(qtbot, backend):
     dlg.request.setChecked(True)
     await until(lambda: not backend._tasks)  # both suggestions came back
     assert dlg.address.text() == "10.42.42.200"
+
+
+async def test_a_new_tunnels_state_is_read_at_once(qtbot, backend):
+    # It said "checking…" in the menu for minutes, until the next full check.
+    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, factory=DEMO_FACTORY))
+    dlg.address.setText("10.42.42.201")
+    dlg.name.setText("fresh")
+    dlg.ok_button.click()
+    await settle(dlg)
+    assert dlg.tunnel is not None, dlg.message.text()
+    status = backend.tunnel_states.get("fresh")
+    assert status is not None and status.state is State.DISCONNECTED
 
 
 async def test_add_tunnel_shows_the_admin_line(qtbot, backend):
