@@ -23,6 +23,7 @@ from fiotray.gui import dialogs
 if TYPE_CHECKING:
     from PySide6.QtGui import QAction
 
+    from fiotray.core.tunnels import Tunnel
     from fiotray.gui.backend import Backend
     from fiotray.gui.dialogs import DialogLoader
 
@@ -71,6 +72,8 @@ class MenuActions:
     sign_out: Callable[[str], None]  # factory
     open_dialog: Callable[[DialogLoader], object]
     quit: Callable[[], None]
+    tunnel_details: Callable[[str], None] | None = None  # a tunnel's name
+    remove_tunnel: Callable[[str], None] | None = None  # a tunnel's name (asks first)
 
 
 def add_entry(menu: QMenu, text: str, slot: Callable[[], Any] | None = None) -> QAction:
@@ -115,6 +118,30 @@ def add_tunnel_entries(menu: QMenu, backend: Backend, actions: MenuActions) -> N
         action.setToolTip("Disconnect" if action.isChecked() else "Connect")
         if status is not None and status.detail:
             add_entry(menu, "    " + menu_text(status.detail))
+        add_tunnel_submenu(menu, tunnel, actions)
+
+
+def add_tunnel_submenu(menu: QMenu, tunnel: Tunnel, actions: MenuActions) -> QMenu:
+    """What else there is to do with a tunnel: see it, copy what the server's admin
+    asks for, remove it."""
+    sub = menu.addMenu(menu_text(f"{tunnel.name}: details, copy, remove"))
+    name, details, remove = tunnel.name, actions.tunnel_details, actions.remove_tunnel
+    if details is not None:
+        add_entry(sub, "&Details…", lambda: details(name))
+    if tunnel.address:
+        address = tunnel.address
+        add_entry(sub, "Copy my VPN &address", lambda: copy_text(address))
+    add_entry(sub, "Copy my &public key", lambda: copy_text(tunnel.public_key))
+    if remove is not None:
+        sub.addSeparator()
+        add_entry(sub, "&Remove…", lambda: remove(name))
+    return sub
+
+
+def copy_text(text: str) -> None:
+    from PySide6.QtGui import QGuiApplication
+
+    QGuiApplication.clipboard().setText(text)
 
 
 def add_device_entries(
@@ -179,3 +206,28 @@ def fill_tray_menu(menu: QMenu, backend: Backend | None, actions: MenuActions) -
     add_app_entries(menu, actions)
     menu.addSeparator()
     add_entry(menu, "&Quit", actions.quit)
+
+
+def tunnel_details(backend: Backend, name: str) -> str:
+    """A tunnel's facts, one per line (text: names come from files and servers)."""
+    tunnel = next((t for t in backend.tunnels() if t.name == name), None)
+    if tunnel is None:
+        return f"No tunnel named {fmt.safe_text(name, 40)}."
+    status = backend.tunnel_states.get(name)
+    lines = [
+        ("Kind", "Foundries" if tunnel.kind == "foundries" else "plain WireGuard"),
+        ("Factory", tunnel.factory or "-"),
+        ("Interface", tunnel.interface),
+        ("Server", tunnel.endpoint or "-"),
+        ("My VPN address", tunnel.address or "-"),
+        ("My public key", tunnel.public_key),
+        ("State", state_text(status)),
+    ]
+    if tunnel.kind == "foundries":
+        how = "requested (self-service)" if tunnel.access == "request" else "by the server's admin"
+        lines.append(("Admitted", ("yes" if tunnel.admitted else "not yet") + f", {how}"))
+    if status is not None and (status.rx_bytes or status.tx_bytes):
+        lines.append(
+            ("Traffic", f"{fmt.size(status.rx_bytes)} in, {fmt.size(status.tx_bytes)} out")
+        )
+    return "\n".join(f"{k}: {fmt.safe_text(str(v), 120)}" for k, v in lines)

@@ -55,6 +55,8 @@ class TrayIcon(QSystemTrayIcon):
             sign_out=self.confirm_sign_out,
             open_dialog=self.open_dialog,
             quit=self.quitRequested.emit,
+            tunnel_details=self.show_tunnel_details,
+            remove_tunnel=self.confirm_remove_tunnel,
         )
         # No parent: a tray icon is not a widget. Kept on self so it lives as long as the icon.
         self.menu = QMenu()
@@ -172,6 +174,33 @@ class TrayIcon(QSystemTrayIcon):
                 self.backend.spawn(self.backend.sign_out(factory), what=f"Sign out of {factory}")
 
         self._show(box, "sign-out", done)
+
+    def confirm_remove_tunnel(self, name: str) -> None:
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Remove tunnel",
+            f"Remove the tunnel {name}? Its private key is deleted from the keyring; a "
+            "request for access it made is withdrawn.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+        )
+
+        def done(result: int) -> None:
+            self._dialogs.pop("remove-tunnel", None)
+            if result == QMessageBox.StandardButton.Yes:
+                self.backend.spawn(self.backend.remove_tunnel(name), what=f"Remove {name}")
+
+        self._show(box, "remove-tunnel", done)
+
+    def show_tunnel_details(self, name: str) -> None:
+        """The tunnel as the server's admin and the user ask about it, in one box."""
+        from PySide6.QtCore import Qt  # here: naming Qt costs the tray's start ~14 ms
+
+        from fiotray.gui.menus import tunnel_details
+
+        text = tunnel_details(self.backend, name)
+        box = QMessageBox(QMessageBox.Icon.Information, f"Tunnel {name}", text)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._show(box, ("details", name), lambda _r: self._dialogs.pop(("details", name), None))
 
     def open_dialog(self, load: DialogLoader) -> QWidget | None:
         """Open the dialog `load` imports and returns, or raise the open one."""

@@ -22,6 +22,8 @@ def recorder() -> tuple[menus.MenuActions, list[tuple[str, Any]]]:
         sign_out=lambda factory: calls.append(("sign_out", factory)),
         open_dialog=lambda load: calls.append(("open", load)),
         quit=lambda: calls.append(("quit", None)),
+        tunnel_details=lambda name: calls.append(("details", name)),
+        remove_tunnel=lambda name: calls.append(("remove", name)),
     )
     return actions, calls
 
@@ -72,8 +74,13 @@ async def test_refilling_drops_the_old_submenus(backend):
         menus.fill_tray_menu(menu, backend, actions)
         QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     subs = menu.findChildren(QMenu, options=Qt.FindChildOption.FindDirectChildrenOnly)
-    assert len(subs) == 1
-    entry(subs[0], "SSH to dev-1").trigger()
+    # One tunnel's submenu and the recent devices, once each.
+    assert sorted(m.title() for m in subs) == [
+        "Recent devices",
+        f"{TUNNEL}: details, copy, remove",
+    ]
+    recent = next(m for m in subs if m.title() == "Recent devices")
+    entry(recent, "SSH to dev-1").trigger()
     entry(menu, "Quit").trigger()
     assert calls == [("ssh", (TUNNEL, "dev-1")), ("quit", None)]
 
@@ -84,3 +91,30 @@ def test_before_the_backend_the_menu_says_starting(qapp):
     menus.fill_tray_menu(menu, None, actions)
     assert [a.text() for a in menu.actions()] == ["fiotray: starting…"]
     assert not menu.actions()[0].isEnabled()
+
+
+async def test_each_tunnel_has_details_copy_and_remove(backend):
+    from PySide6.QtGui import QGuiApplication
+
+    await backend.refresh_tunnels()
+    actions, calls = recorder()
+    menu = QMenu()
+    menus.add_tunnel_entries(menu, backend, actions)
+    (sub,) = menu.findChildren(QMenu, options=Qt.FindChildOption.FindDirectChildrenOnly)
+    tunnel = backend.tunnels()[0]
+    entry(sub, "Copy my VPN address").trigger()
+    assert QGuiApplication.clipboard().text() == tunnel.address
+    entry(sub, "Copy my public key").trigger()
+    assert QGuiApplication.clipboard().text() == tunnel.public_key
+    entry(sub, "Details…").trigger()
+    entry(sub, "Remove…").trigger()
+    assert calls == [("details", TUNNEL), ("remove", TUNNEL)]
+    text = menus.tunnel_details(backend, TUNNEL)
+    for line in (
+        f"My VPN address: {tunnel.address}",
+        f"My public key: {tunnel.public_key}",
+        f"Interface: {tunnel.interface}",
+        "State: disconnected",
+    ):
+        assert line in text.splitlines(), text
+    menu.deleteLater()

@@ -207,6 +207,25 @@ async def test_sign_out_asks_first(tray, backend, monkeypatch):
     assert signed_out == [TUNNEL]
 
 
+async def test_removing_a_tunnel_asks_first_and_details_show_it(tray, backend):
+    from PySide6.QtWidgets import QMenu
+
+    menu = tray.menu
+    show_menu(tray)
+    sub = next(m for m in menu.findChildren(QMenu) if m.title().startswith(TUNNEL))
+    action(sub.actions(), "Details…").trigger()
+    box = tray._dialogs[("details", TUNNEL)]
+    tunnel = backend.tunnels()[0]
+    assert box.isVisible() and f"My public key: {tunnel.public_key}" in box.text()
+    box.done(0)
+    action(sub.actions(), "Remove…").trigger()
+    box = tray._dialogs["remove-tunnel"]
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    assert [t.name for t in backend.tunnels()] == [TUNNEL]  # nothing yet
+    box.done(QMessageBox.StandardButton.Yes)
+    await until(lambda: not backend.tunnels())
+
+
 def test_icons_differ_per_state(qapp):
     images = {}
     for state in State:
