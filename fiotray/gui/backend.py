@@ -100,6 +100,9 @@ class Backend(QObject):
     notice = Signal(str, str, str)  # title, message, level: "info" | "warning" | "error"
     # The user set up their own factory or tunnel from an automatic demo: leave the demo.
     leaveDemo = Signal()
+    # A factory's sign-in was refused (expired, revoked): the tray and the window offer
+    # "Sign in again…" for it until a sign-in to it succeeds.
+    signInNeeded = Signal(str)  # factory
 
     def __init__(self, services: Services, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -112,6 +115,7 @@ class Backend(QObject):
         # tunnel -> (the state the user asked for, when): from the tray, the window or
         # anywhere else, so a change they asked for is never announced as a surprise.
         self.asked: dict[str, tuple[State, float]] = {}
+        self.needs_sign_in: set[str] = set()
         self.user_services_factory: Callable[[], Services] = user_services
         self._user_services: Services | None = None
         # Seconds between config reads of a device whose VPN change is pending: quick at
@@ -296,6 +300,8 @@ class Backend(QObject):
             )
         except AuthError as exc:
             await self.services.forget_client(factory)
+            self.needs_sign_in.add(factory)
+            self.signInNeeded.emit(factory)
             self.devicesFailed.emit(factory, str(exc))
             raise
         except FiotrayError as exc:
@@ -447,6 +453,7 @@ class Backend(QObject):
             return factory
         # A client made with the old credentials must not be reused.
         await self.services.forget_client(factory.factory)
+        self.needs_sign_in.discard(factory.factory)
         self.configChanged.emit()
         return factory
 

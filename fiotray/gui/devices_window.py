@@ -17,7 +17,7 @@ import html
 import logging
 import shlex
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt, QTimer, QUrl, Signal
@@ -107,6 +107,11 @@ class _MessageBar(QFrame):
         self.text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.retry_button = QPushButton("Retry", self)
         self.retry_button.clicked.connect(self.retry)
+        # What the message asks the user to do, when there is one thing (sign in again).
+        self.action_button = QPushButton(self)
+        self.action_button.hide()
+        self._action: Callable[[], None] | None = None
+        self.action_button.clicked.connect(lambda: self._action() if self._action else None)
         self.close_button = QToolButton(self)
         self.close_button.setText("✕")
         self.close_button.setToolTip("Dismiss")
@@ -116,12 +121,20 @@ class _MessageBar(QFrame):
         row.setContentsMargins(8, 4, 4, 4)
         row.addWidget(self.icon)
         row.addWidget(self.text, 1)
+        row.addWidget(self.action_button)
         row.addWidget(self.retry_button)
         row.addWidget(self.close_button)
         self.level = ""
         self.hide()
 
-    def show_message(self, text: str, level: str = "error", *, retry: bool = False) -> None:
+    def show_message(
+        self,
+        text: str,
+        level: str = "error",
+        *,
+        retry: bool = False,
+        action: tuple[str, Callable[[], None]] | None = None,
+    ) -> None:
         self.level = level
         icon = {
             "error": QStyle.StandardPixmap.SP_MessageBoxCritical,
@@ -136,6 +149,9 @@ class _MessageBar(QFrame):
         )
         self.text.setText(text)
         self.retry_button.setVisible(retry)
+        self._action = action[1] if action else None
+        self.action_button.setText(action[0] if action else "")
+        self.action_button.setVisible(action is not None)
         self.show()
 
 
@@ -153,6 +169,8 @@ class DevicesWindow(QWidget):
 
     # A row or tunnel action ("Enable VPN", "Tunnel", …) finished, whether it worked or not.
     actionFinished = Signal(str)
+    # "Sign in again…" on the message bar: the app opens the sign-in dialog for it.
+    signInRequested = Signal(str)  # factory
 
     def __init__(self, backend: Backend, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -531,6 +549,16 @@ class DevicesWindow(QWidget):
         return default if default in names else names[0]
 
     def _rebuild_factories(self) -> None:
+        if (
+            self._load_failed
+            and self._factory is not None
+            and self.message_bar.action_button.isVisible()
+            and self._factory not in self.backend.needs_sign_in
+        ):
+            # Signed in again: the error is over, the list comes back at once.
+            self._load_failed = ""
+            self.message_bar.hide()
+            self.refresh()
         names = self._factory_names()
         self.factory_combo.blockSignals(True)
         self.factory_combo.clear()
@@ -625,7 +653,11 @@ class DevicesWindow(QWidget):
             text = f"Could not refresh the device list: {message} Showing the list from {shown}."
         else:
             text = f"Could not load the device list: {message}"
-        self.message_bar.show_message(text, "error", retry=True)
+        if factory in self.backend.needs_sign_in:
+            again = ("Sign in again…", lambda: self.signInRequested.emit(factory))
+            self.message_bar.show_message(text, "error", action=again)
+        else:
+            self.message_bar.show_message(text, "error", retry=True)
         self._update_placeholder()
 
     def _data_age(self) -> float:

@@ -73,6 +73,7 @@ class MenuActions:
     open_dialog: Callable[[DialogLoader], object]
     quit: Callable[[], None]
     tunnel_details: Callable[[str], None] | None = None  # a tunnel's name
+    sign_in_again: Callable[[str], None] | None = None  # a factory whose sign-in failed
     remove_tunnel: Callable[[str], None] | None = None  # a tunnel's name (asks first)
 
 
@@ -192,6 +193,11 @@ def fill_tray_menu(menu: QMenu, backend: Backend | None, actions: MenuActions) -
         add_entry(menu, "fiotray: starting…")
         return
     add_entry(menu, app_title(backend))
+    again = actions.sign_in_again
+    if again is not None:
+        # First: nothing else of that factory works until then.
+        for f in sorted(backend.needs_sign_in):
+            add_entry(menu, menu_text(f"Sign in again to {f}…"), lambda f=f: again(f))
     try:
         add_tunnel_entries(menu, backend, actions)
         menu.addSeparator()

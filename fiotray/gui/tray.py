@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
 
 from fiotray.core.errors import FiotrayError
 from fiotray.core.tunnelstate import State, TunnelStatus
-from fiotray.gui import icons, menus
+from fiotray.gui import dialogs, icons, menus
 from fiotray.gui.menus import UP_STATES, state_text
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class TrayIcon(QSystemTrayIcon):
             open_dialog=self.open_dialog,
             quit=self.quitRequested.emit,
             tunnel_details=self.show_tunnel_details,
+            sign_in_again=self.sign_in_again,
             remove_tunnel=self.confirm_remove_tunnel,
         )
         # No parent: a tray icon is not a widget. Kept on self so it lives as long as the icon.
@@ -174,6 +175,16 @@ class TrayIcon(QSystemTrayIcon):
                 self.backend.spawn(self.backend.sign_out(factory), what=f"Sign out of {factory}")
 
         self._show(box, "sign-out", done)
+
+    def sign_in_again(self, factory: str) -> None:
+        """The sign-in dialog, filled in for a factory whose sign-in was refused."""
+        try:
+            saved = next(f for f in self.backend.factories() if f.factory == factory)
+        except (StopIteration, FiotrayError):
+            saved = None
+        dialog = self.open_dialog(dialogs.sign_in_dialog)
+        if dialog is not None and saved is not None:
+            dialog.sign_in_again(saved)  # type: ignore[attr-defined]
 
     def confirm_remove_tunnel(self, name: str) -> None:
         box = QMessageBox(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
 from fiotray.core.tunnels import State
@@ -42,6 +43,7 @@ TUNNEL = "demo-factory"
 
 class FakeDevicesWindow(QWidget):
     instances: list[FakeDevicesWindow] = []  # noqa: RUF012 - a record across the test
+    signInRequested = Signal(str)  # as the real window's
 
     def __init__(self, backend: Any) -> None:
         super().__init__()

@@ -638,3 +638,30 @@ async def test_long_names_lose_their_middle_not_their_end(window):
 
     assert elide(Col.NAME) == Qt.TextElideMode.ElideMiddle
     assert elide(Col.TARGET) == Qt.TextElideMode.ElideRight
+
+
+async def test_a_refused_sign_in_offers_sign_in_again_and_reloads_after_it(window, backend):
+    from fiotray.core.secrets import factory_key
+
+    await show_loaded(window)
+    fake = backend.services.demo.server
+    old = backend.services.secrets.get(factory_key("demo-factory", "api_token"))
+    fake.factory.revoke(old)  # expired or revoked on the server
+    failed = signal_future(backend.devicesFailed)
+    window.refresh()
+    await wait(failed)
+    bar = window.message_bar
+    assert bar.isVisibleTo(window) and bar.action_button.isVisibleTo(window)
+    assert bar.action_button.text() == "Sign in again…"
+    assert not bar.retry_button.isVisibleTo(window)
+    assert "demo-factory" in backend.needs_sign_in
+    asked = signal_future(window.signInRequested)
+    bar.action_button.click()
+    assert await wait(asked) == ("demo-factory",)
+
+    fake.factory.add_api_token("fresh-token-1234")
+    reloaded = signal_future(backend.devicesLoaded)
+    await backend.sign_in_token("demo-factory", "fresh-token-1234", api_url=fake.api_url)
+    await wait(reloaded)
+    assert not bar.isVisibleTo(window) and "demo-factory" not in backend.needs_sign_in
+    assert window.model.total == 36

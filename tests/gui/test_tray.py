@@ -226,6 +226,22 @@ async def test_removing_a_tunnel_asks_first_and_details_show_it(tray, backend):
     await until(lambda: not backend.tunnels())
 
 
+async def test_sign_in_again_is_first_in_the_menu_and_fills_the_dialog_in(tray, backend):
+    backend.needs_sign_in.add(TUNNEL)
+    entries = show_menu(tray)
+    assert plain(entries[1]) == f"Sign in again to {TUNNEL}…"
+    entries[1].trigger()
+    dlg = tray._dialogs[dialogs.sign_in_dialog]
+    saved = backend.factories()[0]
+    assert dlg.windowTitle() == f"Sign in again to {TUNNEL}"
+    assert dlg.token_factory.text() == TUNNEL
+    # Its own API, never the public one by default: the new token goes where the old did.
+    assert dlg.api_url.text() == saved.api_url and dlg.api_url.isVisibleTo(dlg)
+    assert dlg.token.hasFocus() or dlg.focusWidget() is dlg.token
+    assert "expired or was revoked" in dlg.message.text()
+    dlg.reject()
+
+
 def test_icons_differ_per_state(qapp):
     images = {}
     for state in State:

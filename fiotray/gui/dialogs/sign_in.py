@@ -128,6 +128,30 @@ class SignInDialog(WorkDialog):
         self._tab_changed(self.TOKEN)
         self.token_factory.setFocus()
 
+    def sign_in_again(self, factory: Factory) -> None:
+        """Filled in for a factory whose sign-in expired or was revoked: its name, its
+        servers (so the new secret never goes to the public API by mistake) and client
+        id; only the secret is left to enter."""
+        from fiotray.core.factories import DEFAULT_API_URL, DEFAULT_OAUTH_URL
+
+        self.setWindowTitle(f"Sign in again to {factory.factory}")
+        self.token_factory.setText(factory.factory)
+        self.client_factory.setText(factory.factory)
+        if factory.client_id:
+            self.client_id.setText(factory.client_id)
+        own_servers = (factory.api_url, factory.oauth_url) != (DEFAULT_API_URL, DEFAULT_OAUTH_URL)
+        self.api_url.setText(factory.api_url if factory.api_url != DEFAULT_API_URL else "")
+        self.oauth_url.setText(factory.oauth_url if factory.oauth_url != DEFAULT_OAUTH_URL else "")
+        self._advanced_open = own_servers
+        tab = self.CLIENT if factory.auth == "oauth" else self.TOKEN
+        self.tabs.setCurrentIndex(tab)
+        self._tab_changed(tab)
+        (self.client_secret if tab == self.CLIENT else self.token).setFocus()
+        self.show_hint(
+            f"The sign-in to {factory.factory} expired or was revoked: enter a new "
+            + ("client secret." if tab == self.CLIENT else "API token.")
+        )
+
     def _advanced_clicked(self) -> None:
         self.set_advanced_open(not self._advanced_open)
 
