@@ -184,6 +184,7 @@ def add_account_entries(menu: QMenu, factories: list[str], actions: MenuActions)
 def add_app_entries(menu: QMenu, actions: MenuActions) -> None:
     add_entry(menu, "&Settings…", lambda: actions.open_dialog(dialogs.settings_dialog))
     add_entry(menu, "&Help", lambda: actions.open_dialog(dialogs.help_dialog))
+    add_entry(menu, "&About fiotray", lambda: actions.open_dialog(dialogs.about_dialog))
 
 
 def fill_tray_menu(menu: QMenu, backend: Backend | None, actions: MenuActions) -> None:

@@ -25,6 +25,7 @@ from fiotray.core.settings import SettingsStore
 from fiotray.core.tunnels import TunnelStore
 from fiotray.core.tunnelstate import State
 from fiotray.demo.factory import DEMO_FACTORY
+from fiotray.gui.dialogs.about import AboutDialog
 from fiotray.gui.dialogs.add_tunnel import AddFoundriesTunnelDialog
 from fiotray.gui.dialogs.help import HelpDialog
 from fiotray.gui.dialogs.import_tunnel import ImportTunnelDialog
@@ -569,6 +570,7 @@ def test_one_dialog_per_module_and_the_package_imports_none():
         ImportTunnelDialog: "import_tunnel",
         SettingsDialog: "settings",
         HelpDialog: "help",
+        AboutDialog: "about",
     }
     for cls, name in modules.items():
         assert cls.__module__ == f"fiotray.gui.dialogs.{name}"
@@ -581,3 +583,16 @@ def test_one_dialog_per_module_and_the_package_imports_none():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=30
     )
     assert out.stdout.strip() == "[]"
+
+
+async def test_about_gives_diagnostics_without_a_secret(qtbot, backend):
+    token = demo_token(backend)
+    tunnel = backend.tunnels()[0]
+    dlg = opened(qtbot, AboutDialog(backend))
+    text = dlg.details.toPlainText()
+    for key in ("fiotray: ", "python: ", "qt: ", "desktop: ", "tray: ", "keyring: ", "log: "):
+        assert any(line.startswith(key) for line in text.splitlines()), key
+    for secret in (token, tunnel.public_key, tunnel.address, DEMO_FACTORY):
+        assert secret not in text
+    dlg.copy.click()
+    assert QGuiApplication.clipboard().text() == text

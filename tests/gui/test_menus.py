@@ -53,6 +53,7 @@ async def test_a_menu_bar_reuses_the_sections(backend):
         entry(account, text).trigger()
     entry(app, "Settings…").trigger()
     entry(app, "Help").trigger()
+    entry(app, "About fiotray").trigger()
     assert calls == [
         ("toggle", TUNNEL),
         ("devices", TUNNEL),
@@ -62,6 +63,7 @@ async def test_a_menu_bar_reuses_the_sections(backend):
         ("open", dialogs.import_tunnel_dialog),
         ("open", dialogs.settings_dialog),
         ("open", dialogs.help_dialog),
+        ("open", dialogs.about_dialog),
     ]
     bar.deleteLater()
 

@@ -1,4 +1,5 @@
-"""The app's dialogs, one per module: sign_in, add_tunnel, import_tunnel, settings, help.
+"""The app's dialogs, one per module: sign_in, add_tunnel, import_tunnel, settings, help,
+about.
 
 No dialog is imported here: the tray starts without any, and a dialog's module is
 imported the first time it opens. A menu entry holds one of the functions below,
@@ -53,3 +54,9 @@ def help_dialog() -> DialogClass:
     from fiotray.gui.dialogs.help import HelpDialog
 
     return HelpDialog
+
+
+def about_dialog() -> DialogClass:
+    from fiotray.gui.dialogs.about import AboutDialog
+
+    return AboutDialog
