@@ -320,9 +320,21 @@ class DevicesWindow(QWidget):
         bottom.addWidget(self.progress_label)
         bottom.addWidget(self.progress)
 
+        # The demo says so where the devices are: nothing here is a real factory.
+        self.demo_bar = _MessageBar(self)
+        self.demo_bar.close_button.hide()
+        if self.backend.demo:
+            self.demo_bar.show_message(
+                "This is the demo factory: its devices and tunnel are simulated, and nothing "
+                "you do here leaves this computer.",
+                "info",
+                action=("Sign in to your factory…", lambda: self.signInRequested.emit("")),
+            )
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 6)
         layout.setSpacing(6)
+        layout.addWidget(self.demo_bar)
         layout.addWidget(self.tunnel_bar)
         layout.addLayout(search_row)
         layout.addWidget(self.message_bar)

@@ -177,7 +177,8 @@ class TrayIcon(QSystemTrayIcon):
         self._show(box, "sign-out", done)
 
     def sign_in_again(self, factory: str) -> None:
-        """The sign-in dialog, filled in for a factory whose sign-in was refused."""
+        """The sign-in dialog, filled in for a factory whose sign-in was refused ("": a
+        new sign-in, empty)."""
         try:
             saved = next(f for f in self.backend.factories() if f.factory == factory)
         except (StopIteration, FiotrayError):

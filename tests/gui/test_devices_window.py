@@ -665,3 +665,12 @@ async def test_a_refused_sign_in_offers_sign_in_again_and_reloads_after_it(windo
     await wait(reloaded)
     assert not bar.isVisibleTo(window) and "demo-factory" not in backend.needs_sign_in
     assert window.model.total == 36
+
+
+async def test_the_demo_says_so_and_offers_a_real_sign_in(window):
+    await show_loaded(window)
+    bar = window.demo_bar
+    assert bar.isVisibleTo(window) and "demo factory" in bar.text.text()
+    asked = signal_future(window.signInRequested)
+    bar.action_button.click()
+    assert await wait(asked) == ("",)
