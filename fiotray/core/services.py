@@ -111,7 +111,9 @@ class Services:
 def _client_tls(factory: Factory) -> Any:
     """The TLS context of the factory's client, which talks to its API and, signed in with
     OAuth2, to its token endpoint (a CA bundle is read only when one of them is https)."""
-    from fiotray.core import api, session  # noqa: F401 - imported here, off the loop
+    # Imported here, off the loop: what open_factory then uses, the API client and the
+    # sign-in code (core.session imports them only when a factory is opened).
+    from fiotray.core import api, auth, session  # noqa: F401
 
     urls = [factory.api_url, *([factory.oauth_url] if factory.auth == "oauth" else [])]
     return api.tls_context_for(urls)

@@ -6,7 +6,7 @@
   nor the demo's fake factory; but ssl, which asyncio imports (see IDLE_EXCEPT);
 * the command line module alone: no Qt;
 * a command that needs neither the API nor a secret (--version, factories, status,
-  tunnels list): none of the heavy libraries, nor PyYAML (tests/integration/
+  tunnels list, tunnels ssh): none of the heavy libraries, nor PyYAML (tests/integration/
   test_cli_imports.py holds `fiotray devices` to what it needs);
 * fiotray.core and fiotray.wg, module by module: no Qt;
 * the root helper, and fiotray.wg which it shares: the standard library only.
@@ -173,7 +173,14 @@ NOT_FOR_LOCAL_COMMANDS = (*HEAVY, "h11", "anyio", "certifi", "yaml")
 
 @pytest.mark.parametrize(
     "argv",
-    [["--version"], ["factories"], ["status"], ["tunnels", "list"], ["tunnels", "default"]],
+    [
+        ["--version"],
+        ["factories"],
+        ["status"],
+        ["tunnels", "list"],
+        ["tunnels", "default"],
+        ["tunnels", "ssh", "acme"],
+    ],
     ids=" ".join,
 )
 def test_a_local_command_loads_nothing_it_does_not_use(tmp_path, argv):
