@@ -30,11 +30,10 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-import certifi
 import httpx
 
 from fiotray import __version__
@@ -99,6 +98,8 @@ def origin(url: str) -> tuple[str, str, int]:
 
 def ssl_context(env: Mapping[str, str] | None = None) -> ssl.SSLContext:
     """Verifying TLS context: certifi's roots plus SSL_CERT_FILE and CACERT (as fioctl)."""
+    import certifi  # with the bundle it names: only when TLS is wanted
+
     env = os.environ if env is None else env
     ctx = ssl.create_default_context(cafile=certifi.where())
     for var in ("SSL_CERT_FILE", "CACERT"):
@@ -115,6 +116,19 @@ def ssl_context(env: Mapping[str, str] | None = None) -> ssl.SSLContext:
             )
             raise ApiError(f"{var}={path} cannot be used as a CA bundle: {reason}.") from None
     return ctx
+
+
+def tls_context_for(urls: Iterable[str], env: Mapping[str, str] | None = None) -> ssl.SSLContext:
+    """The TLS context of a client that talks only to `urls`: `ssl_context()` when one of
+    them is https.
+
+    When all are plain http (the fake API on loopback, a test server) no CA bundle is read
+    (~20 ms of a command's start): the context verifies as strictly but trusts no CA, so an
+    https URL reached by mistake is refused, never let through unverified.
+    """
+    if any(urlsplit(url).scheme.lower() != "http" for url in urls):
+        return ssl_context(env)
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
 
 
 def new_http_client(

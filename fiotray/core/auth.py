@@ -23,7 +23,6 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
-import yaml
 
 from fiotray.core.errors import ApiError, AuthError, FiotrayError, SetupError
 from fiotray.core.factories import (
@@ -648,6 +647,10 @@ def read_fioctl_config(path: Path | None = None) -> FioctlImport:
         raise bad(exc.strerror or type(exc).__name__) from None
     except UnicodeDecodeError:
         raise bad("it is not UTF-8 text") from None
+    # Here, not at the top: only `login --from-fioctl` reads YAML, and PyYAML takes ~8 ms
+    # to import, which every API command would otherwise pay.
+    import yaml
+
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:

@@ -120,10 +120,29 @@ def _viable_priority(cls: type[KeyringBackend]) -> float | None:
         return None
 
 
+def _could_work_here(module_name: str) -> bool:
+    """False for a backend that keyring itself reports unviable on this platform.
+
+    Importing is what costs: keyring's macOS module looks for the Security framework with
+    ctypes.util.find_library, which on Linux runs ldconfig and a compiler (~25 ms), only for
+    its priority to raise "macOS required"; the Windows module tries pywin32. Skipping them
+    where they cannot work chooses the same backend, without the cost.
+    """
+    if module_name == "keyring.backends.macOS":
+        return sys.platform == "darwin"  # its priority: platform.system() == "Darwin"
+    if module_name == "keyring.backends.Windows":
+        # Its priority needs the Windows API through pywin32 or pywin32-ctypes, which
+        # load no DLL on Linux or macOS.
+        return not sys.platform.startswith(("linux", "darwin"))
+    return True
+
+
 def _detect_secure_backend() -> KeyringBackend | None:
     """Best viable secure backend, checked now (not keyring's once-per-process list)."""
     best: tuple[float, KeyringBackend] | None = None
     for module_name, class_name in _SECURE_BACKENDS:
+        if not _could_work_here(module_name):
+            continue
         try:
             cls = getattr(importlib.import_module(module_name), class_name)
         except Exception as exc:

@@ -72,7 +72,7 @@ class Services:
             await self.demo_up()
             # Off the loop: the first time, importing httpx and the API modules and
             # reading the CA bundle take ~100 ms.
-            verify = await asyncio.to_thread(_client_tls)
+            verify = await asyncio.to_thread(_client_tls, signed_in)
             from fiotray.core.session import open_factory
 
             client = await open_factory(signed_in, self.secrets, verify=verify)
@@ -108,10 +108,15 @@ class Services:
             cleanup()
 
 
-def _client_tls() -> Any:
-    from fiotray.core import api, session  # noqa: F401 - imported here, off the loop
+def _client_tls(factory: Factory) -> Any:
+    """The TLS context of the factory's client, which talks to its API and, signed in with
+    OAuth2, to its token endpoint (a CA bundle is read only when one of them is https)."""
+    # Imported here, off the loop: what open_factory then uses, the API client and the
+    # sign-in code (core.session imports them only when a factory is opened).
+    from fiotray.core import api, auth, session  # noqa: F401
 
-    return api.ssl_context()
+    urls = [factory.api_url, *([factory.oauth_url] if factory.auth == "oauth" else [])]
+    return api.tls_context_for(urls)
 
 
 def user_services(config_dir: Path | None = None) -> Services:

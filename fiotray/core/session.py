@@ -6,17 +6,21 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from fiotray.core import devices, errors, ssh
-from fiotray.core.api import FactoryClient
-from fiotray.core.auth import load_credentials
 from fiotray.core.errors import FiotrayError, VpnError
-from fiotray.core.factories import Factory
-from fiotray.core.secrets import SecretStore
 
 if TYPE_CHECKING:
+    from fiotray.core.api import FactoryClient
+    from fiotray.core.factories import Factory
+    from fiotray.core.secrets import SecretStore
     from fiotray.core.tunnels import Tunnel
 
 
 async def open_factory(factory: Factory, secrets: SecretStore, **options: object) -> FactoryClient:
+    # Here, not at the top: ssh_settings serves commands that make no API call
+    # (`fiotray tunnels ssh`), which need not import httpx and the sign-in code.
+    from fiotray.core.api import FactoryClient
+    from fiotray.core.auth import load_credentials
+
     credentials = await load_credentials(factory, secrets)
     return FactoryClient(factory.api_url, factory.factory, credentials, **options)  # type: ignore[arg-type]
 

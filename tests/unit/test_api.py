@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import httpx
 import pytest
 
-from fiotray.core.api import FactoryClient, error_message, ssl_context
+from fiotray.core.api import FactoryClient, error_message, ssl_context, tls_context_for
 from fiotray.core.errors import ApiError, AuthError, NotFoundError
 
 API = "https://api.example.test"
@@ -324,6 +324,20 @@ def test_cacert_unreadable_is_clear(tmp_path):
     bad.write_text("not a cert")
     with pytest.raises(ApiError, match="not a PEM file"):
         ssl_context({"CACERT": str(bad)})
+
+
+def test_plain_http_reads_no_ca_bundle_and_trusts_no_server():
+    import ssl
+
+    ctx = tls_context_for(["http://127.0.0.1:8080", "HTTP://localhost/oauth"])
+    # Nothing loaded, yet verifying: an https URL reached by mistake fails, never passes.
+    assert ctx.cert_store_stats()["x509_ca"] == 0
+    assert ctx.verify_mode is ssl.CERT_REQUIRED and ctx.check_hostname
+    for urls in (["https://api.foundries.io"], ["http://127.0.0.1", "https://app.example/oauth"]):
+        assert tls_context_for(urls).cert_store_stats()["x509_ca"] > 0
+    # CACERT is read (and checked) whenever TLS is wanted.
+    with pytest.raises(ApiError, match="CACERT="):
+        tls_context_for(["https://api.foundries.io"], {"CACERT": "/nonexistent.pem"})
 
 
 async def test_device_name_is_percent_encoded_in_path():

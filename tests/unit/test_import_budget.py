@@ -5,6 +5,9 @@
 * the tray idling after start-up (demo and real): still none of the heavy libraries,
   nor the demo's fake factory; but ssl, which asyncio imports (see IDLE_EXCEPT);
 * the command line module alone: no Qt;
+* a command that needs neither the API nor a secret (--version, factories, status,
+  tunnels list, tunnels ssh): none of the heavy libraries, nor PyYAML (tests/integration/
+  test_cli_imports.py holds `fiotray devices` to what it needs);
 * fiotray.core and fiotray.wg, module by module: no Qt;
 * the root helper, and fiotray.wg which it shares: the standard library only.
 """
@@ -148,6 +151,47 @@ def test_the_idle_tray_loads_nothing_heavy(tmp_path, real):
 def test_the_command_line_module_loads_no_qt():
     modules = modules_after("import json, sys, fiotray.cli; print(json.dumps(list(sys.modules)))")
     assert loaded(modules, ("PySide6", "shiboken6", *HEAVY)) == []
+
+
+# A command run as `fiotray ARGV` runs it (fiotray.cli.main), then its modules, as JSON.
+COMMAND = """
+    import json, sys
+    import fiotray.cli
+
+    try:
+        code = fiotray.cli.main(ARGV)
+    except SystemExit as exc:  # --version: argparse exits after printing it
+        code = exc.code
+    assert code == 0, code
+    print(json.dumps(sorted(sys.modules)), flush=True)
+"""
+
+# What a command that makes no API call and reads no secret never needs: the HTTP stack,
+# keyring (every backend), cryptography, PyYAML (only `login --from-fioctl` reads YAML).
+NOT_FOR_LOCAL_COMMANDS = (*HEAVY, "h11", "anyio", "certifi", "yaml")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--version"],
+        ["factories"],
+        ["status"],
+        ["tunnels", "list"],
+        ["tunnels", "default"],
+        ["tunnels", "ssh", "acme"],
+    ],
+    ids=" ".join,
+)
+def test_a_local_command_loads_nothing_it_does_not_use(tmp_path, argv):
+    from tests.user_config import write_user_config
+
+    env = app_env(tmp_path)
+    write_user_config(Path(env["XDG_CONFIG_HOME"]))
+    modules = modules_after(COMMAND.replace("ARGV", repr(argv)), env=env)
+    assert "fiotray.cli.main" in modules
+    assert loaded(modules, NOT_FOR_LOCAL_COMMANDS) == []
+    assert loaded(modules, ("PySide6", "shiboken6", "fiotray.gui", "fiotray.demo")) == []
 
 
 def _here(name: str) -> bool:
