@@ -4,7 +4,9 @@ and no XEmbed tray host, so D-Bus is the only way to a tray.
 
 The app runs as its own process; the test reads the item back over D-Bus as a panel
 would (properties and the com.canonical.dbusmenu menu) and the app's state over its
-single-instance socket.
+single-instance socket. The watcher starts before the app (a normal login), during the
+app's wait for a tray, or after it gave up (a panel started late): Qt picks a tray icon's
+kind when the QSystemTrayIcon is made, so the last two need the app's re-created icon.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from tests.xsession import XSession
 pytestmark = pytest.mark.real
 
 ROOT = Path(__file__).resolve().parents[2]
+# `python -m fiotray --demo --hidden` with the wait for a tray shortened to argv[1] seconds.
+SHORT_WAIT = (
+    "import sys; from fiotray.gui import app; app.TRAY_WAIT = float(sys.argv[1]); "
+    "sys.exit(app.run_gui(demo=True, hidden=True))"
+)
 
 
 @contextmanager
@@ -102,6 +109,39 @@ def test_sni_item_carries_the_icon_tooltip_and_menu(xsession_no_tray: XSession) 
         reg = watcher.wait_item(timeout=15)
         assert_is_fiotray(settled_item(xsession_no_tray, reg))
         tray = app.status()["tray"]
-        assert tray == {"available": True, "visible": True}
+        assert tray == {"available": True, "visible": True, "no_tray_notice": False}
         assert len(watcher.items()) == 1  # one icon, registered once
         assert xsession_no_tray.x.tray_icons("fiotray") == []  # no XEmbed icon either
+
+
+def test_panel_starting_during_the_wait_gets_the_icon(xsession_no_tray: XSession) -> None:
+    """The login race: fiotray autostarts, the panel's watcher comes a moment later.
+
+    The icon made at start, before any tray, would never register; within the default
+    wait of 15 s the app must notice the watcher and register a new icon promptly.
+    """
+    with running_app(xsession_no_tray, ["-m", "fiotray", "--demo", "--hidden"]) as app:
+        assert app.status()["tray"]["available"] is False  # still waiting
+        with watcher_on(xsession_no_tray) as watcher:
+            reg = watcher.wait_item(timeout=5)
+            assert_is_fiotray(settled_item(xsession_no_tray, reg))
+            tray = app.status()["tray"]
+            assert tray == {"available": True, "visible": True, "no_tray_notice": False}
+            assert app.status()["window"] is False  # --hidden, and the tray came in time
+
+
+def test_panel_starting_after_the_app_gave_up_gets_the_icon(xsession_no_tray: XSession) -> None:
+    """No tray within the wait: window and notice; a panel later: icon, notice closed."""
+    with running_app(xsession_no_tray, ["-c", SHORT_WAIT, "0.5"]) as app:
+        status = wait_for(
+            "the no-tray notice", lambda: (s := app.status())["tray"]["no_tray_notice"] and s
+        )
+        assert status["tray"]["available"] is False and status["window"] is True
+        with watcher_on(xsession_no_tray) as watcher:
+            # Announced on D-Bus: noticed at once, not at the next 5 s look for XEmbed.
+            reg = watcher.wait_item(timeout=3)
+            assert_is_fiotray(settled_item(xsession_no_tray, reg))
+            tray = wait_for(
+                "the notice to close", lambda: (t := app.status()["tray"])["visible"] and t
+            )
+            assert tray == {"available": True, "visible": True, "no_tray_notice": False}
