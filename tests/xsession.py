@@ -54,6 +54,23 @@ PACKAGES = {
     "dbus-daemon": "dbus",
 }
 TRAY_HOSTS = ("trayer", "tint2")
+TRAYER = [
+    "trayer",
+    "--edge",
+    "top",
+    "--align",
+    "right",
+    "--widthtype",
+    "request",
+    "--height",
+    "28",
+    "--transparent",
+    "false",
+    "--SetDockType",
+    "true",
+    "--SetPartialStrut",
+    "true",
+]
 START_TIMEOUT = 30.0  # a loaded 2-core machine has taken over 10 s to start all three
 
 
@@ -355,27 +372,7 @@ def start_xsession(
                 "openbox",
             )
         if tray:
-            spawn(
-                [
-                    "trayer",
-                    "--edge",
-                    "top",
-                    "--align",
-                    "right",
-                    "--widthtype",
-                    "request",
-                    "--height",
-                    "28",
-                    "--transparent",
-                    "false",
-                    "--SetDockType",
-                    "true",
-                    "--SetPartialStrut",
-                    "true",
-                ],
-                "trayer",
-                env,
-            )
+            spawn(TRAYER, "trayer", env)
             _until(lambda: session.x.selection_owner("_NET_SYSTEM_TRAY_S0") != 0, "trayer")
         yield session
     finally:

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from tests.app_socket import AppSocket, wait_for
+from tests.procs import stop
 from tests.sni_watcher import NO_MENU, FakeWatcher, Item, Registration, read_item
-from tests.xsession import XSession
+from tests.xsession import TRAYER, XSession
 
 pytestmark = pytest.mark.real
 
@@ -145,3 +146,45 @@ def test_panel_starting_after_the_app_gave_up_gets_the_icon(xsession_no_tray: XS
                 "the notice to close", lambda: (t := app.status()["tray"])["visible"] and t
             )
             assert tray == {"available": True, "visible": True, "no_tray_notice": False}
+
+
+def test_a_restarted_panel_gets_the_item_again(xsession_no_tray: XSession) -> None:
+    """A panel restart (plasmashell, the GNOME extension re-enabled): Qt registers its
+    item with the new watcher by itself (measured: within ~30 ms); this pins that."""
+    first = FakeWatcher(xsession_no_tray.env["DBUS_SESSION_BUS_ADDRESS"]).start()
+    try:
+        with running_app(xsession_no_tray, ["-m", "fiotray", "--demo", "--hidden"]) as app:
+            first.wait_item(timeout=15)
+            first.stop()  # the panel goes away, its watcher's name with it
+            with watcher_on(xsession_no_tray) as again:
+                assert_is_fiotray(settled_item(xsession_no_tray, again.wait_item(timeout=5)))
+            assert app.status()["tray"]["visible"] is True
+    finally:
+        first.stop()
+
+
+def test_an_xembed_tray_starting_after_the_app_gave_up_gets_the_icon(
+    xsession_no_tray: XSession,
+) -> None:
+    """The same late start with an XEmbed tray (trayer): the new icon embeds there.
+
+    No D-Bus announcement for XEmbed: the app finds it at its next look (every 5 s).
+    """
+    with running_app(xsession_no_tray, ["-c", SHORT_WAIT, "0.5"]) as app:
+        wait_for("the no-tray notice", lambda: app.status()["tray"]["no_tray_notice"])
+        log = (xsession_no_tray.root / "logs" / "trayer.log").open("wb")
+        with (
+            log,
+            subprocess.Popen(
+                TRAYER, env=xsession_no_tray.env, stdout=log, stderr=subprocess.STDOUT
+            ) as trayer,
+        ):
+            try:
+                xsession_no_tray.wait_tray_icon("fiotray", timeout=15)
+                tray = wait_for(
+                    "the notice to close", lambda: (t := app.status()["tray"])["visible"] and t
+                )
+                assert tray == {"available": True, "visible": True, "no_tray_notice": False}
+                assert len(xsession_no_tray.x.tray_icons("fiotray")) == 1
+            finally:
+                stop(trayer)
