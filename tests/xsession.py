@@ -19,8 +19,12 @@ Needs the Debian packages xvfb, openbox, trayer, xdotool, x11-utils,
 imagemagick, dbus and libx11-6; when one is missing the fixture fails (a
 skip would hide a broken CI set-up) and names them.
 
-The bus has no StatusNotifierWatcher, so Qt uses the XEmbed tray: KDE's and
-GNOME's D-Bus tray path is not exercised here.
+``xsession_no_tray``
+    The same without trayer: no tray at all until a test starts one, e.g. the fake
+    StatusNotifierWatcher of tests/sni_watcher.py on ``session.env``'s bus.
+
+The bus has no StatusNotifierWatcher, so with trayer Qt uses the XEmbed tray; KDE's
+and GNOME's D-Bus tray path is tested with ``xsession_no_tray`` and tests/sni_watcher.py.
 """
 
 from __future__ import annotations
@@ -50,6 +54,23 @@ PACKAGES = {
     "dbus-daemon": "dbus",
 }
 TRAY_HOSTS = ("trayer", "tint2")
+TRAYER = [
+    "trayer",
+    "--edge",
+    "top",
+    "--align",
+    "right",
+    "--widthtype",
+    "request",
+    "--height",
+    "28",
+    "--transparent",
+    "false",
+    "--SetDockType",
+    "true",
+    "--SetPartialStrut",
+    "true",
+]
 START_TIMEOUT = 30.0  # a loaded 2-core machine has taken over 10 s to start all three
 
 
@@ -351,27 +372,7 @@ def start_xsession(
                 "openbox",
             )
         if tray:
-            spawn(
-                [
-                    "trayer",
-                    "--edge",
-                    "top",
-                    "--align",
-                    "right",
-                    "--widthtype",
-                    "request",
-                    "--height",
-                    "28",
-                    "--transparent",
-                    "false",
-                    "--SetDockType",
-                    "true",
-                    "--SetPartialStrut",
-                    "true",
-                ],
-                "trayer",
-                env,
-            )
+            spawn(TRAYER, "trayer", env)
             _until(lambda: session.x.selection_owner("_NET_SYSTEM_TRAY_S0") != 0, "trayer")
         yield session
     finally:
@@ -394,4 +395,11 @@ def _until(cond: Callable[[], bool], what: str) -> None:
 def xsession() -> Iterator[XSession]:
     require_tools()
     with start_xsession() as session:
+        yield session
+
+
+@pytest.fixture
+def xsession_no_tray() -> Iterator[XSession]:
+    require_tools()
+    with start_xsession(tray=False) as session:
         yield session

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "fiotray"
 TRAY_WAIT = 15.0  # seconds to wait for a panel at login before giving up on the tray
+TRAY_REPOLL = 5.0  # how often, after that, to look for an XEmbed tray (SNI watchers announce)
+SNI_WATCHER = "org.kde.StatusNotifierWatcher"  # the panels' D-Bus tray (KDE, GNOME, waybar)
 LOG_BYTES = 1_000_000
 LOG_BACKUPS = 3
 NO_TRAY_MESSAGE = (
@@ -431,8 +433,10 @@ class App(QObject):
         self.tray.devicesRequested.connect(self.show_devices)
         self.tray.quitRequested.connect(self.quit)
         self.window: QWidget | None = None
-        self.watcher = TunnelWatcher(backend, on_tick=self.tray.refresh)
+        self.watcher = TunnelWatcher(backend, on_tick=self._refresh_tray)
         self.tray_available: bool | None = None
+        self.tray_appeared = asyncio.Event()  # a panel's tray watcher came onto the bus
+        self._sni_watch: QObject | None = None
         self._notice_box: QMessageBox | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._watcher_task: asyncio.Task[Any] | None = None
@@ -471,7 +475,7 @@ class App(QObject):
         self.backend = new
         new.leaveDemo.connect(self._on_leave_demo)
         self.tray.attach(new)
-        self.watcher = TunnelWatcher(new, on_tick=self.tray.refresh)
+        self.watcher = TunnelWatcher(new, on_tick=self._refresh_tray)
         self._watcher_task = asyncio.ensure_future(self.watcher.run())
         self._tasks.append(self._watcher_task)
         if reopen:
@@ -524,7 +528,11 @@ class App(QObject):
             return {
                 "ok": True,
                 "demo": self.backend.demo,
-                "tray": {"available": bool(self.tray_available), "visible": self.tray.isVisible()},
+                "tray": {
+                    "available": bool(self.tray_available),
+                    "visible": self.tray.isVisible(),
+                    "no_tray_notice": self._notice_box is not None,
+                },
                 "icon_state": str(self.tray.summary()),
                 "tooltip": self.tray.toolTip(),
                 "window": self.window is not None and self.window.isVisible(),
@@ -570,24 +578,81 @@ class App(QObject):
 
     # -- the tray ---------------------------------------------------------------------------
 
-    async def wait_for_tray(self, timeout: float) -> bool:
+    def _refresh_tray(self) -> None:
+        # Through the attribute: the icon can be replaced when a panel appears late.
+        self.tray.refresh()
+
+    def _watch_for_sni(self) -> None:
+        """Wake the tray wait when a StatusNotifierWatcher takes its name on the session bus.
+
+        A panel that starts after us (KDE, GNOME's AppIndicator extension, waybar) is
+        noticed at once instead of at the next poll. No bus, no watch: polling remains.
+        """
+        if self._sni_watch is not None:
+            return
+        try:
+            from PySide6.QtDBus import QDBusConnection, QDBusServiceWatcher
+        except ImportError:
+            return
+        bus = QDBusConnection.sessionBus()
+        if not bus.isConnected():
+            return
+        watch = QDBusServiceWatcher(
+            SNI_WATCHER, bus, QDBusServiceWatcher.WatchModeFlag.WatchForRegistration, self
+        )
+        watch.serviceRegistered.connect(lambda _name: self.tray_appeared.set())
+        self._sni_watch = watch
+
+    async def wait_for_tray(self, timeout: float | None, poll: float | None = None) -> bool:
+        """True once Qt sees a system tray; False after `timeout` s (None: wait for good).
+
+        Polled every `poll` s, since an XEmbed tray host announces itself only on X; a
+        StatusNotifierWatcher appearing on D-Bus cuts the wait short.
+        """
         import asyncio
 
-        deadline = time.monotonic() + timeout
+        self._watch_for_sni()
+        poll = self.tray_poll if poll is None else poll
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not QSystemTrayIcon.isSystemTrayAvailable():
-            if time.monotonic() >= deadline:
+            left = poll if deadline is None else min(poll, deadline - time.monotonic())
+            if left <= 0:
                 return False
-            await asyncio.sleep(self.tray_poll)
+            self.tray_appeared.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.tray_appeared.wait(), left)
         return True
 
-    async def _start_tray(self) -> None:
-        import asyncio
+    def _show_tray(self) -> None:
+        if not self.tray.isVisible():
+            # Qt picks an icon's kind (a D-Bus StatusNotifierItem when a watcher is on the
+            # bus, else XEmbed) when the QSystemTrayIcon is made, and keeps it: an icon made
+            # before the panel started would never register. A fresh one goes to this tray.
+            self._replace_tray()
+        self.tray.show()
 
+    def _replace_tray(self) -> None:
+        old = self.tray
+        new = old.successor()
+        new.setParent(self)
+        new.devicesRequested.connect(self.show_devices)
+        new.quitRequested.connect(self.quit)
+        self.tray = new
+        old.hide()
+        old.deleteLater()
+
+    def _close_notice(self) -> None:
+        box, self._notice_box = self._notice_box, None
+        if box is not None:
+            box.close()
+            box.deleteLater()
+
+    async def _start_tray(self) -> None:
         from PySide6.QtWidgets import QMessageBox
 
         self.tray_available = self.tray.isVisible() or await self.wait_for_tray(self.tray_wait)
         if self.tray_available:
-            self.tray.show()
+            self._show_tray()
             log.info("tray icon shown")
             return
         log.warning("no system tray after %.0f s: showing the window instead", self.tray_wait)
@@ -596,15 +661,16 @@ class App(QObject):
             QMessageBox.Icon.Information, "fiotray", NO_TRAY_MESSAGE, parent=self.window
         )
         if not shown:
-            # Neither tray nor window: this message is all there is, and closing it quits.
-            box.finished.connect(lambda _r: self.quit())
+            # Neither tray nor window: this message is all there is, and closing it quits
+            # (unless a tray came and closed it: see _close_notice).
+            box.finished.connect(lambda _r: self._notice_box is box and self.quit())
         self._notice_box = box
         box.open()
-        # A panel may still come (XEmbed is re-checked each time): adopt it if it does.
-        while not QSystemTrayIcon.isSystemTrayAvailable():
-            await asyncio.sleep(5.0)
+        # A panel may still come (one started later, a GNOME extension enabled now).
+        await self.wait_for_tray(None, poll=TRAY_REPOLL)
         self.tray_available = True
-        self.tray.show()
+        self._show_tray()
+        self._close_notice()
         log.info("a system tray appeared: tray icon shown")
 
     # -- life ---------------------------------------------------------------------------------
@@ -685,7 +751,7 @@ async def main(
     *,
     demo: bool,
     hidden: bool,
-    tray_wait: float = TRAY_WAIT,
+    tray_wait: float | None = None,
     services: Callable[[bool], Services] = choose_services,
     on_app: Callable[[App], None] | None = None,
     lock: InstanceLock | None = None,
@@ -704,7 +770,8 @@ async def main(
             return await _bring_forward(path)
     try:
         backend = Backend(services(demo))
-        app = App(backend, hidden=hidden, tray_wait=tray_wait, tray=tray)
+        wait = TRAY_WAIT if tray_wait is None else tray_wait  # read now: tests shorten it
+        app = App(backend, hidden=hidden, tray_wait=wait, tray=tray)
         server = InstanceServer(path, app.handle_request)
         try:
             await server.start()

@@ -96,6 +96,18 @@ class TrayIcon(QSystemTrayIcon):
         self._backend = None
         self._seen.clear()
 
+    def successor(self) -> TrayIcon:
+        """A new icon on this one's backend, taking over its open dialogs; this one detaches.
+
+        For a tray that appeared after this icon was made: Qt chose the icon's kind
+        (StatusNotifierItem or XEmbed) then, and only a new QSystemTrayIcon uses the new tray.
+        """
+        new = TrayIcon(self._backend)
+        # The same dict, not a copy: each dialog's `finished` handler pops itself from it.
+        new._dialogs = self._dialogs
+        self.detach()
+        return new
+
     def close_dialogs(self) -> None:
         for dialog in list(self._dialogs.values()):
             dialog.close()

@@ -21,9 +21,9 @@ from fiotray.gui.backend import Backend, demo_services
 
 # The one heavy fixture GUI tests use (test_tray_x11), imported so pytest finds it here
 # and unit tests never load it.
-from tests.xsession import xsession
+from tests.xsession import xsession, xsession_no_tray
 
-__all__ = ["xsession"]
+__all__ = ["xsession", "xsession_no_tray"]
 
 
 def _qasync_loop() -> qasync.QEventLoop:

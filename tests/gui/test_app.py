@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import shiboken6
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
@@ -154,6 +155,55 @@ async def test_no_tray_shows_the_window_and_says_why(backend, devices_window, qa
         assert not app.tray.isVisible()
         # Without a tray, the window is the app: closing it quits.
         app._on_last_window_closed()
+        assert await asyncio.wait_for(run, 5) == 0
+    finally:
+        app.quit()
+        await asyncio.wait_for(run, 5)
+
+
+@pytest.fixture
+def tray_host(monkeypatch):
+    """Whether Qt sees a system tray, as a test sets it (offscreen there is never one)."""
+    host = types.SimpleNamespace(up=False)
+    monkeypatch.setattr(
+        app_mod.QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: host.up)
+    )
+    return host
+
+
+@pytest.mark.parametrize("window", [True, False], ids=["with-window", "no-window"])
+async def test_a_tray_appearing_later_gets_a_new_icon_and_closes_the_notice(
+    backend, devices_window, qapp, tray_host, monkeypatch, window
+):
+    if not window:  # the devices window cannot load: the notice was all there was
+        monkeypatch.setattr(App, "show_devices", lambda self, factory=None: False)
+    app = App(backend, hidden=True, tray_wait=0.2, tray_poll=0.05)
+    first = app.tray
+    run = asyncio.ensure_future(app.run())
+    try:
+        await until(lambda: app._notice_box is not None and app._notice_box.isVisible())
+        closed: list[int] = []
+        app._notice_box.finished.connect(closed.append)
+        tray_host.up = True
+        # As a StatusNotifierWatcher taking its name does: no waiting for the next poll
+        # (TRAY_REPOLL, 5 s, is longer than `until` waits).
+        app.tray_appeared.set()
+        await until(lambda: app.tray_available and app._notice_box is None)
+        assert closed, "the no-tray notice is still open"
+        assert not app.quit_event.is_set(), "closing the notice for a tray must not quit"
+        # Qt chose the first icon's kind before there was a tray: a new one replaces it.
+        assert app.tray is not first and app.tray.isVisible()
+        await until(lambda: not shiboken6.isValid(first))  # gone, not a second icon
+        assert app.tray.backend is backend
+        app._on_last_window_closed()  # a tray now: closing the window leaves the app running
+        assert not app.quit_event.is_set()
+        # The new icon is wired as the first was: the watcher refreshes it, its menu works.
+        app.tray.setToolTip("stale")
+        app.watcher.wake()
+        await until(lambda: app.tray.toolTip() != "stale")
+        app.tray.menu.aboutToShow.emit()
+        (quit_action,) = [a for a in app.tray.menu.actions() if a.text() == "&Quit"]
+        quit_action.trigger()
         assert await asyncio.wait_for(run, 5) == 0
     finally:
         app.quit()

@@ -375,3 +375,22 @@ def test_hicolor_copies_match_the_packaged_icons():
     for state in State:
         name = icons.state_icon_name(state)
         assert (root / "status" / f"{name}.svg").read_bytes() == icons.svg_path(name).read_bytes()
+
+
+async def test_a_successor_takes_over_the_backend_and_the_open_dialogs(tray, backend, fake_dialogs):
+    """The icon the app makes when a tray appears late: same backend, same dialogs."""
+    action(show_menu(tray), "Settings…").trigger()
+    dialog = tray._dialogs[dialogs.settings_dialog]
+    new = tray.successor()
+    try:
+        assert new.backend is backend
+        assert new.toolTip() == f"fiotray (demo)\n{TUNNEL}: disconnected"
+        with pytest.raises(RuntimeError, match="attach"):
+            _ = tray.backend  # the old icon follows nothing any more
+        # The settings entry raises the open dialog instead of opening a second one.
+        action(show_menu(new), "Settings…").trigger()
+        assert len(FakeDialog.opened) == 1 and new._dialogs[dialogs.settings_dialog] is dialog
+        dialog.finished.emit(0)  # its handler was set up by the old icon
+        assert dialogs.settings_dialog not in new._dialogs
+    finally:
+        new.deleteLater()

@@ -70,7 +70,7 @@ def test_tray_icon_click_menu_and_quit(xsession: XSession) -> None:
         wait_for("the app's socket", lambda: sock_path.exists())
         status = request(sock_path, "status")
         assert status["demo"] is True
-        assert status["tray"] == {"available": True, "visible": True}
+        assert status["tray"] == {"available": True, "visible": True, "no_tray_notice": False}
         assert status["tooltip"].startswith("fiotray (demo)")
         wait_for("the first tunnel check", lambda: tunnel_state(sock_path) == "disconnected")
         time.sleep(0.3)  # let the panel paint
