@@ -502,7 +502,8 @@ class App(QObject):
                 log.error("the devices window is not available: %s", exc)
                 return False
             self.window = DevicesWindow(self.backend)
-            self.window.signInRequested.connect(self.tray.sign_in_again)  # type: ignore[attr-defined]
+            # Through self.tray at the time: the icon is replaced when a tray appears late.
+            self.window.signInRequested.connect(lambda f: self.tray.sign_in_again(f))  # type: ignore[attr-defined]
             fit_to_screen(self.window)
         self.window.show_factory(factory)  # type: ignore[attr-defined]
         self.window.show()
