@@ -264,6 +264,25 @@ def _spawn(argv: list[str], env: Mapping[str, str] | None) -> subprocess.Popen[b
     )
 
 
+# Runs the command, sets the window title by escape sequence whatever the emulator (the
+# title given on its command line is lost through x-terminal-emulator and others), and on
+# failure keeps the window open with the exit status until Enter: ssh's own message
+# (tunnel down, unknown host key, refused login) is then still there to read. The title
+# and the command arrive as arguments, never inside the script's text.
+HOLD_SCRIPT = (
+    # One line: a terminal's command line takes no control characters (newlines either).
+    'title=$1; shift; [ -n "$title" ] && printf "\\033]0;%s\\007" "$title"; "$@"; '
+    'status=$?; if [ "$status" -ne 0 ]; then '
+    "printf '\\n%s exited with status %s. Press Enter to close this window.\\n' "
+    '"$1" "$status"; read -r _; fi; exit "$status"'
+)
+
+
+def held_on_failure(command: Sequence[str], title: str | None = None) -> list[str]:
+    """`command` run through /bin/sh with HOLD_SCRIPT (POSIX systems)."""
+    return ["/bin/sh", "-c", HOLD_SCRIPT, "fiotray", clean_title(title) or "", *command]
+
+
 async def launch_in_terminal(
     command: Sequence[str],
     *,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,8 @@ async def open_terminal(services: Services, cmd: SshCommand) -> int:
 
     check_tunnel(services, cmd)
     setting = services.settings.load().terminal or None
-    pid = await terminal.launch_in_terminal(cmd.argv, setting=setting, title=cmd.title)
+    argv = terminal.held_on_failure(cmd.argv, cmd.title) if os.name == "posix" else cmd.argv
+    pid = await terminal.launch_in_terminal(argv, setting=setting, title=cmd.title)
     await asyncio.to_thread(services.settings.update, lambda s: s.remember(cmd.factory, cmd.device))
     return pid
 

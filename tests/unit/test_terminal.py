@@ -344,3 +344,47 @@ async def test_launch_without_any_terminal(tmp_path: Path) -> None:
     with pytest.raises(FiotrayError) as info:
         await launch_in_terminal(["ssh", "host"], env=env)
     assert str(info.value) == NO_TERMINAL
+
+
+def test_a_failed_command_holds_the_window_with_its_status_and_the_title_is_set():
+    import subprocess
+
+    from fiotray.core.terminal import held_on_failure
+
+    failing = held_on_failure(
+        ["sh", "-c", "echo 'Connection refused' >&2; exit 255"], "dev-1 — acme (fiotray SSH)"
+    )
+    proc = subprocess.run(failing, input="\n", capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 255
+    assert proc.stdout.startswith("\x1b]0;dev-1 — acme (fiotray SSH)\x07")
+    assert "sh exited with status 255. Press Enter to close this window." in proc.stdout
+    assert "Connection refused" in proc.stderr
+    # It waits for Enter: with nothing to read it would end, so a pipe held open keeps it.
+    held = subprocess.Popen(failing, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            held.wait(timeout=0.5)  # the point: still open; nothing else to wait for
+    finally:
+        held.communicate("\n", timeout=5)
+    assert held.returncode == 255
+    # A command that succeeds closes at once, without asking.
+    ok = subprocess.run(held_on_failure(["true"], None), capture_output=True, text=True, timeout=10)
+    assert ok.returncode == 0 and ok.stdout == ""
+    # And a terminal takes it: its command line allows no control character (a newline
+    # in the script once made every terminal refuse it).
+    for program in ("xterm", "foot", "gnome-terminal"):
+        choice = TerminalChoice(program, (f"/usr/bin/{program}", "-e"), "exec")
+        assert terminal_argv(choice, failing, title="t")[-len(failing) :] == failing
+
+
+def test_the_title_never_becomes_shell_text():
+    import subprocess
+
+    from fiotray.core.terminal import held_on_failure
+
+    title = "$(touch /tmp/fiotray-pwned) `id` ; rm -rf x"
+    proc = subprocess.run(
+        held_on_failure(["true"], title), capture_output=True, text=True, timeout=10
+    )
+    assert proc.returncode == 0 and title in proc.stdout
+    assert not __import__("os").path.exists("/tmp/fiotray-pwned")
