@@ -858,16 +858,51 @@ class DevicesWindow(QWidget):
     def _open_ssh(self, factory: str, name: str) -> None:
         device = self.model.device(name)
         no_key = (factory, name) in self._no_key
-        reason = (
-            self.backend.device_actions(factory, device, no_key=no_key).ssh.reason
-            if device
-            else "unknown device"
+        can = self.backend.device_actions(factory, device, no_key=no_key) if device else None
+        reason = can.ssh.reason if can else "unknown device"
+        tunnel = self._tunnel()
+        # Only the tunnel stands in the way (the device is on the VPN): offer to connect.
+        tunnel_only = (
+            reason is not None
+            and can is not None
+            and can.copy_ssh.ok
+            and tunnel is not None
+            and self._tunnel_state() in TUNNEL_DOWN
         )
+        if tunnel_only and tunnel is not None:
+            self.message_bar.show_message(
+                f"SSH to {name} goes through the tunnel {tunnel.name}, which is down.",
+                "info",
+                action=(
+                    "Connect and open SSH",
+                    lambda: self._connect_then_ssh(tunnel.name, factory, name),
+                ),
+            )
+            return
         if reason:
             self.message_bar.show_message(f"Cannot open SSH to {name}: {reason}.", "info")
             return
         self._flash(f"Opening SSH to {name}…")
         self._run(self.backend.open_ssh(factory, name), "Open SSH terminal")
+
+    def _connect_then_ssh(self, tunnel: str, factory: str, name: str) -> None:
+        self.message_bar.hide()
+
+        async def go() -> None:
+            self._flash(f"Connecting {tunnel}…")
+            status = await self.backend.connect(tunnel)
+            if status.state is not State.CONNECTED:
+                self.message_bar.show_message(
+                    f"The tunnel {tunnel} is up but the server has not answered"
+                    + (f" ({status.detail})" if status.detail else "")
+                    + f": SSH to {name} not opened.",
+                    "warning",
+                )
+                return
+            self._flash(f"Opening SSH to {name}…")
+            await self.backend.open_ssh(factory, name)
+
+        self._run(go(), "Open SSH terminal")
 
     async def _copy_ssh(self, factory: str, name: str) -> None:
         argv = await self.backend.ssh_command(factory, name)

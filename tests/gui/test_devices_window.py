@@ -527,6 +527,31 @@ async def test_double_click_without_vpn_explains_instead_of_failing(window, monk
     assert f"Cannot open SSH to {device.device.name}: VPN is off" in window.message_bar.text.text()
 
 
+async def test_ssh_with_the_tunnel_down_offers_to_connect_first(window, monkeypatch, backend):
+    await show_loaded(window)
+    opened: list[tuple[str, str]] = []
+
+    async def open_ssh(factory: str, name: str) -> int:
+        opened.append((factory, name))
+        return 4242
+
+    monkeypatch.setattr(backend, "open_ssh", open_ssh)
+    r, device = find_row(window, lambda d: d.vpn_enabled and bool(d.vpn_address))
+    name = device.device.name
+    rect = window.table.visualRect(window.proxy.index(r, Col.NAME))
+    QTest.mouseClick(window.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    QTest.mouseDClick(window.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    bar = window.message_bar
+    assert opened == [] and bar.isVisibleTo(window)
+    assert "which is down" in bar.text.text()
+    assert bar.action_button.text() == "Connect and open SSH"
+    done = signal_future(window.actionFinished)
+    bar.action_button.click()
+    await wait(done)
+    assert backend.tunnel_states["demo-factory"].state is State.CONNECTED
+    assert opened == [("demo-factory", name)]
+
+
 class _UrlCatcher(QObject):
     def __init__(self) -> None:
         super().__init__()
