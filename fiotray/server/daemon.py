@@ -123,7 +123,7 @@ class Daemon:
         key_file = self.key_file
         key = await asyncio.to_thread(read_private_key, key_file)
         settings = await self._server_settings()
-        await asyncio.to_thread(check_key_matches, self.interface, key, settings)
+        await asyncio.to_thread(check_key_matches, key, settings)
         await asyncio.to_thread(bring_up, self.interface, settings, key_file, self.state_dir)
 
     async def sync_once(self) -> SyncReport:

@@ -81,9 +81,6 @@ class WgInterface:
                 found.add(str(ipaddress.ip_interface(words[words.index("inet") + 1]).ip))
         return found
 
-    def public_key(self) -> str:
-        return str(self.dump()["public_key"])
-
     def bring_up(self, config: Path, private_key: Path) -> None:
         """Create the interface with wg-quick from `config` (`<name>.conf`: address and
         port, no key, no hooks), then give it the key from the root-only key file, so the

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fiotray.core import wgconf
-from fiotray.core.errors import FiotrayError, SetupError
+from fiotray.core.errors import SetupError
 from fiotray.core.files import write_private
 from fiotray.core.models import ConfigFile
 from fiotray.core.wgfiles import SERVER_FILE, VPN_HANDLER, WireguardServer
@@ -128,17 +128,11 @@ def bring_up(intf: WgInterface, settings: ServerSettings, key_file: Path, state_
     intf.bring_up(config, key_file)
 
 
-def check_key_matches(intf: WgInterface, key: str, settings: ServerSettings | None) -> None:
-    """Warn when the interface or the factory's file has another key than the key file:
-    devices would never handshake. Nothing is changed (that would cut every peer off)."""
+def check_key_matches(key: str, settings: ServerSettings) -> None:
+    """Warn when the factory's file has another key than the key file: devices would never
+    handshake with the interface about to be made. Nothing is changed."""
     public = wgconf.public_key(key)
-    try:
-        running = intf.public_key()
-    except FiotrayError:
-        running = public
-    if running != public:
-        log.warning("%s runs with another key than the key file's", intf.name)
-    if settings is not None and settings.pubkey and settings.pubkey != public:
+    if settings.pubkey and settings.pubkey != public:
         log.warning(
             "the factory's wireguard-server file has another public key than the key file's: "
             "devices will not reach this server (run enable again with this key)"
