@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
@@ -174,19 +174,36 @@ class TrayIcon(QSystemTrayIcon):
         self.backend.spawn(self.backend.open_ssh(factory, device), what=f"SSH to {device}")
 
     def confirm_sign_out(self, factory: str) -> None:
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
+        self._confirm(
+            "sign-out",
             "Sign out",
             f"Sign out of {factory}? Its secrets are removed from the keyring.",
+            lambda: self.backend.sign_out(factory),
+            f"Sign out of {factory}",
+        )
+
+    def _confirm(
+        self,
+        key: str,
+        title: str,
+        question: str,
+        act: Callable[[], Coroutine[Any, Any, Any]],
+        what: str,
+    ) -> None:
+        """Ask Yes/Cancel (one box per `key`); on Yes, run what `act` makes."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            title,
+            question,
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
         )
 
         def done(result: int) -> None:
-            self._dialogs.pop("sign-out", None)
+            self._dialogs.pop(key, None)
             if result == QMessageBox.StandardButton.Yes:
-                self.backend.spawn(self.backend.sign_out(factory), what=f"Sign out of {factory}")
+                self.backend.spawn(act(), what=what)
 
-        self._show(box, "sign-out", done)
+        self._show(box, key, done)
 
     def sign_in_again(self, factory: str) -> None:
         """The sign-in dialog, filled in for a factory whose sign-in was refused ("": a
@@ -200,20 +217,14 @@ class TrayIcon(QSystemTrayIcon):
             dialog.sign_in_again(saved)  # type: ignore[attr-defined]
 
     def confirm_remove_tunnel(self, name: str) -> None:
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
+        self._confirm(
+            "remove-tunnel",
             "Remove tunnel",
             f"Remove the tunnel {name}? Its private key is deleted from the keyring; a "
             "request for access it made is withdrawn.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            lambda: self.backend.remove_tunnel(name),
+            f"Remove {name}",
         )
-
-        def done(result: int) -> None:
-            self._dialogs.pop("remove-tunnel", None)
-            if result == QMessageBox.StandardButton.Yes:
-                self.backend.spawn(self.backend.remove_tunnel(name), what=f"Remove {name}")
-
-        self._show(box, "remove-tunnel", done)
 
     def show_tunnel_details(self, name: str) -> None:
         """The tunnel as the server's admin and the user ask about it, in one box."""
