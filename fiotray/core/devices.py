@@ -201,17 +201,22 @@ def client_file(entries: list[ConfigEntry]) -> WireguardClient:
 
 async def factory_server(api: FactoryClient) -> WireguardServer:
     """The factory's enabled VPN server, or a VpnError saying there is none."""
-    found = current_file(await api.factory_config(), SERVER_FILE)
+    return server_in(await api.factory_config(), api.factory)
+
+
+def server_in(entries: list[ConfigEntry], factory: str) -> WireguardServer:
+    """The enabled VPN server of a factory's config history (`factory_server`'s check)."""
+    found = current_file(entries, SERVER_FILE)
     if found is None:
         raise VpnError(
-            f"A WireGuard server has not been configured for factory {api.factory}: "
+            f"A WireGuard server has not been configured for factory {factory}: "
             "its admin must run factory-wireguard-server first."
         )
     server = WireguardServer.parse(found[1].value)
     if not server.enabled:
-        raise VpnError(f"The WireGuard server of factory {api.factory} is disabled.")
+        raise VpnError(f"The WireGuard server of factory {factory} is disabled.")
     if not server.server_address:
-        raise VpnError(f"The WireGuard server of factory {api.factory} has no server_address.")
+        raise VpnError(f"The WireGuard server of factory {factory} has no server_address.")
     return server
 
 

@@ -121,9 +121,12 @@ async def _taken(api: FactoryClient, engineer: str) -> tuple[WireguardServer, se
     from fiotray.core import devices
     from fiotray.core.wgfiles import engineer_requests
 
-    server = await devices.factory_server(api)
+    # One read of the factory's config for both: the server, and the other laptops'
+    # requests (the newest entry holds every current file).
+    entries = await api.factory_config()
+    server = devices.server_in(entries, api.factory)
     used = {ip.ip for ip in await api.wireguard_ips()}
-    files = await api.factory_config_files()
+    files = entries[0].files if entries else ()
     used |= {
         r.address
         for r in engineer_requests((f.name, f.value) for f in files)
