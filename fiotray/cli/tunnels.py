@@ -266,7 +266,7 @@ def register(sub: Any, factory_option: Any) -> None:
             "fiotray tunnels import office.conf",
         ),
         codes=(0, 1, 2, 3),
-        exit_note="(3 from add-foundries only)",
+        exit_note="add-foundries alone may return 3",
     )
     tsub = group.add_subparsers(dest="tunnels_command", metavar="ACTION", required=True)
     p = command(
@@ -295,7 +295,7 @@ def register(sub: Any, factory_option: Any) -> None:
         ),
         examples=(
             "fiotray tunnels import office.conf",
-            "fiotray tunnels import ~/Downloads/wg0.conf --name office --interface wg-office",
+            "fiotray tunnels import wg0.conf --name office --interface wg-office",
         ),
         codes=(0, 1, 2),
     )
