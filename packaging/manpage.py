@@ -6,8 +6,10 @@ Usage: python packaging/manpage.py > fiotray.1   (run with fiotray importable)
        python packaging/manpage.py --server > fiotray-server.8
 
 The command and option lists come from fiotray.cli.build_parser() and
-fiotray.server.cli.build_parser(); the prose around them (what the program does, files,
-exit codes) is kept here and is short on purpose: the README has the long form.
+fiotray.server.cli.build_parser(), with each fiotray command's description, examples and
+exit codes (fiotray's exit codes are fiotray.cli.output.EXIT_CODES); the prose around them
+(what the program does, files, the server's exit codes) is kept here and is short on
+purpose: the README has the long form.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fiotray import __version__
+from fiotray.cli.output import EXIT_CODES
 
 DESCRIPTION = """\
 fiotray gives engineers one-click access to their FoundriesFactory devices over the
@@ -60,13 +64,8 @@ FILES = [
     ),
 ]
 
-EXIT = [
-    ("0", "success"),
-    ("1", "failure (one line on standard error)"),
-    ("2", "usage error"),
-    ("3", "sign-in needed"),
-    ("4", "connect: the tunnel is up but no handshake came yet"),
-]
+# fiotray's exit codes: the list its help texts are made from.
+EXIT = [(str(code), text) for code, text in EXIT_CODES.items()]
 
 
 SERVER_DESCRIPTION = """\
@@ -217,6 +216,15 @@ def esc(text: str) -> str:
     return "\n".join("\\&" + ln if ln.startswith((".", "'")) else ln for ln in text.splitlines())
 
 
+def prose(text: str) -> str:
+    """Roff-safe text, with `code` in bold (a help text's backquotes)."""
+    return re.sub(r"`([^`]*)`", r"\\fB\1\\fR", esc(text))
+
+
+def or_list(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + " or " + items[-1] if len(items) > 1 else "".join(items)
+
+
 def option_lines(parser: argparse.ArgumentParser) -> list[str]:
     out: list[str] = []
     for action in parser._actions:
@@ -239,7 +247,7 @@ def option_lines(parser: argparse.ArgumentParser) -> list[str]:
         else:
             flags = f"\\fI{esc(str(action.metavar or action.dest.upper()))}\\fR"
         help_text = parser._get_formatter()._expand_help(action) if action.help else ""
-        out += [".TP", flags, esc(help_text)]
+        out += [".TP", flags, prose(help_text)]
     return out
 
 
@@ -257,6 +265,20 @@ def subcommands(
                 found.append((full, helps.get(name, ""), sub))
                 found += subcommands(sub, full + " ")
     return found
+
+
+def command_parts(parser: argparse.ArgumentParser) -> list[str]:
+    """A command's examples and exit codes, as its --help gives them (fiotray's commands)."""
+    out: list[str] = []
+    examples = getattr(parser, "examples", ())
+    if examples:
+        out += [".PP", "Examples:", ".RS", ".nf", *map(esc, examples), ".fi", ".RE"]
+    codes = getattr(parser, "exit_codes", ())
+    if codes:
+        note = getattr(parser, "exit_note", "")
+        text = f"Exit status: {or_list([str(c) for c in codes])}"
+        out += [".PP", esc(text + (f"; {note}" if note else "") + " (see EXIT STATUS).")]
+    return out
 
 
 def usage(parser: argparse.ArgumentParser) -> str:
@@ -287,16 +309,17 @@ def render(page: Page = FIOTRAY) -> str:
     for name, help_text, sub in subcommands(parser):
         lines += [
             f".SS {esc(name)}",
-            esc(help_text[:1].upper() + help_text[1:] + ("." if help_text else "")),
+            prose(sub.description or help_text[:1].upper() + help_text[1:] + "."),
             ".PP",
             f"\\fB{esc(usage(sub))}\\fR",
         ]
         opts = option_lines(sub)
         if opts:
             lines += [".RS", *opts, ".RE"]
+        lines += command_parts(sub)
     lines += [".SH EXIT STATUS"]
     for code, text in page.exit:
-        lines += [".TP", f"\\fB{code}\\fR", esc(text)]
+        lines += [".TP", f"\\fB{code}\\fR", prose(text)]
     lines += [".SH FILES"]
     for path, text in page.files:
         lines += [".TP", f"\\fI{esc(path)}\\fR", esc(text)]

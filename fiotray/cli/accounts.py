@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fiotray.cli.output import Context, read_secret, table, to_json
+from fiotray.cli.output import Context, command, read_secret, table, to_json
 from fiotray.core.errors import FiotrayError
 
 
-class _LoginHelp(argparse.HelpFormatter):
+class _LoginHelp(argparse.RawDescriptionHelpFormatter):
     """Fills in the default OAuth2 URL when the help is shown (the factories module that
     holds it is not loaded just to build the parser)."""
 
@@ -87,9 +87,23 @@ async def cmd_factories(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def register(sub: Any, factory_option: Any) -> None:
-    p = sub.add_parser(
+    p = command(
+        sub,
         "login",
         help="sign in to a factory (secrets go to the OS keyring)",
+        description=(
+            "Sign in to a factory with an API token, OAuth2 application credentials (as\n"
+            "`fioctl login` uses) or the ones fioctl keeps in ~/.config/fioctl.yaml. The\n"
+            "credentials are tried on the factory first; then the factory is saved in\n"
+            "~/.config/fiotray/profiles.json and its secrets in the OS keyring, never in a\n"
+            "file. Secrets are read from standard input, never from the command line."
+        ),
+        examples=(
+            "fiotray login --factory acme --api-token-stdin < token.txt",
+            "fiotray login --factory acme --client-id ID --client-secret-stdin",
+            "fiotray login --from-fioctl --default",
+        ),
+        codes=(0, 1, 2, 3),
         formatter_class=_LoginHelp,
     )
     p.add_argument("--factory", "-f", help="factory name")
@@ -118,10 +132,32 @@ def register(sub: Any, factory_option: Any) -> None:
     )
     p.set_defaults(func=cmd_login)
 
-    p = sub.add_parser("logout", help="sign out and remove the factory's secrets")
+    p = command(
+        sub,
+        "logout",
+        help="sign out and remove the factory's secrets",
+        description=(
+            "Sign out of a factory: its secrets (API token, client secret, OAuth2 tokens)\n"
+            "are removed from the OS keyring and the factory from fiotray's config; its\n"
+            "tunnels are kept. Without --factory it signs out only when one factory is\n"
+            "signed in. A name with no sign-in removes the secrets a crash left for it."
+        ),
+        examples=("fiotray logout --factory acme", "fiotray logout"),
+        codes=(0, 1, 2),
+    )
     factory_option(p)
     p.set_defaults(func=cmd_logout)
 
-    p = sub.add_parser("factories", help="list the factories signed in to")
-    p.add_argument("--json", action="store_true")
+    p = command(
+        sub,
+        "factories",
+        help="list the factories signed in to",
+        description=(
+            "List the factories signed in to, how (API token or OAuth2) and their API URL;\n"
+            "* marks the default one. Changes nothing, and makes no network or keyring call."
+        ),
+        examples=("fiotray factories", "fiotray factories --json"),
+        codes=(0, 1, 2),
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=cmd_factories)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from fiotray.cli.output import Context, plural, table, to_json
+from fiotray.cli.output import Context, command, plural, table, to_json
 
 if TYPE_CHECKING:
     from fiotray.core.devices import VpnState
@@ -94,24 +94,78 @@ async def cmd_disable(args: argparse.Namespace, ctx: Context) -> int:
     return await _set_vpn(args, ctx, False)
 
 
+# Each command on one device: its one-line help, description and examples.
+DEVICE_COMMANDS = (
+    (
+        "enable",
+        "enable VPN on a device (as fioctl devices config wireguard)",
+        "Enable VPN on a device: what `fioctl devices config wireguard DEVICE enable`\n"
+        "does. The device's wireguard-client config file is written in the factory,\n"
+        "keeping its VPN address or giving it the first free one after the server's;\n"
+        "no other config file is touched. The change is pending until the device\n"
+        "applies it at its next check-in (up to about 5 minutes).",
+        ("fiotray enable gateway-01", "fiotray enable gateway-01 --factory acme --json"),
+    ),
+    (
+        "disable",
+        "disable VPN on a device, keeping its address and key",
+        "Disable VPN on a device: what `fioctl devices config wireguard DEVICE disable`\n"
+        "does. The device's wireguard-client config file is written with VPN off; its\n"
+        "VPN address and public key are kept, so enabling it again gives it the same\n"
+        "address. The change is pending until the device applies it at its next\n"
+        "check-in (up to about 5 minutes).",
+        ("fiotray disable gateway-01", "fiotray disable gateway-01 --factory acme"),
+    ),
+    (
+        "device-vpn",
+        "show a device's VPN config and whether it is pending",
+        "Show a device's VPN config as the factory holds it (enabled, address, public\n"
+        "key) and whether the device has applied it yet (pending). Changes nothing.",
+        ("fiotray device-vpn gateway-01", "fiotray device-vpn gateway-01 --json"),
+    ),
+)
+
+
 def register(sub: Any, factory_option: Any) -> None:
-    p = sub.add_parser("devices", help="list every device with its VPN state")
+    p = command(
+        sub,
+        "devices",
+        help="list every device with its VPN state",
+        description=(
+            "List every device of the factory: online or offline (seen in the last 4\n"
+            "hours), VPN state and address, target, group, and when it was last seen.\n"
+            "Changes nothing. Long names are cut to fit a terminal, whole when piped."
+        ),
+        examples=(
+            "fiotray devices",
+            "fiotray devices --factory acme --search gateway",
+            "fiotray devices --json",
+        ),
+        codes=(0, 1, 2, 3),
+    )
     factory_option(p)
     p.add_argument(
         "--search",
         "-s",
+        metavar="TEXT",
         help="only devices whose name, target, group, tag, uuid or VPN address contains TEXT",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=cmd_devices)
 
-    for name, func, text in (
-        ("enable", cmd_enable, "enable VPN on a device (as fioctl devices config wireguard)"),
-        ("disable", cmd_disable, "disable VPN on a device, keeping its address and key"),
-        ("device-vpn", cmd_device_vpn, "show a device's VPN config and whether it is pending"),
-    ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("device", metavar="DEVICE")
+    funcs = {"enable": cmd_enable, "disable": cmd_disable, "device-vpn": cmd_device_vpn}
+    for name, text, description, examples in DEVICE_COMMANDS:
+        p = command(
+            sub,
+            name,
+            help=text,
+            description=description,
+            examples=examples,
+            codes=(0, 1, 2, 3),
+        )
+        p.add_argument(
+            "device", metavar="DEVICE", help="the device's name, as `fiotray devices` shows it"
+        )
         factory_option(p)
-        p.add_argument("--json", action="store_true")
-        p.set_defaults(func=func)
+        p.add_argument("--json", action="store_true", help="print the VPN state as JSON")
+        p.set_defaults(func=funcs[name])

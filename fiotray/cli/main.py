@@ -2,8 +2,9 @@
 command lines), running one command, and its exit code.
 
 Text or JSON on stdout, exit code 0 on success; on failure one line on stderr and a
-non-zero exit code (1 a failure, 2 a usage error, 3 sign in again, 4 a tunnel up without
-a handshake yet).
+non-zero exit code. `fiotray.cli.output.EXIT_CODES` is the list of codes and their
+meanings (1 a failure, 2 a usage error, 3 sign in again, ...), from which `fiotray --help`,
+each command's --help and the man page are written.
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ class Parser(argparse.ArgumentParser):
     (`--api-token abc` is not `--api-token-stdin`), and a mistyped command or choice is
     answered with the closest ones. Subcommands' parsers are of this class too."""
 
+    # A command's help parts, kept for the man page (set by fiotray.cli.output.command).
+    examples: tuple[str, ...] = ()
+    exit_codes: tuple[int, ...] = ()
+    exit_note: str = ""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
@@ -115,9 +121,14 @@ def _top_parser() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     # Here, not at the top: the tray's own command lines never build the full parser.
     from fiotray.cli import accounts, devices, ssh, tunnels
-    from fiotray.cli.output import factory_option
+    from fiotray.cli.output import EXIT_CODES, exit_status, factory_option
 
     parser = _top_parser()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "Run `fiotray COMMAND --help` for what a command does and changes, examples\n"
+        "and the exit codes it may return.\n\n" + exit_status(tuple(EXIT_CODES))
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in (accounts, devices, tunnels, ssh):
         group.register(sub, factory_option)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from fiotray.cli.output import Context, table, to_json
+from fiotray.cli.output import Context, command, table, to_json
 
 if TYPE_CHECKING:
     from fiotray.core.tunnelstate import TunnelStatus
@@ -244,25 +244,83 @@ async def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+TUNNEL_NAME = "the tunnel's name, as `fiotray tunnels list` shows it"
+
+
 def register(sub: Any, factory_option: Any) -> None:
-    group = sub.add_parser(
+    group = command(
+        sub,
         "tunnels",
         aliases=["profiles"],
         help="tunnels (to a factory's VPN server, or plain WireGuard)",
+        description=(
+            "Add, list and remove this laptop's WireGuard tunnels: to a factory's VPN\n"
+            "server (add-foundries) or to any WireGuard network (import); set how SSH\n"
+            "goes through one, and which one is the default. Private keys live in the\n"
+            "OS keyring. `fiotray profiles` is this command's old name.\n"
+            "Run `fiotray tunnels ACTION --help` for each action's details."
+        ),
+        examples=(
+            "fiotray tunnels list",
+            "fiotray tunnels add-foundries --factory acme --request-access",
+            "fiotray tunnels import office.conf",
+        ),
+        codes=(0, 1, 2, 3),
+        exit_note="add-foundries alone may return 3",
     )
     tsub = group.add_subparsers(dest="tunnels_command", metavar="ACTION", required=True)
-    p = tsub.add_parser("list", help="list tunnels")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_list)
-    p = tsub.add_parser(
-        "import", help="import a wg-quick .conf (its private key moves to the keyring)"
+    p = command(
+        tsub,
+        "list",
+        help="list tunnels",
+        description=(
+            "List the tunnels configured: kind, interface, server endpoint, this laptop's\n"
+            "VPN address and public key; * marks the default one. Changes nothing\n"
+            "(`fiotray status` shows which tunnels are up)."
+        ),
+        examples=("fiotray tunnels list", "fiotray tunnels list --json"),
+        codes=(0, 1, 2),
     )
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.set_defaults(func=cmd_list)
+    p = command(
+        tsub,
+        "import",
+        help="import a wg-quick .conf (its private key moves to the keyring)",
+        description=(
+            "Add a plain WireGuard tunnel from a wg-quick .conf file, checked as the\n"
+            "privileged helper will check it: a file with hook scripts (PreUp, PostUp,\n"
+            "...) or anything else the helper does not allow is refused. The private key\n"
+            "moves to the OS keyring; the file is left as it is: delete it afterwards."
+        ),
+        examples=(
+            "fiotray tunnels import office.conf",
+            "fiotray tunnels import wg0.conf --name office --interface wg-office",
+        ),
+        codes=(0, 1, 2),
+    )
+    p.add_argument("file", metavar="FILE", help="the wg-quick config file to import")
     p.add_argument("--name", help="tunnel name (default: from the file name)")
     p.add_argument("--interface", help="network interface name (default: the tunnel name)")
     p.set_defaults(func=cmd_import)
-    p = tsub.add_parser(
-        "add-foundries", help="a tunnel to the factory's VPN server with a key made here"
+    p = command(
+        tsub,
+        "add-foundries",
+        help="a tunnel to the factory's VPN server with a key made here",
+        description=(
+            "Add a tunnel to the factory's VPN server, read from the factory's\n"
+            "wireguard-server config, with a key pair made here (the private key goes\n"
+            "straight to the OS keyring) and a free VPN address for this laptop. The\n"
+            "server must then admit the laptop: the command prints what its admin runs,\n"
+            "or, with --request-access, publishes the laptop's public key in the\n"
+            "factory's config, where a self-service fiotray-server admits it."
+        ),
+        examples=(
+            "fiotray tunnels add-foundries --factory acme",
+            "fiotray tunnels add-foundries --factory acme --request-access",
+            "fiotray tunnels add-foundries --factory acme --address 10.42.127.254",
+        ),
+        codes=(0, 1, 2, 3),
     )
     factory_option(p)
     p.add_argument(
@@ -279,8 +337,24 @@ def register(sub: Any, factory_option: Any) -> None:
         "self-service fiotray-server admits it with no admin step",
     )
     p.set_defaults(func=cmd_add_foundries)
-    p = tsub.add_parser("ssh", help="show or change how SSH reaches this tunnel's devices")
-    p.add_argument("name", metavar="NAME")
+    p = command(
+        tsub,
+        "ssh",
+        help="show or change how SSH reaches this tunnel's devices",
+        description=(
+            "Show how SSH reaches the devices behind a tunnel (device login, route, jump\n"
+            "host and login, key, extra options), or change what the options given name;\n"
+            "nothing is saved if one is refused. `fiotray ssh`, `fiotray ssh-config` and\n"
+            "the tray use these settings."
+        ),
+        examples=(
+            "fiotray tunnels ssh acme",
+            "fiotray tunnels ssh acme --route public --jump-host vpn.example.com:2222",
+            "fiotray tunnels ssh acme --user root --option ServerAliveInterval=30",
+        ),
+        codes=(0, 1, 2),
+    )
+    p.add_argument("name", metavar="NAME", help=TUNNEL_NAME)
     p.add_argument("--user", help="login on the devices (default fio)")
     p.add_argument("--route", choices=("jump", "direct", "public"), help="default route")
     p.add_argument("--jump-user", help="login on the VPN server (default fio)")
@@ -294,18 +368,57 @@ def register(sub: Any, factory_option: Any) -> None:
         "--option",
         action="append",
         metavar="KEY=VALUE",
-        help="an extra ssh -o option (allow-listed), repeatable",
+        help="an extra ssh -o option (allow-listed), repeatable; replaces the saved ones",
     )
     p.set_defaults(func=cmd_ssh)
-    p = tsub.add_parser("default", help="show the default tunnel, or make NAME the default")
-    p.add_argument("name", metavar="NAME", nargs="?")
+    p = command(
+        tsub,
+        "default",
+        help="show the default tunnel, or make NAME the default",
+        description=(
+            "Show the default tunnel, or make NAME the default: the tunnel that\n"
+            "`fiotray connect` and `fiotray disconnect` without a name, and a left click\n"
+            "on the tray icon, use."
+        ),
+        examples=("fiotray tunnels default", "fiotray tunnels default office"),
+        codes=(0, 1, 2),
+    )
+    p.add_argument("name", metavar="NAME", nargs="?", help=TUNNEL_NAME)
     p.set_defaults(func=cmd_default)
-    p = tsub.add_parser("remove", help="remove a tunnel and its private key")
-    p.add_argument("name", metavar="NAME")
+    p = command(
+        tsub,
+        "remove",
+        help="remove a tunnel and its private key",
+        description=(
+            "Remove a tunnel and its private key; refused while the tunnel is up\n"
+            "(`fiotray disconnect` it first). A tunnel that requested access withdraws\n"
+            "the request first (the server drops the peer at its next sync), and when\n"
+            "that fails nothing is removed. A name with no tunnel removes the key a\n"
+            "crash left for it."
+        ),
+        examples=("fiotray tunnels remove office",),
+        codes=(0, 1, 2),
+    )
+    p.add_argument("name", metavar="NAME", help=TUNNEL_NAME)
     p.set_defaults(func=cmd_remove)
 
-    p = sub.add_parser("connect", help="bring a tunnel up (through the privileged helper)")
-    p.add_argument("tunnel", nargs="?", metavar="TUNNEL")
+    p = command(
+        sub,
+        "connect",
+        help="bring a tunnel up (through the privileged helper)",
+        description=(
+            "Bring a tunnel up through fiotray's privileged helper, started with pkexec\n"
+            "(polkit may ask for an administrator password, at most once a session),\n"
+            "then wait up to --wait seconds for the first handshake with the server.\n"
+            "Without one, the tunnel stays up and the exit status is 4: the server has\n"
+            "not admitted this laptop yet, or is unreachable (see `fiotray status`)."
+        ),
+        examples=("fiotray connect", "fiotray connect acme --wait 30", "fiotray connect --wait 0"),
+        codes=(0, 1, 2, 4),
+    )
+    p.add_argument(
+        "tunnel", nargs="?", metavar="TUNNEL", help="the tunnel (default: the default tunnel)"
+    )
     p.add_argument(
         "--wait",
         type=float,
@@ -313,11 +426,34 @@ def register(sub: Any, factory_option: Any) -> None:
         metavar="SECONDS",
         help=f"wait this long for the first handshake (default {CONNECT_WAIT:g}; 0: do not wait)",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the tunnel's state as JSON")
     p.set_defaults(func=cmd_connect)
-    p = sub.add_parser("disconnect", help="take a tunnel down")
-    p.add_argument("tunnel", nargs="?", metavar="TUNNEL")
+    p = command(
+        sub,
+        "disconnect",
+        help="take a tunnel down",
+        description=(
+            "Take a tunnel down through fiotray's privileged helper (started with pkexec,\n"
+            "as for connect). Only a tunnel that fiotray brought up for you is taken down."
+        ),
+        examples=("fiotray disconnect", "fiotray disconnect office"),
+        codes=(0, 1, 2),
+    )
+    p.add_argument(
+        "tunnel", nargs="?", metavar="TUNNEL", help="the tunnel (default: the default tunnel)"
+    )
     p.set_defaults(func=cmd_disconnect)
-    p = sub.add_parser("status", help="state of every tunnel: handshake, bytes in/out")
-    p.add_argument("--json", action="store_true")
+    p = command(
+        sub,
+        "status",
+        help="state of every tunnel: handshake, bytes in/out",
+        description=(
+            "Show every tunnel's state as the system has it (disconnected, connecting,\n"
+            "waiting, connected, stale or error), its endpoint, its last handshake and\n"
+            "the bytes in and out. Changes nothing and never asks for a password."
+        ),
+        examples=("fiotray status", "fiotray status --json"),
+        codes=(0, 1, 2),
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=cmd_status)

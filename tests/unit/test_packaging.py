@@ -92,8 +92,18 @@ def test_man_page_documents_every_command_and_option() -> None:
         assert f".SS {command.replace('-', chr(92) + '-')}\n" in page, command
     for option in ("--demo", "--hidden", "--version", "--api-token-stdin", "--route"):
         assert option.replace("-", "\\-") in page, option
+    # Each command's description, examples and exit codes, as its --help has them.
+    assert "fioctl devices config wireguard DEVICE enable".replace("-", "\\-") in page
+    assert "fiotray ssh gateway\\-01 \\-\\-factory acme \\-\\- uptime\n" in page
+    assert "Exit status: 0, 1, 2 or 4 (see EXIT STATUS)." in page  # connect's
+    # The exit codes are fiotray's own list, the one its help texts are made from.
+    from fiotray.cli.output import EXIT_CODES
+
+    section = page.split(".SH EXIT STATUS\n")[1].split(".SH ")[0]
+    assert re.findall(r"\\fB(\d+)\\fR", section) == [str(c) for c in EXIT_CODES]
     # No line may start with a dot unless it is a request the page means.
     requests = {".TH", ".SH", ".SS", ".TP", ".PP", ".RS", ".RE", ".B", ".BR", ".IR", ".br"}
+    requests |= {".nf", ".fi"}
     for line in page.splitlines():
         if line.startswith("."):
             assert line.split()[0] in requests, line
