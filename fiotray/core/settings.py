@@ -22,6 +22,7 @@ from fiotray.core.store import JsonFile
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 8
+LEFT_CLICK = ("menu", "window", "toggle")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class Settings:
     ssh_route: str = "jump"
     autostart: bool = False
     notifications: bool = True
+    # What a left click on the tray icon does: "menu", "window" or "toggle" (the
+    # default tunnel). Not "toggle" by default: a stray click would prompt for a password.
+    left_click: str = "menu"
     # [factory, device] pairs, newest first / as the user ordered them.
     recent: tuple[tuple[str, str], ...] = ()
     favourites: tuple[tuple[str, str], ...] = ()
@@ -72,6 +76,9 @@ def _parse(data: Any) -> Settings:
                     if isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v)
                 ]
                 values[f.name] = tuple(pairs)
+        elif f.name == "left_click":
+            if value in LEFT_CLICK:
+                values[f.name] = value
         elif isinstance(value, type(default)):
             values[f.name] = value
     known = {f.name for f in dataclasses.fields(Settings)}

@@ -90,6 +90,8 @@ class Tunnel:
     # The server has answered this tunnel's key at least once: from then on, silence
     # means the server is unreachable, not that the laptop is still to be admitted.
     admitted: bool = False
+    # Brought up when the tray app starts (once the network is up); never by the CLI.
+    autoconnect: bool = False
 
     def validated(self) -> Tunnel:
         if not NAME_RE.match(self.name):
@@ -245,8 +247,8 @@ class TunnelStore:
                 clash = isinstance(raw, dict) and raw.get("interface") == tunnel.interface
                 if other != tunnel.name and clash:
                     raise SetupError(
-                        f"Tunnel {other} already uses interface {tunnel.interface}; "
-                        "choose another name."
+                        f"Tunnel {other} already uses interface {tunnel.interface}: remove "
+                        f"it first, or give this tunnel another interface (--interface)."
                     )
             data["tunnels"][tunnel.name] = entry
             if not data.get("default"):
@@ -264,6 +266,15 @@ class TunnelStore:
             entry = data["tunnels"].get(name)
             if isinstance(entry, dict):
                 entry["admitted"] = True
+
+        self._update(change)
+
+    def set_autoconnect(self, name: str, on: bool) -> None:
+        def change(data: dict[str, Any]) -> None:
+            entry = data["tunnels"].get(name)
+            if not isinstance(entry, dict):
+                raise SetupError(f"No tunnel named {name[:40]!r}.")
+            entry["autoconnect"] = on
 
         self._update(change)
 

@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
+from fiotray.core import errors
 from fiotray.core.errors import FiotrayError
 from fiotray.core.tunnelstate import State
 from fiotray.gui import icons
@@ -440,6 +441,7 @@ class App(QObject):
         self._notice_box: QMessageBox | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._watcher_task: asyncio.Task[Any] | None = None
+        self.autoconnect_task: asyncio.Task[None] | None = None
         backend.leaveDemo.connect(self._on_leave_demo)
 
     # -- leaving an automatic demo ----------------------------------------------------------
@@ -699,13 +701,51 @@ class App(QObject):
         if not self.hidden:
             self.show_devices(None)
         self._watcher_task = asyncio.ensure_future(self.watcher.run())
-        self._tasks = [asyncio.ensure_future(self._start_tray()), self._watcher_task]
+        self.autoconnect_task = asyncio.ensure_future(self.autoconnect())
+        self._tasks = [
+            asyncio.ensure_future(self._start_tray()),
+            self._watcher_task,
+            self.autoconnect_task,
+        ]
         self._report_orphans()
         try:
             await self.quit_event.wait()
         finally:
             await self.close()
         return 0
+
+    async def autoconnect(self) -> None:
+        """Bring up the tunnels marked "Connect when fiotray starts", each once its server
+        can be reached.
+
+        One attempt per tunnel and start, one at a time: a password prompt (where the
+        system's policy asks for one) is never repeated, and when the user dismisses it
+        no other tunnel asks again.
+        """
+        from fiotray.ops import tunnels as ops_tunnels
+
+        backend = self.backend
+        try:
+            wanted = [t for t in backend.tunnels() if t.autoconnect]
+        except FiotrayError:
+            return  # what is wrong with the file shows in the menu
+        if not wanted:
+            return
+        await backend.refresh_tunnels()  # a tunnel already up is left as it is
+        for tunnel in wanted:
+            status = backend.tunnel_states.get(tunnel.name)
+            if status is not None and status.state is not State.DISCONNECTED:
+                continue
+            await ops_tunnels.wait_for_network(tunnel, demo=backend.demo)
+            log.info("connecting %s: it connects when fiotray starts", tunnel.name)
+            try:
+                await backend.connect(tunnel.name)
+            except FiotrayError as exc:
+                if exc.code == errors.HELPER_DISMISSED:
+                    log.info("connecting %s at start: the user dismissed the prompt", tunnel.name)
+                    return
+                log.warning("connecting %s at start failed: %s", tunnel.name, exc)
+                self.tray.notify(f"Could not connect {tunnel.name}", str(exc), error=True)
 
     def _report_orphans(self) -> None:
         """Say once, at start, when the keyring holds secrets whose factory or tunnel is

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from PySide6.QtCore import QObject, Signal
 
 from fiotray.core import errors
-from fiotray.core.errors import AuthError, FiotrayError, NotFoundError
+from fiotray.core.errors import AuthError, FiotrayError, NotFoundError, VpnError
 from fiotray.core.factories import Factory
 from fiotray.core.services import Services, demo_services, user_services
 from fiotray.core.settings import Settings
@@ -241,6 +241,13 @@ class Backend(QObject):
 
     # -- tunnels ---------------------------------------------------------------------
 
+    def set_autoconnect(self, name: str, on: bool) -> None:
+        """Whether the app brings `name` up when it starts (written only on a change)."""
+        tunnel = next((t for t in self.tunnels() if t.name == name), None)
+        if tunnel is not None and tunnel.autoconnect != on:
+            self.services.tunnels.set_autoconnect(name, on)
+            self.configChanged.emit()
+
     def _on_tunnel(self, status: TunnelStatus) -> None:
         self.tunnel_states[status.tunnel] = status
         self.tunnelChanged.emit(status)
@@ -398,6 +405,33 @@ class Backend(QObject):
         pid = await ssh.open_terminal(self.services, await self.ssh(factory, device, route))
         self._settings = self.services.settings.load()  # it is among the recent ones now
         return pid
+
+    async def connect_and_open_ssh(self, tunnel: str, factory: str, device: str) -> int:
+        """Bring `tunnel` up, then open SSH to `device` once the server has answered.
+
+        Refused with code `tunnel-down` when the server stays silent: a terminal opened
+        then would only show ssh timing out.
+        """
+        status = await self.connect(tunnel)
+        if status.state is not State.CONNECTED:
+            detail = f" ({status.detail})" if status.detail else ""
+            raise VpnError(
+                f"The tunnel {tunnel} is up but the server has not answered{detail}: "
+                f"SSH to {device} not opened.",
+                code=errors.TUNNEL_DOWN,
+            )
+        return await self.open_ssh(factory, device)
+
+    async def device_address(self, factory: str, device: str) -> str:
+        """The device's VPN address; refused (code `vpn-not-enabled`) when it has none."""
+        from fiotray.ops import devices
+
+        vpn = await devices.device_vpn(self.services, factory, device)
+        if not vpn.enabled or not vpn.address:
+            raise VpnError(
+                f"{device} has no VPN address: VPN is off on it.", code=errors.VPN_NOT_ENABLED
+            )
+        return vpn.address
 
     def web_url(self, factory: str, device: str) -> str | None:
         from fiotray.ops import devices

@@ -889,18 +889,13 @@ class DevicesWindow(QWidget):
         self.message_bar.hide()
 
         async def go() -> None:
-            self._flash(f"Connecting {tunnel}…")
-            status = await self.backend.connect(tunnel)
-            if status.state is not State.CONNECTED:
-                self.message_bar.show_message(
-                    f"The tunnel {tunnel} is up but the server has not answered"
-                    + (f" ({status.detail})" if status.detail else "")
-                    + f": SSH to {name} not opened.",
-                    "warning",
-                )
-                return
-            self._flash(f"Opening SSH to {name}…")
-            await self.backend.open_ssh(factory, name)
+            self._flash(f"Connecting {tunnel} and opening SSH to {name}…")
+            try:
+                await self.backend.connect_and_open_ssh(tunnel, factory, name)
+            except VpnError as exc:
+                if exc.code != errors.TUNNEL_DOWN:
+                    raise
+                self.message_bar.show_message(str(exc), "warning")
 
         self._run(go(), "Open SSH terminal")
 

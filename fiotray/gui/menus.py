@@ -75,6 +75,7 @@ class MenuActions:
     tunnel_details: Callable[[str], None] | None = None  # a tunnel's name
     sign_in_again: Callable[[str], None] | None = None  # a factory whose sign-in failed
     remove_tunnel: Callable[[str], None] | None = None  # a tunnel's name (asks first)
+    copy_address: Callable[[str, str], None] | None = None  # factory, device
 
 
 def add_entry(menu: QMenu, text: str, slot: Callable[[], Any] | None = None) -> QAction:
@@ -148,24 +149,68 @@ def copy_text(text: str) -> None:
 def add_device_entries(
     menu: QMenu, backend: Backend, factories: list[str], actions: MenuActions
 ) -> None:
-    """Devices… (one per factory when there are several), then favourite and recent SSH."""
+    """Devices… (one per factory when there are several), then the favourite and recent
+    devices of every factory."""
     if len(factories) <= 1:
         factory = factories[0] if factories else None
         add_entry(menu, "&Devices…", lambda: actions.devices(factory))
     else:
         for f in factories:
             add_entry(menu, menu_text(f"Devices — {f}…"), lambda f=f: actions.devices(f))
+    add_recent_devices(menu, backend, actions)
+
+
+def add_recent_devices(
+    menu: QMenu, backend: Backend, actions: MenuActions, factory: str | None = None
+) -> None:
+    """Favourites and recent devices (of `factory` only, when given), one submenu each,
+    every device a submenu of what to do with it."""
     settings = backend.settings
-    favourites = list(settings.favourites)
-    recent = [r for r in settings.recent if r not in favourites]
-    several = len({f for f, _ in favourites + recent}) > 1
+    favourites = [p for p in settings.favourites if factory is None or p[0] == factory]
+    recent = [
+        p for p in settings.recent if p not in favourites and (factory is None or p[0] == factory)
+    ]
+    several = factory is None and len({f for f, _ in favourites + recent}) > 1
     for title, pairs in (("Favourites", favourites), ("Recent devices", recent)):
         if not pairs:
             continue
         sub = menu.addMenu(title)
-        for factory, device in pairs:
-            label = f"SSH to {device}" + (f" ({factory})" if several else "")
-            add_entry(sub, menu_text(label), lambda f=factory, d=device: actions.ssh(f, d))
+        for f, device in pairs:
+            label = device + (f" ({f})" if several else "")
+            add_device_submenu(sub, menu_text(label), f, device, actions)
+
+
+def add_device_submenu(
+    menu: QMenu, label: str, factory: str, device: str, actions: MenuActions
+) -> QMenu:
+    sub = menu.addMenu(label)
+    add_entry(sub, "Open &SSH terminal", lambda: actions.ssh(factory, device))
+    copy = actions.copy_address
+    if copy is not None:
+        add_entry(sub, "Copy VPN &address", lambda: copy(factory, device))
+    return sub
+
+
+def add_sign_in_entries(
+    menu: QMenu, backend: Backend, factories: list[str], actions: MenuActions
+) -> None:
+    """Sign in (again, where a sign-in was refused), sign out of each factory."""
+    again = actions.sign_in_again
+    if again is not None:
+        for f in sorted(backend.needs_sign_in & set(factories)):
+            add_entry(menu, menu_text(f"Sign in again to {f}…"), lambda f=f: again(f))
+    add_entry(menu, "Sign &in…", lambda: actions.open_dialog(dialogs.sign_in_dialog))
+    for f in factories:
+        add_entry(menu, menu_text(f"Sign out of {f}"), lambda f=f: actions.sign_out(f))
+
+
+def add_new_tunnel_entries(menu: QMenu, actions: MenuActions) -> None:
+    add_entry(menu, "Add &tunnel…", lambda: actions.open_dialog(dialogs.add_tunnel_dialog))
+    add_entry(
+        menu,
+        "I&mport WireGuard config…",
+        lambda: actions.open_dialog(dialogs.import_tunnel_dialog),
+    )
 
 
 def add_account_entries(menu: QMenu, factories: list[str], actions: MenuActions) -> None:
@@ -173,12 +218,23 @@ def add_account_entries(menu: QMenu, factories: list[str], actions: MenuActions)
     add_entry(menu, "Sign &in…", lambda: actions.open_dialog(dialogs.sign_in_dialog))
     for f in factories:
         add_entry(menu, menu_text(f"Sign out of {f}"), lambda f=f: actions.sign_out(f))
-    add_entry(menu, "Add &tunnel…", lambda: actions.open_dialog(dialogs.add_tunnel_dialog))
-    add_entry(
-        menu,
-        "I&mport WireGuard config…",
-        lambda: actions.open_dialog(dialogs.import_tunnel_dialog),
-    )
+    add_new_tunnel_entries(menu, actions)
+
+
+def add_factory_submenus(
+    menu: QMenu, backend: Backend, factories: list[str], actions: MenuActions
+) -> None:
+    """One submenu per factory: its devices, its favourite and recent ones, its sign-in."""
+    again = actions.sign_in_again
+    for f in factories:
+        needs = f in backend.needs_sign_in
+        sub = menu.addMenu(menu_text(f + (" (sign in again)" if needs else "")))
+        add_entry(sub, "&Devices…", lambda f=f: actions.devices(f))
+        add_recent_devices(sub, backend, actions, f)
+        sub.addSeparator()
+        if needs and again is not None:
+            add_entry(sub, "Sign in &again…", lambda f=f: again(f))
+        add_entry(sub, "Sign &out", lambda f=f: actions.sign_out(f))
 
 
 def add_app_entries(menu: QMenu, actions: MenuActions) -> None:
@@ -188,7 +244,11 @@ def add_app_entries(menu: QMenu, actions: MenuActions) -> None:
 
 
 def fill_tray_menu(menu: QMenu, backend: Backend | None, actions: MenuActions) -> None:
-    """The whole tray menu, replacing what `menu` held."""
+    """The whole tray menu, replacing what `menu` held.
+
+    With several factories, each gets a submenu (its devices, recent devices, sign-in),
+    so the menu keeps its length whatever the number of factories.
+    """
     clear_menu(menu)
     if backend is None:
         add_entry(menu, "fiotray: starting…")
@@ -203,9 +263,15 @@ def fill_tray_menu(menu: QMenu, backend: Backend | None, actions: MenuActions) -
         add_tunnel_entries(menu, backend, actions)
         menu.addSeparator()
         factories = factory_names(backend)
-        add_device_entries(menu, backend, factories, actions)
-        menu.addSeparator()
-        add_account_entries(menu, factories, actions)
+        if len(factories) > 1:
+            add_factory_submenus(menu, backend, factories, actions)
+            menu.addSeparator()
+            add_entry(menu, "Sign &in…", lambda: actions.open_dialog(dialogs.sign_in_dialog))
+            add_new_tunnel_entries(menu, actions)
+        else:
+            add_device_entries(menu, backend, factories, actions)
+            menu.addSeparator()
+            add_account_entries(menu, factories, actions)
     except FiotrayError as exc:
         # A hand-edited factories file: the menu still opens and says what is wrong.
         add_entry(menu, menu_text(str(exc)))

@@ -1,8 +1,9 @@
 """The tray icon: the tunnels' state at a glance, every action one menu away.
 
 The menu is rebuilt by fiotray.gui.menus each time it is about to show (Vorta's
-idiom), so it is never out of date. A left click toggles the default tunnel, but
-hosts differ on clicks, so everything is also in the menu.
+idiom), so it is never out of date. A left click opens the menu (or the devices
+window, or toggles the default tunnel: the user's setting); hosts differ on clicks, so
+everything is also in the menu.
 
 Notifications follow one rule: say what the user did not ask for (a tunnel
 that dropped or went stale, an expired sign-in) and failures of what they
@@ -20,7 +21,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
 
-from fiotray.core.errors import FiotrayError
+from fiotray.core import errors
+from fiotray.core.errors import FiotrayError, VpnError
 from fiotray.core.tunnelstate import State, TunnelStatus
 from fiotray.gui import dialogs, icons, menus
 from fiotray.gui.menus import UP_STATES, state_text
@@ -46,7 +48,8 @@ class TrayIcon(QSystemTrayIcon):
         super().__init__(parent)
         self._backend: Backend | None = None
         self._seen: dict[str, State] = {}
-        # Open dialogs by what opened them (a dialog loader, or "sign-out"): one of each.
+        # Open dialogs by what opened them (a dialog loader, or ("sign-out", factory)): one
+        # of each.
         self._dialogs: dict[object, QWidget] = {}
         self._actions = menus.MenuActions(
             toggle=self.toggle,
@@ -58,6 +61,7 @@ class TrayIcon(QSystemTrayIcon):
             tunnel_details=self.show_tunnel_details,
             sign_in_again=self.sign_in_again,
             remove_tunnel=self.confirm_remove_tunnel,
+            copy_address=self.copy_address,
         )
         # No parent: a tray icon is not a widget. Kept on self so it lives as long as the icon.
         self.menu = QMenu()
@@ -155,14 +159,21 @@ class TrayIcon(QSystemTrayIcon):
         if self._backend is None:
             return
         if reason is QSystemTrayIcon.ActivationReason.Trigger:
-            tunnel = self.backend.default_tunnel()
+            click = self.backend.settings.left_click
+            tunnel = self.backend.default_tunnel() if click == "toggle" else None
             if tunnel is not None:
                 self.toggle(tunnel.name)
+            elif click == "window":
+                self.devicesRequested.emit(None)
             else:
-                # Nothing to toggle yet: the menu has "Add tunnel…".
-                self.menu.popup(QCursor.pos())
+                # The default: a stray click never prompts for a password or changes a
+                # thing. (Toggle with no tunnel yet: the menu has "Add tunnel…".)
+                self.popup_menu()
         elif reason is QSystemTrayIcon.ActivationReason.MiddleClick:
             self.devicesRequested.emit(None)
+
+    def popup_menu(self) -> None:
+        self.menu.popup(QCursor.pos())
 
     def toggle(self, name: str) -> None:
         status = self.backend.tunnel_states.get(name)
@@ -171,11 +182,36 @@ class TrayIcon(QSystemTrayIcon):
         self.backend.spawn(self.backend.toggle(name), what=what)
 
     def ssh(self, factory: str, device: str) -> None:
-        self.backend.spawn(self.backend.open_ssh(factory, device), what=f"SSH to {device}")
+        self.backend.spawn(self._ssh(factory, device), what=f"SSH to {device}")
+
+    async def _ssh(self, factory: str, device: str) -> None:
+        try:
+            await self.backend.open_ssh(factory, device)
+        except VpnError as exc:
+            tunnel = self.backend.tunnel_for(factory)
+            if exc.code != errors.TUNNEL_DOWN or tunnel is None:
+                raise
+            # Only the tunnel stands in the way: offer to bring it up (one click, as in
+            # the devices window) instead of a notice that says which command to run.
+            name = tunnel.name
+            self._confirm(
+                ("connect-ssh", factory, device),
+                "Connect first",
+                f"SSH to {device} goes through the tunnel {name}, which is down.",
+                lambda: self.backend.connect_and_open_ssh(name, factory, device),
+                f"SSH to {device}",
+                yes="Connect and open SSH",
+            )
+
+    def copy_address(self, factory: str, device: str) -> None:
+        async def copy() -> None:
+            menus.copy_text(await self.backend.device_address(factory, device))
+
+        self.backend.spawn(copy(), what=f"Copy the address of {device}")
 
     def confirm_sign_out(self, factory: str) -> None:
         self._confirm(
-            "sign-out",
+            ("sign-out", factory),
             "Sign out",
             f"Sign out of {factory}? Its secrets are removed from the keyring.",
             lambda: self.backend.sign_out(factory),
@@ -184,19 +220,28 @@ class TrayIcon(QSystemTrayIcon):
 
     def _confirm(
         self,
-        key: str,
+        key: object,
         title: str,
         question: str,
         act: Callable[[], Coroutine[Any, Any, Any]],
         what: str,
+        *,
+        yes: str = "",
     ) -> None:
-        """Ask Yes/Cancel (one box per `key`); on Yes, run what `act` makes."""
+        """Ask Yes/Cancel (one box per `key`); on Yes, run what `act` makes.
+
+        `yes`: the Yes button's words, when "Yes" would not say what happens."""
+        if key in self._dialogs:
+            self._dialogs[key].raise_()
+            return
         box = QMessageBox(
             QMessageBox.Icon.Question,
             title,
             question,
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
         )
+        if yes:
+            box.button(QMessageBox.StandardButton.Yes).setText(yes)
 
         def done(result: int) -> None:
             self._dialogs.pop(key, None)
@@ -218,7 +263,7 @@ class TrayIcon(QSystemTrayIcon):
 
     def confirm_remove_tunnel(self, name: str) -> None:
         self._confirm(
-            "remove-tunnel",
+            ("remove-tunnel", name),
             "Remove tunnel",
             f"Remove the tunnel {name}? Its private key is deleted from the keyring; a "
             "request for access it made is withdrawn.",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from fiotray.core import errors
 from fiotray.core import tunnels as core_tunnels
-from fiotray.core.errors import VpnError
+from fiotray.core.errors import SetupError, VpnError
 from fiotray.core.services import Services
 from fiotray.core.tunnels import Tunnel, TunnelStatus
 
@@ -73,6 +73,15 @@ async def add_foundries(
     `request_access`: publish the laptop's public key and address in the factory's config
     (`fiotray-engineer-<engineer>`), where a self-service fiotray-server finds it."""
     api = await services.client(factory)
+    existing = services.tunnels.for_factory(api.factory)
+    if existing is not None:
+        # SSH and the devices window use the factory's one tunnel: a second would be a
+        # second peer of the same server that nothing uses.
+        raise SetupError(
+            f"Factory {api.factory} already has a tunnel, {existing.name} (interface "
+            f"{existing.interface}): one tunnel per factory. Remove it first to set up a "
+            f"new one (`fiotray tunnels remove {existing.name}`).",
+        )
     engineer = core_tunnels.engineer_name()
     server, used = await _taken(api, engineer)
     if address is None:
@@ -199,6 +208,49 @@ async def remove(services: Services, name: str) -> Tunnel:
     services.tunnels.remove(tunnel.name)
     await services.secrets.adelete(core_tunnels.tunnel_key(tunnel.name))
     return tunnel
+
+
+def set_autoconnect(services: Services, name: str, on: bool) -> Tunnel:
+    """Whether the tray app brings the tunnel up when it starts."""
+    tunnel = services.tunnels.get(name)
+    services.tunnels.set_autoconnect(tunnel.name, on)
+    return tunnel
+
+
+def endpoint_reachable(endpoint: str) -> bool:
+    """The endpoint's host resolves and the system has a route to it (no packet is sent:
+    connecting a UDP socket only looks the route up)."""
+    import socket
+
+    host, _, port = endpoint.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        return False
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError):
+        return False
+    for family, kind, proto, _name, address in infos:
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.connect(address)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+async def wait_for_network(
+    tunnel: Tunnel, *, first: float = 1.0, cap: float = 15.0, demo: bool = False
+) -> None:
+    """Return once the tunnel's server can be reached (checked at growing intervals, up
+    to `cap` s apart, for as long as it takes: a laptop may come online much later)."""
+    if demo or not tunnel.endpoint:
+        return
+    delay = first
+    while not await asyncio.to_thread(endpoint_reachable, tunnel.endpoint):
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, cap)
 
 
 async def connect(

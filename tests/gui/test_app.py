@@ -23,6 +23,7 @@ import shiboken6
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
+from fiotray.core import errors
 from fiotray.core.tunnels import State
 from fiotray.gui import app as app_mod
 from fiotray.gui.app import (
@@ -35,7 +36,7 @@ from fiotray.gui.app import (
     setup_logging,
     socket_path,
 )
-from fiotray.gui.backend import demo_services
+from fiotray.gui.backend import Backend, demo_services
 from fiotray.gui.tray import TrayIcon
 from tests.gui.waits import until
 
@@ -455,6 +456,68 @@ async def test_secrets_left_without_an_owner_are_reported_at_start(backend, qapp
         assert title == "Secrets left in the keyring"
         assert "2 secret(s)" in message and "ghost" in message and "gone-factory" in message
         assert "not-a-real" not in message  # names, never values
+    finally:
+        app.quit()
+        await asyncio.wait_for(run, 5)
+
+
+# -- connect when fiotray starts ------------------------------------------------------------
+
+
+async def test_a_tunnel_marked_so_connects_when_the_app_starts(backend, qapp):
+    tunnel = backend.tunnels()[0]
+    app = App(backend, hidden=True, tray_wait=30.0)
+    run = asyncio.ensure_future(app.run())
+    try:
+        # Not marked: it stays down.
+        await until(lambda: tunnel.name in backend.tunnel_states)
+        await until(lambda: app.autoconnect_task)
+        await asyncio.wait_for(app.autoconnect_task, 5)
+        assert backend.tunnel_states[tunnel.name].state is State.DISCONNECTED
+    finally:
+        app.quit()
+        await asyncio.wait_for(run, 5)
+
+    # Marked (in a new start: quitting closed the demo's services).
+    backend = Backend(demo_services())
+    backend.set_autoconnect(tunnel.name, True)
+    assert backend.tunnels()[0].autoconnect
+    app = App(backend, hidden=True, tray_wait=30.0)
+    run = asyncio.ensure_future(app.run())
+    try:
+        await until(
+            lambda: (s := backend.tunnel_states.get(tunnel.name)) and s.state is State.CONNECTED
+        )
+    finally:
+        app.quit()
+        await asyncio.wait_for(run, 5)
+
+
+async def test_a_dismissed_prompt_at_start_is_not_asked_again(backend, qapp, monkeypatch):
+    from fiotray.core.errors import VpnError
+    from fiotray.core.tunnels import Tunnel
+
+    second = Tunnel(name="office", kind="plain", interface="wg-office", template="", public_key="k")
+    backend.services.tunnels.save(second)
+    for t in backend.tunnels():
+        backend.set_autoconnect(t.name, True)
+    asked: list[str] = []
+
+    async def connect(name: str) -> Any:
+        asked.append(name)
+        raise VpnError("dismissed", code=errors.HELPER_DISMISSED)
+
+    monkeypatch.setattr(backend, "connect", connect)
+    tray = TrayIcon()
+    messages: list[tuple] = []
+    tray.showMessage = lambda *a: messages.append(a)  # type: ignore[method-assign]
+    app = App(backend, hidden=True, tray_wait=30.0, tray=tray)
+    run = asyncio.ensure_future(app.run())
+    try:
+        await until(lambda: app.autoconnect_task)
+        await asyncio.wait_for(app.autoconnect_task, 5)
+        # One prompt, dismissed: the other tunnel does not ask again, and no alarm.
+        assert len(asked) == 1 and messages == []
     finally:
         app.quit()
         await asyncio.wait_for(run, 5)

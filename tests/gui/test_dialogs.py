@@ -53,6 +53,11 @@ def demo_token(backend) -> str:
     return token
 
 
+def without_tunnel(backend) -> None:
+    """The demo factory with no tunnel yet: a factory has one tunnel at most."""
+    backend.services.tunnels.remove(DEMO_FACTORY)
+
+
 def opened(qtbot, dialog):
     qtbot.addWidget(dialog)
     dialog.open()
@@ -303,11 +308,30 @@ async def test_cancel_while_signing_in_abandons_the_call(qtbot, backend):
 
 
 async def test_add_tunnel_validation(qtbot, backend):
+    from fiotray.core.tunnels import Tunnel
+
+    # The demo factory has its tunnel: a second one is refused, and the note says how on.
+    # (It said "choose another name", but the interface comes from the factory.)
+    dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, factory=DEMO_FACTORY))
+    await tick()
+    dlg.address.setText("10.42.42.200")
+    dlg.name.setText("laptop")
+    assert not dlg.ok_button.isEnabled()
+    assert dlg.factory_note.isVisibleTo(dlg)
+    assert "One tunnel per factory" in dlg.factory_note.text()
+    assert f"remove “{DEMO_FACTORY}” first" in dlg.factory_note.text()
+    dlg.close()
+
+    without_tunnel(backend)
+    plain = Tunnel(
+        name=DEMO_FACTORY, kind="plain", interface="wg-office", template="", public_key="k"
+    )
+    backend.services.tunnels.save(plain)
     dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, factory=DEMO_FACTORY))
     await tick()
     assert dlg.factory.currentText() == DEMO_FACTORY
-    assert not dlg.ok_button.isEnabled()
-    # The default name is the factory's, which the demo's tunnel already has.
+    assert not dlg.ok_button.isEnabled() and not dlg.factory_note.isVisibleTo(dlg)
+    # The default name is the factory's, which the plain tunnel already has.
     dlg.address.setText("10.42.42.200")
     assert not dlg.ok_button.isEnabled()
     assert "exists already" in dlg.message.text()
@@ -325,6 +349,7 @@ async def test_add_tunnel_validation(qtbot, backend):
 
 
 async def test_add_tunnel_fills_in_a_free_address_and_can_request_access(qtbot, backend):
+    without_tunnel(backend)
     from tests.gui.waits import until
 
     server = "10.42.42.1"  # the demo factory's VPN server
@@ -362,6 +387,7 @@ async def test_an_address_typed_by_the_user_is_never_replaced(qtbot, backend):
 
 
 async def test_a_new_tunnels_state_is_read_at_once(qtbot, backend):
+    without_tunnel(backend)
     # It said "checking…" in the menu for minutes, until the next full check.
     dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, factory=DEMO_FACTORY))
     dlg.address.setText("10.42.42.201")
@@ -374,6 +400,7 @@ async def test_a_new_tunnels_state_is_read_at_once(qtbot, backend):
 
 
 async def test_add_tunnel_shows_the_admin_line(qtbot, backend):
+    without_tunnel(backend)
     dlg = opened(qtbot, AddFoundriesTunnelDialog(backend, factory=DEMO_FACTORY))
     added = []
     dlg.tunnelAdded.connect(added.append)
@@ -406,6 +433,7 @@ async def test_add_tunnel_shows_the_admin_line(qtbot, backend):
 
 
 async def test_add_tunnel_refused_by_the_core_inline(qtbot, backend):
+    without_tunnel(backend)
     dlg = opened(qtbot, AddFoundriesTunnelDialog(backend))
     dlg.address.setText("192.168.1.20")
     dlg.name.setText("laptop")
@@ -493,6 +521,11 @@ async def test_settings_round_trip(qtbot, backend):
     dlg.notifications.setChecked(False)
     dlg.autostart.setChecked(True)
     dlg.default_tunnel.setCurrentIndex(dlg.default_tunnel.findData(tunnel))
+    assert dlg.left_click.currentData() == "menu"
+    dlg.left_click.setCurrentIndex(dlg.left_click.findData("toggle"))
+    assert set(dlg.autoconnect) == {first.name, tunnel}
+    assert not any(box.isChecked() for box in dlg.autoconnect.values())
+    dlg.autoconnect[tunnel].setChecked(True)
     await tick(0.4)  # the terminal line is looked up after typing pauses
     assert dlg.terminal_now.text().startswith("SSH opens in: sh")
     dlg.ok_button.click()
@@ -500,13 +533,17 @@ async def test_settings_round_trip(qtbot, backend):
     saved = SettingsStore(backend.services.settings.path.parent).load()
     assert (saved.terminal, saved.ssh_user, saved.ssh_route) == ("sh", "root", "direct")
     assert (saved.notifications, saved.autostart) == (False, True)
+    assert saved.left_click == "toggle"
     assert backend.settings == saved
-    # The default tunnel has one home, the one the CLI reads.
-    assert TunnelStore(backend.services.tunnels.config_dir).get().name == tunnel
+    # The default tunnel and "connect when fiotray starts" live with the tunnels.
+    store = TunnelStore(backend.services.tunnels.config_dir)
+    assert store.get().name == tunnel
+    assert {t.name: t.autoconnect for t in store.list()} == {first.name: False, tunnel: True}
 
     again = opened(qtbot, SettingsDialog(backend))
     assert again.terminal.text() == "sh" and again.route_buttons["direct"].isChecked()
     assert again.default_tunnel.currentData() == tunnel
+    assert again.left_click.currentData() == "toggle" and again.autoconnect[tunnel].isChecked()
 
 
 async def test_settings_cancel_and_validation(qtbot, backend):

@@ -82,7 +82,7 @@ async def test_refilling_drops_the_old_submenus(backend):
         f"{TUNNEL}: details, copy, remove",
     ]
     recent = next(m for m in subs if m.title() == "Recent devices")
-    entry(recent, "SSH to dev-1").trigger()
+    entry(entry(recent, "dev-1").menu(), "Open SSH terminal").trigger()
     entry(menu, "Quit").trigger()
     assert calls == [("ssh", (TUNNEL, "dev-1")), ("quit", None)]
 
@@ -120,3 +120,68 @@ async def test_each_tunnel_has_details_copy_and_remove(backend):
     ):
         assert line in text.splitlines(), text
     menu.deleteLater()
+
+
+async def test_several_factories_get_a_submenu_each(backend):
+    from fiotray.core.factories import Factory
+
+    for name in ("acme", "globex", "initech"):
+        backend.services.factories.save(Factory(name, "token"))
+    backend.save_settings(
+        dataclasses.replace(
+            backend.settings, recent=(("acme", "gw-1"), (TUNNEL, "dev-1"), ("globex", "gw-9"))
+        )
+    )
+    backend.needs_sign_in.add("globex")
+    actions, calls = recorder()
+    actions = dataclasses.replace(
+        actions,
+        sign_in_again=lambda f: calls.append(("again", f)),
+        copy_address=lambda f, d: calls.append(("copy", (f, d))),
+    )
+    menu = QMenu()
+    menus.fill_tray_menu(menu, backend, actions)
+    top = [a.text().replace("&", "") for a in menu.actions() if not a.isSeparator()]
+    # Four factories: no line per factory per action (it made an 18-line menu).
+    assert top == [
+        "fiotray (demo)",
+        "Sign in again to globex…",
+        f"{TUNNEL} — checking…",
+        f"{TUNNEL}: details, copy, remove",
+        "acme",
+        TUNNEL,
+        "globex (sign in again)",
+        "initech",
+        "Sign in…",
+        "Add tunnel…",
+        "Import WireGuard config…",
+        "Settings…",
+        "Help",
+        "About fiotray",
+        "Quit",
+    ]
+    acme = entry(menu, "acme").menu()
+    assert [a.text().replace("&", "") for a in acme.actions() if not a.isSeparator()] == [
+        "Devices…",
+        "Recent devices",
+        "Sign out",
+    ]
+    entry(acme, "Devices…").trigger()
+    gw = entry(entry(acme, "Recent devices").menu(), "gw-1").menu()
+    entry(gw, "Open SSH terminal").trigger()
+    entry(gw, "Copy VPN address").trigger()
+    entry(acme, "Sign out").trigger()
+    globex = entry(menu, "globex").menu()
+    entry(globex, "Sign in again…").trigger()
+    assert calls == [
+        ("devices", "acme"),
+        ("ssh", ("acme", "gw-1")),
+        ("copy", ("acme", "gw-1")),
+        ("sign_out", "acme"),
+        ("again", "globex"),
+    ]
+    # Only that factory's devices under it.
+    own = next(a for a in menu.actions() if a.text() == TUNNEL).menu()
+    recent = entry(own, "Recent devices").menu()
+    assert [a.text() for a in recent.actions()] == ["dev-1"]
+    assert entry(menu, "initech").menu().actions()[0].text() == "&Devices…"

@@ -85,10 +85,32 @@ async def test_tunnel_entry_and_left_click_reach_backend_toggle(tray, backend, m
     monkeypatch.setattr(backend, "toggle", toggle)
     action(show_menu(tray), TUNNEL).trigger()
     await until(lambda: backend.tunnel_states[TUNNEL].state is State.CONNECTED)
+    backend.save_settings(dataclasses.replace(backend.settings, left_click="toggle"))
     tray.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
     await until(lambda: backend.tunnel_states[TUNNEL].state is State.DISCONNECTED)
     assert calls == [TUNNEL, TUNNEL]
     assert tray.messages == []  # both were asked for: nothing to say
+
+
+async def test_a_left_click_opens_the_menu_unless_set_otherwise(tray, backend, monkeypatch):
+    toggled, popped, devices = [], [], []
+    monkeypatch.setattr(tray, "toggle", toggled.append)
+    monkeypatch.setattr(tray, "popup_menu", lambda: popped.append(True))
+    tray.devicesRequested.connect(devices.append)
+    # By default: the menu, never the tunnel (a stray click prompted for a password).
+    assert backend.settings.left_click == "menu"
+    tray.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
+    assert (popped, toggled, devices) == ([True], [], [])
+    backend.save_settings(dataclasses.replace(backend.settings, left_click="window"))
+    tray.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
+    assert (popped, toggled, devices) == ([True], [], [None])
+    backend.save_settings(dataclasses.replace(backend.settings, left_click="toggle"))
+    tray.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
+    assert (popped, toggled, devices) == ([True], [TUNNEL], [None])
+    # Toggle with no tunnel to toggle: the menu, which has "Add tunnel…".
+    backend.services.tunnels.remove(TUNNEL)
+    tray.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
+    assert (popped, toggled) == ([True, True], [TUNNEL])
 
 
 async def test_quit_and_devices_entries_emit(tray):
@@ -122,9 +144,11 @@ async def test_recent_and_favourite_devices_open_ssh(tray, backend, monkeypatch)
     favourites = action(actions, "Favourites").menu()
     recent = action(actions, "Recent devices").menu()
     assert isinstance(favourites, QMenu) and isinstance(recent, QMenu)
-    assert [a.text() for a in favourites.actions()] == ["SSH to fav-1"]
-    assert [a.text() for a in recent.actions()] == ["SSH to dev-2"]  # favourites not twice
-    recent.actions()[0].trigger()
+    assert [a.text() for a in favourites.actions()] == ["fav-1"]
+    assert [a.text() for a in recent.actions()] == ["dev-2"]  # favourites not twice
+    device = recent.actions()[0].menu()
+    assert [plain(a) for a in device.actions()] == ["Open SSH terminal", "Copy VPN address"]
+    device.actions()[0].trigger()
     await until(lambda: opened)
     assert opened == [(TUNNEL, "dev-2")]
 
@@ -199,7 +223,7 @@ async def test_sign_out_asks_first(tray, backend, monkeypatch):
 
     monkeypatch.setattr(backend, "sign_out", sign_out)
     action(show_menu(tray), f"Sign out of {TUNNEL}").trigger()
-    box = tray._dialogs["sign-out"]
+    box = tray._dialogs[("sign-out", TUNNEL)]
     assert isinstance(box, QMessageBox) and box.isVisible()
     assert signed_out == []
     box.done(QMessageBox.StandardButton.Yes)
@@ -219,7 +243,7 @@ async def test_removing_a_tunnel_asks_first_and_details_show_it(tray, backend):
     assert box.isVisible() and f"My public key: {tunnel.public_key}" in box.text()
     box.done(0)
     action(sub.actions(), "Remove…").trigger()
-    box = tray._dialogs["remove-tunnel"]
+    box = tray._dialogs[("remove-tunnel", TUNNEL)]
     assert isinstance(box, QMessageBox) and box.isVisible()
     assert [t.name for t in backend.tunnels()] == [TUNNEL]  # nothing yet
     box.done(QMessageBox.StandardButton.Yes)
@@ -394,3 +418,43 @@ async def test_a_successor_takes_over_the_backend_and_the_open_dialogs(tray, bac
         assert dialogs.settings_dialog not in new._dialogs
     finally:
         new.deleteLater()
+
+
+async def test_ssh_from_the_menu_offers_to_connect_first(tray, backend, monkeypatch):
+    from fiotray.core import terminal
+
+    launched: list[str] = []
+
+    async def launch(argv: list[str], *, setting: str | None = None, title: str = "") -> int:
+        launched.append(title)
+        return 4242
+
+    monkeypatch.setattr(terminal, "launch_in_terminal", launch)
+    rows = await backend.load_devices(TUNNEL)
+    device = next(r.device.name for r in rows if r.vpn_enabled and r.vpn_address)
+    await backend.refresh_tunnels()
+    tray.ssh(TUNNEL, device)
+    # The tunnel is down: a question, not a notice telling which command to run.
+    box = await until(lambda: tray._dialogs.get(("connect-ssh", TUNNEL, device)))
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    assert "which is down" in box.text()
+    assert box.button(QMessageBox.StandardButton.Yes).text() == "Connect and open SSH"
+    assert launched == [] and tray.messages == []
+    box.done(QMessageBox.StandardButton.Yes)
+    await until(lambda: launched)
+    assert backend.tunnel_states[TUNNEL].state is State.CONNECTED
+    assert launched == [f"{device} — {TUNNEL} (fiotray SSH)"]
+
+
+async def test_copy_a_devices_address_from_the_menu(tray, backend):
+    from PySide6.QtGui import QGuiApplication
+
+    rows = await backend.load_devices(TUNNEL)
+    on = next(r for r in rows if r.vpn_enabled and r.vpn_address)
+    off = next(r for r in rows if not r.vpn_enabled)
+    tray.copy_address(TUNNEL, on.device.name)
+    await until(lambda: QGuiApplication.clipboard().text() == on.vpn_address)
+    tray.copy_address(TUNNEL, off.device.name)
+    await until(lambda: tray.messages)
+    assert "has no VPN address" in str(tray.messages[-1])
+    assert QGuiApplication.clipboard().text() == on.vpn_address

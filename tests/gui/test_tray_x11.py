@@ -76,8 +76,17 @@ def test_tray_icon_click_menu_and_quit(xsession: XSession) -> None:
         time.sleep(0.3)  # let the panel paint
         tray_area(xsession, icon, "x11-tray-disconnected")
 
+        # A left click opens the menu (it used to toggle the tunnel: a stray click
+        # prompted for a password); its first entry is the tunnel's.
+        before = set(xsession.visible_windows("fiotray"))
         xsession.click(icon, 1)
-        wait_for("connected after a left click", lambda: tunnel_state(sock_path) == "connected")
+        wait_for(
+            "the menu after a left click", lambda: set(xsession.visible_windows("fiotray")) - before
+        )
+        assert tunnel_state(sock_path) == "disconnected"
+        xsession.key("Down")
+        xsession.key("Return")
+        wait_for("connected from the menu", lambda: tunnel_state(sock_path) == "connected")
         assert request(sock_path, "status")["icon_state"] == "connected"
         time.sleep(0.3)
         tray_area(xsession, icon, "x11-tray-connected")
@@ -123,10 +132,12 @@ def test_tray_icon_click_menu_and_quit(xsession: XSession) -> None:
         assert len(xsession.x.tray_icons("fiotray")) == 1
         assert request(sock_path, "status")["window"] is True
 
+        before = set(xsession.visible_windows("fiotray"))
         xsession.click(icon, 1)
-        wait_for(
-            "disconnected after a second click", lambda: tunnel_state(sock_path) == "disconnected"
-        )
+        wait_for("the menu again", lambda: set(xsession.visible_windows("fiotray")) - before)
+        xsession.key("Down")
+        xsession.key("Return")
+        wait_for("disconnected from the menu", lambda: tunnel_state(sock_path) == "disconnected")
 
         assert request(sock_path, "quit") == {"ok": True}
         assert proc.wait(timeout=10) == 0

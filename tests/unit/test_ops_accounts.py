@@ -12,6 +12,7 @@ FACTORY = "demo-factory"
 async def test_the_demo_keeps_to_its_temp_dir(services, monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    services.tunnels.remove(FACTORY)  # one tunnel per factory
     await tunnels.add_foundries(services, address="10.42.42.201", name="scratch")
     await devices.set_vpn(services, FACTORY, "off-vpn", True)
     root = services.settings.path.parent.parent

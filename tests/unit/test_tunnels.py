@@ -481,3 +481,17 @@ def test_settings_keep_an_old_default_tunnel_key_for_the_move(tmp_path):
     assert store.load().extra == {"default_tunnel": "b"}
     store.update(lambda s: s.remember("f", "d"))
     assert json.loads(store.path.read_text())["default_tunnel"] == "b"
+
+
+def test_a_left_click_setting_from_a_file_is_one_of_the_known(tmp_path):
+    from fiotray.core.settings import SettingsStore
+
+    path = tmp_path / "settings.json"
+    for value, expected in (
+        ("window", "window"),
+        ("toggle", "toggle"),
+        ("rm -rf", "menu"),
+        (3, "menu"),
+    ):
+        path.write_text(json.dumps({"left_click": value}))
+        assert SettingsStore(tmp_path).load().left_click == expected

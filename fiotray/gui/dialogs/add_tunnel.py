@@ -198,7 +198,11 @@ class AddFoundriesTunnelDialog(WorkDialog):
         self.name.setPlaceholderText(f"optional, default: {factory}" if factory else "optional")
         existing = self._tunnel_factories.get(factory)
         self.factory_note.setText(
-            f"This laptop already has a tunnel to {factory}: “{existing}”." if existing else ""
+            f"This laptop already has a tunnel to {factory}: “{existing}”. One tunnel per "
+            f"factory: to set up a new one, remove “{existing}” first (its menu in the tray "
+            "or the window's Tunnel menu: Remove…)."
+            if existing
+            else ""
         )
         self.factory_note.setVisible(bool(existing))
         self._suggest()
@@ -236,6 +240,8 @@ class AddFoundriesTunnelDialog(WorkDialog):
 
         if not self.factory.currentText():
             return False, ""
+        if self.factory.currentText() in self._tunnel_factories:
+            return False, ""  # the note under the factory says why
         problems: list[str] = []
         address = self.address.text().strip()
         ok_address = not address  # none: picked when the tunnel is added

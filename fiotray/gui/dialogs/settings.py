@@ -46,6 +46,12 @@ _ROUTES: tuple[tuple[str, str, str], ...] = (
     ("public", "&Public SSH of the server", "Via the server's public SSH host; no tunnel."),
 )
 
+_LEFT_CLICK: tuple[tuple[str, str], ...] = (
+    ("menu", "Open the menu"),
+    ("window", "Open the devices window"),
+    ("toggle", "Connect or disconnect the default tunnel"),
+)
+
 
 class SettingsDialog(WorkDialog):
     """The user's settings; OK saves through the backend, Cancel changes nothing."""
@@ -135,9 +141,31 @@ class SettingsDialog(WorkDialog):
             self.default_tunnel.addItem(f"{default_name} (not found)", default_name)
         index = self.default_tunnel.findData(default_name)
         self.default_tunnel.setCurrentIndex(max(index, 0))
+        # Per tunnel: kept with the tunnel (tunnels.json), like its default.
+        self.autoconnect: dict[str, QCheckBox] = {}
+        autoconnect = QWidget()
+        autoconnect_layout = QVBoxLayout(autoconnect)
+        autoconnect_layout.setContentsMargins(0, 0, 0, 0)
+        autoconnect_layout.setSpacing(2)
+        try:
+            tunnels = backend.tunnels()
+        except FiotrayError:
+            tunnels = []
+        for tunnel in tunnels:
+            box = QCheckBox(tunnel.name.replace("&", "&&"))
+            box.setChecked(tunnel.autoconnect)
+            box.setToolTip(
+                "Once the network is up; asks for your password only if the system's "
+                "policy does for any connect."
+            )
+            self.autoconnect[tunnel.name] = box
+            autoconnect_layout.addWidget(box)
+        if not tunnels:
+            autoconnect_layout.addWidget(note_label("No tunnel yet."))
         tunnels_box = QGroupBox("Tunnels")
         tunnels_form = form_layout()
         tunnels_form.addRow("De&fault tunnel:", self.default_tunnel)
+        tunnels_form.addRow("Connect when\nfiotray starts:", autoconnect)
         tunnels_box.setLayout(tunnels_form)
 
         # -- desktop
@@ -149,10 +177,18 @@ class SettingsDialog(WorkDialog):
             "Tell me when a tunnel drops, a device applies a VPN change or a sign-in expires."
         )
         self.notifications.setChecked(settings.notifications)
+        self.left_click = QComboBox()
+        for value, text in _LEFT_CLICK:
+            self.left_click.addItem(text, value)
+        self.left_click.setCurrentIndex(max(self.left_click.findData(settings.left_click), 0))
+        self.left_click.setToolTip("The right click (or long press) always opens the menu.")
         desktop_box = QGroupBox("Desktop")
         desktop_layout = QVBoxLayout(desktop_box)
         desktop_layout.addWidget(self.autostart)
         desktop_layout.addWidget(self.notifications)
+        click_form = form_layout()
+        click_form.addRow("&Left click on the tray icon:", self.left_click)
+        desktop_layout.addLayout(click_form)
 
         layout = QVBoxLayout(self.body)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -180,8 +216,10 @@ class SettingsDialog(WorkDialog):
             self.ssh_user,
             *self.route_buttons.values(),
             self.default_tunnel,
+            *self.autoconnect.values(),
             self.autostart,
             self.notifications,
+            self.left_click,
             self.ok_button,
             self.cancel_button,
         ]
@@ -247,9 +285,12 @@ class SettingsDialog(WorkDialog):
             ssh_route=self.chosen_route(),
             autostart=self.autostart.isChecked(),
             notifications=self.notifications.isChecked(),
+            left_click=str(self.left_click.currentData() or "menu"),
         )
         try:
             self.backend.set_default_tunnel(str(self.default_tunnel.currentData() or ""))
+            for name, box in self.autoconnect.items():
+                self.backend.set_autoconnect(name, box.isChecked())
             self.backend.save_settings(settings)
         except FiotrayError as exc:
             self.show_error(str(exc))
