@@ -76,6 +76,7 @@ class MenuActions:
     sign_in_again: Callable[[str], None] | None = None  # a factory whose sign-in failed
     remove_tunnel: Callable[[str], None] | None = None  # a tunnel's name (asks first)
     copy_address: Callable[[str, str], None] | None = None  # factory, device
+    autoconnect: Callable[[str, bool], None] | None = None  # a tunnel's name, on
 
 
 def add_entry(menu: QMenu, text: str, slot: Callable[[], Any] | None = None) -> QAction:
@@ -134,6 +135,12 @@ def add_tunnel_submenu(menu: QMenu, tunnel: Tunnel, actions: MenuActions) -> QMe
         address = tunnel.address
         add_entry(sub, "Copy my VPN &address", lambda: copy_text(address))
     add_entry(sub, "Copy my &public key", lambda: copy_text(tunnel.public_key))
+    autoconnect = actions.autoconnect
+    if autoconnect is not None:
+        on = add_entry(sub, "&Connect when fiotray starts", lambda: None)
+        on.setCheckable(True)
+        on.setChecked(tunnel.autoconnect)
+        on.toggled.connect(lambda checked: autoconnect(name, checked))
     if remove is not None:
         sub.addSeparator()
         add_entry(sub, "&Remove…", lambda: remove(name))

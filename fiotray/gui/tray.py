@@ -62,6 +62,7 @@ class TrayIcon(QSystemTrayIcon):
             sign_in_again=self.sign_in_again,
             remove_tunnel=self.confirm_remove_tunnel,
             copy_address=self.copy_address,
+            autoconnect=self.set_autoconnect,
         )
         # No parent: a tray icon is not a widget. Kept on self so it lives as long as the icon.
         self.menu = QMenu()
@@ -202,6 +203,12 @@ class TrayIcon(QSystemTrayIcon):
                 f"SSH to {device}",
                 yes="Connect and open SSH",
             )
+
+    def set_autoconnect(self, name: str, on: bool) -> None:
+        try:
+            self.backend.set_autoconnect(name, on)
+        except FiotrayError as exc:
+            self.notify("fiotray", str(exc), error=True)
 
     def copy_address(self, factory: str, device: str) -> None:
         async def copy() -> None:

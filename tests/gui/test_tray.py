@@ -458,3 +458,23 @@ async def test_copy_a_devices_address_from_the_menu(tray, backend):
     await until(lambda: tray.messages)
     assert "has no VPN address" in str(tray.messages[-1])
     assert QGuiApplication.clipboard().text() == on.vpn_address
+
+
+async def test_connect_when_fiotray_starts_from_the_tunnels_menu(tray, backend):
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication, QMenu
+
+    show_menu(tray)
+    sub = next(m for m in tray.menu.findChildren(QMenu) if m.title().startswith(TUNNEL))
+    on = action(sub.actions(), "Connect when fiotray starts")
+    assert on.isCheckable() and not on.isChecked()
+    on.trigger()
+    assert backend.tunnels()[0].autoconnect is True
+    show_menu(tray)
+    # Last time's submenus go first: the entry read next is the rebuilt one.
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    sub = next(m for m in tray.menu.findChildren(QMenu) if m.title().startswith(TUNNEL))
+    on = action(sub.actions(), "Connect when fiotray starts")
+    assert on.isChecked()
+    on.trigger()
+    assert backend.tunnels()[0].autoconnect is False
