@@ -503,7 +503,8 @@ class App(QObject):
             except ImportError as exc:
                 log.error("the devices window is not available: %s", exc)
                 return False
-            self.window = DevicesWindow(self.backend)
+            # Through self.tray at the time: the icon is replaced when a tray appears late.
+            self.window = DevicesWindow(self.backend, menu_actions=lambda: self.tray.menu_actions)
             # Through self.tray at the time: the icon is replaced when a tray appears late.
             self.window.signInRequested.connect(lambda f: self.tray.sign_in_again(f))  # type: ignore[attr-defined]
             fit_to_screen(self.window)

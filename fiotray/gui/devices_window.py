@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from fiotray.core.devices import DeviceRow, VpnState
     from fiotray.core.tunnels import Tunnel
     from fiotray.gui.backend import Backend
+    from fiotray.gui.menus import MenuActions
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +173,17 @@ class DevicesWindow(QWidget):
     # "Sign in again…" on the message bar: the app opens the sign-in dialog for it.
     signInRequested = Signal(str)  # factory
 
-    def __init__(self, backend: Backend, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        parent: QWidget | None = None,
+        menu_actions: Callable[[], MenuActions | None] | None = None,
+    ) -> None:
+        """`menu_actions`: the app's menu actions, for the menu bar (None: the window's own
+        entries only)."""
         super().__init__(parent)
         self.backend = backend
+        self._menu_actions = menu_actions or (lambda: None)
         self.setWindowTitle("Devices — fiotray")
         self.resize(1040, 620)
         self.model = DeviceTableModel(self)
@@ -331,7 +340,13 @@ class DevicesWindow(QWidget):
                 action=("Sign in to your factory…", lambda: self.signInRequested.emit("")),
             )
 
+        from fiotray.gui.window_menu import WindowMenuBar
+
+        # Everything the tray menu has: where no tray exists, this window is the app.
+        self.menu_bar = WindowMenuBar(self, self._menu_actions, self)
+
         layout = QVBoxLayout(self)
+        layout.setMenuBar(self.menu_bar)
         layout.setContentsMargins(10, 8, 10, 6)
         layout.setSpacing(6)
         layout.addWidget(self.demo_bar)
@@ -348,6 +363,10 @@ class DevicesWindow(QWidget):
         self.refresh_shortcut.activated.connect(self.refresh)
         self.clear_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
         self.clear_shortcut.activated.connect(self.clear_search)
+        self.close_shortcut = QShortcut(QKeySequence("Ctrl+W"), self)
+        self.close_shortcut.activated.connect(self.close)
+        self.quit_shortcut = QShortcut(QKeySequence("Ctrl+Q"), self)
+        self.quit_shortcut.activated.connect(self._quit)
         # Shift+F10 and the Menu key on the table open the current row's menu.
         self.menu_shortcuts = []
         for key in ("Shift+F10", QKeySequence(Qt.Key.Key_Menu)):
@@ -419,6 +438,11 @@ class DevicesWindow(QWidget):
         self._show_progress(f"Loading devices of {factory}…", 0, 0)
         self._update_placeholder()
         self._update_status()
+
+    def _quit(self) -> None:
+        actions = self._menu_actions()
+        if actions is not None:
+            actions.quit()
 
     def focus_search(self) -> None:
         self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)

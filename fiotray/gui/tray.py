@@ -75,6 +75,11 @@ class TrayIcon(QSystemTrayIcon):
             self.attach(backend)
 
     @property
+    def menu_actions(self) -> menus.MenuActions:
+        """What the menu entries do: a window's menu bar does the same."""
+        return self._actions
+
+    @property
     def backend(self) -> Backend:
         if self._backend is None:
             raise RuntimeError("TrayIcon.attach() was not called")

@@ -47,9 +47,10 @@ class FakeDevicesWindow(QWidget):
     instances: list[FakeDevicesWindow] = []  # noqa: RUF012 - a record across the test
     signInRequested = Signal(str)  # as the real window's
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, menu_actions: Any = None) -> None:
         super().__init__()
         self.backend = backend
+        self.menu_actions = menu_actions
         self.factories: list[str | None] = []
         FakeDevicesWindow.instances.append(self)
 
@@ -518,6 +519,47 @@ async def test_a_dismissed_prompt_at_start_is_not_asked_again(backend, qapp, mon
         await asyncio.wait_for(app.autoconnect_task, 5)
         # One prompt, dismissed: the other tunnel does not ask again, and no alarm.
         assert len(asked) == 1 and messages == []
+    finally:
+        app.quit()
+        await asyncio.wait_for(run, 5)
+
+
+# -- the window as the whole app ------------------------------------------------------------
+
+
+def menu_texts(menu: Any) -> list[str]:
+    return [a.text().replace("&", "") for a in menu.actions() if not a.isSeparator()]
+
+
+async def test_without_a_tray_the_windows_menu_bar_has_the_whole_app(backend, qapp):
+    from fiotray.gui import dialogs
+
+    app = App(backend, hidden=False, tray_wait=0.2, tray_poll=0.05)
+    run = asyncio.ensure_future(app.run())
+    try:
+        await until(lambda: app.tray_available is False and app.window is not None)
+        bar = app.window.menu_bar  # type: ignore[union-attr]
+        assert bar.isVisibleTo(app.window)
+        bar.rebuild_all()
+        file, tunnels, factory, help_ = (
+            bar.file_menu,
+            bar.tunnels_menu,
+            bar.factory_menu,
+            bar.help_menu,
+        )
+        assert menu_texts(file) == ["Settings…", "Close window\tCtrl+W", "Quit fiotray\tCtrl+Q"]
+        tunnel = backend.tunnels()[0].name
+        assert menu_texts(tunnels)[0].startswith(f"{tunnel} — ")
+        assert menu_texts(tunnels)[-2:] == ["Add tunnel…", "Import WireGuard config…"]
+        assert menu_texts(factory)[:3] == [tunnel, "Refresh\tF5", "Find…\tCtrl+F"]
+        assert menu_texts(factory)[-2:] == ["Sign in…", f"Sign out of {tunnel}"]
+        assert menu_texts(help_) == ["fiotray Help", "About fiotray"]
+        # The entries are the tray's: its dialogs, one of each.
+        next(a for a in file.actions() if a.text() == "&Settings…").trigger()
+        assert app.tray._dialogs[dialogs.settings_dialog].isVisible()
+        app.tray._dialogs[dialogs.settings_dialog].close()
+        next(a for a in file.actions() if a.text().startswith("&Quit")).trigger()
+        assert await asyncio.wait_for(run, 5) == 0
     finally:
         app.quit()
         await asyncio.wait_for(run, 5)

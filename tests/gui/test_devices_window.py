@@ -32,7 +32,7 @@ from fiotray.gui.device_model import (
 )
 from fiotray.gui.devices_window import DevicesWindow
 from tests import hostile
-from tests.gui.waits import signal_future
+from tests.gui.waits import signal_future, until
 
 WAIT = 10.0
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -699,3 +699,44 @@ async def test_the_demo_says_so_and_offers_a_real_sign_in(window):
     asked = signal_future(window.signInRequested)
     bar.action_button.click()
     assert await wait(asked) == ("",)
+
+
+async def test_the_menu_bar_switches_factory_and_quits(backend):
+    from fiotray.core.factories import Factory
+    from fiotray.gui import menus
+
+    backend.services.factories.save(Factory("acme", "token"))
+    calls: list[Any] = []
+    actions = menus.MenuActions(
+        toggle=calls.append,
+        devices=calls.append,
+        ssh=lambda f, d: calls.append((f, d)),
+        sign_out=calls.append,
+        open_dialog=calls.append,
+        quit=lambda: calls.append("quit"),
+    )
+    w = DevicesWindow(backend, menu_actions=lambda: actions)
+    try:
+        w.show()
+        bar = w.menu_bar
+        bar.rebuild_all()
+        factory_menu = bar.factory_menu
+        choices = [a for a in factory_menu.actions() if a.isCheckable()]
+        assert [a.text() for a in choices] == ["acme", "demo-factory"]
+        assert [a.isChecked() for a in choices] == [False, True]
+        choices[0].trigger()
+        assert w.factory == "acme" and w.factory_combo.currentText() == "acme"
+        bar.rebuild_all()
+        assert [a.isChecked() for a in factory_menu.actions() if a.isCheckable()] == [True, False]
+        # "Devices — F…" entries of the shared sections show F here, not a second window.
+        bar.menu_actions().devices("demo-factory")  # type: ignore[union-attr]
+        assert w.factory == "demo-factory" and calls == []
+        w.activateWindow()
+        await until(w.isActiveWindow)
+        w.table.setFocus()
+        QTest.keyClick(w.table, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+        assert calls == ["quit"]
+        QTest.keyClick(w.table, Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)
+        assert not w.isVisible()
+    finally:
+        w.deleteLater()
