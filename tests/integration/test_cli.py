@@ -337,9 +337,21 @@ def test_ssh_uses_the_users_settings(signed_in):
 
 def test_demo_never_touches_the_users_files(cli):
     """--demo adds its tunnel to the demo's own store, not to the user's tunnels.json."""
-    before = sorted(p.relative_to(cli.home) for p in cli.home.rglob("*"))
-    added = cli("--demo", "tunnels", "add-foundries", "--address", "10.42.42.200", "--name", "mine")
-    assert "Added tunnel mine" in added.stdout
+    import base64
+    import tempfile
+
+    key = base64.b64encode(bytes(range(32))).decode()
+    peer = base64.b64encode(bytes(range(1, 33))).decode()
+    with tempfile.TemporaryDirectory() as scratch:  # outside the home that is compared
+        conf = Path(scratch) / "office.conf"
+        conf.write_text(
+            f"[Interface]\nPrivateKey = {key}\nAddress = 10.9.0.2/32\n\n"
+            f"[Peer]\nPublicKey = {peer}\nAllowedIPs = 10.9.0.0/24\n"
+            "Endpoint = 127.0.0.1:51820\n"
+        )
+        before = sorted(p.relative_to(cli.home) for p in cli.home.rglob("*"))
+        added = cli("--demo", "tunnels", "import", str(conf), "--name", "mine")
+    assert "Imported tunnel mine" in added.stdout, added.stdout
     listed = cli("--demo", "tunnels", "list").stdout
     assert "demo-factory" in listed and "mine" not in listed  # a new demo each run
     assert "demo-factory" in cli("--demo", "status").stdout
