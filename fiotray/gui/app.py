@@ -30,6 +30,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from fiotray.core import errors
 from fiotray.core.errors import FiotrayError
+from fiotray.core.files import runtime_dir
 from fiotray.core.tunnelstate import State
 from fiotray.gui import icons
 from fiotray.gui.menus import UP_STATES
@@ -100,20 +101,6 @@ def setup_logging(directory: Path) -> RotatingFileHandler:
 
 
 # -- one instance per user ------------------------------------------------------------------
-
-
-def runtime_dir() -> Path:
-    """$XDG_RUNTIME_DIR, else a private dir of ours in the temp dir (never someone else's)."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and Path(xdg).is_dir():
-        return Path(xdg)
-    path = Path(tempfile.gettempdir()) / f"fiotray-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    st = path.lstat()
-    if st.st_uid != os.getuid() or not path.is_dir() or path.is_symlink() or st.st_mode & 0o077:
-        raise FiotrayError(f"{path} is not a private directory of this user; remove it.")
-    return path
 
 
 def instance_name(demo: bool) -> str:
