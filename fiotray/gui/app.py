@@ -103,12 +103,15 @@ def setup_logging(directory: Path) -> RotatingFileHandler:
 # -- one instance per user ------------------------------------------------------------------
 
 
-def instance_name(demo: bool) -> str:
-    return f"{APP_NAME}-{os.getuid()}{'-demo' if demo else ''}"
+def instance_name() -> str:
+    """One running fiotray per user, however it was started: the demo (asked for, or
+    shown because nothing is set up) and the user's own factories share one name, so a
+    second launch finds whichever runs instead of adding a second tray icon."""
+    return f"{APP_NAME}-{os.getuid()}"
 
 
-def socket_path(demo: bool) -> Path:
-    return runtime_dir() / f"{instance_name(demo)}.sock"
+def socket_path() -> Path:
+    return runtime_dir() / f"{instance_name()}.sock"
 
 
 class InstanceLock:
@@ -509,7 +512,8 @@ class App(QObject):
 
     def handle_request(self, command: str) -> dict[str, Any]:
         if command == "show":
-            return {"ok": self.show_devices(None)}
+            # "demo": a launch that asked for the demo can tell the user what it found.
+            return {"ok": self.show_devices(None), "demo": self.backend.demo}
         if command == "quit":
             self.quit()
             return {"ok": True}
@@ -791,11 +795,11 @@ async def main(
     """
     from fiotray.gui.backend import Backend
 
-    path = socket_path(demo)
+    path = socket_path()
     if lock is None:
         lock = InstanceLock(path.with_suffix(".lock"))
         if not lock.acquire():
-            return await _bring_forward(path)
+            return await _bring_forward(path, demo=demo)
     try:
         backend = Backend(services(demo))
         wait = TRAY_WAIT if tray_wait is None else tray_wait  # read now: tests shorten it
@@ -816,13 +820,29 @@ async def main(
         lock.release()
 
 
-async def _bring_forward(path: Path) -> int:
-    """Another fiotray holds the lock (or is just starting): ask it to come forward."""
+ALREADY_RUNNING = "fiotray is already running: its window was brought forward."
+ALREADY_RUNNING_REAL = (
+    "fiotray is already running with your factory: its window was brought forward. "
+    "Quit it (tray menu, Quit) to try the demo."
+)
+
+
+async def _bring_forward(path: Path, *, demo: bool = False) -> int:
+    """Another fiotray holds the lock (or is just starting): ask it to come forward.
+
+    Whichever way it runs (the demo or the user's factories), it is the one fiotray: a
+    launch asking for the demo while it runs the user's own factory says so, and exits 1
+    (the demo it asked for did not start); any other launch exits 0.
+    """
     import asyncio
 
     for _ in range(30):
-        if await ask_running(path, "show") is not None:
-            print("fiotray is already running: its window was brought forward.", file=sys.stderr)
+        reply = await ask_running(path, "show")
+        if reply is not None:
+            if demo and reply.get("demo") is False:
+                print(ALREADY_RUNNING_REAL, file=sys.stderr)
+                return 1
+            print(ALREADY_RUNNING, file=sys.stderr)
             return 0
         await asyncio.sleep(0.1)
     print("fiotray is already running but does not answer.", file=sys.stderr)
@@ -864,7 +884,7 @@ def run_gui(*, demo: bool, hidden: bool) -> int:
 
 
 def _run(*, demo: bool, hidden: bool, open_log: Callable[[], None]) -> int:
-    lock = InstanceLock(socket_path(demo).with_suffix(".lock"))
+    lock = InstanceLock(socket_path().with_suffix(".lock"))
     first = lock.acquire()
     app = make_application()
     tray = None

@@ -89,8 +89,8 @@ async def test_socket_protocol_in_process(runtime, qapp):
         seen.append(command)
         return {"ok": True, "echo": command}
 
-    path = socket_path(demo=True)
-    assert path == runtime / f"fiotray-{os.getuid()}-demo.sock"
+    path = socket_path()
+    assert path == runtime / f"fiotray-{os.getuid()}.sock"  # the demo's too: one instance
     assert await ask_running(path, "show", timeout=1.0) is None  # nobody there yet
     path.write_text("left by a crashed run")
     server = InstanceServer(path, handler)
@@ -103,10 +103,9 @@ async def test_socket_protocol_in_process(runtime, qapp):
     finally:
         await server.close()
     assert not path.exists()
-    assert socket_path(demo=False).name == f"fiotray-{os.getuid()}.sock"
 
 
-async def test_second_launch_shows_the_first_and_returns(runtime, devices_window, qapp):
+async def test_second_launch_shows_the_first_and_returns(runtime, devices_window, qapp, capsys):
     apps: list[App] = []
     first = asyncio.ensure_future(
         main(
@@ -118,22 +117,58 @@ async def test_second_launch_shows_the_first_and_returns(runtime, devices_window
         )
     )
     try:
-        await until(lambda: apps and socket_path(True).exists())
+        await until(lambda: apps and socket_path().exists())
         assert devices_window == []  # --hidden: tray only
         t0 = time.monotonic()
         assert await main(demo=True, hidden=False, services=_no_services) == 0
         assert time.monotonic() - t0 < 2.0
         (window,) = devices_window
         assert window.isVisible() and window.factories == [None]
-        # The demo and a real instance are separate: a real launch does not find the demo.
-        assert await ask_running(socket_path(False), "show", timeout=0.5) is None
-        status = await ask_running(socket_path(True), "status")
+        # One fiotray whatever the mode: a launch without --demo finds the demo and
+        # brings it forward too, rather than starting a second icon.
+        window.hide()
+        assert await main(demo=False, hidden=False, services=_no_services) == 0
+        assert window.isVisible() and window.factories == [None, None]
+        assert capsys.readouterr().err.count(app_mod.ALREADY_RUNNING) == 2
+        status = await ask_running(socket_path(), "status")
         assert status is not None and status["demo"] is True and status["window"] is True
+        assert [p.name for p in runtime.glob("*.sock")] == [socket_path().name]
     finally:
         if apps:
             apps[0].quit()
         assert await asyncio.wait_for(first, 10) == 0
-    assert not socket_path(True).exists()
+    assert not socket_path().exists()
+
+
+async def test_a_demo_launch_finding_the_users_factory_says_so(
+    runtime, own_backend, devices_window, qapp, capsys
+):
+    """--demo while fiotray runs with the user's own factory: that one comes forward, and
+    the launch says why there is no demo."""
+    apps: list[App] = []
+    first = asyncio.ensure_future(
+        main(
+            demo=False,
+            hidden=True,
+            tray_wait=30.0,
+            services=lambda demo: own_backend.services,
+            on_app=apps.append,
+        )
+    )
+    try:
+        await until(lambda: apps and socket_path().exists())
+        assert await main(demo=True, hidden=False, services=_no_services) == 1
+        (window,) = devices_window
+        assert window.isVisible()
+        err = capsys.readouterr().err
+        assert app_mod.ALREADY_RUNNING_REAL in err
+        assert "already running with your factory" in err and "Quit it" in err
+        status = await ask_running(socket_path(), "status")
+        assert status is not None and status["demo"] is False
+    finally:
+        if apps:
+            apps[0].quit()
+        assert await asyncio.wait_for(first, 10) == 0
 
 
 def _no_services(demo: bool) -> Any:
@@ -252,7 +287,7 @@ def test_run_gui_quits_on_request_from_another_thread(runtime, tmp_path, monkeyp
     replies: list[bytes] = []
 
     def quit_soon() -> None:
-        path = runtime / f"fiotray-{os.getuid()}-demo.sock"
+        path = runtime / f"fiotray-{os.getuid()}.sock"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
