@@ -351,10 +351,11 @@ def forget_module_sources() -> None:
     linecache.clearcache()
 
 
-def carry_settings(demo: Settings, store: SettingsStore) -> None:
-    """What the user chose in the automatic demo becomes theirs, unless they had settings.
+def carry_settings(demo: Settings, store: SettingsStore, *, autostart: bool = True) -> None:
+    """What the user chose in the demo becomes theirs, unless they had settings.
 
     Preferences only: the demo's devices (recent, favourites) and tunnel stay behind.
+    `autostart`: False from `--demo`, which never applied its start-at-login box.
     """
     import dataclasses
 
@@ -367,8 +368,8 @@ def carry_settings(demo: Settings, store: SettingsStore) -> None:
         terminal=demo.terminal,
         ssh_user=demo.ssh_user,
         ssh_route=demo.ssh_route,
-        autostart=demo.autostart,
         notifications=demo.notifications,
+        **({"autostart": demo.autostart} if autostart else {}),
     )
     if mine != Settings():
         store.save(mine)
@@ -434,7 +435,7 @@ class App(QObject):
         self.autoconnect_task: asyncio.Task[None] | None = None
         backend.leaveDemo.connect(self._on_leave_demo)
 
-    # -- leaving an automatic demo ----------------------------------------------------------
+    # -- leaving the demo -----------------------------------------------------------------
 
     def _on_leave_demo(self) -> None:
         import asyncio
@@ -442,17 +443,19 @@ class App(QObject):
         self._tasks.append(asyncio.ensure_future(self.leave_demo()))
 
     async def leave_demo(self) -> None:
-        """The user signed in (or imported a tunnel) from the automatic demo: run for real.
+        """The user signed in (or imported a tunnel) from the demo: run for real.
 
-        Everything the demo showed goes (its window, dialogs, simulated tunnel, fake
-        factory); the user's own factory takes its place in the same tray icon.
+        From the automatic demo and from `--demo` alike: everything the demo showed goes
+        (its window, dialogs, fake factory, in-memory keyring); the user's own factory
+        takes its place in the same tray icon. A simulated tunnel left up stays in the
+        demo's runtime dir until a `fiotray --demo disconnect` or logout.
         """
         import asyncio
 
         from fiotray.gui.backend import Backend
 
         old = self.backend
-        if not old.services.auto_demo:
+        if not old.services.is_demo:
             return
         old_window, self.window = self.window, None
         reopen = old_window is not None and old_window.isVisible()
@@ -462,7 +465,7 @@ class App(QObject):
             await asyncio.gather(self._watcher_task, return_exceptions=True)
         self.tray.detach()
         user = old.user_services()
-        carry_settings(old.settings, user.settings)
+        carry_settings(old.settings, user.settings, autostart=old.services.auto_demo)
         new = Backend(user)
         self.backend = new
         new.leaveDemo.connect(self._on_leave_demo)

@@ -399,10 +399,12 @@ async def test_watcher_leaves_a_connect_in_flight_alone(backend):
     assert (await connecting).state is State.CONNECTED
 
 
-async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
-    tmp_path, devices_window, qapp
+@pytest.mark.parametrize("auto", [True, False], ids=["automatic-demo", "--demo"])
+async def test_signing_in_from_the_demo_keeps_it_and_leaves_the_demo(
+    tmp_path, devices_window, qapp, auto
 ):
-    """The README's first command shows the demo; a sign-in there is the user's, for real."""
+    """The README's first command shows the demo (as `--demo` does); a sign-in there is
+    the user's, for real: their stores and keyring, never the demo's."""
     import secrets as pysecrets
 
     from fiotray.core.factories import FactoryStore
@@ -431,7 +433,8 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
         )
 
     demo = demo_services()
-    demo.auto_demo = True
+    demo.auto_demo = auto
+    demo_secrets = demo.secrets
     demo_root = demo.settings.path.parent.parent
     assert demo_root.is_dir()
     backend = Backend(demo)
@@ -447,7 +450,10 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
 
             backend.save_settings(
                 dataclasses.replace(
-                    backend.settings, terminal="xterm", recent=(("demo-factory", "x"),)
+                    backend.settings,
+                    terminal="xterm",
+                    recent=(("demo-factory", "x"),),
+                    autostart=False,  # what start at login is now, so it stays as it is
                 )
             )
             await backend.sign_in_token("my-factory", token, api_url=api.api_url)
@@ -457,6 +463,9 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
             assert not new.demo and new.services.factories.path.parent == user_dir
             assert [p.factory for p in FactoryStore(user_dir).list()] == ["my-factory"]
             assert user_secrets.get(factory_key("my-factory", "api_token")) == token
+            # Nothing of the demo's in the user's keyring, nothing of theirs in the demo's.
+            assert user_secrets.keys() == [factory_key("my-factory", "api_token")]
+            assert demo_secrets.get(factory_key("my-factory", "api_token")) is None
             assert not demo_root.exists(), "the demo's scratch files are gone"
             assert app.tray.title == "fiotray"
             assert new.settings.terminal == "xterm" and new.settings.recent == ()
