@@ -76,6 +76,17 @@ def log_dir(demo: bool) -> Path:
     return Path(platformdirs.user_state_dir(APP_NAME))
 
 
+def log_file(demo: bool) -> Path:
+    """Where this process logs: the file setup_logging opened (the automatic demo logs
+    with the user's, and a --demo that signed in keeps its own), else `log_dir`'s."""
+    import logging.handlers
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.handlers.RotatingFileHandler):
+            return Path(handler.baseFilename)
+    return log_dir(demo) / "fiotray.log"
+
+
 def setup_logging(directory: Path) -> RotatingFileHandler:
     """fiotray.log in `directory`, rotated; the core never logs secrets, nor do we."""
     from logging.handlers import RotatingFileHandler
