@@ -456,7 +456,23 @@ async def test_signing_in_from_the_demo_keeps_it_and_leaves_the_demo(
                     autostart=False,  # what start at login is now, so it stays as it is
                 )
             )
-            await backend.sign_in_token("my-factory", token, api_url=api.api_url)
+            if auto:
+                await backend.sign_in_token("my-factory", token, api_url=api.api_url)
+            else:
+                # --demo: the window's demo banner ("Sign in to your factory…") opens the
+                # dialog with the public defaults; a self-hosted factory's API is typed in.
+                from fiotray.core.factories import DEFAULT_API_URL
+                from fiotray.gui import dialogs
+
+                devices_window[0].signInRequested.emit("")
+                dlg = app.tray._dialogs[dialogs.sign_in_dialog]
+                assert dlg.api_url.text() == "" and dlg.api_url.placeholderText() == DEFAULT_API_URL
+                assert "127.0.0.1" not in dlg.oauth_url.text()
+                dlg.set_advanced_open(True)
+                dlg.api_url.setText(api.api_url)
+                dlg.token_factory.setText("my-factory")
+                dlg.token.setText(token)
+                dlg.ok_button.click()
             await until(lambda: app.backend is not backend)
             await until(lambda: len(devices_window) == 2)
             new = app.backend
