@@ -318,8 +318,12 @@ def test_logs_go_to_the_state_dir_and_rotate(tmp_path, monkeypatch):
     directory = app_mod.log_dir(demo=False)
     assert directory == tmp_path / "state" / "fiotray"
     assert app_mod.log_dir(demo=True).parent == Path(app_mod.tempfile.gettempdir())
+    assert app_mod.log_file(demo=True) == app_mod.log_dir(demo=True) / "fiotray.log"
     handler = setup_logging(directory)
     try:
+        # What About shows: the file written, whatever the demo flag says (the automatic
+        # demo logs with the user's; a --demo that signed in keeps its own).
+        assert app_mod.log_file(demo=True) == directory / "fiotray.log"
         log = logging.getLogger("fiotray.test")
         for i in range(200):
             log.info("line %d of a long enough message to fill the log", i)
