@@ -130,7 +130,7 @@ s.settimeout(5)
 s.connect(sys.argv[1])
 s.sendall(sys.argv[2].encode() + b"\n")
 print(s.makefile().readline().strip())
-' "/run/user/$TESTER_UID/fiotray-$TESTER_UID-demo.sock" "$1"
+' "/run/user/$TESTER_UID/fiotray-$TESTER_UID.sock" "$1"
 }
 
 run_phase() {
@@ -265,7 +265,7 @@ assert d["ok"] and d["demo"] and d["tunnels"][0]["state"] == "disconnected", d' 
   [ -n "$code" ] || fail "the tray app did not quit within 15 s"
   [ "$code" -eq 0 ] || fail "the tray app exited $code: $(cat "$STATE/tray.out")"
   TRAY_PID=""
-  [ ! -e "/run/user/$TESTER_UID/fiotray-$TESTER_UID-demo.sock" ] || fail "socket left behind"
+  [ ! -e "/run/user/$TESTER_UID/fiotray-$TESTER_UID.sock" ] || fail "socket left behind"
   ok "tray app quit cleanly on 'quit' (exit 0, socket removed)"
   as_tester fiotray --demo devices >"$STATE/devices" 2>&1 || fail "fiotray --demo devices: $(cat "$STATE/devices")"
   grep -qx '36 devices' "$STATE/devices" || fail "fiotray --demo devices: $(tail -3 "$STATE/devices")"

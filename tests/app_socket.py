@@ -1,8 +1,8 @@
 """The running tray app as a test sees it: its single-instance socket, and bounded waits.
 
 `fiotray` answers one JSON line per request line (`status`, `show`, `quit`) on
-`$XDG_RUNTIME_DIR/fiotray-<uid>[-demo].sock`; `status` tells the tray's state, the
-tunnels and what the devices window shows (fiotray/gui/app.py).
+`$XDG_RUNTIME_DIR/fiotray-<uid>.sock` (one per user, demo or not); `status` tells the
+tray's state, the tunnels and what the devices window shows (fiotray/gui/app.py).
 """
 
 from __future__ import annotations

@@ -21,6 +21,15 @@ os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = _HYPOTHESIS_DIR
 atexit.register(shutil.rmtree, _HYPOTHESIS_DIR, True)
 
 
+@pytest.fixture(autouse=True)
+def _private_runtime_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Each test its own $XDG_RUNTIME_DIR: the app's socket and the demo's simulated
+    interfaces (shared by every demo process of a user) never meet another test's, or
+    those of a fiotray the user runs meanwhile. Beside the test's tmp_path, not in it:
+    tests compare what a command left there."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("run")))
+
+
 @pytest.fixture
 def no_keyring_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     """keyring's "no backend" path, forced the way users can force it."""

@@ -1,9 +1,11 @@
-"""Writing small files atomically: fiotray's own private ones, and the server's /etc/hosts."""
+"""Writing small files atomically (fiotray's own private ones, and the server's /etc/hosts),
+and the per-user runtime directory where a running fiotray leaves its socket."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -55,3 +57,28 @@ def write_atomic(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise error(f"Cannot write {path}: {exc.strerror or exc}.") from None
+
+
+def runtime_dir() -> Path:
+    """$XDG_RUNTIME_DIR, else a private dir of ours in the temp dir (never someone else's)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and Path(xdg).is_dir():
+        return Path(xdg)
+    return private_dir(Path(tempfile.gettempdir()) / f"fiotray-{os.getuid()}")
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only this user may enter (made 0700 if missing), or raise.
+
+    For a shared place such as the temp dir: a directory someone else made there, a
+    symlink, or one open to others is refused, never used or "fixed".
+    """
+    try:
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        st = path.lstat()
+    except OSError as exc:
+        raise FiotrayError(f"Cannot use {path}: {exc.strerror or exc}.") from None
+    if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o077:
+        raise FiotrayError(f"{path} is not a private directory of this user; remove it.")
+    return path

@@ -4,7 +4,8 @@ The CLI, the GUI backend (and the MCP server) each hold one `Services` and pass 
 to `fiotray.ops`. `user_services()` opens the user's stores and keyring;
 `demo_services()` builds the embedded demo factory with stores in a temporary
 directory and an in-memory keyring, so nothing a demo does reaches the user's files
-or keyring.
+or keyring; only its simulated tunnel's state is shared, in the user's runtime
+directory, by every demo process (the tray's and the CLI's `--demo`).
 
 Heavy modules (httpx, keyring, cryptography, the fake API) are imported on first
 use: the tray builds its services before its icon shows.
@@ -42,8 +43,9 @@ class Services:
     controller: TunnelController
     pending_store: PendingStore | None = None  # None: the user's own, opened on first use
     demo: DemoSession | None = None
-    # The demo started because nothing was set up (the GUI without --demo): what the
-    # user signs in to or imports then is theirs, saved to their own stores.
+    # The demo started because nothing was set up (the GUI without --demo): start at
+    # login applies and its preferences come along. In either demo, what the user signs
+    # in to or imports is theirs, saved to their own stores, and the app leaves the demo.
     auto_demo: bool = False
     cleanups: list[Callable[[], None]] = field(default_factory=list)
     _clients: dict[str, FactoryClient] = field(default_factory=dict, repr=False)
@@ -138,11 +140,15 @@ def user_services(config_dir: Path | None = None) -> Services:
 DEMO_ADDRESS = "10.42.42.250"  # the laptop's address on the demo factory's VPN
 
 
-def demo_services(devices: int | None = None, *, latency: float = 0.0) -> Services:
+def demo_services(
+    devices: int | None = None, *, latency: float = 0.0, sys_net: Path | None = None
+) -> Services:
     """The embedded fake factory, a simulated tunnel, nothing saved outside a temp dir.
 
     The fake API starts when something first talks to it (`Services.client`), so a demo
-    tray idling in the background costs about what the real one does.
+    tray idling in the background costs about what the real one does. `sys_net`: where
+    the simulated interfaces live; by default the one place every demo process of this
+    user shares (`fiotray.demo.tunnel.demo_net_dir`).
     """
     from fiotray.core import wgconf
     from fiotray.core.devices import PendingStore
@@ -150,16 +156,16 @@ def demo_services(devices: int | None = None, *, latency: float = 0.0) -> Servic
     from fiotray.core.tunnels import Tunnel
     from fiotray.core.wgfiles import WireguardServer
     from fiotray.demo import factory as demo
-    from fiotray.demo.tunnel import SimulatedHelper
+    from fiotray.demo.tunnel import SimulatedHelper, demo_net_dir
 
+    if sys_net is None:
+        sys_net = demo_net_dir()  # first: a refused directory leaves no temp dir behind
     scratch = tempfile.TemporaryDirectory(prefix="fiotray-demo-")
     root = Path(scratch.name)
     session = demo.DemoSession(devices or demo.DEMO_DEVICES, latency=latency)
     factories = FactoryStore(root / "config")
     factories.save(session.factory, make_default=True)
     tunnels = TunnelStore(root / "config")
-    sys_net = root / "sys-class-net"
-    sys_net.mkdir()
     # What the demo factory's wireguard-server file says (fiotray.demo.factory).
     wg_server = WireguardServer(
         endpoint=demo.DEMO_SERVER_ENDPOINT,

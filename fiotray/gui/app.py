@@ -30,6 +30,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from fiotray.core import errors
 from fiotray.core.errors import FiotrayError
+from fiotray.core.files import runtime_dir
 from fiotray.core.tunnelstate import State
 from fiotray.gui import icons
 from fiotray.gui.menus import UP_STATES
@@ -75,6 +76,17 @@ def log_dir(demo: bool) -> Path:
     return Path(platformdirs.user_state_dir(APP_NAME))
 
 
+def log_file(demo: bool) -> Path:
+    """Where this process logs: the file setup_logging opened (the automatic demo logs
+    with the user's, and a --demo that signed in keeps its own), else `log_dir`'s."""
+    import logging.handlers
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.handlers.RotatingFileHandler):
+            return Path(handler.baseFilename)
+    return log_dir(demo) / "fiotray.log"
+
+
 def setup_logging(directory: Path) -> RotatingFileHandler:
     """fiotray.log in `directory`, rotated; the core never logs secrets, nor do we."""
     from logging.handlers import RotatingFileHandler
@@ -102,26 +114,15 @@ def setup_logging(directory: Path) -> RotatingFileHandler:
 # -- one instance per user ------------------------------------------------------------------
 
 
-def runtime_dir() -> Path:
-    """$XDG_RUNTIME_DIR, else a private dir of ours in the temp dir (never someone else's)."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and Path(xdg).is_dir():
-        return Path(xdg)
-    path = Path(tempfile.gettempdir()) / f"fiotray-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    st = path.lstat()
-    if st.st_uid != os.getuid() or not path.is_dir() or path.is_symlink() or st.st_mode & 0o077:
-        raise FiotrayError(f"{path} is not a private directory of this user; remove it.")
-    return path
+def instance_name() -> str:
+    """One running fiotray per user, however it was started: the demo (asked for, or
+    shown because nothing is set up) and the user's own factories share one name, so a
+    second launch finds whichever runs instead of adding a second tray icon."""
+    return f"{APP_NAME}-{os.getuid()}"
 
 
-def instance_name(demo: bool) -> str:
-    return f"{APP_NAME}-{os.getuid()}{'-demo' if demo else ''}"
-
-
-def socket_path(demo: bool) -> Path:
-    return runtime_dir() / f"{instance_name(demo)}.sock"
+def socket_path() -> Path:
+    return runtime_dir() / f"{instance_name()}.sock"
 
 
 class InstanceLock:
@@ -361,10 +362,11 @@ def forget_module_sources() -> None:
     linecache.clearcache()
 
 
-def carry_settings(demo: Settings, store: SettingsStore) -> None:
-    """What the user chose in the automatic demo becomes theirs, unless they had settings.
+def carry_settings(demo: Settings, store: SettingsStore, *, autostart: bool = True) -> None:
+    """What the user chose in the demo becomes theirs, unless they had settings.
 
     Preferences only: the demo's devices (recent, favourites) and tunnel stay behind.
+    `autostart`: False from `--demo`, which never applied its start-at-login box.
     """
     import dataclasses
 
@@ -377,8 +379,8 @@ def carry_settings(demo: Settings, store: SettingsStore) -> None:
         terminal=demo.terminal,
         ssh_user=demo.ssh_user,
         ssh_route=demo.ssh_route,
-        autostart=demo.autostart,
         notifications=demo.notifications,
+        **({"autostart": demo.autostart} if autostart else {}),
     )
     if mine != Settings():
         store.save(mine)
@@ -444,7 +446,7 @@ class App(QObject):
         self.autoconnect_task: asyncio.Task[None] | None = None
         backend.leaveDemo.connect(self._on_leave_demo)
 
-    # -- leaving an automatic demo ----------------------------------------------------------
+    # -- leaving the demo -----------------------------------------------------------------
 
     def _on_leave_demo(self) -> None:
         import asyncio
@@ -452,17 +454,19 @@ class App(QObject):
         self._tasks.append(asyncio.ensure_future(self.leave_demo()))
 
     async def leave_demo(self) -> None:
-        """The user signed in (or imported a tunnel) from the automatic demo: run for real.
+        """The user signed in (or imported a tunnel) from the demo: run for real.
 
-        Everything the demo showed goes (its window, dialogs, simulated tunnel, fake
-        factory); the user's own factory takes its place in the same tray icon.
+        From the automatic demo and from `--demo` alike: everything the demo showed goes
+        (its window, dialogs, fake factory, in-memory keyring); the user's own factory
+        takes its place in the same tray icon. A simulated tunnel left up stays in the
+        demo's runtime dir until a `fiotray --demo disconnect` or logout.
         """
         import asyncio
 
         from fiotray.gui.backend import Backend
 
         old = self.backend
-        if not old.services.auto_demo:
+        if not old.services.is_demo:
             return
         old_window, self.window = self.window, None
         reopen = old_window is not None and old_window.isVisible()
@@ -472,7 +476,7 @@ class App(QObject):
             await asyncio.gather(self._watcher_task, return_exceptions=True)
         self.tray.detach()
         user = old.user_services()
-        carry_settings(old.settings, user.settings)
+        carry_settings(old.settings, user.settings, autostart=old.services.auto_demo)
         new = Backend(user)
         self.backend = new
         new.leaveDemo.connect(self._on_leave_demo)
@@ -523,7 +527,8 @@ class App(QObject):
 
     def handle_request(self, command: str) -> dict[str, Any]:
         if command == "show":
-            return {"ok": self.show_devices(None)}
+            # "demo": a launch that asked for the demo can tell the user what it found.
+            return {"ok": self.show_devices(None), "demo": self.backend.demo}
         if command == "quit":
             self.quit()
             return {"ok": True}
@@ -805,11 +810,11 @@ async def main(
     """
     from fiotray.gui.backend import Backend
 
-    path = socket_path(demo)
+    path = socket_path()
     if lock is None:
         lock = InstanceLock(path.with_suffix(".lock"))
         if not lock.acquire():
-            return await _bring_forward(path)
+            return await _bring_forward(path, demo=demo)
     try:
         backend = Backend(services(demo))
         wait = TRAY_WAIT if tray_wait is None else tray_wait  # read now: tests shorten it
@@ -830,13 +835,29 @@ async def main(
         lock.release()
 
 
-async def _bring_forward(path: Path) -> int:
-    """Another fiotray holds the lock (or is just starting): ask it to come forward."""
+ALREADY_RUNNING = "fiotray is already running: its window was brought forward."
+ALREADY_RUNNING_REAL = (
+    "fiotray is already running with your factory: its window was brought forward. "
+    "Quit it (tray menu, Quit) to try the demo."
+)
+
+
+async def _bring_forward(path: Path, *, demo: bool = False) -> int:
+    """Another fiotray holds the lock (or is just starting): ask it to come forward.
+
+    Whichever way it runs (the demo or the user's factories), it is the one fiotray: a
+    launch asking for the demo while it runs the user's own factory says so, and exits 1
+    (the demo it asked for did not start); any other launch exits 0.
+    """
     import asyncio
 
     for _ in range(30):
-        if await ask_running(path, "show") is not None:
-            print("fiotray is already running: its window was brought forward.", file=sys.stderr)
+        reply = await ask_running(path, "show")
+        if reply is not None:
+            if demo and reply.get("demo") is False:
+                print(ALREADY_RUNNING_REAL, file=sys.stderr)
+                return 1
+            print(ALREADY_RUNNING, file=sys.stderr)
             return 0
         await asyncio.sleep(0.1)
     print("fiotray is already running but does not answer.", file=sys.stderr)
@@ -878,7 +899,7 @@ def run_gui(*, demo: bool, hidden: bool) -> int:
 
 
 def _run(*, demo: bool, hidden: bool, open_log: Callable[[], None]) -> int:
-    lock = InstanceLock(socket_path(demo).with_suffix(".lock"))
+    lock = InstanceLock(socket_path().with_suffix(".lock"))
     first = lock.acquire()
     app = make_application()
     tray = None

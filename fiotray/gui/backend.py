@@ -5,7 +5,7 @@ coroutine through `Backend.spawn` (or await it from an async slot) and listen
 to its signals. The Backend adapts `fiotray.ops` to Qt: it turns results into
 signals, remembers what the user asked for (so it is not announced as a
 surprise), watches pending VPN changes, lets changes finish before a quit, and
-handles signing in from the automatic demo. Every coroutine runs on the one
+handles signing in from the demo. Every coroutine runs on the one
 qasync event loop; keyring calls go to a thread inside the core. Heavy modules
 (httpx, keyring, cryptography) are imported on first use so the tray appears fast.
 """
@@ -98,7 +98,7 @@ class Backend(QObject):
     devicesFailed = Signal(str, str)  # factory, one sentence
     vpnChanged = Signal(str, object)  # factory, VpnState
     notice = Signal(str, str, str)  # title, message, level: "info" | "warning" | "error"
-    # The user set up their own factory or tunnel from an automatic demo: leave the demo.
+    # The user set up their own factory or tunnel from the demo: leave the demo.
     leaveDemo = Signal()
     # A factory's sign-in was refused (expired, revoked): the tray and the window offer
     # "Sign in again…" for it until a sign-in to it succeeds.
@@ -477,11 +477,14 @@ class Backend(QObject):
         return await self._sign_in(lambda user: accounts.sign_in_fioctl(user, path=path))
 
     async def _sign_in(self, how: Callable[[Services], Awaitable[Factory]]) -> Factory:
-        """Any sign-in: into the user's own stores, then the app follows the new factory."""
-        if not self.services.auto_demo:
-            await self.services.demo_up()  # --demo: signing in to the demo's own API
+        """Any sign-in: into the user's own stores, then the app follows the new factory.
+
+        From the demo (automatic or `--demo`) too: the demo factory needs no sign-in, so
+        a sign-in is to the user's own factory, saved in their stores and keyring, and
+        the app leaves the demo for it.
+        """
         factory = await how(self.user_services())
-        if self.services.auto_demo:
+        if self.demo:
             log.info("signed in to %s from the demo: leaving the demo", factory.factory)
             self.leaveDemo.emit()
             return factory
@@ -493,8 +496,9 @@ class Backend(QObject):
 
     def user_services(self) -> Services:
         """Where a sign-in or an imported tunnel is saved: the user's own stores, even
-        from an automatic demo (then they become the app's services when it leaves it)."""
-        if not self.services.auto_demo:
+        from the demo (then they become the app's services when it leaves it); never
+        the demo's temp stores or in-memory keyring."""
+        if not self.demo:
             return self.services
         if self._user_services is None:
             self._user_services = self.user_services_factory()
@@ -544,9 +548,9 @@ class Backend(QObject):
     async def import_tunnel(self, path: Path, name: str | None = None) -> Tunnel:
         from fiotray.ops import tunnels
 
-        # From an automatic demo too: the user's own tunnel.
+        # From the demo too: the user's own tunnel.
         tunnel = await tunnels.import_conf(self.user_services(), path, name=name)
-        if self.services.auto_demo:
+        if self.demo:
             self.leaveDemo.emit()
         else:
             self.configChanged.emit()

@@ -82,3 +82,21 @@ async def backend(qapp):
     yield b
     await b.shutdown()
     b.deleteLater()
+
+
+@pytest.fixture
+async def own_backend(qapp):
+    """A Backend on services that are the user's own, not a demo: the demo's fake factory
+    served on loopback as if it were their self-hosted one (its API URL saved with it),
+    stores in a temp dir and an in-memory keyring. For signing in, which in a demo is
+    to the user's real factory and leaves the demo. `fake_api`: the fake's server."""
+    services = demo_services()
+    session = services.demo
+    assert session is not None
+    server = session.server  # serving now: nothing starts it on first use any more
+    services.demo = None  # the cleanups still stop it and remove the temp dir
+    b = Backend(services)
+    b.fake_api = server  # type: ignore[attr-defined]
+    yield b
+    await b.shutdown()
+    b.deleteLater()

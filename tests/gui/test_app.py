@@ -90,8 +90,8 @@ async def test_socket_protocol_in_process(runtime, qapp):
         seen.append(command)
         return {"ok": True, "echo": command}
 
-    path = socket_path(demo=True)
-    assert path == runtime / f"fiotray-{os.getuid()}-demo.sock"
+    path = socket_path()
+    assert path == runtime / f"fiotray-{os.getuid()}.sock"  # the demo's too: one instance
     assert await ask_running(path, "show", timeout=1.0) is None  # nobody there yet
     path.write_text("left by a crashed run")
     server = InstanceServer(path, handler)
@@ -104,10 +104,9 @@ async def test_socket_protocol_in_process(runtime, qapp):
     finally:
         await server.close()
     assert not path.exists()
-    assert socket_path(demo=False).name == f"fiotray-{os.getuid()}.sock"
 
 
-async def test_second_launch_shows_the_first_and_returns(runtime, devices_window, qapp):
+async def test_second_launch_shows_the_first_and_returns(runtime, devices_window, qapp, capsys):
     apps: list[App] = []
     first = asyncio.ensure_future(
         main(
@@ -119,22 +118,58 @@ async def test_second_launch_shows_the_first_and_returns(runtime, devices_window
         )
     )
     try:
-        await until(lambda: apps and socket_path(True).exists())
+        await until(lambda: apps and socket_path().exists())
         assert devices_window == []  # --hidden: tray only
         t0 = time.monotonic()
         assert await main(demo=True, hidden=False, services=_no_services) == 0
         assert time.monotonic() - t0 < 2.0
         (window,) = devices_window
         assert window.isVisible() and window.factories == [None]
-        # The demo and a real instance are separate: a real launch does not find the demo.
-        assert await ask_running(socket_path(False), "show", timeout=0.5) is None
-        status = await ask_running(socket_path(True), "status")
+        # One fiotray whatever the mode: a launch without --demo finds the demo and
+        # brings it forward too, rather than starting a second icon.
+        window.hide()
+        assert await main(demo=False, hidden=False, services=_no_services) == 0
+        assert window.isVisible() and window.factories == [None, None]
+        assert capsys.readouterr().err.count(app_mod.ALREADY_RUNNING) == 2
+        status = await ask_running(socket_path(), "status")
         assert status is not None and status["demo"] is True and status["window"] is True
+        assert [p.name for p in runtime.glob("*.sock")] == [socket_path().name]
     finally:
         if apps:
             apps[0].quit()
         assert await asyncio.wait_for(first, 10) == 0
-    assert not socket_path(True).exists()
+    assert not socket_path().exists()
+
+
+async def test_a_demo_launch_finding_the_users_factory_says_so(
+    runtime, own_backend, devices_window, qapp, capsys
+):
+    """--demo while fiotray runs with the user's own factory: that one comes forward, and
+    the launch says why there is no demo."""
+    apps: list[App] = []
+    first = asyncio.ensure_future(
+        main(
+            demo=False,
+            hidden=True,
+            tray_wait=30.0,
+            services=lambda demo: own_backend.services,
+            on_app=apps.append,
+        )
+    )
+    try:
+        await until(lambda: apps and socket_path().exists())
+        assert await main(demo=True, hidden=False, services=_no_services) == 1
+        (window,) = devices_window
+        assert window.isVisible()
+        err = capsys.readouterr().err
+        assert app_mod.ALREADY_RUNNING_REAL in err
+        assert "already running with your factory" in err and "Quit it" in err
+        status = await ask_running(socket_path(), "status")
+        assert status is not None and status["demo"] is False
+    finally:
+        if apps:
+            apps[0].quit()
+        assert await asyncio.wait_for(first, 10) == 0
 
 
 def _no_services(demo: bool) -> Any:
@@ -253,7 +288,7 @@ def test_run_gui_quits_on_request_from_another_thread(runtime, tmp_path, monkeyp
     replies: list[bytes] = []
 
     def quit_soon() -> None:
-        path = runtime / f"fiotray-{os.getuid()}-demo.sock"
+        path = runtime / f"fiotray-{os.getuid()}.sock"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -284,8 +319,12 @@ def test_logs_go_to_the_state_dir_and_rotate(tmp_path, monkeypatch):
     directory = app_mod.log_dir(demo=False)
     assert directory == tmp_path / "state" / "fiotray"
     assert app_mod.log_dir(demo=True).parent == Path(app_mod.tempfile.gettempdir())
+    assert app_mod.log_file(demo=True) == app_mod.log_dir(demo=True) / "fiotray.log"
     handler = setup_logging(directory)
     try:
+        # What About shows: the file written, whatever the demo flag says (the automatic
+        # demo logs with the user's; a --demo that signed in keeps its own).
+        assert app_mod.log_file(demo=True) == directory / "fiotray.log"
         log = logging.getLogger("fiotray.test")
         for i in range(200):
             log.info("line %d of a long enough message to fill the log", i)
@@ -365,10 +404,12 @@ async def test_watcher_leaves_a_connect_in_flight_alone(backend):
     assert (await connecting).state is State.CONNECTED
 
 
-async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
-    tmp_path, devices_window, qapp
+@pytest.mark.parametrize("auto", [True, False], ids=["automatic-demo", "--demo"])
+async def test_signing_in_from_the_demo_keeps_it_and_leaves_the_demo(
+    tmp_path, devices_window, qapp, auto
 ):
-    """The README's first command shows the demo; a sign-in there is the user's, for real."""
+    """The README's first command shows the demo (as `--demo` does); a sign-in there is
+    the user's, for real: their stores and keyring, never the demo's."""
     import secrets as pysecrets
 
     from fiotray.core.factories import FactoryStore
@@ -397,7 +438,8 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
         )
 
     demo = demo_services()
-    demo.auto_demo = True
+    demo.auto_demo = auto
+    demo_secrets = demo.secrets
     demo_root = demo.settings.path.parent.parent
     assert demo_root.is_dir()
     backend = Backend(demo)
@@ -413,16 +455,38 @@ async def test_signing_in_from_the_automatic_demo_keeps_it_and_leaves_the_demo(
 
             backend.save_settings(
                 dataclasses.replace(
-                    backend.settings, terminal="xterm", recent=(("demo-factory", "x"),)
+                    backend.settings,
+                    terminal="xterm",
+                    recent=(("demo-factory", "x"),),
+                    autostart=False,  # what start at login is now, so it stays as it is
                 )
             )
-            await backend.sign_in_token("my-factory", token, api_url=api.api_url)
+            if auto:
+                await backend.sign_in_token("my-factory", token, api_url=api.api_url)
+            else:
+                # --demo: the window's demo banner ("Sign in to your factory…") opens the
+                # dialog with the public defaults; a self-hosted factory's API is typed in.
+                from fiotray.core.factories import DEFAULT_API_URL
+                from fiotray.gui import dialogs
+
+                devices_window[0].signInRequested.emit("")
+                dlg = app.tray._dialogs[dialogs.sign_in_dialog]
+                assert dlg.api_url.text() == "" and dlg.api_url.placeholderText() == DEFAULT_API_URL
+                assert "127.0.0.1" not in dlg.oauth_url.text()
+                dlg.set_advanced_open(True)
+                dlg.api_url.setText(api.api_url)
+                dlg.token_factory.setText("my-factory")
+                dlg.token.setText(token)
+                dlg.ok_button.click()
             await until(lambda: app.backend is not backend)
             await until(lambda: len(devices_window) == 2)
             new = app.backend
             assert not new.demo and new.services.factories.path.parent == user_dir
             assert [p.factory for p in FactoryStore(user_dir).list()] == ["my-factory"]
             assert user_secrets.get(factory_key("my-factory", "api_token")) == token
+            # Nothing of the demo's in the user's keyring, nothing of theirs in the demo's.
+            assert user_secrets.keys() == [factory_key("my-factory", "api_token")]
+            assert demo_secrets.get(factory_key("my-factory", "api_token")) is None
             assert not demo_root.exists(), "the demo's scratch files are gone"
             assert app.tray.title == "fiotray"
             assert new.settings.terminal == "xterm" and new.settings.recent == ()

@@ -665,11 +665,14 @@ async def test_long_names_lose_their_middle_not_their_end(window):
     assert elide(Col.TARGET) == Qt.TextElideMode.ElideRight
 
 
-async def test_a_refused_sign_in_offers_sign_in_again_and_reloads_after_it(window, backend):
+async def test_a_refused_sign_in_offers_sign_in_again_and_reloads_after_it(own_backend):
     from fiotray.core.secrets import factory_key
 
+    # The user's own factory (a sign-in from the demo would leave it instead).
+    backend = own_backend
+    window = DevicesWindow(backend)
     await show_loaded(window)
-    fake = backend.services.demo.server
+    fake = backend.fake_api
     old = backend.services.secrets.get(factory_key("demo-factory", "api_token"))
     fake.factory.revoke(old)  # expired or revoked on the server
     failed = signal_future(backend.devicesFailed)
@@ -690,6 +693,8 @@ async def test_a_refused_sign_in_offers_sign_in_again_and_reloads_after_it(windo
     await wait(reloaded)
     assert not bar.isVisibleTo(window) and "demo-factory" not in backend.needs_sign_in
     assert window.model.total == 36
+    window.hide()
+    window.deleteLater()
 
 
 async def test_the_demo_says_so_and_offers_a_real_sign_in(window):

@@ -58,6 +58,13 @@ def without_tunnel(backend) -> None:
     backend.services.tunnels.remove(DEMO_FACTORY)
 
 
+def point_at_fake(dlg, backend) -> None:
+    """The sign-in dialog set for the fake factory on loopback, as for a self-hosted one."""
+    dlg.set_advanced_open(True)
+    dlg.api_url.setText(backend.fake_api.api_url)
+    dlg.oauth_url.setText(backend.fake_api.oauth_url)
+
+
 def opened(qtbot, dialog):
     qtbot.addWidget(dialog)
     dialog.open()
@@ -83,26 +90,29 @@ def conf_text(*extra: str) -> str:
 # -- sign in -------------------------------------------------------------------------------
 
 
-async def test_sign_in_from_the_demo_targets_its_fake_or_the_real_service(qtbot, backend):
-    from fiotray.core.factories import DEFAULT_API_URL
+async def test_sign_in_from_either_demo_is_for_real_with_the_usual_defaults(qtbot, backend):
+    """The demo factory needs no sign-in: from --demo as from the automatic demo, the
+    dialog is for the user's own factory, with the public defaults, never the demo's
+    loopback API, and says that signing in leaves the demo."""
+    from fiotray.core.factories import DEFAULT_API_URL, DEFAULT_OAUTH_URL
 
-    # --demo: the demo factory's own (fake) API, shown under Advanced.
     demo_url = backend.factories()[0].api_url
-    dlg = opened(qtbot, SignInDialog(backend))
-    assert dlg.api_url.text() == demo_url
-    texts = [w.text() for w in dlg.findChildren(QLabel)]
-    assert not any("You are looking at the demo" in t for t in texts)
-    dlg.close()
-    # The automatic demo (nothing set up yet): a sign-in for real, and the dialog says so.
-    backend.services.auto_demo = True
-    dlg = opened(qtbot, SignInDialog(backend))
-    assert dlg.api_url.text() in ("", DEFAULT_API_URL)
-    texts = [w.text() for w in dlg.findChildren(QLabel)]
-    assert any("You are looking at the demo" in t for t in texts)
+    assert "127.0.0.1" in demo_url
+    for auto in (False, True):  # --demo, then the automatic demo
+        backend.services.auto_demo = auto
+        dlg = opened(qtbot, SignInDialog(backend))
+        for edit, default in ((dlg.api_url, DEFAULT_API_URL), (dlg.oauth_url, DEFAULT_OAUTH_URL)):
+            assert edit.text() == "" and edit.placeholderText() == default
+        assert not dlg.advanced.isVisibleTo(dlg)
+        assert dlg.client_id.text() == ""
+        texts = [w.text() for w in dlg.findChildren(QLabel)]
+        assert not any(demo_url in t or "127.0.0.1" in t for t in texts)
+        assert any("You are looking at the demo" in t and "leaves the demo" in t for t in texts)
+        dlg.close()
 
 
-async def test_sign_in_fields_and_validation(qtbot, backend):
-    dlg = opened(qtbot, SignInDialog(backend))
+async def test_sign_in_fields_and_validation(qtbot, own_backend):
+    dlg = opened(qtbot, SignInDialog(own_backend))
     await tick()
     assert dlg.tabs.count() == 3
     assert dlg.token.echoMode() is QLineEdit.EchoMode.Password
@@ -120,14 +130,14 @@ async def test_sign_in_fields_and_validation(qtbot, backend):
     assert dlg.ok_button.isEnabled()
     assert dlg.message.isHidden()
 
-    # The demo signs in against its embedded fake, so its URLs are filled in and shown.
-    demo_factory = backend.factories()[0]
-    assert dlg.api_url.text() == demo_factory.api_url
+    # A self-hosted factory's API, under Advanced: a URL of the right kind only.
+    assert not dlg.advanced.isVisibleTo(dlg)
+    dlg.advanced_toggle.click()
     assert dlg.advanced.isVisibleTo(dlg)
     dlg.api_url.setText("ftp://example.com")
     assert not dlg.ok_button.isEnabled()
     assert "https://" in dlg.message.text()
-    dlg.api_url.setText(demo_factory.api_url)
+    dlg.api_url.setText(own_backend.fake_api.api_url)
     assert dlg.ok_button.isEnabled()
 
     # Application credentials: the factory may stay empty; the OAuth URL applies here only.
@@ -148,10 +158,12 @@ async def test_sign_in_fields_and_validation(qtbot, backend):
     assert "no file" in dlg.message.text()
 
 
-async def test_sign_in_with_api_token(qtbot, backend):
+async def test_sign_in_with_api_token(qtbot, own_backend):
+    backend = own_backend
     config_changed = []
     backend.configChanged.connect(lambda: config_changed.append(1))
     dlg = opened(qtbot, SignInDialog(backend))
+    point_at_fake(dlg, backend)
     signed_in = []
     dlg.signedIn.connect(signed_in.append)
     dlg.token_factory.setText(DEMO_FACTORY)
@@ -171,10 +183,12 @@ async def test_sign_in_with_api_token(qtbot, backend):
     assert not dlg.token.isUndoAvailable()
 
 
-async def test_sign_in_failure_shown_inline_and_dialog_stays(qtbot, backend):
+async def test_sign_in_failure_shown_inline_and_dialog_stays(qtbot, own_backend):
+    backend = own_backend
     notices = []
     backend.notice.connect(lambda *a: notices.append(a))
     dlg = opened(qtbot, SignInDialog(backend))
+    point_at_fake(dlg, backend)
     dlg.token_factory.setText("not-the-demo-factory")
     dlg.token.setText(demo_token(backend))
     dlg.ok_button.click()
@@ -195,12 +209,15 @@ async def test_sign_in_failure_shown_inline_and_dialog_stays(qtbot, backend):
     assert dlg.token.text() == ""
 
 
-async def test_keyring_trouble_shown_in_the_cores_words(qtbot, backend, monkeypatch):
+async def test_keyring_trouble_shown_in_the_cores_words(qtbot, own_backend, monkeypatch):
+    backend = own_backend
+
     def locked() -> None:
         raise SecretsUnavailable(_LOCKED_MSG)
 
     monkeypatch.setattr(backend.services.secrets, "check", locked)
     dlg = opened(qtbot, SignInDialog(backend))
+    point_at_fake(dlg, backend)
     dlg.token_factory.setText(DEMO_FACTORY)
     dlg.token.setText(demo_token(backend))
     dlg.ok_button.click()
@@ -209,13 +226,15 @@ async def test_keyring_trouble_shown_in_the_cores_words(qtbot, backend, monkeypa
     assert dlg.message.text() == _LOCKED_MSG
 
 
-async def test_sign_in_with_application_credentials(qtbot, backend):
-    backend.services.demo.server.factory.add_oauth_client(CLIENT_ID, CLIENT_SECRET)
+async def test_sign_in_with_application_credentials(qtbot, own_backend):
+    backend = own_backend
+    backend.fake_api.factory.add_oauth_client(CLIENT_ID, CLIENT_SECRET)
     dlg = opened(qtbot, SignInDialog(backend))
+    point_at_fake(dlg, backend)
     dlg.tabs.setCurrentIndex(SignInDialog.CLIENT)
     dlg.client_id.setText(CLIENT_ID)
     dlg.client_secret.setText(CLIENT_SECRET)
-    assert dlg.oauth_url.text() == backend.services.demo.server.oauth_url
+    assert dlg.oauth_url.text() == backend.fake_api.oauth_url
     dlg.ok_button.click()
     assert dlg.busy_label.text() == "Signing in…"
     await settle(dlg)
@@ -226,9 +245,11 @@ async def test_sign_in_with_application_credentials(qtbot, backend):
     assert dlg.client_secret.text() == ""
 
 
-async def test_sign_in_with_wrong_client_secret(qtbot, backend):
-    backend.services.demo.server.factory.add_oauth_client(CLIENT_ID, CLIENT_SECRET)
+async def test_sign_in_with_wrong_client_secret(qtbot, own_backend):
+    backend = own_backend
+    backend.fake_api.factory.add_oauth_client(CLIENT_ID, CLIENT_SECRET)
     dlg = opened(qtbot, SignInDialog(backend))
+    point_at_fake(dlg, backend)
     dlg.tabs.setCurrentIndex(SignInDialog.CLIENT)
     dlg.client_id.setText(CLIENT_ID)
     dlg.client_secret.setText("wrong-secret")
@@ -238,8 +259,9 @@ async def test_sign_in_with_wrong_client_secret(qtbot, backend):
     assert "wrong-secret" not in dlg.message.text()
 
 
-async def test_sign_in_from_fioctl(qtbot, backend, tmp_path):
-    server = backend.services.demo.server
+async def test_sign_in_from_fioctl(qtbot, own_backend, tmp_path):
+    backend = own_backend
+    server = backend.fake_api
     server.factory.add_oauth_client(CLIENT_ID, CLIENT_SECRET)
     fioctl_yaml = tmp_path / "fioctl.yaml"
     fioctl_yaml.write_text(
@@ -264,6 +286,7 @@ async def test_sign_in_from_fioctl(qtbot, backend, tmp_path):
     )
     before = fioctl_yaml.read_bytes()
     dlg = opened(qtbot, SignInDialog(backend))
+    point_at_fake(dlg, backend)
     dlg.tabs.setCurrentIndex(SignInDialog.FIOCTL)
     dlg.fioctl_path.setText(str(fioctl_yaml))
     assert dlg.ok_button.isEnabled()
@@ -274,8 +297,10 @@ async def test_sign_in_from_fioctl(qtbot, backend, tmp_path):
     assert fioctl_yaml.read_bytes() == before  # fioctl's file is left as it is
 
 
-async def test_cancel_before_the_call_starts(qtbot, backend):
+async def test_cancel_before_the_call_starts(qtbot, own_backend):
+    backend = own_backend
     dlg = opened(qtbot, SignInDialog(backend))
+    point_at_fake(dlg, backend)
     dlg.token_factory.setText("other-factory")
     dlg.token.setText(demo_token(backend))
     dlg.ok_button.click()
@@ -288,9 +313,11 @@ async def test_cancel_before_the_call_starts(qtbot, backend):
     assert [p.factory for p in backend.factories()] == [DEMO_FACTORY]
 
 
-async def test_cancel_while_signing_in_abandons_the_call(qtbot, backend):
-    backend.services.demo.server.latency = 0.5
+async def test_cancel_while_signing_in_abandons_the_call(qtbot, own_backend):
+    backend = own_backend
+    backend.fake_api.latency = 0.5
     dlg = opened(qtbot, SignInDialog(backend))
+    point_at_fake(dlg, backend)
     dlg.token_factory.setText(DEMO_FACTORY)
     dlg.token.setText(demo_token(backend))
     dlg.ok_button.click()
@@ -456,7 +483,8 @@ async def test_add_tunnel_without_a_factory(qtbot, backend):
 # -- import a plain tunnel -------------------------------------------------------------
 
 
-async def test_import_refuses_hooks_inline(qtbot, backend, tmp_path):
+async def test_import_refuses_hooks_inline(qtbot, own_backend, tmp_path):
+    backend = own_backend  # from a demo, an import is the user's own and leaves it
     conf = tmp_path / "office.conf"
     conf.write_text(conf_text("PostUp = touch /tmp/pwned"))
     dlg = opened(qtbot, ImportTunnelDialog(backend))
@@ -473,7 +501,8 @@ async def test_import_refuses_hooks_inline(qtbot, backend, tmp_path):
     assert "office" not in [t.name for t in backend.tunnels()]
 
 
-async def test_import_moves_the_key_to_the_keyring(qtbot, backend, tmp_path):
+async def test_import_moves_the_key_to_the_keyring(qtbot, own_backend, tmp_path):
+    backend = own_backend  # from a demo, an import is the user's own and leaves it
     conf = tmp_path / "lab vpn.conf"
     conf.write_text(conf_text())
     dlg = opened(qtbot, ImportTunnelDialog(backend))

@@ -37,7 +37,7 @@ SHORT_WAIT = (
 
 @contextmanager
 def running_app(session: XSession, argv: list[str]) -> Iterator[AppSocket]:
-    sock = AppSocket(Path(session.env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}-demo.sock")
+    sock = AppSocket(Path(session.env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}.sock")
     log = session.root / "logs" / "fiotray.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -52,7 +52,7 @@ def tray_area(session: XSession, icon: str, name: str) -> Path:
 
 def test_tray_icon_click_menu_and_quit(xsession: XSession) -> None:
     env = dict(xsession.env)
-    sock_path = Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}-demo.sock"
+    sock_path = Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}.sock"
     log = xsession.root / "logs" / "fiotray.log"
     started = time.monotonic()
     with log.open("wb") as out:
@@ -168,7 +168,7 @@ def test_tray_icon_click_menu_and_quit(xsession: XSession) -> None:
 )
 def test_menu_entries_open_their_dialogs(xsession: XSession, key: str, shot: str, title: str):
     env = dict(xsession.env)
-    app = AppSocket(Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}-demo.sock")
+    app = AppSocket(Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}.sock")
     proc = subprocess.Popen(
         [sys.executable, "-m", "fiotray", "--demo", "--hidden"],
         env=env,

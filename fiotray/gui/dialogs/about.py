@@ -31,7 +31,7 @@ def diagnostics(backend: Backend | None) -> str:
     from PySide6.QtCore import qVersion
     from PySide6.QtGui import QGuiApplication
 
-    from fiotray.gui.app import log_dir
+    from fiotray.gui.app import log_file
 
     demo = bool(backend and backend.demo)
     lines = {
@@ -46,7 +46,7 @@ def diagnostics(backend: Backend | None) -> str:
         "qt platform": QGuiApplication.platformName(),
         "tray": "available" if QSystemTrayIcon.isSystemTrayAvailable() else "none found",
         "demo": "yes" if demo else "no",
-        "log": str(log_dir(demo) / "fiotray.log"),
+        "log": str(log_file(demo)),
     }
     if backend is not None:
         services = backend.services

@@ -201,8 +201,8 @@ class SettingsDialog(WorkDialog):
             layout.addSpacing(6)
         elif backend.demo:
             self.demo_note = note_label(
-                "Demo mode: these settings last until fiotray quits; nothing is saved outside "
-                "the demo, and start at login is left as it is."
+                "Demo mode: nothing is saved outside the demo; these settings come along "
+                "when you sign in to your factory, and start at login is left as it is."
             )
             layout.addWidget(self.demo_note)
             layout.addSpacing(6)

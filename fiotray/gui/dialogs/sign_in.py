@@ -83,19 +83,12 @@ class SignInDialog(WorkDialog):
         self._adv_form.addRow("&OAuth URL:", self.oauth_url)
         self.advanced.setLayout(self._adv_form)
         self.advanced.hide()
-        auto_demo = backend.demo and backend.services.auto_demo
-        if backend.demo and not auto_demo:
-            # --demo: its factory lives on the embedded fake: sign-in there, not foundries.io.
-            demo_factory = next(iter(backend.factories()), None)
-            if demo_factory is not None:
-                self.api_url.setText(demo_factory.api_url)
-                self.oauth_url.setText(demo_factory.oauth_url)
-                self._advanced_open = True
 
         layout = QVBoxLayout(self.body)
         layout.setContentsMargins(0, 0, 0, 0)
-        if auto_demo:
-            # Started as a demo because nothing was set up: this sign-in is for real.
+        if backend.demo:
+            # The demo factory needs no sign-in (automatic demo or --demo alike): this one
+            # is for real, with the usual defaults, never the demo's loopback API.
             layout.addWidget(
                 note_label(
                     "You are looking at the demo. Sign in to your own factory: it is saved "
