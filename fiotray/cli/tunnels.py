@@ -1,5 +1,5 @@
-"""tunnels (list, import, add-foundries, ssh, default, remove; `profiles` is an old alias),
-connect, disconnect, status."""
+"""tunnels (list, import, add-foundries, ssh, default, autoconnect, remove; `profiles` is
+an old alias), connect, disconnect, status."""
 
 from __future__ import annotations
 
@@ -162,6 +162,19 @@ async def cmd_default(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     tunnels.set_default(ctx.services, args.name)
     ctx.out(f"{args.name} is now the default tunnel.")
+    return 0
+
+
+async def cmd_autoconnect(args: argparse.Namespace, ctx: Context) -> int:
+    from fiotray.ops import tunnels
+
+    if args.state is None:
+        tunnel = ctx.services.tunnels.get(args.name)
+        ctx.out("on" if tunnel.autoconnect else "off")
+        return 0
+    tunnel = tunnels.set_autoconnect(ctx.services, args.name, args.state == "on")
+    when = "connects" if args.state == "on" else "no longer connects"
+    ctx.out(f"{tunnel.name} {when} when fiotray starts.")
     return 0
 
 
@@ -377,14 +390,32 @@ def register(sub: Any, factory_option: Any) -> None:
         help="show the default tunnel, or make NAME the default",
         description=(
             "Show the default tunnel, or make NAME the default: the tunnel that\n"
-            "`fiotray connect` and `fiotray disconnect` without a name, and a left click\n"
-            "on the tray icon, use."
+            "`fiotray connect` and `fiotray disconnect` without a name use, and the tray's\n"
+            "left click when Settings make it connect and disconnect."
         ),
         examples=("fiotray tunnels default", "fiotray tunnels default office"),
         codes=(0, 1, 2),
     )
     p.add_argument("name", metavar="NAME", nargs="?", help=TUNNEL_NAME)
     p.set_defaults(func=cmd_default)
+    p = command(
+        tsub,
+        "autoconnect",
+        help="show or set whether the tray app brings a tunnel up when it starts",
+        description=(
+            "Show or set whether the tray app brings the tunnel up when it starts, once\n"
+            "the tunnel's server can be reached: one attempt per start, which asks for a\n"
+            "password only where the system's policy does for any connect. The command\n"
+            "line never connects on its own."
+        ),
+        examples=("fiotray tunnels autoconnect office on", "fiotray tunnels autoconnect office"),
+        codes=(0, 1, 2),
+    )
+    p.add_argument("name", metavar="NAME", help=TUNNEL_NAME)
+    p.add_argument(
+        "state", metavar="on|off", nargs="?", choices=("on", "off"), help="on or off; none: show"
+    )
+    p.set_defaults(func=cmd_autoconnect)
     p = command(
         tsub,
         "remove",

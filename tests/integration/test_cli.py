@@ -362,3 +362,22 @@ def test_tunnels_and_the_old_profiles_name(signed_in):
     empty = signed_in("tunnels", "list").stdout
     assert empty == signed_in("profiles", "list").stdout
     assert "fiotray tunnels add-foundries" in empty
+
+
+def test_connect_when_fiotray_starts_is_scriptable(signed_in):
+    added = signed_in("tunnels", "add-foundries", "--address", "10.42.42.200", "--name", "vpn")
+    assert "Added tunnel vpn" in added.stdout
+    store = signed_in.home / "config" / "fiotray" / "tunnels.json"
+    assert signed_in("tunnels", "autoconnect", "vpn").stdout.strip() == "off"
+    said = signed_in("tunnels", "autoconnect", "vpn", "on").stdout
+    assert said.strip() == "vpn connects when fiotray starts."
+    assert json.loads(store.read_text())["tunnels"]["vpn"]["autoconnect"] is True
+    assert signed_in("tunnels", "autoconnect", "vpn").stdout.strip() == "on"
+    signed_in("tunnels", "autoconnect", "vpn", "off")
+    assert json.loads(store.read_text())["tunnels"]["vpn"]["autoconnect"] is False
+    refused = signed_in("tunnels", "autoconnect", "nope", "on", code=1)
+    assert "No tunnel named 'nope'" in refused.stderr
+    # A second tunnel to the same factory is refused with what to do instead.
+    again = signed_in("tunnels", "add-foundries", "--address", "10.42.42.201", code=1)
+    assert "already has a tunnel, vpn" in again.stderr
+    assert "fiotray tunnels remove vpn" in again.stderr
