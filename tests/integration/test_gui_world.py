@@ -6,8 +6,9 @@ with their own gnome-keyring and a fake FoundriesFactory API. The test works the
 app only through X input (xdotool clicks and keys) and reads what it shows
 through the app's `status` request; screenshots go to artifacts/.
 
-- a left click on the tray icon brings the Foundries tunnel up through real
-  pkexec, polkit, the installed helper, wg-quick and wireguard-go;
+- the Foundries tunnel, marked "connect when fiotray starts", comes up at start
+  through real pkexec, polkit, the installed helper, wg-quick and wireguard-go,
+  and a left click (set to toggle) takes it down and up again;
 - the tray menu's "Devices…" opens the devices window with the factory's devices;
 - a right click on a row, "Enable VPN": the fake API gets the PATCH, the row
   shows "pending", and "enabled" once the device applied the change;
@@ -70,8 +71,10 @@ def gui_engineer(engineer: Engineer) -> Engineer:
     world = engineer.world
     tunnel = add_foundries_tunnel(engineer)
     world.add_peer(tunnel["public_key"], world.laptop_vpn_address)
+    engineer.fiotray("tunnels", "autoconnect", tunnel["name"], "on")
     config = engineer.home / "config" / "fiotray"
-    SettingsStore(config).save(Settings(terminal="xterm"))
+    # The left click connects and disconnects here (the default opens the menu).
+    SettingsStore(config).save(Settings(terminal="xterm", left_click="toggle"))
     for path in (config, *config.iterdir()):
         shutil.chown(path, engineer.user.uid, engineer.user.gid)
     return engineer
@@ -102,9 +105,18 @@ def test_tray_devices_window_enable_vpn_and_ssh_terminal(
         wait_for("the app's socket", app.path.exists, timeout=20)
         status = app.status()
         assert status["demo"] is False and status["tray"]["visible"] is True
-        wait_for("the first tunnel check", lambda: app.tunnel() == "disconnected")
+        # "Connect when fiotray starts": up through pkexec/polkit and the installed
+        # helper with no click (the server's route is there at once).
+        wait_for("the tunnel connected at start", lambda: app.tunnel() == "connected", 30)
+        assert world.laptop_ifname in engineer.interfaces()
 
-        # Left click: connect through pkexec/polkit and the installed helper.
+        # Left click (set to toggle): down, then up again, through the helper each time.
+        xsession.click(icon, 1)
+        wait_for("the tunnel down after a click", lambda: app.tunnel() == "disconnected", 30)
+        assert world.laptop_ifname not in engineer.interfaces()
+        # A click within Qt's double-click interval (400 ms) of the last is a double
+        # click, which the tray does not take for a second toggle.
+        time.sleep(0.5)
         xsession.click(icon, 1)
         wait_for("the tunnel connected after a click", lambda: app.tunnel() == "connected", 30)
         assert world.laptop_ifname in engineer.interfaces()
