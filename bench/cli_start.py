@@ -6,9 +6,13 @@ In one run, alternating, N times each (median and max printed):
   * `fiotray --version`;
   * `fiotray factories` (a signed-in config, no network, no keyring call);
   * `fiotray status` (a tunnel configured, none up);
-  * `fiotray devices` on a factory of D devices, L seconds added to every request, against
-    the fake API in its own process, signed in with an API token kept in a private, real
-    Secret Service (gnome-keyring on its own D-Bus), as the CLI runs for a user.
+  * `fiotray devices` and `fiotray devices --json` on a factory of D devices, L seconds added
+    to every request, against the fake API in its own process, signed in with an API token
+    kept in a private, real Secret Service (gnome-keyring on its own D-Bus), as the CLI runs
+    for a user;
+  * the baseline for that: the same list fetched the way fioctl does, 500 per page one
+    after another, by a standard-library process (bench/fioctl_pattern.py);
+  * `fiotray devices` against a one-device factory (no latency): the fixed cost.
 
 With `--checkout REV` the same commands also run from a copy of that commit (`git archive`,
 nothing added to the repository's worktrees), alternating with this checkout: a before and
@@ -70,6 +74,9 @@ def main() -> int:
     fake, info = start_process(
         ["--devices", str(args.devices), "--latency", str(args.latency), f"--api-token={token}"]
     )
+    small, small_info = start_process(
+        ["--devices", "1", "--factory", "one-device", f"--api-token={token}"]
+    )
     try:
         with (
             tempfile.TemporaryDirectory(prefix="fiotray-bench-") as tmp,
@@ -91,42 +98,57 @@ def main() -> int:
             fiotray = [*py, "-m", "fiotray"]
             # Signed in once, by this checkout: the files and the keyring entry are the same
             # for both trees. The fake API's factory is made the default, for `devices`.
-            subprocess.run(
-                [
-                    *fiotray,
-                    "login",
-                    "--factory",
-                    info["factory"],
-                    "--api-url",
-                    info["url"],
-                    "--api-token-stdin",
-                    "--default",
-                ],
-                input=(token + "\n").encode(),
-                env={**env, "PYTHONPATH": str(ROOT)},
-                cwd=home,
-                check=True,
-                capture_output=True,
-            )
+            for factory_info, default in ((small_info, []), (info, ["--default"])):
+                subprocess.run(
+                    [
+                        *fiotray,
+                        "login",
+                        "--factory",
+                        factory_info["factory"],
+                        "--api-url",
+                        factory_info["url"],
+                        "--api-token-stdin",
+                        *default,
+                    ],
+                    input=(token + "\n").encode(),
+                    env={**env, "PYTHONPATH": str(ROOT)},
+                    cwd=home,
+                    check=True,
+                    capture_output=True,
+                )
+            big = f"({args.devices:,} devices, {args.latency * 1000:g} ms per request)"
+            baseline = f"fioctl pattern: 500 per page, one after another {big}"
+            with_json = f"fiotray devices --json {big}"
             commands = {
                 "python -c pass": [*py, "-c", "pass"],
                 "fiotray --version": [*fiotray, "--version"],
                 "fiotray factories": [*fiotray, "factories"],
                 "fiotray status": [*fiotray, "status"],
-                f"fiotray devices ({args.devices:,}, {args.latency * 1000:g} ms)": [
+                "fiotray devices (one-device factory)": [
                     *fiotray,
                     "devices",
+                    "--factory",
+                    "one-device",
+                ],
+                f"fiotray devices {big}": [*fiotray, "devices"],
+                with_json: [*fiotray, "devices", "--json"],
+                baseline: [
+                    *py,
+                    str(ROOT / "bench" / "fioctl_pattern.py"),
+                    info["url"],
+                    info["factory"],
                 ],
             }
             times: dict[tuple[str, str], list[float]] = {}
             for _ in range(args.runs):  # interleaved, so drift hits every figure alike
                 for label, argv in commands.items():
                     for tree, path in trees.items():
-                        run_env = {**env, "PYTHONPATH": str(path)}
+                        run_env = {**env, "PYTHONPATH": str(path), "FIOCTL_TOKEN": token}
                         times.setdefault((label, tree), []).append(timed(argv, run_env, home))
     finally:
-        fake.terminate()
-        fake.wait(timeout=10)
+        for process in (fake, small):
+            process.terminate()
+            process.wait(timeout=10)
 
     print(f"Median (max) wall time of {args.runs} runs, ms; {os.cpu_count()} CPUs\n")
     print("| command | " + " | ".join(trees) + " |")
@@ -137,6 +159,11 @@ def main() -> int:
             t = times[(label, tree)]
             cells.append(f"{statistics.median(t) * 1000:.0f} ({max(t) * 1000:.0f})")
         print(f"| {label} | " + " | ".join(cells) + " |")
+    for tree in trees:
+        ratio = statistics.median(times[(baseline, tree)]) / statistics.median(
+            times[(with_json, tree)]
+        )
+        print(f"\n{tree}: `fiotray devices --json` is {ratio:.2f}x faster than the baseline")
     return 0
 
 
