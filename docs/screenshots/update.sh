@@ -11,4 +11,5 @@ crop x11-devices.png 1000x560+22+38 devices-window.png
 crop x11-world-row-menu.png 560x300+0+28 device-menu.png
 crop x11-world-pending.png 1000x560+22+38 vpn-pending.png
 crop x11-world-ssh-terminal.png 1000x560+0+38 ssh-terminal.png
+crop x11-no-tray-menu-bar.png 980x330+22+12 window-menu-bar.png
 ls -l "$here"/*.png

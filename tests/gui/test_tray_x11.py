@@ -207,3 +207,54 @@ def test_menu_entries_open_their_dialogs(xsession: XSession, key: str, shot: str
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_without_a_tray_the_window_is_the_whole_app(xsession_no_tray: XSession) -> None:
+    """Stock GNOME: no tray. The window's menu bar has the tray's entries, Ctrl+Q quits."""
+    session = xsession_no_tray
+    env = dict(session.env)
+    app = AppSocket(Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}.sock")
+    log = session.root / "logs" / "fiotray-no-tray.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fiotray", "--demo"],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for("the app's socket", app.path.exists, timeout=20)
+        devices = wait_for(
+            "the devices window with the demo's devices",
+            lambda: (d := app.status()["devices"]) and d["visible"] and d["shown"] and d,
+        )
+        (window,) = session.visible_windows("fiotray")
+        session.activate(window)
+        # The menu bar, by keyboard as by mouse: Alt+T opens Tunnels.
+        session.key("alt+t")
+        menu = wait_for(
+            "the Tunnels menu", lambda: set(session.visible_windows("fiotray")) - {window}
+        )
+        time.sleep(0.3)  # let the X server finish painting before the shot
+        session.shot(ARTIFACTS / "x11-no-tray-menu-bar.png")
+        (menu_id,) = menu
+        _, _, mw, mh = session.geometry(menu_id)
+        assert mw > 150 and mh > 60, "the Tunnels menu looks empty"
+        # Its first entry, the tunnel's toggle, is highlighted (a menu opened by keyboard):
+        # Return connects.
+        session.key("Return")
+        wait_for("connected from the window's menu", lambda: app.tunnel() == "connected")
+        assert devices["factory"] == "demo-factory"
+        # Ctrl+Q quits: without a tray, the window is the way out.
+        session.activate(window)
+        session.key("ctrl+q")
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = log.read_text(errors="replace")
+    assert "Traceback" not in output, output
