@@ -33,6 +33,20 @@ def tunnel_state(sock_path: Path) -> str | None:
     return AppSocket(sock_path).tunnel()
 
 
+def start_fiotray(session: XSession, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    """`python -m fiotray ARGS` on the session's display, its output to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fiotray", *args],
+            env=dict(session.env),
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def tray_area(session: XSession, icon: str, name: str) -> Path:
     """A screenshot, plus a 4x crop of the panel's corner where the icon sits."""
     full = session.shot(ARTIFACTS / f"{name}.png")
@@ -55,15 +69,7 @@ def test_tray_icon_click_menu_and_quit(xsession: XSession) -> None:
     sock_path = Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}.sock"
     log = xsession.root / "logs" / "fiotray.log"
     started = time.monotonic()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fiotray", "--demo", "--hidden"],
-            env=env,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_fiotray(xsession, "--demo", "--hidden", log=log)
     try:
         icon = xsession.wait_tray_icon("fiotray", timeout=15)
         embedded = time.monotonic() - started
@@ -169,14 +175,7 @@ def test_tray_icon_click_menu_and_quit(xsession: XSession) -> None:
 def test_menu_entries_open_their_dialogs(xsession: XSession, key: str, shot: str, title: str):
     env = dict(xsession.env)
     app = AppSocket(Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}.sock")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fiotray", "--demo", "--hidden"],
-        env=env,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_fiotray(xsession, "--demo", "--hidden", log=xsession.root / "logs" / f"{shot}.log")
     try:
         icon = xsession.wait_tray_icon("fiotray", timeout=15)
         wait_for("the app's socket", app.path.exists)
@@ -215,16 +214,7 @@ def test_without_a_tray_the_window_is_the_whole_app(xsession_no_tray: XSession) 
     env = dict(session.env)
     app = AppSocket(Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}.sock")
     log = session.root / "logs" / "fiotray-no-tray.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fiotray", "--demo"],
-            env=env,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_fiotray(session, "--demo", log=log)
     try:
         wait_for("the app's socket", app.path.exists, timeout=20)
         devices = wait_for(
