@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from fiotray.cli import build_parser
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
@@ -359,3 +361,68 @@ def test_server_maintainer_scripts_enable_and_start_nothing() -> None:
     }
     postrm = (DEBIAN / "fiotray-server.postrm").read_text()
     assert "rm -rf /var/lib/fiotray-server /etc/fiotray-server" in postrm
+
+
+# -- installable on Debian 12 and 13, Ubuntu 22.04 and 24.04 ---------------------------------
+
+# `readelf -V -W` of a library, cut down: what it defines, what it needs (the GLIBC_PRIVATE
+# and other libraries' versions among them), and the per-symbol table that names them again.
+READELF_V = """
+Version symbols section '.gnu.version' contains 5 entries:
+ Addr: 0x0000000000001000  Offset: 0x00001000  Link: 3 (.dynsym)
+  000:   0 (*local*)       2 (GLIBC_2.2.5)   3 (GLIBC_2.38)    4 (FOO_1.0)
+
+Version definition section '.gnu.version_d' contains 2 entries:
+ Addr: 0x0000000000001100  Offset: 0x00001100  Link: 4 (.dynstr)
+  000000: Rev: 1  Flags: BASE  Index: 1  Cnt: 1  Name: libfoo.so.1
+  0x001c: Rev: 1  Flags: none  Index: 4  Cnt: 1  Name: GLIBC_2.99
+
+Version needs section '.gnu.version_r' contains 3 entries:
+ Addr: 0x0000000000001200  Offset: 0x00001200  Link: 4 (.dynstr)
+  000000: Version: 1  File: libz.so.1  Cnt: 1
+  0x0010:   Name: ZLIB_1.2.9  Flags: none  Version: 6
+  0x0020: Version: 1  File: libm.so.6  Cnt: 1
+  0x0030:   Name: GLIBC_2.29  Flags: none  Version: 5
+  0x0040: Version: 1  File: libc.so.6  Cnt: 4
+  0x0050:   Name: GLIBC_2.3.4  Flags: none  Version: 7
+  0x0060:   Name: GLIBC_2.35  Flags: none  Version: 3
+  0x0070:   Name: GLIBC_PRIVATE  Flags: none  Version: 8
+  0x0080:   Name: GLIBC_2.2.5  Flags: none  Version: 2
+"""
+
+
+def test_glibc_versions_are_read_from_what_a_binary_needs_only() -> None:
+    check = load("bundle_check")
+    # Not GLIBC_2.38 of the symbol table, nor 2.99 that it defines, nor GLIBC_PRIVATE.
+    assert check.glibc_needed(READELF_V) == {(2, 29), (2, 3, 4), (2, 35), (2, 2, 5)}
+    assert check.glibc_needed(READELF_V.replace("GLIBC_2.35", "GLIBC_2.36")) >= {(2, 36)}
+    assert check.glibc_needed("") == set()
+    # Compared as numbers: 2.4 is older than 2.35, 2.3.4 than 2.4.
+    assert (2, 4) < (2, 35) and (2, 3, 4) < (2, 4)
+    assert check.parse_version("2.35") == (2, 35)
+    for bad in ("2", "2.35a", "GLIBC_2.35", ""):
+        try:
+            check.parse_version(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+def test_glibc_check_names_the_file_and_the_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = load("bundle_check")
+    old, new = tmp_path / "_internal/old.so", tmp_path / "_internal/new.so"
+    old.parent.mkdir()
+    old.write_bytes(b"\x7fELF")
+    new.write_bytes(b"\x7fELF")
+    outputs = {str(old): READELF_V, str(new): READELF_V.replace("GLIBC_2.35", "GLIBC_2.39")}
+    monkeypatch.setattr(check, "readelf", lambda *args: outputs[args[-1]])
+    elves = check.elf_files(tmp_path)
+    assert elves == [new, old]
+    assert check.glibc_problems(tmp_path, elves, (2, 39)) == []
+    assert check.glibc_problems(tmp_path, elves, (2, 35)) == [
+        "_internal/new.so: needs GLIBC_2.39, newer than GLIBC_2.35 (the oldest glibc the "
+        "package is for)"
+    ]
+    assert check.highest_glibc(elves) == ((2, 39), [new])
