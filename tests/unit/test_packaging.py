@@ -426,3 +426,35 @@ def test_glibc_check_names_the_file_and_the_version(
         "package is for)"
     ]
     assert check.highest_glibc(elves) == ((2, 39), [new])
+
+
+def test_depends_names_every_systems_package_and_floors_ubuntu_22_04_meets() -> None:
+    depends = load("depends")
+    shlibs = (
+        "libc6 (>= 2.35), libglib2.0-0 (>= 2.26.0), libssl3 (>= 3.0.0), "
+        "libx11-xcb1 (>= 2:1.8.4), libzstd1 (>= 1.5.2), zlib1g (>= 1:1.2.3.4)"
+    )
+    assert depends.rewrite(shlibs) == (
+        "libc6 (>= 2.35), libglib2.0-0t64 (>= 2.26.0) | libglib2.0-0 (>= 2.26.0), "
+        "libssl3t64 (>= 3.0.0) | libssl3 (>= 3.0.0), libx11-xcb1, libzstd1 (>= 1.3.0), "
+        "zlib1g (>= 1:1.2.3.4)"
+    )
+    assert depends.unchecked(depends.rewrite(shlibs)) == []
+    assert depends.unchecked("libc6, libnew7 (>= 1) | libc6") == ["libnew7"]
+
+
+def test_depends_script_fails_the_build_on_an_unchecked_name() -> None:
+    script = PACKAGING / "depends.py"
+    ok = subprocess.run(
+        [sys.executable, str(script)],
+        input="shlibs:Depends=libc6 (>= 2.34), libssl3 (>= 3.0.0)\n",
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == "libc6 (>= 2.34), libssl3t64 (>= 3.0.0) | libssl3 (>= 3.0.0)\n"
+    bad = subprocess.run(
+        [sys.executable, str(script)], input="libc6, libfoo1\n", capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert "libfoo1 is not known to exist" in bad.stderr
