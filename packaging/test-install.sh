@@ -8,11 +8,13 @@
 # 1. debootstrap a minimal Debian 12 (minbase) into a temporary directory (the base is cached
 #    under build/cache/, keyed by suite, arch, mirror and debootstrap version, for 7 days),
 # 2. in it: apt-get install --no-install-recommends the .deb (its Depends only; for the
-#    server, systemd first, as a real server has it),
+#    server, systemd first, as a real server has it; for fiotray, netcat-openbsd, the test's
+#    own client of the tray app's socket: the system has no python3),
 # 3. then, in new mount, PID and network namespaces (everything started there dies with
 #    them; /proc and /sys are mounted there only):
-#    fiotray: fiotray --version; every binary of the bundle resolves its libraries; the
-#    helper's imports exist in the system's python3; the chroot's own system D-Bus and
+#    fiotray: fiotray --version; every binary of the bundle resolves its libraries; no
+#    python3 on the system, and the helper (a bundle of its own) answering status as root;
+#    its files root's and written by root only; the chroot's own system D-Bus and
 #    polkitd; the polkit actions registered; pkexec refused before, and allowed by the
 #    shipped group rule after, it is enabled; the helper refusing a hostile config (PostUp)
 #    with exit 2 and one line, creating nothing; status answered through pkexec; the tray
@@ -34,7 +36,8 @@ set -euo pipefail
 DEB=$(readlink -f "$1")
 PKG=$(dpkg-deb -f "$DEB" Package)
 case $PKG in
-  fiotray) RUN=run EXTRA=() ;;
+  # netcat-openbsd: the test talks to the tray app over its socket with nc -U (no python3).
+  fiotray) RUN=run EXTRA=(netcat-openbsd) ;;
   # A VPN server runs systemd: the unit is checked with its tools (minbase has no init).
   fiotray-server) RUN=run-server EXTRA=(systemd) ;;
   *) echo "$0: $DEB is neither fiotray nor fiotray-server" >&2; exit 2 ;;

@@ -441,6 +441,13 @@ def test_depends_names_every_systems_package_and_floors_ubuntu_22_04_meets() -> 
     )
     assert depends.unchecked(depends.rewrite(shlibs)) == []
     assert depends.unchecked("libc6, libnew7 (>= 1) | libc6") == ["libnew7"]
+    # Every name the control templates give by hand is checked too.
+    for template in ("control.in", "server-control.in"):
+        field = control_template(template)["Depends"]
+        assert field.startswith("@SHLIBS@, ")
+        assert depends.unchecked(field) == [], template
+    # No python3: the helper is a bundle of its own.
+    assert "python3" not in control_template("control.in")["Depends"]
 
 
 def test_depends_script_fails_the_build_on_an_unchecked_name() -> None:
@@ -458,3 +465,55 @@ def test_depends_script_fails_the_build_on_an_unchecked_name() -> None:
     )
     assert bad.returncode == 1 and bad.stdout == ""
     assert "libfoo1 is not known to exist" in bad.stderr
+
+
+def test_helper_staged_from_its_bundle_without_python_from_the_system(tmp_path: Path) -> None:
+    from fiotray.helper import install
+
+    bundle = tmp_path / "dist/fiotray-helper"
+    (bundle / "_internal/python3.11/lib-dynload").mkdir(parents=True)
+    (bundle / "fiotray-helper").write_bytes(b"\x7fELF bootloader")
+    (bundle / "fiotray-helper").chmod(0o755)
+    (bundle / "_internal/libpython3.11.so.1.0").write_bytes(b"\x7fELF")
+    (bundle / "_internal/libpython3.11.so.1.0").chmod(0o755)
+    (bundle / "_internal/base_library.zip").write_bytes(b"PK")
+    (bundle / "_internal/python3.11/lib-dynload/_json.so").write_bytes(b"\x7fELF")
+    root = tmp_path / "stage"
+    done = install.install(root, group_rule=True, package=True, helper_bundle=bundle)
+    rels = {p.relative_to(root).as_posix() for p in done}
+    assert rels == {
+        "usr/libexec/fiotray/fiotray-helper",
+        "usr/libexec/fiotray/_internal/libpython3.11.so.1.0",
+        "usr/libexec/fiotray/_internal/base_library.zip",
+        "usr/libexec/fiotray/_internal/python3.11/lib-dynload/_json.so",
+        "usr/share/polkit-1/actions/io.foundries.fiotray.policy",
+        "usr/share/fiotray/polkit/49-fiotray-group.rules",
+    }
+    # The executable at the polkit actions' exec.path; no launcher, no module tree.
+    helper = root / install.HELPER_REL
+    assert helper.read_bytes() == b"\x7fELF bootloader"
+    assert not (root / "usr/libexec/fiotray/fiotray").exists()
+    policy = (root / install.POLICY_REL).read_text()
+    exec_path = f'"org.freedesktop.policykit.exec.path">/{install.HELPER_REL}<'
+    assert policy.count(exec_path) == 3
+    modes = {
+        p.relative_to(root / "usr/libexec/fiotray").as_posix(): p.stat().st_mode & 0o777
+        for p in (root / "usr/libexec/fiotray").rglob("*")
+    }
+    assert modes == {
+        "fiotray-helper": 0o755,
+        "_internal": 0o755,
+        "_internal/libpython3.11.so.1.0": 0o755,
+        "_internal/base_library.zip": 0o644,
+        "_internal/python3.11": 0o755,
+        "_internal/python3.11/lib-dynload": 0o755,
+        "_internal/python3.11/lib-dynload/_json.so": 0o644,
+    }
+    # A symlink in the bundle is refused: every file root runs is a plain one dpkg checks.
+    (bundle / "_internal/link.so").symlink_to("libpython3.11.so.1.0")
+    try:
+        install.install(tmp_path / "again", package=True, helper_bundle=bundle)
+    except install.InstallError as exc:
+        assert "symlink" in str(exc)
+    else:
+        raise AssertionError("a symlink in the helper's bundle was installed")
