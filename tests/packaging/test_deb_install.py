@@ -1,10 +1,10 @@
 """The two .debs (fiotray, fiotray-server), built by their one documented command and each
-installed on a fresh Debian 12.
+installed on a fresh Debian 12 and a fresh Debian 13.
 
 Runs packaging/build-deb.sh (the PyInstaller bundles and the packages; it fails when a
-bundle needs a glibc newer than 2.35) and packaging/test-install.sh once per package
-(debootstrap, apt install without Recommends, the checks inside, apt purge). Needs
-root and the Debian mirror, as CI has; the debootstrap base is cached under build/cache/.
+bundle needs a glibc newer than 2.35) and packaging/test-install.sh once per package and
+suite (debootstrap, apt install without Recommends, the checks inside, apt purge). Needs
+root and the Debian mirror, as CI has; the debootstrap bases are cached under build/cache/.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ SERVER_DEB_LIMIT_MB = 10.0
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
 
+# The fresh systems the packages are installed on: Debian 12 (what they are built on) and 13.
+SUITES = ["bookworm", "trixie"]
 # The newest glibc symbol version the bundles may need: Ubuntu 22.04's glibc.
 MAX_GLIBC = (2, 35)
 
@@ -262,10 +264,10 @@ def test_helper_bundle_ignores_the_environment(
     assert not marker.exists()
 
 
-def _install_test(deb: Path) -> str:
-    """packaging/test-install.sh on one package; its output, once it passed."""
+def _install_test(deb: Path, suite: str) -> str:
+    """packaging/test-install.sh on one package and suite; its output, once it passed."""
     proc = subprocess.run(
-        [str(ROOT / "packaging" / "test-install.sh"), str(deb)],
+        [str(ROOT / "packaging" / "test-install.sh"), "--suite", suite, str(deb)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -275,11 +277,16 @@ def _install_test(deb: Path) -> str:
     return proc.stdout
 
 
+DEBIAN = {"bookworm": "Debian GNU/Linux 12 (bookworm)", "trixie": "Debian GNU/Linux 13 (trixie)"}
+
+
+@pytest.mark.parametrize("suite", SUITES)
 def test_fresh_debian_install_run_and_purge(
-    built: tuple[dict[str, Path], dict[str, float]],
+    built: tuple[dict[str, Path], dict[str, float]], suite: str
 ) -> None:
-    out = _install_test(built[0]["fiotray"])
+    out = _install_test(built[0]["fiotray"], suite)
     for proof in (
+        f"ok: system: {DEBIAN[suite]}, libc6 ",
         "ok: apt-get install --no-install-recommends fiotray.deb",
         "ok: fiotray --version: fiotray ",
         "ok: every binary in /opt/fiotray finds its libraries",
@@ -301,11 +308,13 @@ def test_fresh_debian_install_run_and_purge(
         assert proof in out, proof
 
 
+@pytest.mark.parametrize("suite", SUITES)
 def test_fresh_debian_install_of_the_server_run_and_purge(
-    built: tuple[dict[str, Path], dict[str, float]],
+    built: tuple[dict[str, Path], dict[str, float]], suite: str
 ) -> None:
-    out = _install_test(built[0]["fiotray-server"])
+    out = _install_test(built[0]["fiotray-server"], suite)
     for proof in (
+        f"ok: system: {DEBIAN[suite]}, libc6 ",
         "ok: apt-get install --no-install-recommends fiotray-server.deb",
         "ok: fiotray-server --version: fiotray-server ",
         "ok: fiotray-server --help lists the commands",
