@@ -57,8 +57,15 @@ case $PKG in
 esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-# debian-archive-keyring: Debian 12's (2023.3+deb12u1 and later) has trixie's keys too.
+# debian-archive-keyring: Debian 12's has trixie's keys from 2023.3+deb12u1 on; an older
+# one installed is upgraded (ensure-debs.sh installs only what is missing).
 packaging/ensure-debs.sh debootstrap debian-archive-keyring
+if [ ! -e "/usr/share/keyrings/debian-archive-$SUITE-stable.gpg" ]; then
+  echo "$0: no $SUITE key in debian-archive-keyring: upgrading it" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debian-archive-keyring >/dev/null
+  [ -e "/usr/share/keyrings/debian-archive-$SUITE-stable.gpg" ] \
+    || { echo "$0: debian-archive-keyring has no key for $SUITE: cannot debootstrap it" >&2; exit 1; }
+fi
 
 ARCH=$(dpkg --print-architecture)
 # The host's own Debian mirror (deb822 or one-line sources), as apt on this machine uses it.
