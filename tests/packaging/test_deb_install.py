@@ -232,6 +232,25 @@ def test_bundles_need_glibc_2_35_at_most(built: tuple[dict[str, Path], dict[str,
     assert max(highest.values()) == MAX_GLIBC
 
 
+def test_helper_bundle_holds_the_helper_and_the_standard_library_only(
+    built: tuple[dict[str, Path], dict[str, float]],
+) -> None:
+    """What root runs: PyInstaller's table of the helper's Python modules, as built."""
+    toc = (ROOT / "build" / "pyinstaller" / "fiotray-helper" / "PYZ-00.toc").read_text()
+    modules = set(re.findall(r"\('([\w.]+)',", toc))
+    ours = {m for m in modules if m.partition(".")[0] not in sys.stdlib_module_names}
+    assert ours == {
+        "fiotray",
+        "fiotray.helper",
+        "fiotray.helper.fiotray_helper",
+        "fiotray.wg",
+        "fiotray.wg.config",
+        "fiotray.wg.dump",
+        "fiotray.wg.errors",
+        "fiotray.wg.tools",
+    }
+
+
 def test_helper_bundle_ignores_the_environment(
     built: tuple[dict[str, Path], dict[str, float]], tmp_path: Path
 ) -> None:
