@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Build fiotray's two .debs:
 #   fiotray (engineers' laptops): a slim PyInstaller bundle under /opt/fiotray plus the
-#     helper, polkit action, desktop and autostart entries, icons, man page and copyright;
+#     helper (a bundle of its own under /usr/libexec/fiotray: no python3 from the system),
+#     polkit action, desktop and autostart entries, icons, man page and copyright;
 #   fiotray-server (the factory's VPN server): a bundle of the server alone, without Qt,
 #     under /opt/fiotray-server, its systemd unit (installed disabled), its options file
 #     /etc/default/fiotray-server, man page and copyright.
 # Usage: packaging/build-deb.sh  -> build/fiotray_<version>_<arch>.deb
 #                                   build/fiotray-server_<version>_<arch>.deb
-# Build on the oldest distro the package is for (Debian 12: the bundle needs the build
-# machine's glibc or newer). Installs the Debian packages it needs (sudo when not root)
+# Build on Debian 12: the bundles need the build machine's glibc symbol versions, and the
+# build fails when any of their binaries needs one newer than GLIBC_2.35 (Ubuntu 22.04's
+# glibc, the oldest of the systems the packages are for; see packaging/README.md).
+# Installs the Debian packages it needs (sudo when not root)
 # and a build virtualenv in build/venv. Prints the packages' figures at the end (the
 # server's prefixed server_).
 # Env: FIOTRAY_MAINTAINER="Name <mail>" for the control file's Maintainer field.
@@ -28,8 +31,8 @@ packaging/ensure-debs.sh python3 python3-venv libpython3.11 binutils dpkg-dev \
 BUILD=$ROOT/build
 VENV=$BUILD/venv
 PY=/usr/bin/python3
-# Debian's own interpreter, not whatever python3 is first on PATH: the bundle carries the
-# libpython it was built with, and the helper's precompiled cache must match /usr/bin/python3.
+# Debian's own interpreter, not whatever python3 is first on PATH: the bundles carry the
+# libpython it was built with (Debian 12's, built against glibc 2.36 but needing <= 2.35).
 if [ -x "$VENV/bin/python" ] && [ "$(readlink -f "$VENV/bin/python")" != "$(readlink -f "$PY")" ]; then
   rm -rf "$VENV"
 fi
@@ -58,6 +61,9 @@ if [[ -z $maintainer ]]; then
   exit 2
 fi
 
+# The newest glibc symbol version any binary of a bundle may need: Ubuntu 22.04's glibc.
+MAX_GLIBC=2.35
+
 bundle() {  # NAME [bundle_check.py options]: packaging/NAME.spec -> build/dist/NAME, checked
   local name=$1 t0
   shift
@@ -67,21 +73,33 @@ bundle() {  # NAME [bundle_check.py options]: packaging/NAME.spec -> build/dist/
     --distpath "$BUILD/dist" --workpath "$BUILD/pyinstaller" "packaging/$name.spec" >"$log" 2>&1 \
     || { cat "$log" >&2; exit 1; }
   t_bundle=$(secs $(($(now_ms) - t0)))
-  "$VENV/bin/python" packaging/bundle_check.py "$@" "$BUILD/dist/$name"
+  "$VENV/bin/python" packaging/bundle_check.py --max-glibc "$MAX_GLIBC" "$@" "$BUILD/dist/$name" \
+    | tee -a "$BUILD/bundle-check.log"
   # The bundle must start before it is packaged.
-  "$BUILD/dist/$name/$name" --version >/dev/null
+  if [ "$name" = fiotray-helper ]; then
+    # No argument: its usage line and exit 2, having imported all its code (nothing as root).
+    local out code=0
+    out=$("$BUILD/dist/$name/$name" 2>&1) || code=$?
+    [ "$code" -eq 2 ] && [[ $out == "fiotray-helper: usage: "* ]] \
+      || { echo "build-deb: $name did not start: exit $code, $out" >&2; exit 1; }
+  else
+    "$BUILD/dist/$name/$name" --version >/dev/null
+  fi
 }
 
-# dpkg-shlibdeps over the ELF files of build/deb/NAME/opt: the Debian packages they link to.
+# dpkg-shlibdeps over the ELF files of build/deb/NAME (the bundles in opt/ and usr/libexec/):
+# the Debian packages they link to, rewritten for every system the package is for (Debian 13
+# and Ubuntu 24.04's t64 names as alternatives, floors Ubuntu 22.04 meets) and refused when
+# a name is not checked (packaging/depends.py).
 shlibs_of() {  # NAME
   local name=$1 out
   mkdir -p "$BUILD/deb/debian"
   printf 'Source: fiotray\n\nPackage: %s\nArchitecture: any\n' "$name" >"$BUILD/deb/debian/control"
-  mapfile -t elves < <(cd "$BUILD/deb" && find "$name/opt" -type f \
+  mapfile -t elves < <(cd "$BUILD/deb" && find "$name/opt" "$name/usr" -type f \
     -exec sh -c 'head -c4 "$1" | grep -q ELF && echo "$1"' _ {} \;)
   out=$(cd "$BUILD/deb" && dpkg-shlibdeps -O "${elves[@]}" 2>"$log") || { cat "$log" >&2; exit 1; }
   rm -rf "$BUILD/deb/debian"
-  echo "${out#shlibs:Depends=}"
+  "$VENV/bin/python" packaging/depends.py <<<"$out" || exit 1
 }
 
 # DEBIAN/control from a template, then the .deb: same times and owners whoever builds it,
@@ -89,7 +107,8 @@ shlibs_of() {  # NAME
 # Modes must be final before this (see the callers).
 make_deb() {  # STAGE TEMPLATE DEB
   local stage=$1 template=$2 deb=$3 shlibs t0
-  shlibs=$(shlibs_of "$(basename "$stage")")
+  shlibs=$(shlibs_of "$(basename "$stage")") || exit 1
+  shlibs=${shlibs//|/\\|}  # alternatives: the '|' must not end sed's s|||
   installed_kb=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
   grep -v '^#' "$template" \
     | sed -e "s|@VERSION@|$VERSION|" -e "s|@ARCH@|$ARCH|" -e "s|@MAINTAINER@|$maintainer|" \
@@ -119,6 +138,10 @@ figures() {  # PREFIX DEB BUNDLE: sizes of the .deb, the installed tree and the 
 }
 
 # == fiotray, for engineers' laptops ==========================================================
+rm -f "$BUILD/bundle-check.log"
+# The privileged helper on an interpreter of its own (packaging/fiotray-helper.spec).
+bundle fiotray-helper --no-qt
+t_helper=$t_bundle
 bundle fiotray
 
 # -- the package's tree ----------------------------------------------------------------------
@@ -127,9 +150,11 @@ rm -rf "$BUILD/deb"
 mkdir -p "$STAGE/DEBIAN" "$STAGE/opt" "$STAGE/usr/bin"
 cp -a "$BUILD/dist/fiotray" "$STAGE/opt/fiotray"
 ln -s ../../opt/fiotray/fiotray "$STAGE/usr/bin/fiotray"
-# Helper, polkit action and the (inert) group rule: the same code and layout as a source
-# install (python -m fiotray.helper.install), so the two cannot drift apart.
-"$VENV/bin/python" -m fiotray.helper.install --package --group-rule --root "$STAGE" >/dev/null
+# Helper, polkit action and the (inert) group rule, by the same code as a source install
+# (python -m fiotray.helper.install), the helper being its bundle: /usr/libexec/fiotray/
+# fiotray-helper (the polkit actions' exec.path) and its _internal/ beside it.
+"$VENV/bin/python" -m fiotray.helper.install --package --group-rule \
+  --helper-bundle "$BUILD/dist/fiotray-helper" --root "$STAGE" >/dev/null
 share=$STAGE/usr/share
 install -D -m 644 resources/fiotray.desktop "$share/applications/fiotray.desktop"
 # The system-wide autostart entry is the one fiotray itself writes (hidden, delayed), so the
@@ -153,6 +178,8 @@ install -d "$share/man/man1" "$share/doc/fiotray"
 chmod -R u+rwX,go+rX,go-w "$STAGE"
 make_deb "$STAGE" packaging/debian/control.in "$DEB"
 laptop_figures=$(figures "" "$DEB" "$BUILD/dist/fiotray")
+laptop_figures+=$'\n'$(awk -v k="$(du -sk "$BUILD/dist/fiotray-helper" | cut -f1)" -v t="$t_helper" \
+  'BEGIN { printf "figure: helper_bundle_size_mb %.1f\nfigure: helper_pyinstaller_s %s\n", k * 1024 / 1e6, t }')
 
 # == fiotray-server, for the factory's VPN server =============================================
 bundle fiotray-server --no-qt
@@ -185,4 +212,7 @@ server_figures=$(figures server_ "$SERVER_DEB" "$BUILD/dist/fiotray-server")
 
 echo "$laptop_figures"
 echo "$server_figures"
+# The highest glibc symbol version any bundle needs (bundle_check.py's lines), as a figure.
+glibc=$(grep -o 'GLIBC_[0-9.]*' "$BUILD/bundle-check.log" | sort -t_ -k2 -V | tail -n1)
+echo "build-deb: highest glibc symbol version needed by the bundles: $glibc (limit GLIBC_$MAX_GLIBC)"
 echo "figure: build_total_s $(secs $(($(now_ms) - start)))"

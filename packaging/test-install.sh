@@ -2,17 +2,22 @@
 # Fresh-system install test of fiotray's .debs (run as root; CI runs it through
 # tests/packaging/test_deb_install.py).
 #
-# Usage: packaging/test-install.sh build/fiotray_<version>_<arch>.deb
-#        packaging/test-install.sh build/fiotray-server_<version>_<arch>.deb
+# Usage: packaging/test-install.sh [--suite SUITE] build/fiotray_<version>_<arch>.deb
+#        packaging/test-install.sh [--suite SUITE] build/fiotray-server_<version>_<arch>.deb
+# SUITE: bookworm (Debian 12, the default) or trixie (Debian 13); the packages are built on
+# Debian 12 and tested on both.
 #
-# 1. debootstrap a minimal Debian 12 (minbase) into a temporary directory (the base is cached
-#    under build/cache/, keyed by suite, arch, mirror and debootstrap version, for 7 days),
+# 1. debootstrap a minimal Debian SUITE (minbase) into a temporary directory (the base is
+#    cached under build/cache/, keyed by suite, arch, mirror and debootstrap version, for 7
+#    days),
 # 2. in it: apt-get install --no-install-recommends the .deb (its Depends only; for the
-#    server, systemd first, as a real server has it),
+#    server, systemd first, as a real server has it; for fiotray, netcat-openbsd, the test's
+#    own client of the tray app's socket: the system has no python3),
 # 3. then, in new mount, PID and network namespaces (everything started there dies with
 #    them; /proc and /sys are mounted there only):
-#    fiotray: fiotray --version; every binary of the bundle resolves its libraries; the
-#    helper's imports exist in the system's python3; the chroot's own system D-Bus and
+#    fiotray: fiotray --version; every binary of the bundle resolves its libraries; no
+#    python3 on the system, and the helper (a bundle of its own) answering status as root;
+#    its files root's and written by root only; the chroot's own system D-Bus and
 #    polkitd; the polkit actions registered; pkexec refused before, and allowed by the
 #    shipped group rule after, it is enabled; the helper refusing a hostile config (PostUp)
 #    with exit 2 and one line, creating nothing; status answered through pkexec; the tray
@@ -29,21 +34,39 @@
 #    list is the same as before the install.
 # Prints "ok: ..." per check and "figure: ..." lines; exits non-zero at the first failure.
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 PATH.deb (fiotray or fiotray-server)" >&2; exit 2; }
+usage="usage: $0 [--suite bookworm|trixie] PATH.deb (fiotray or fiotray-server)"
+SUITE=bookworm
+if [ "${1:-}" = --suite ] && [ $# -ge 2 ]; then
+  SUITE=$2
+  shift 2
+fi
+case $SUITE in
+  bookworm | trixie) ;;
+  *) echo "$0: suite $SUITE: only bookworm (Debian 12) and trixie (Debian 13) are tested" >&2; exit 2 ;;
+esac
+[ $# -eq 1 ] || { echo "$usage" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "$0: must run as root (debootstrap, chroot, namespaces)" >&2; exit 2; }
 DEB=$(readlink -f "$1")
 PKG=$(dpkg-deb -f "$DEB" Package)
 case $PKG in
-  fiotray) RUN=run EXTRA=() ;;
+  # netcat-openbsd: the test talks to the tray app over its socket with nc -U (no python3).
+  fiotray) RUN=run EXTRA=(netcat-openbsd) ;;
   # A VPN server runs systemd: the unit is checked with its tools (minbase has no init).
   fiotray-server) RUN=run-server EXTRA=(systemd) ;;
   *) echo "$0: $DEB is neither fiotray nor fiotray-server" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# debian-archive-keyring: Debian 12's has trixie's keys from 2023.3+deb12u1 on; an older
+# one installed is upgraded (ensure-debs.sh installs only what is missing).
 packaging/ensure-debs.sh debootstrap debian-archive-keyring
+if [ ! -e "/usr/share/keyrings/debian-archive-$SUITE-stable.gpg" ]; then
+  echo "$0: no $SUITE key in debian-archive-keyring: upgrading it" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debian-archive-keyring >/dev/null
+  [ -e "/usr/share/keyrings/debian-archive-$SUITE-stable.gpg" ] \
+    || { echo "$0: debian-archive-keyring has no key for $SUITE: cannot debootstrap it" >&2; exit 1; }
+fi
 
-SUITE=bookworm
 ARCH=$(dpkg --print-architecture)
 # The host's own Debian mirror (deb822 or one-line sources), as apt on this machine uses it.
 MIRROR=$( { cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } \
@@ -85,6 +108,8 @@ else
   echo "ok: debootstrap --variant=minbase $SUITE from $MIRROR"
 fi
 echo "figure: base_system_s $(secs $(($(now_ms) - t0)))"
+libc6=$(chroot "$CHROOT" dpkg-query -W -f='${Version}' libc6)
+echo "ok: system: $(. "$CHROOT/etc/os-release" && echo "$PRETTY_NAME"), libc6 $libc6"
 
 cp "$DEB" "$CHROOT/root/$PKG.deb"
 cp -L /etc/resolv.conf "$CHROOT/etc/resolv.conf"

@@ -38,8 +38,9 @@ required tool is missing; 5 wg-quick failed. Every error is one line on stderr
 starting with "fiotray-helper: ".
 
 Stdlib only, Python >= 3.11: this module and the fiotray.wg package are
-installed beside the launcher (fiotray.helper.install). Importing it has no
-side effects.
+installed beside the launcher for the system's python3 (fiotray.helper.install),
+or, in the .deb, built into a bundle with its own interpreter
+(packaging/fiotray-helper.spec). Importing it has no side effects.
 """
 
 from __future__ import annotations

@@ -11,7 +11,11 @@ password in /etc/polkit-1/rules.d/.
 
 packaging/build-deb.sh stages the .deb's copy with ``--package --root DIR``: the same
 files in the same places, except that the group rule goes (inert) to
-/usr/share/fiotray/polkit/, for an administrator to copy to /etc/polkit-1/rules.d/.
+/usr/share/fiotray/polkit/, for an administrator to copy to /etc/polkit-1/rules.d/, and,
+with ``--helper-bundle build/dist/fiotray-helper``, the helper is the one-folder PyInstaller
+bundle of packaging/fiotray-helper.spec (its executable at the same path, its own Python in
+_internal/ beside it) instead of the launcher and the module tree: the package needs no
+python3 from the system.
 """
 
 from __future__ import annotations
@@ -133,24 +137,10 @@ def _root_dir(path: Path, chown: Callable[[Path, int, int], None]) -> None:
     path.chmod(0o755)
 
 
-def install(
-    prefix_root: Path = Path("/"), *, group_rule: bool = False, package: bool = False
+def _install_modules(
+    prefix_root: Path, helper_dest: Path, chown: Callable[[Path, int, int], None]
 ) -> list[Path]:
-    """Copy helper, policy and (optionally) the group rule under prefix_root; the paths.
-
-    package: stage a package's tree instead (no root needed: the package manager owns
-    and chowns the files), with the group rule in GROUP_RULE_SHARE_REL.
-    """
-    if not package:
-        _require_root()
-    chown = _no_chown if package else os.chown
-    policy = _source(POLICY_NAME)
-    rule = _source(GROUP_RULE_NAME) if group_rule else None
-    for source in (HELPER_SOURCE, WG_SOURCE / "__init__.py"):
-        if not source.is_file():
-            raise InstallError(f"{source} not found")
-    helper_dest = prefix_root / HELPER_REL
-    _root_dir(helper_dest.parent, chown)
+    """The launcher for the system's python3 and the module tree beside it; the paths."""
     done: list[Path] = []
     # The modules before the launcher: a launcher never runs without its code.
     for rel, data in module_files():
@@ -165,7 +155,65 @@ def install(
         cache.chmod(0o644)
         done += [module_dest, cache]
     _put(LAUNCHER, helper_dest, 0o755, chown)
-    done.insert(0, helper_dest)
+    return [helper_dest, *done]
+
+
+def _install_bundle(
+    bundle: Path, helper_dest: Path, chown: Callable[[Path, int, int], None]
+) -> list[Path]:
+    """Copy a one-folder helper bundle (its executable is named as HELPER_REL) beside
+    helper_dest: files 0644, executables 0755, directories 0755, all root's; the paths.
+
+    Its own files first and the executable last: it never runs without its runtime. No
+    symlinks: every file root runs is one the package manager owns and checks.
+    """
+    executable = bundle / helper_dest.name
+    if not executable.is_file():
+        raise InstallError(f"{executable} not found: build packaging/fiotray-helper.spec first")
+    done: list[Path] = []
+    for src in sorted(bundle.rglob("*")):
+        rel = src.relative_to(bundle)
+        dest = helper_dest.parent / rel
+        if src.is_symlink():
+            raise InstallError(f"{src} is a symlink: the helper's bundle must hold plain files")
+        if src.is_dir():
+            _root_dir(dest, chown)
+        elif src != executable:
+            _put(src.read_bytes(), dest, 0o755 if src.stat().st_mode & 0o111 else 0o644, chown)
+            done.append(dest)
+    _put(executable.read_bytes(), helper_dest, 0o755, chown)
+    return [helper_dest, *done]
+
+
+def install(
+    prefix_root: Path = Path("/"),
+    *,
+    group_rule: bool = False,
+    package: bool = False,
+    helper_bundle: Path | None = None,
+) -> list[Path]:
+    """Copy helper, policy and (optionally) the group rule under prefix_root; the paths.
+
+    package: stage a package's tree instead (no root needed: the package manager owns
+    and chowns the files), with the group rule in GROUP_RULE_SHARE_REL.
+    helper_bundle: the helper as a one-folder PyInstaller bundle (packaging/
+    fiotray-helper.spec) instead of the launcher for the system's python3 and the modules.
+    """
+    if not package:
+        _require_root()
+    chown = _no_chown if package else os.chown
+    policy = _source(POLICY_NAME)
+    rule = _source(GROUP_RULE_NAME) if group_rule else None
+    for source in (HELPER_SOURCE, WG_SOURCE / "__init__.py"):
+        if not source.is_file():
+            raise InstallError(f"{source} not found")
+    helper_dest = prefix_root / HELPER_REL
+    _root_dir(helper_dest.parent, chown)
+    done: list[Path] = []
+    if helper_bundle is not None:
+        done += _install_bundle(helper_bundle, helper_dest, chown)
+    else:
+        done += _install_modules(prefix_root, helper_dest, chown)
     _remove_old_layout(prefix_root)
     policy_dest = prefix_root / POLICY_REL
     _put(policy.read_bytes(), policy_dest, 0o644, chown)
@@ -237,13 +285,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--root", type=Path, default=Path("/"), help="install below this directory (packaging)"
     )
+    parser.add_argument(
+        "--helper-bundle",
+        type=Path,
+        metavar="DIR",
+        help="install the helper from this PyInstaller bundle (packaging/fiotray-helper.spec) "
+        "rather than as modules for the system's python3",
+    )
     args = parser.parse_args(argv)
     try:
         if args.uninstall:
             paths = uninstall(args.root)
             verb = "removed"
         else:
-            paths = install(args.root, group_rule=args.group_rule, package=args.package)
+            paths = install(
+                args.root,
+                group_rule=args.group_rule,
+                package=args.package,
+                helper_bundle=args.helper_bundle,
+            )
             verb = "installed"
     except (InstallError, OSError) as exc:
         print(f"fiotray install: {exc}", file=sys.stderr)

@@ -130,7 +130,9 @@ def test_hint_names_the_missing_package() -> None:
 
 
 def test_wg_and_the_helper_import_only_the_standard_library() -> None:
-    """Root runs these on the system's python3, which has nothing but its standard library."""
+    """Root runs these on a Python that has nothing but its standard library: the system's
+    python3 in a source install, the helper's own bundle (packaging/fiotray-helper.spec,
+    whose Analysis follows these imports) in the .deb."""
     ours = [
         "fiotray.helper.fiotray_helper",
         "fiotray.wg.config",

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from fiotray.cli import build_parser
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
@@ -369,3 +371,159 @@ def test_server_maintainer_scripts_enable_and_start_nothing() -> None:
     }
     postrm = (DEBIAN / "fiotray-server.postrm").read_text()
     assert "rm -rf /var/lib/fiotray-server /etc/fiotray-server" in postrm
+
+
+# -- installable on Debian 12 and 13, Ubuntu 22.04 and 24.04 ---------------------------------
+
+# `readelf -V -W` of a library, cut down: what it defines, what it needs (the GLIBC_PRIVATE
+# and other libraries' versions among them), and the per-symbol table that names them again.
+READELF_V = """
+Version symbols section '.gnu.version' contains 5 entries:
+ Addr: 0x0000000000001000  Offset: 0x00001000  Link: 3 (.dynsym)
+  000:   0 (*local*)       2 (GLIBC_2.2.5)   3 (GLIBC_2.38)    4 (FOO_1.0)
+
+Version definition section '.gnu.version_d' contains 2 entries:
+ Addr: 0x0000000000001100  Offset: 0x00001100  Link: 4 (.dynstr)
+  000000: Rev: 1  Flags: BASE  Index: 1  Cnt: 1  Name: libfoo.so.1
+  0x001c: Rev: 1  Flags: none  Index: 4  Cnt: 1  Name: GLIBC_2.99
+
+Version needs section '.gnu.version_r' contains 3 entries:
+ Addr: 0x0000000000001200  Offset: 0x00001200  Link: 4 (.dynstr)
+  000000: Version: 1  File: libz.so.1  Cnt: 1
+  0x0010:   Name: ZLIB_1.2.9  Flags: none  Version: 6
+  0x0020: Version: 1  File: libm.so.6  Cnt: 1
+  0x0030:   Name: GLIBC_2.29  Flags: none  Version: 5
+  0x0040: Version: 1  File: libc.so.6  Cnt: 4
+  0x0050:   Name: GLIBC_2.3.4  Flags: none  Version: 7
+  0x0060:   Name: GLIBC_2.35  Flags: none  Version: 3
+  0x0070:   Name: GLIBC_PRIVATE  Flags: none  Version: 8
+  0x0080:   Name: GLIBC_2.2.5  Flags: none  Version: 2
+"""
+
+
+def test_glibc_versions_are_read_from_what_a_binary_needs_only() -> None:
+    check = load("bundle_check")
+    # Not GLIBC_2.38 of the symbol table, nor 2.99 that it defines, nor GLIBC_PRIVATE.
+    assert check.glibc_needed(READELF_V) == {(2, 29), (2, 3, 4), (2, 35), (2, 2, 5)}
+    assert check.glibc_needed(READELF_V.replace("GLIBC_2.35", "GLIBC_2.36")) >= {(2, 36)}
+    assert check.glibc_needed("") == set()
+    # Compared as numbers: 2.4 is older than 2.35, 2.3.4 than 2.4.
+    assert (2, 4) < (2, 35) and (2, 3, 4) < (2, 4)
+    assert check.parse_version("2.35") == (2, 35)
+    for bad in ("2", "2.35a", "GLIBC_2.35", ""):
+        try:
+            check.parse_version(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+def test_glibc_check_names_the_file_and_the_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = load("bundle_check")
+    old, new = tmp_path / "_internal/old.so", tmp_path / "_internal/new.so"
+    old.parent.mkdir()
+    old.write_bytes(b"\x7fELF")
+    new.write_bytes(b"\x7fELF")
+    outputs = {str(old): READELF_V, str(new): READELF_V.replace("GLIBC_2.35", "GLIBC_2.39")}
+    monkeypatch.setattr(check, "readelf", lambda *args: outputs[args[-1]])
+    elves = check.elf_files(tmp_path)
+    assert elves == [new, old]
+    assert check.glibc_problems(tmp_path, elves, (2, 39)) == []
+    assert check.glibc_problems(tmp_path, elves, (2, 35)) == [
+        "_internal/new.so: needs GLIBC_2.39, newer than GLIBC_2.35 (the oldest glibc the "
+        "package is for)"
+    ]
+    assert check.highest_glibc(elves) == ((2, 39), [new])
+
+
+def test_depends_names_every_systems_package_and_floors_ubuntu_22_04_meets() -> None:
+    depends = load("depends")
+    shlibs = (
+        "libc6 (>= 2.35), libglib2.0-0 (>= 2.26.0), libssl3 (>= 3.0.0), "
+        "libx11-xcb1 (>= 2:1.8.4), libzstd1 (>= 1.5.2), zlib1g (>= 1:1.2.3.4)"
+    )
+    assert depends.rewrite(shlibs) == (
+        "libc6 (>= 2.35), libglib2.0-0t64 (>= 2.26.0) | libglib2.0-0 (>= 2.26.0), "
+        "libssl3t64 (>= 3.0.0) | libssl3 (>= 3.0.0), libx11-xcb1, libzstd1 (>= 1.3.0), "
+        "zlib1g (>= 1:1.2.3.4)"
+    )
+    assert depends.unchecked(depends.rewrite(shlibs)) == []
+    assert depends.unchecked("libc6, libnew7 (>= 1) | libc6") == ["libnew7"]
+    # Every name the control templates give by hand is checked too.
+    for template in ("control.in", "server-control.in"):
+        field = control_template(template)["Depends"]
+        assert field.startswith("@SHLIBS@, ")
+        assert depends.unchecked(field) == [], template
+    # No python3: the helper is a bundle of its own.
+    assert "python3" not in control_template("control.in")["Depends"]
+
+
+def test_depends_script_fails_the_build_on_an_unchecked_name() -> None:
+    script = PACKAGING / "depends.py"
+    ok = subprocess.run(
+        [sys.executable, str(script)],
+        input="shlibs:Depends=libc6 (>= 2.34), libssl3 (>= 3.0.0)\n",
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == "libc6 (>= 2.34), libssl3t64 (>= 3.0.0) | libssl3 (>= 3.0.0)\n"
+    bad = subprocess.run(
+        [sys.executable, str(script)], input="libc6, libfoo1\n", capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert "libfoo1 is not known to exist" in bad.stderr
+
+
+def test_helper_staged_from_its_bundle_without_python_from_the_system(tmp_path: Path) -> None:
+    from fiotray.helper import install
+
+    bundle = tmp_path / "dist/fiotray-helper"
+    (bundle / "_internal/python3.11/lib-dynload").mkdir(parents=True)
+    (bundle / "fiotray-helper").write_bytes(b"\x7fELF bootloader")
+    (bundle / "fiotray-helper").chmod(0o755)
+    (bundle / "_internal/libpython3.11.so.1.0").write_bytes(b"\x7fELF")
+    (bundle / "_internal/libpython3.11.so.1.0").chmod(0o755)
+    (bundle / "_internal/base_library.zip").write_bytes(b"PK")
+    (bundle / "_internal/python3.11/lib-dynload/_json.so").write_bytes(b"\x7fELF")
+    root = tmp_path / "stage"
+    done = install.install(root, group_rule=True, package=True, helper_bundle=bundle)
+    rels = {p.relative_to(root).as_posix() for p in done}
+    assert rels == {
+        "usr/libexec/fiotray/fiotray-helper",
+        "usr/libexec/fiotray/_internal/libpython3.11.so.1.0",
+        "usr/libexec/fiotray/_internal/base_library.zip",
+        "usr/libexec/fiotray/_internal/python3.11/lib-dynload/_json.so",
+        "usr/share/polkit-1/actions/io.foundries.fiotray.policy",
+        "usr/share/fiotray/polkit/49-fiotray-group.rules",
+    }
+    # The executable at the polkit actions' exec.path; no launcher, no module tree.
+    helper = root / install.HELPER_REL
+    assert helper.read_bytes() == b"\x7fELF bootloader"
+    assert not (root / "usr/libexec/fiotray/fiotray").exists()
+    policy = (root / install.POLICY_REL).read_text()
+    exec_path = f'"org.freedesktop.policykit.exec.path">/{install.HELPER_REL}<'
+    assert policy.count(exec_path) == 3
+    modes = {
+        p.relative_to(root / "usr/libexec/fiotray").as_posix(): p.stat().st_mode & 0o777
+        for p in (root / "usr/libexec/fiotray").rglob("*")
+    }
+    assert modes == {
+        "fiotray-helper": 0o755,
+        "_internal": 0o755,
+        "_internal/libpython3.11.so.1.0": 0o755,
+        "_internal/base_library.zip": 0o644,
+        "_internal/python3.11": 0o755,
+        "_internal/python3.11/lib-dynload": 0o755,
+        "_internal/python3.11/lib-dynload/_json.so": 0o644,
+    }
+    # A symlink in the bundle is refused: every file root runs is a plain one dpkg checks.
+    (bundle / "_internal/link.so").symlink_to("libpython3.11.so.1.0")
+    try:
+        install.install(tmp_path / "again", package=True, helper_bundle=bundle)
+    except install.InstallError as exc:
+        assert "symlink" in str(exc)
+    else:
+        raise AssertionError("a symlink in the helper's bundle was installed")
