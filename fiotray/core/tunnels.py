@@ -17,7 +17,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
@@ -108,6 +108,9 @@ class Tunnel:
         return self
 
 
+_TUNNEL_FIELDS = frozenset(f.name for f in fields(Tunnel) if f.name != "name")
+
+
 def interface_for_factory(factory: str) -> str:
     """factory-wireguard-server's default name, `fio<factory>`, cut to the kernel's 15."""
     name = re.sub(r"[^A-Za-z0-9_-]", "", f"fio{factory}")[:15]
@@ -187,8 +190,11 @@ class TunnelStore:
         out = []
         for name, entry in sorted(self._load()["tunnels"].items()):
             try:
-                out.append(Tunnel(name=name, **entry).validated())
-            except (TypeError, SetupError) as exc:
+                # Keys a newer fiotray wrote are left alone (and kept by `save`): a file
+                # shared across versions must not break the older one.
+                known = {k: v for k, v in entry.items() if k in _TUNNEL_FIELDS}
+                out.append(Tunnel(name=name, **known).validated())
+            except (AttributeError, TypeError, SetupError) as exc:
                 raise SetupError(
                     f"The tunnels file {self.path} has a bad entry {name[:40]!r}: {exc}"
                 ) from None
@@ -235,6 +241,10 @@ class TunnelStore:
         tunnel.validated()
         entry = asdict(tunnel)
         del entry["name"]
+        # Written only when on: an older fiotray (without the field) refuses an entry with
+        # a key it does not know, and most tunnels never set it.
+        if not tunnel.autoconnect:
+            del entry["autoconnect"]
 
         def change(data: dict[str, Any]) -> None:
             if new and tunnel.name in data["tunnels"]:
@@ -250,7 +260,13 @@ class TunnelStore:
                         f"Tunnel {other} already uses interface {tunnel.interface}: remove "
                         f"it first, or give this tunnel another interface (--interface)."
                     )
-            data["tunnels"][tunnel.name] = entry
+            old = data["tunnels"].get(tunnel.name)
+            newer = (
+                {}
+                if not isinstance(old, dict)
+                else {k: v for k, v in old.items() if k not in _TUNNEL_FIELDS}
+            )
+            data["tunnels"][tunnel.name] = {**newer, **entry}
             if not data.get("default"):
                 data["default"] = tunnel.name
 
@@ -274,7 +290,10 @@ class TunnelStore:
             entry = data["tunnels"].get(name)
             if not isinstance(entry, dict):
                 raise SetupError(f"No tunnel named {name[:40]!r}.")
-            entry["autoconnect"] = on
+            if on:
+                entry["autoconnect"] = True
+            else:
+                entry.pop("autoconnect", None)  # as `save` writes it: only when on
 
         self._update(change)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
@@ -495,3 +496,27 @@ def test_a_left_click_setting_from_a_file_is_one_of_the_known(tmp_path):
     ):
         path.write_text(json.dumps({"left_click": value}))
         assert SettingsStore(tmp_path).load().left_click == expected
+
+
+def test_a_tunnels_file_from_a_newer_or_older_fiotray_still_reads(tmp_path):
+    from fiotray.core.tunnels import Tunnel, TunnelStore
+
+    store = TunnelStore(tmp_path)
+    store.save(Tunnel("office", "plain", "wg-office", "", "pub"))
+    raw = json.loads(store.path.read_text())
+    # Off is not written: a fiotray from before "connect when fiotray starts" refused
+    # an entry with a key it did not know.
+    assert "autoconnect" not in raw["tunnels"]["office"]
+    store.set_autoconnect("office", True)
+    assert json.loads(store.path.read_text())["tunnels"]["office"]["autoconnect"] is True
+    store.set_autoconnect("office", False)
+    assert "autoconnect" not in json.loads(store.path.read_text())["tunnels"]["office"]
+    # A key from a newer fiotray: read past, and kept when this one saves the tunnel.
+    raw = json.loads(store.path.read_text())
+    raw["tunnels"]["office"]["from_the_future"] = {"x": 1}
+    store.path.write_text(json.dumps(raw))
+    (tunnel,) = store.list()
+    assert tunnel.name == "office" and tunnel.interface == "wg-office"
+    store.save(dataclasses.replace(tunnel, endpoint="vpn.example.com:51820"))
+    kept = json.loads(store.path.read_text())["tunnels"]["office"]
+    assert kept["from_the_future"] == {"x": 1} and kept["endpoint"] == "vpn.example.com:51820"
