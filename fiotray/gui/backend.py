@@ -89,6 +89,10 @@ def _settle_after_imports() -> None:
         gc.collect()
 
 
+# Up to this many devices changed at once each get their pending change watched.
+BULK_WATCH_LIMIT = 20
+
+
 class Backend(QObject):
     tunnelChanged = Signal(object)  # TunnelStatus, whenever a tunnel's observed state changes
     configChanged = Signal()  # factories or tunnels added or removed
@@ -353,10 +357,15 @@ class Backend(QObject):
         changes as its device is written, and each pending change is watched."""
         from fiotray.ops import devices as ops
 
+        # A watch reads its device's config every few seconds: for a big batch that is a
+        # flood of reads, and the list's own refresh (while its window shows) re-reads the
+        # pending devices anyway.
+        watch = len(devices) <= BULK_WATCH_LIMIT
+
         def told(result: VpnResult) -> None:
             if result.state is not None:
                 self.vpnChanged.emit(factory, result.state)
-                if result.state.pending:
+                if result.state.pending and watch:
                     self.watch_pending(factory, result.device)
             if on_result is not None:
                 on_result(result)

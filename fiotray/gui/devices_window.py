@@ -608,6 +608,14 @@ class DevicesWindow(QWidget):
         )
         return menu
 
+    def _selected_count(self) -> int:
+        """How many rows are selected, from the selection's ranges (Ctrl+A on 50,000 rows
+        is one range: no index per row for a status line)."""
+        model = self.table.selectionModel()
+        if model is None:
+            return 0
+        return sum(r.height() for r in model.selection() if r.left() == 0)
+
     def _selected_rows(self) -> list[int]:
         """The selected table rows, in view order."""
         model = self.table.selectionModel()
@@ -915,7 +923,7 @@ class DevicesWindow(QWidget):
                 text += f" · {shown:,} {matches} for “{m.filter_text.strip()}”{among}"
             elif among:
                 text += f" · {shown:,} shown: {self.state_filter.currentText()}"
-            selected = len(self._selected_rows())
+            selected = self._selected_count()
             if selected > 1:
                 text += f" · {selected:,} selected"
         if self._flash_timer.isActive() and self._flash_text:

@@ -224,8 +224,12 @@ async def set_vpn_many(
     """Enable or disable VPN on each device (at most `concurrency` at a time), as `set_vpn`
     does one; a result per device, in the order of `names`, and `on_result` told of each
     as it comes. Addresses come from one read of the factory's list, handed out one by
-    one under a lock, so no two devices of the batch are ever given the same one."""
+    one under a lock, so no two devices of the batch are ever given the same one.
+    A factory without an enabled VPN server fails the whole enable (a VpnError)."""
     api = await services.client(factory)
+    if enable and names:
+        # No VPN server: one error for the batch, not the same one for every device.
+        await core_devices.factory_server(api)
     pending = services.pending()
     limiter = asyncio.Semaphore(max(1, concurrency))
     lock = asyncio.Lock()

@@ -795,10 +795,13 @@ def select(window: DevicesWindow, rows: list[int]) -> None:
     model = window.table.selectionModel()
     flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
     model.clearSelection()
+    # The current row without touching the selection (the view's setCurrentIndex would
+    # clear it or not, depending on the keyboard modifiers held).
+    model.setCurrentIndex(
+        window.proxy.index(rows[0], 0), QItemSelectionModel.SelectionFlag.NoUpdate
+    )
     for r in rows:
         model.select(window.proxy.index(r, 0), flags)
-    window.table.setCurrentIndex(window.proxy.index(rows[0], 0))
-    model.select(window.proxy.index(rows[0], 0), flags)
 
 
 def _address(fake: Any, name: str) -> str:

@@ -333,3 +333,16 @@ async def test_add_favourite_checks_the_device_exists(services):
         await devices.add_favourite(services, None, "ghost")
     assert await devices.add_favourite(services, None, "on-vpn") == (FACTORY, True)
     assert devices.favourites(services) == [(FACTORY, "on-vpn")]
+
+
+async def test_bulk_enable_without_a_vpn_server_fails_once(services):
+    from fiotray.core.errors import VpnError
+
+    names = _lab(services, 3)
+    services.demo.server.factory.set_wireguard_server(enabled=False)
+    services.demo.server.requests.clear()
+    with pytest.raises(VpnError, match="disabled"):
+        await devices.set_vpn_many(services, FACTORY, names, True)
+    assert [r for r in services.demo.server.requests if r.method == "PATCH"] == []
+    # Disabling needs no server: it goes ahead.
+    assert await devices.set_vpn_many(services, FACTORY, [], False) == []
