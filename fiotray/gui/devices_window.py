@@ -103,6 +103,9 @@ class _MessageBar(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.icon = QLabel(self)
         self.text = QLabel(self)
+        # Messages hold device names and server text: never markup (a name like
+        # "<b>gw</b>" would otherwise turn a summary into rich text).
+        self.text.setTextFormat(Qt.TextFormat.PlainText)
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)

@@ -845,6 +845,7 @@ async def test_several_rows_enable_vpn_at_once(window, backend):
     text = window.message_bar.text.text()
     assert text.startswith(f"Enabled VPN on 4 of 5 devices; {keyless_name}: Device has no public")
     assert text.endswith("; 1 skipped.") and window.message_bar.level == "warning"
+    assert window.message_bar.text.textFormat() == Qt.TextFormat.PlainText  # names: no markup
     changed = [n for n in names_picked if n not in (on_name, keyless_name)]
     addresses = [_address(fake, n) for n in changed]
     assert all(addresses) and len(set(addresses)) == 4
