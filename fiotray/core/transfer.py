@@ -343,7 +343,7 @@ _ERRORS: tuple[tuple[str, str], ...] = (
     ),
     (
         r"Permission denied \((?:publickey|password|keyboard)",
-        "the SSH login was refused (permission denied): is your key in the agent or ~/.ssh?",
+        "the SSH login was refused (permission denied; is your key in the agent or ~/.ssh?)",
     ),
     (r"Connection refused", "the connection was refused (is sshd running there?)"),
     (
