@@ -13,8 +13,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,4 +246,36 @@ def test_cancelled_copies_report_partial(connected, local_dir, device_dir) -> No
     assert result["message"] == (f"Partial copy: {kept} bytes; {dest} may be incomplete (kept).")
     # No scp or ssh of the cancelled copies is left.
     left = person.world.exec(person.world.laptop_ns, ["pgrep", "-u", person.user.name, "-l", "scp"])
+    assert left.stdout.strip() == "", left.stdout
+
+
+def test_ctrl_c_stops_cp_and_says_what_arrived(connected, local_dir, device_dir) -> None:
+    person = connected
+    world = person.world
+    device = world.devices[0]
+    size = 256 * 1024 * 1024
+    local = _random_file(local_dir / "huge.bin", size, person)
+    log = person.home / "cp.log"
+    proc = person.spawn("cp", str(local), f"{device.name}:{device_dir}/", log=log)
+    remote = device_dir / "huge.bin"
+    try:
+        # Bounded wait for the copy to be under way: its first bytes on the device.
+        deadline = time.monotonic() + 30
+        while not (remote.exists() and remote.stat().st_size > 0):
+            assert proc.poll() is None, f"fiotray cp ended early: {log.read_text()}"
+            assert time.monotonic() < deadline, f"no byte arrived in 30 s: {log.read_text()}"
+            time.sleep(0.02)
+        found = world.exec(world.laptop_ns, ["pgrep", "-u", person.user.name, "-f", "fiotray cp"])
+        (pid,) = found.stdout.split()
+        os.kill(int(pid), signal.SIGINT)  # what Ctrl-C sends to the foreground process
+        assert proc.wait(timeout=20) == 130, log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log.read_text()
+    assert "fiotray: interrupted. Partial copy: " in text, text
+    assert f" of {size} bytes; {device.name}:{device_dir}/ may be incomplete (kept)." in text
+    assert remote.stat().st_size < size
+    left = world.exec(world.laptop_ns, ["pgrep", "-u", person.user.name, "scp"])
     assert left.stdout.strip() == "", left.stdout

@@ -1,0 +1,104 @@
+"""The figure of issue 13: a 100 MB copy through the jump route with `fiotray cp`, next to
+plain scp over the same route, in the same run. Run by bench/copy.py (FIOTRAY_BENCH_COPY=1);
+skipped otherwise.
+
+Both run as the engineer in the laptop namespace, through the same wrapper (a D-Bus
+session with the unlocked keyring, which `fiotray cp` needs to read its API token), so
+what differs is fiotray itself: its start, the device lookup at the API, and scp under a
+pseudo-terminal with the meter read. Alternating, N times each; medians compared.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.engineer import WITH_KEYRING
+
+# The fixtures, imported so pytest finds them here too.
+from tests.integration.test_copy_real import _random_file, _sha256, connected, local_dir
+
+pytestmark = [
+    pytest.mark.real,
+    pytest.mark.skipif(
+        os.environ.get("FIOTRAY_BENCH_COPY") != "1", reason="a figure: run bench/copy.py"
+    ),
+]
+
+SIZE = 100 * 1000 * 1000
+TARGET = 0.9  # fiotray cp's throughput / plain scp's, at least (issue 13)
+
+
+def _runs(times: list[float]) -> str:
+    return ", ".join(f"{t:.2f}" for t in times)
+
+
+def test_copy_throughput(connected, local_dir, device_user) -> None:
+    person = connected
+    world = person.world
+    device = world.devices[0]
+    runs = int(os.environ.get("FIOTRAY_BENCH_RUNS", "3"))
+    local = _random_file(local_dir / "hundred.bin", SIZE, person)
+    remote_dir = Path(tempfile.mkdtemp(prefix="fiotray-bench-"))
+    shutil.chown(remote_dir, device_user.uid, device_user.gid)
+
+    def timed(argv: list[str]) -> float:
+        wrapped = ["dbus-run-session", "--", "sh", "-c", WITH_KEYRING, "sh", *argv]
+        start = time.monotonic()
+        proc = world.exec(world.laptop_ns, wrapped, user=person.user, env=person.env(), timeout=300)
+        took = time.monotonic() - start
+        assert proc.returncode == 0, proc.stderr
+        return took
+
+    # scp with the world's client config (its key and known_hosts, both hops) and -J.
+    plain_argv = ["scp", *world.ssh_argv(jump=False)[1:]]
+    plain_argv += ["-J", f"{world.device_user}@{world.server_vpn_address}"]
+    plain, fio = [], []
+    try:
+        for i in range(runs):
+            dest = remote_dir / f"plain{i}.bin"
+            plain.append(
+                timed(
+                    [*plain_argv, "-s", "-q", "--", str(local), f"fio@{device.vpn_address}:{dest}"]
+                )
+            )
+            assert dest.stat().st_size == SIZE
+            dest.unlink()
+            dest = remote_dir / f"fiotray{i}.bin"
+            fio.append(
+                timed(
+                    [
+                        sys.executable,
+                        "-m",
+                        "fiotray",
+                        "cp",
+                        "-q",
+                        str(local),
+                        f"{device.name}:{dest}",
+                    ]
+                )
+            )
+            if i == 0:
+                assert _sha256(dest) == _sha256(local)
+            dest.unlink()
+    finally:
+        shutil.rmtree(remote_dir, ignore_errors=True)
+    p, f = statistics.median(plain), statistics.median(fio)
+    ratio = p / f  # throughput ratio = time ratio inverted
+    print(
+        f"\n100 MB through the jump route, median of {runs} (wall clock, same wrapper):\n"
+        f"  plain scp:   {p:.2f} s  ({SIZE / p / 1e6:.0f} MB/s)  runs {_runs(plain)}\n"
+        f"  fiotray cp:  {f:.2f} s  ({SIZE / f / 1e6:.0f} MB/s)  runs {_runs(fio)}\n"
+        f"  fiotray/plain throughput: {ratio:.2f}x (target >= {TARGET}x)"
+    )
+    assert ratio >= TARGET
+
+
+__all__ = ["connected", "local_dir"]
