@@ -246,6 +246,11 @@ _METER_RE = re.compile(
 )
 
 
+# A reading is whole once its ETA field is: "00:01 ETA", "--:-- ETA", "- stalled -", or a
+# finished file's elapsed time ("100% ... 00:01", padded with spaces scp has written).
+_COMPLETE_RE = re.compile(r"(?:ETA|- stalled -|\s100%\s.*\d\d:\d\d)$")
+
+
 @dataclass(frozen=True)
 class MeterLine:
     name: str
@@ -282,12 +287,23 @@ class MeterReader:
     done_before: int = 0  # bytes of the files finished before the current one
     last: CopyProgress | None = None
     _buffer: str = ""
+    _eager: str = ""  # the reading taken before the '\r' that ends it
     _other: list[str] = field(default_factory=list)
 
     def feed(self, data: bytes) -> list[CopyProgress]:
         self._buffer += data.decode("utf-8", "replace")
         *chunks, self._buffer = re.split(r"[\r\n]", self._buffer)
-        return [event for chunk in chunks if (event := self._line(chunk)) is not None]
+        events = [event for chunk in chunks if (event := self._line(chunk)) is not None]
+        # scp starts each reading with '\r' and ends none: waiting for the next '\r' would
+        # show every reading a second late, and the last one before a stall never. A
+        # reading whose ETA field is whole is taken now, and skipped when its '\r' comes.
+        pending = self._buffer.replace("\0", "").strip()
+        if pending and pending != self._eager and _COMPLETE_RE.search(pending):
+            event = self._line(self._buffer)
+            if event is not None:
+                self._eager = pending
+                events.append(event)
+        return events
 
     def finish(self) -> list[CopyProgress]:
         rest, self._buffer = self._buffer, ""
@@ -300,8 +316,12 @@ class MeterReader:
         return "\n".join(self._other)
 
     def _line(self, chunk: str) -> CopyProgress | None:
-        if not chunk.replace("\0", "").strip():
+        text = chunk.replace("\0", "").strip()
+        if not text:
             return None
+        if text == self._eager:
+            self._eager = ""
+            return None  # taken already, before its end came
         meter = parse_meter_line(chunk)
         if meter is None:
             self._other.append(chunk.strip())
