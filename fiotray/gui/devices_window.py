@@ -512,6 +512,18 @@ class DevicesWindow(QWidget):
             lambda: self._copy_text(device.vpn_address, f"Copied {device.vpn_address}"),
             can.copy_address.reason,
         )
+        add(
+            "copy_to",
+            "Copy files &to device…",
+            lambda: self._copy_files(factory, name, upload=True),
+            can.ssh.reason,
+        )
+        add(
+            "copy_from",
+            "Copy f&rom device…",
+            lambda: self._copy_files(factory, name, upload=False),
+            can.ssh.reason,
+        )
         menu.addSeparator()
         add(
             "enable_vpn",
@@ -1073,6 +1085,14 @@ class DevicesWindow(QWidget):
 
     def _on_double_clicked(self, index: QModelIndex) -> None:
         self._activate(index)
+
+    def _copy_files(self, factory: str, name: str, *, upload: bool) -> None:
+        """The copy dialog (fiotray.gui.dialogs.copy), window-modal."""
+        from fiotray.gui.dialogs.copy import CopyDialog
+
+        dialog = CopyDialog(self.backend, factory, name, upload=upload, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
 
     def _open_ssh(self, factory: str, name: str) -> None:
         device = self.model.device(name)

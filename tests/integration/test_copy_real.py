@@ -265,7 +265,9 @@ def test_ctrl_c_stops_cp_and_says_what_arrived(connected, local_dir, device_dir)
             assert proc.poll() is None, f"fiotray cp ended early: {log.read_text()}"
             assert time.monotonic() < deadline, f"no byte arrived in 30 s: {log.read_text()}"
             time.sleep(0.02)
-        found = world.exec(world.laptop_ns, ["pgrep", "-u", person.user.name, "-f", "fiotray cp"])
+        # fiotray's own Python, not the wrappers whose command lines also hold "fiotray cp".
+        pattern = f"^{sys.executable} -m fiotray cp "
+        found = world.exec(world.laptop_ns, ["pgrep", "-u", person.user.name, "-f", pattern])
         (pid,) = found.stdout.split()
         os.kill(int(pid), signal.SIGINT)  # what Ctrl-C sends to the foreground process
         assert proc.wait(timeout=20) == 130, log.read_text()

@@ -1,0 +1,123 @@
+"""The copy dialog on the demo backend, with a stand-in for scp that draws scp's meter on
+the pseudo-terminal core.transfer gives it: progress, the result, Cancel mid-copy.
+
+The real scp through the VPN world is tests/integration/test_copy_real.py's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from fiotray.core.transfer import CopyPlan
+from fiotray.gui.dialogs.copy import CopyDialog
+
+SIZE = 4 * 1024 * 1024
+# scp's meter lines, as OpenSSH's progressmeter.c draws them; "hang" stops half-way.
+FAKE_SCP = r"""
+import sys, time
+name = "payload.bin"
+out = sys.stdout
+out.write("\r" + name + "   0%    0     0.0KB/s   --:-- ETA"); out.flush()
+time.sleep(0.05)
+out.write("\r" + name + "  50% 2048KB   2.0MB/s   00:01 ETA"); out.flush()
+if sys.argv[1] == "hang":
+    time.sleep(60)
+out.write("\r" + name + " 100% 4096KB   4.0MB/s   00:01    \n"); out.flush()
+"""
+SHOTS = Path(os.environ.get("FIOTRAY_SHOTS", "/tmp/fiotray-shots"))
+
+
+async def until(check, what: str, timeout: float = 10) -> None:
+    """A bounded wait on the Qt loop for `check()`."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
+    assert check(), what
+
+
+def dialog_with_fake_scp(qtbot, backend, tmp_path: Path, mode: str) -> CopyDialog:
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"\0" * SIZE)
+
+    async def plan_copy_to(factory, device, sources, dest, *, recursive):
+        argv = [sys.executable, "-c", FAKE_SCP, mode]
+        return CopyPlan("upload", device, argv, (str(payload),), dest, SIZE)
+
+    backend.plan_copy_to = plan_copy_to
+    dialog = CopyDialog(backend, "demo", "gateway-01", upload=True, sources=[str(payload)])
+    qtbot.addWidget(dialog)
+    dialog.open()
+    return dialog
+
+
+def shot(dialog: CopyDialog, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    dialog.grab().save(str(SHOTS / name))
+
+
+async def test_copy_shows_progress_and_the_result(qtbot, backend, tmp_path):
+    dialog = dialog_with_fake_scp(qtbot, backend, tmp_path, "ok")
+    assert dialog.windowTitle() == "Copy files to gateway-01"
+    assert dialog.ok_button.isEnabled()
+    dialog.ok_button.click()
+    await asyncio.wait_for(asyncio.shield(dialog.work), timeout=10)
+    assert dialog.result is not None and dialog.result.ok
+    assert dialog.progress.value() == 100
+    assert dialog.message.text() == (
+        f"Copied 1 file, 4.0 MiB ({SIZE} bytes), to gateway-01:/var/tmp/."
+    )
+    assert not dialog.ok_button.isVisible() and dialog.cancel_button.text() == "Close"
+    assert "100%" in dialog.progress_label.text()
+    shot(dialog, "copy-done.png")
+    dialog.cancel_button.click()
+    assert not dialog.isVisible()
+
+
+async def test_cancel_mid_copy_says_what_arrived_and_stays_open(qtbot, backend, tmp_path):
+    dialog = dialog_with_fake_scp(qtbot, backend, tmp_path, "hang")
+    dialog.ok_button.click()
+    await until(lambda: "50%" in dialog.progress_label.text(), "no 50% reading")
+    assert dialog.progress.value() == 50 and dialog.cancel_button.isEnabled()
+    await tick_refit()
+    shot(dialog, "copy-running.png")
+    dialog.cancel_button.click()  # stops scp; the dialog stays
+    await asyncio.wait_for(asyncio.shield(dialog.work), timeout=10)
+    assert dialog.isVisible()
+    assert dialog.result is not None and dialog.result.cancelled
+    assert dialog.message.text() == (
+        f"Partial copy: {2048 * 1024} of {SIZE} bytes; gateway-01:/var/tmp/ may be "
+        "incomplete (kept)."
+    )
+    assert dialog.message.property("kind") == "error"
+    shot(dialog, "copy-cancelled.png")
+    dialog.cancel_button.click()
+    assert not dialog.isVisible()
+
+
+@pytest.mark.parametrize("upload", [True, False])
+async def test_inputs_are_checked(qtbot, backend, upload, tmp_path):
+    dialog = CopyDialog(backend, "demo", "gateway-01", upload=upload)
+    qtbot.addWidget(dialog)
+    dialog.open()
+    if upload:
+        assert not dialog.ok_button.isEnabled()
+        assert dialog.message.text() == "Choose the files to copy."
+    else:
+        dialog.remote_edit.setText("")
+        assert not dialog.ok_button.isEnabled()
+        dialog.remote_edit.setText("/var/log/messages")
+        dialog.local_edit.setText(str(tmp_path / "absent"))
+        assert dialog.message.text() == "The local folder does not exist."
+        dialog.local_edit.setText(str(tmp_path))
+        assert dialog.ok_button.isEnabled()
+    shot(dialog, f"copy-{'to' if upload else 'from'}-empty.png")
+
+
+async def tick_refit() -> None:
+    """The dialog refits on a zero-timer after showing the bar: let it run."""
+    await asyncio.sleep(0.05)
