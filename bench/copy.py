@@ -3,7 +3,7 @@
 
 Needs root: it runs tests/integration/test_copy_bench.py (the VPN world in network
 namespaces, polkit, the helper, an engineer signed in to a fake factory, as the
-integration tests), which prints the figures and holds the ratio to the issue's 0.9x.
+integration tests), which prints the figures and whether they meet the issue's 0.9x.
 Take the world lock when other runs may use it: flock /tmp/fiotray-world.lock bench/copy.py
 
 Usage: bench/copy.py [-n N]

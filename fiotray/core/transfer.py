@@ -537,17 +537,24 @@ class CopyJob:
             try:
                 await proc.wait()
             except asyncio.CancelledError:
+                # The task was cancelled (a window closed, a quit): scp must not outlive it.
                 self.cancel()
+                stderr_task.cancel()
                 await self._reap(proc)
                 raise
-            if self.cancelled:
-                await self._reap(proc)
             # The meter's last line is in the pseudo-terminal once scp has exited; ssh
             # children that outlive it would keep the slave open: bound the wait.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2):
                     await asyncio.shield(eof)
-            stderr = (await stderr_task).decode("utf-8", "replace")
+            # The same for stderr: a jump-hop ssh left behind would hold the pipe open.
+            try:
+                async with asyncio.timeout(2):
+                    raw = await stderr_task
+            except TimeoutError:
+                stderr_task.cancel()
+                raw = b""
+            stderr = raw.decode("utf-8", "replace")
         finally:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(master)

@@ -3,7 +3,9 @@ read from canned output, scp's errors as one line."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,9 @@ import pytest
 from fiotray.core.errors import FiotrayError
 from fiotray.core.ssh import SshSettings, SshTarget, ssh_argv
 from fiotray.core.transfer import (
+    CopyJob,
     CopyPlan,
+    CopyProgress,
     CopyResult,
     MeterReader,
     error_line,
@@ -231,3 +235,64 @@ def test_summaries() -> None:
     assert CopyResult(DOWN, False, True, 7, 1).summary() == (
         "Partial copy: 7 bytes; /home/me/x may be incomplete (kept)."
     )
+
+
+# -- running: a stand-in for scp that draws the meter on the pty it is given ----------
+
+FAKE_SCP = r"""
+import os, sys, time
+open(sys.argv[1], "w").write(str(os.getpid()))
+out = sys.stdout
+out.write("\rf.bin   0%    0     0.0KB/s   --:-- ETA"); out.flush()
+out.write("\rf.bin  50%   50     0.0KB/s   00:01 ETA"); out.flush()
+if sys.argv[2] == "fail":
+    sys.stderr.write("scp: /nope: No such file or directory\n")
+    sys.exit(1)
+time.sleep(60)
+"""
+
+
+def _fake_plan(tmp_path: Path, mode: str) -> CopyPlan:
+    argv = [sys.executable, "-c", FAKE_SCP, str(tmp_path / "pid"), mode]
+    return CopyPlan("upload", "dev1", argv, (str(tmp_path / "f.bin"),), "/tmp/", 100)
+
+
+def test_a_cancelled_task_stops_scp(tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    async def main() -> None:
+        job = CopyJob(_fake_plan(tmp_path, "hang"))
+        half = asyncio.Event()
+
+        def progress(event: CopyProgress) -> None:
+            seen.append(event.percent)
+            if event.percent == 50:
+                half.set()
+
+        task = asyncio.ensure_future(job.run(progress))
+        await asyncio.wait_for(half.wait(), 10)  # the reading comes without a closing '\r'
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert seen == [0, 50]
+    pid = int((tmp_path / "pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stopped and reaped
+
+
+def test_job_cancel_returns_the_partial_result_and_failures_one_line(tmp_path: Path) -> None:
+    async def main() -> tuple[CopyResult, CopyResult]:
+        job = CopyJob(_fake_plan(tmp_path, "hang"))
+        cancelled = await job.run(lambda e: job.cancel() if e.percent == 50 else None)
+        failed = await CopyJob(_fake_plan(tmp_path, "fail")).run()
+        return cancelled, failed
+
+    cancelled, failed = asyncio.run(main())
+    assert cancelled.cancelled and cancelled.copied == 50
+    assert (
+        cancelled.summary() == "Partial copy: 50 of 100 bytes; dev1:/tmp/ may be incomplete (kept)."
+    )
+    assert not failed.ok and not failed.cancelled
+    assert failed.error == "Copy to dev1 failed: /nope: no such file or directory."
