@@ -12,9 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
 
 from fiotray.core.transfer import CopyPlan
 from fiotray.gui.dialogs.copy import CopyDialog
+
+# The devices window's fixture and helpers (no test of that module is imported).
+from tests.gui.test_devices_window import find_row, show_loaded, window
 
 SIZE = 4 * 1024 * 1024
 # scp's meter lines, as OpenSSH's progressmeter.c draws them; "hang" stops half-way.
@@ -121,3 +127,58 @@ async def test_inputs_are_checked(qtbot, backend, upload, tmp_path):
 async def tick_refit() -> None:
     """The dialog refits on a zero-timer after showing the bar: let it run."""
     await asyncio.sleep(0.05)
+
+
+# -- files dropped on a device row ------------------------------------------------------
+
+
+def _drag(window, row: int, urls: list[QUrl]) -> list[bool]:
+    """DragEnter, DragMove and Drop of `urls` over `row`; whether each was accepted."""
+    mime = QMimeData()
+    mime.setUrls(urls)
+    rect = window.table.visualRect(window.proxy.index(row, 0))
+    pos = rect.center()
+    copy, left, none = (
+        Qt.DropAction.CopyAction,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    events = [
+        QDragEnterEvent(pos, copy, mime, left, none),
+        QDragMoveEvent(pos, copy, mime, left, none),
+        QDropEvent(QPointF(pos), copy, mime, left, none),
+    ]
+    accepted = []
+    for event in events:
+        QApplication.sendEvent(window.table.viewport(), event)
+        accepted.append(event.isAccepted())
+    return accepted
+
+
+async def test_files_dropped_on_a_device_row_open_the_copy_dialog(window, backend, tmp_path):
+    await show_loaded(window)
+    (tunnel,) = backend.tunnels()
+    await backend.connect(tunnel.name)
+    row, device = find_row(window, lambda d: d.vpn_enabled and not d.vpn_pending)
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    dropped = [str(tmp_path / "a.bin"), str(folder)]
+    (tmp_path / "a.bin").write_bytes(b"x")
+    assert _drag(window, row, [QUrl.fromLocalFile(p) for p in dropped]) == [True, True, True]
+    dialog = window.findChild(CopyDialog)
+    assert dialog is not None and dialog.isVisible()
+    assert (dialog.device, dialog.upload, dialog._sources) == (device.device.name, True, dropped)
+    assert dialog.recursive.isChecked()  # a folder came with them
+    assert dialog.ok_button.isEnabled()
+    dialog.reject()
+
+    # A web link is no file to copy: refused at once.
+    assert _drag(window, row, [QUrl("https://example.com/a.bin")])[0] is False
+    # A device SSH cannot reach: the window says why, no dialog.
+    off, name = find_row(window, lambda d: not d.vpn_enabled and not d.vpn_address)
+    await asyncio.sleep(0.05)  # the closed dialog goes
+    _drag(window, off, [QUrl.fromLocalFile(dropped[0])])
+    assert f"Cannot copy to {name.device.name}: VPN is off" in window.message_bar.text.text()
+
+
+__all__ = ["window"]

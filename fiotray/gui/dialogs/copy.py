@@ -9,10 +9,14 @@ closing the dialog while it runs stops the copy too.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtGui import QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QCheckBox,
     QFileDialog,
     QLabel,
@@ -80,6 +84,7 @@ class CopyDialog(WorkDialog):
             self.local_edit.setText(str(downloads if downloads.is_dir() else Path.home()))
             add_file_row(form, "&To folder:", self.local_edit, browse)
         self.recursive = QCheckBox("Copy folders and their contents (&recursive)")
+        self.recursive.setChecked(any(os.path.isdir(p) for p in self._sources))
         form.addRow("", self.recursive)
 
         self.progress = QProgressBar()
@@ -191,3 +196,49 @@ class CopyDialog(WorkDialog):
             self.busy_label.setText("Stopping the copy…")
             return
         super().reject()
+
+
+class FileDrops(QObject):
+    """Local files dropped on a row of `view` call ``on_drop(row, paths)``.
+
+    An event filter on the view's viewport, so the window that owns the view needs one
+    line to take drops. Only local files are taken (a URL from a browser is refused),
+    and only over a row.
+    """
+
+    def __init__(self, view: QAbstractItemView, on_drop: Callable[[int, list[str]], None]) -> None:
+        super().__init__(view)
+        self.view = view
+        self.on_drop = on_drop
+        view.setAcceptDrops(True)
+        view.viewport().setAcceptDrops(True)
+        view.viewport().installEventFilter(self)
+
+    def _row(self, event: QDropEvent | QDragMoveEvent) -> int:
+        return self.view.indexAt(event.position().toPoint()).row()
+
+    @staticmethod
+    def _paths(event: QDropEvent | QDragMoveEvent) -> list[str]:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return []
+        urls = mime.urls()
+        if not all(url.isLocalFile() for url in urls):
+            return []
+        return [url.toLocalFile() for url in urls]
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind not in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
+            return False
+        assert isinstance(event, QDropEvent)  # DragEnter and DragMove derive from it
+        paths = self._paths(event)
+        # DragEnter must be accepted for DragMove to follow; the row is judged on the move.
+        ok = bool(paths) and (kind == QEvent.Type.DragEnter or self._row(event) >= 0)
+        if ok:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+        if ok and kind == QEvent.Type.Drop:
+            self.on_drop(self._row(event), paths)
+        return True
