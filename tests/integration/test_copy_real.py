@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -281,3 +282,31 @@ def test_ctrl_c_stops_cp_and_says_what_arrived(connected, local_dir, device_dir)
     assert remote.stat().st_size < size
     left = world.exec(world.laptop_ns, ["pgrep", "-u", person.user.name, "scp"])
     assert left.stdout.strip() == "", left.stdout
+
+
+def test_cp_on_a_terminal_shows_one_updating_line(connected, local_dir, device_dir) -> None:
+    person = connected
+    device = person.world.devices[0]
+    local = _random_file(local_dir / "shown.bin", 2 * 1024 * 1024, person)
+    # util-linux script gives fiotray a terminal; its output is what a person would see.
+    inner = shlex.join(
+        [sys.executable, "-m", "fiotray", "cp", str(local), f"{device.name}:{device_dir}/"]
+    )
+    argv = ["dbus-run-session", "--", "sh", "-c", WITH_KEYRING, "sh"]
+    # The terminal's bytes from script's own log: the captured stdout is text-mode,
+    # where '\r' reads as '\n'.
+    typescript = person.home / "typescript"
+    argv += ["script", "-qec", inner, str(typescript)]
+    proc = person.world.exec(
+        person.world.laptop_ns, argv, user=person.user, env=person.env(), timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = typescript.read_bytes().decode()
+    # Readings rewrite one line ('\r', erase to its end); the summary follows on its own.
+    assert "\rshown.bin  100%  2.0 MiB of 2.0 MiB" in out, repr(out)
+    summary = (
+        f"\x1b[K\r\nCopied 1 file, 2.0 MiB (2097152 bytes), to {device.name}:{device_dir}/.\r\n"
+    )
+    assert summary in out, repr(out)
+    readings = out[out.index("\rshown.bin") : out.index(summary)]
+    assert "\n" not in readings and readings.count("\rshown.bin") >= 2, repr(readings)
