@@ -64,7 +64,7 @@ class CopyDialog(WorkDialog):
 
         form = form_layout()
         self.local_edit = line_edit(
-            "files to copy (separate several with Browse…)" if upload else "a local folder"
+            "choose with Browse…, or drop files on the device row" if upload else "a local folder"
         )
         # A path on the device, not a temporary file of this machine's.
         device_tmp = "/var/tmp/"  # noqa: S108
