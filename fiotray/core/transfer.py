@@ -34,10 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import re
 import signal
 import stat
+import struct
+import termios
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -445,10 +448,11 @@ def plan_partial_target(plan: CopyPlan) -> str:
 
 def _take_terminal() -> None:  # pragma: no cover - runs in the child, between fork and exec
     """Make the pseudo-terminal (stdout) the controlling terminal of scp's new session:
-    scp's meter only draws when tcgetpgrp(stdout) is scp's own process group."""
-    import fcntl
-    import termios
+    scp's meter only draws when tcgetpgrp(stdout) is scp's own process group.
 
+    No import here: in a forked child of a threaded program (the GUI's executor) the
+    import lock may be held by a thread that no longer exists.
+    """
     fcntl.ioctl(1, termios.TIOCSCTTY, 0)
 
 
@@ -484,10 +488,6 @@ class CopyJob:
         return None
 
     async def run(self, progress: Callable[[CopyProgress], None] | None = None) -> CopyResult:
-        import fcntl
-        import struct
-        import termios
-
         loop = asyncio.get_running_loop()
         reader = MeterReader(total=self.plan.total_bytes, exact_size=self._exact_size)
         master, slave = os.openpty()
