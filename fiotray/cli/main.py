@@ -120,7 +120,7 @@ def _top_parser() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     # Here, not at the top: the tray's own command lines never build the full parser.
-    from fiotray.cli import accounts, devices, ssh, tunnels
+    from fiotray.cli import accounts, devices, ssh, transfer, tunnels
     from fiotray.cli.output import EXIT_CODES, exit_status, factory_option
 
     parser = _top_parser()
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and the exit codes it may return.\n\n" + exit_status(tuple(EXIT_CODES))
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (accounts, devices, tunnels, ssh):
+    for group in (accounts, devices, tunnels, ssh, transfer):
         group.register(sub, factory_option)
     return parser
 

@@ -33,6 +33,7 @@ from fiotray.core.tunnels import State, Tunnel, TunnelStatus
 
 if TYPE_CHECKING:
     from fiotray.core.devices import DeviceRow, DeviceRows, PendingStore, VpnState
+    from fiotray.core.transfer import CopyJob, CopyPlan, CopyProgress, CopyResult
     from fiotray.ops.devices import DeviceActions, VpnResult
     from fiotray.ops.ssh import SshCommand
     from fiotray.ops.tunnels import AddedTunnel
@@ -449,6 +450,39 @@ class Backend(QObject):
         pid = await ssh.open_terminal(self.services, await self.ssh(factory, device, route))
         self._settings = self.services.settings.load()  # it is among the recent ones now
         return pid
+
+    async def plan_copy_to(
+        self, factory: str, device: str, sources: list[str], dest: str, *, recursive: bool
+    ) -> CopyPlan:
+        from fiotray.ops import transfer
+
+        return await transfer.plan_to(
+            self.services, factory, device, sources, dest, recursive=recursive
+        )
+
+    async def plan_copy_from(
+        self, factory: str, device: str, source: str, dest: str, *, recursive: bool
+    ) -> CopyPlan:
+        from fiotray.ops import transfer
+
+        return await transfer.plan_from(
+            self.services, factory, device, source, dest, recursive=recursive
+        )
+
+    def copy_job(self, plan: CopyPlan) -> CopyJob:
+        """The copy to run with `run_copy`; its `cancel()` stops scp."""
+        from fiotray.core.transfer import CopyJob
+
+        return CopyJob(plan)
+
+    async def run_copy(
+        self, job: CopyJob, progress: Callable[[CopyProgress], None] | None = None
+    ) -> CopyResult:
+        """Run the copy; a failure raises FiotrayError, a cancelled one returns its partial
+        result."""
+        from fiotray.ops import transfer
+
+        return await transfer.run(job.plan, progress, job)
 
     async def connect_and_open_ssh(self, tunnel: str, factory: str, device: str) -> int:
         """Bring `tunnel` up, then open SSH to `device` once the server has answered.

@@ -294,6 +294,10 @@ class DevicesWindow(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
+        from fiotray.gui.dialogs.copy import FileDrops
+
+        # Files dropped on a device row open "Copy files to device…" with them.
+        self._file_drops = FileDrops(self.table, self._dropped_files)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.setItemDelegateForColumn(Col.NAME, MiddleElide(self.table))
@@ -511,6 +515,18 @@ class DevicesWindow(QWidget):
             "Copy VPN &address",
             lambda: self._copy_text(device.vpn_address, f"Copied {device.vpn_address}"),
             can.copy_address.reason,
+        )
+        add(
+            "copy_to",
+            "Copy files &to device…",
+            lambda: self._copy_files(factory, name, upload=True),
+            can.ssh.reason,
+        )
+        add(
+            "copy_from",
+            "Copy f&rom device…",
+            lambda: self._copy_files(factory, name, upload=False),
+            can.ssh.reason,
         )
         menu.addSeparator()
         add(
@@ -1073,6 +1089,30 @@ class DevicesWindow(QWidget):
 
     def _on_double_clicked(self, index: QModelIndex) -> None:
         self._activate(index)
+
+    def _dropped_files(self, row: int, paths: list[str]) -> None:
+        device = self.proxy.row(row)
+        factory = self.model.factory
+        no_key = (factory, device.device.name) in self._no_key
+        reason = self.backend.device_actions(factory, device, no_key=no_key).ssh.reason
+        if reason:
+            self.message_bar.show_message(
+                f"Cannot copy to {device.device.name}: {reason}.", "warning"
+            )
+            return
+        self._copy_files(factory, device.device.name, upload=True, sources=paths)
+
+    def _copy_files(
+        self, factory: str, name: str, *, upload: bool, sources: list[str] | None = None
+    ) -> None:
+        """The copy dialog (fiotray.gui.dialogs.copy), window-modal."""
+        from fiotray.gui.dialogs.copy import CopyDialog
+
+        dialog = CopyDialog(
+            self.backend, factory, name, upload=upload, parent=self, sources=sources
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
 
     def _open_ssh(self, factory: str, name: str) -> None:
         device = self.model.device(name)

@@ -347,12 +347,17 @@ async def test_context_menu_reasons_follow_vpn_and_tunnel(window, backend):
         "ssh",
         "copy_ssh",
         "copy_address",
+        "copy_to",
+        "copy_from",
         "enable_vpn",
         "disable_vpn",
         "favourite",
         "web",
     ]
     assert not a["ssh"].isEnabled() and "VPN is off" in a["ssh"].text()
+    # Copying goes where SSH goes: refused for the same reason.
+    assert not a["copy_to"].isEnabled() and "VPN is off" in a["copy_to"].text()
+    assert not a["copy_from"].isEnabled() and "VPN is off" in a["copy_from"].text()
     assert not a["copy_ssh"].isEnabled()
     assert not a["copy_address"].isEnabled() and "no VPN address" in a["copy_address"].text()
     assert a["enable_vpn"].isEnabled()

@@ -1,0 +1,188 @@
+"""The copy dialog on the demo backend, with a stand-in for scp that draws scp's meter on
+the pseudo-terminal core.transfer gives it: progress, the result, Cancel mid-copy.
+
+The real scp through the VPN world is tests/integration/test_copy_real.py's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from fiotray.core.transfer import CopyPlan
+from fiotray.gui.dialogs.copy import CopyDialog
+
+# The devices window's fixture and helpers (no test of that module is imported).
+from tests.gui.test_devices_window import find_row, show_loaded, window
+
+SIZE = 4 * 1024 * 1024
+# scp's meter lines, as OpenSSH's progressmeter.c draws them; "hang" stops half-way.
+FAKE_SCP = r"""
+import sys, time
+name = "payload.bin"
+out = sys.stdout
+out.write("\r" + name + "   0%    0     0.0KB/s   --:-- ETA"); out.flush()
+time.sleep(0.05)
+out.write("\r" + name + "  50% 2048KB   2.0MB/s   00:01 ETA"); out.flush()
+if sys.argv[1] == "hang":
+    time.sleep(60)
+out.write("\r" + name + " 100% 4096KB   4.0MB/s   00:01    \n"); out.flush()
+"""
+# Screenshots to look at go where FIOTRAY_SHOTS says; without it, grabbed and checked only.
+SHOTS = os.environ.get("FIOTRAY_SHOTS")
+
+
+async def until(check, what: str, timeout: float = 10) -> None:
+    """A bounded wait on the Qt loop for `check()`."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
+    assert check(), what
+
+
+def dialog_with_fake_scp(qtbot, backend, tmp_path: Path, mode: str) -> CopyDialog:
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"\0" * SIZE)
+
+    async def plan_copy_to(factory, device, sources, dest, *, recursive):
+        argv = [sys.executable, "-c", FAKE_SCP, mode]
+        return CopyPlan("upload", device, argv, (str(payload),), dest, SIZE)
+
+    backend.plan_copy_to = plan_copy_to
+    dialog = CopyDialog(backend, "demo", "gateway-01", upload=True, sources=[str(payload)])
+    qtbot.addWidget(dialog)
+    dialog.open()
+    return dialog
+
+
+def shot(dialog: CopyDialog, name: str) -> None:
+    image = dialog.grab()
+    assert not image.isNull() and image.width() >= dialog.minimumWidth()
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        image.save(str(Path(SHOTS) / name))
+
+
+async def test_copy_shows_progress_and_the_result(qtbot, backend, tmp_path):
+    dialog = dialog_with_fake_scp(qtbot, backend, tmp_path, "ok")
+    assert dialog.windowTitle() == "Copy files to gateway-01"
+    assert dialog.ok_button.isEnabled()
+    dialog.ok_button.click()
+    await asyncio.wait_for(asyncio.shield(dialog.work), timeout=10)
+    assert dialog.result is not None and dialog.result.ok
+    assert dialog.progress.value() == 100
+    assert dialog.message.text() == (
+        f"Copied 1 file, 4.0 MiB ({SIZE} bytes), to gateway-01:/var/tmp/."
+    )
+    assert not dialog.ok_button.isVisible() and dialog.cancel_button.text() == "Close"
+    assert "100%" in dialog.progress_label.text()
+    shot(dialog, "copy-done.png")
+    dialog.cancel_button.click()
+    assert not dialog.isVisible()
+
+
+async def test_cancel_mid_copy_says_what_arrived_and_stays_open(qtbot, backend, tmp_path):
+    dialog = dialog_with_fake_scp(qtbot, backend, tmp_path, "hang")
+    dialog.ok_button.click()
+    await until(lambda: "50%" in dialog.progress_label.text(), "no 50% reading")
+    assert dialog.progress.value() == 50 and dialog.cancel_button.isEnabled()
+    await tick_refit()
+    shot(dialog, "copy-running.png")
+    dialog.cancel_button.click()  # stops scp; the dialog stays
+    await asyncio.wait_for(asyncio.shield(dialog.work), timeout=10)
+    assert dialog.isVisible()
+    assert dialog.result is not None and dialog.result.cancelled
+    assert dialog.message.text() == (
+        f"Partial copy: {2048 * 1024} of {SIZE} bytes; gateway-01:/var/tmp/ may be "
+        "incomplete (kept)."
+    )
+    assert dialog.message.property("kind") == "error"
+    shot(dialog, "copy-cancelled.png")
+    dialog.cancel_button.click()
+    assert not dialog.isVisible()
+
+
+@pytest.mark.parametrize("upload", [True, False])
+async def test_inputs_are_checked(qtbot, backend, upload, tmp_path):
+    dialog = CopyDialog(backend, "demo", "gateway-01", upload=upload)
+    qtbot.addWidget(dialog)
+    dialog.open()
+    if upload:
+        assert not dialog.ok_button.isEnabled()
+        assert dialog.message.text() == "Choose the files to copy."
+    else:
+        dialog.remote_edit.setText("")
+        assert not dialog.ok_button.isEnabled()
+        dialog.remote_edit.setText("/var/log/messages")
+        dialog.local_edit.setText(str(tmp_path / "absent"))
+        assert dialog.message.text() == "The local folder does not exist."
+        dialog.local_edit.setText(str(tmp_path))
+        assert dialog.ok_button.isEnabled()
+    shot(dialog, f"copy-{'to' if upload else 'from'}-empty.png")
+
+
+async def tick_refit() -> None:
+    """The dialog refits on a zero-timer after showing the bar: let it run."""
+    await asyncio.sleep(0.05)
+
+
+# -- files dropped on a device row ------------------------------------------------------
+
+
+def _drag(window, row: int, urls: list[QUrl]) -> list[bool]:
+    """DragEnter, DragMove and Drop of `urls` over `row`; whether each was accepted."""
+    mime = QMimeData()
+    mime.setUrls(urls)
+    rect = window.table.visualRect(window.proxy.index(row, 0))
+    pos = rect.center()
+    copy, left, none = (
+        Qt.DropAction.CopyAction,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    events = [
+        QDragEnterEvent(pos, copy, mime, left, none),
+        QDragMoveEvent(pos, copy, mime, left, none),
+        QDropEvent(QPointF(pos), copy, mime, left, none),
+    ]
+    accepted = []
+    for event in events:
+        QApplication.sendEvent(window.table.viewport(), event)
+        accepted.append(event.isAccepted())
+    return accepted
+
+
+async def test_files_dropped_on_a_device_row_open_the_copy_dialog(window, backend, tmp_path):
+    await show_loaded(window)
+    (tunnel,) = backend.tunnels()
+    await backend.connect(tunnel.name)
+    row, device = find_row(window, lambda d: d.vpn_enabled and not d.vpn_pending)
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    dropped = [str(tmp_path / "a.bin"), str(folder)]
+    (tmp_path / "a.bin").write_bytes(b"x")
+    assert _drag(window, row, [QUrl.fromLocalFile(p) for p in dropped]) == [True, True, True]
+    dialog = window.findChild(CopyDialog)
+    assert dialog is not None and dialog.isVisible()
+    assert (dialog.device, dialog.upload, dialog._sources) == (device.device.name, True, dropped)
+    assert dialog.recursive.isChecked()  # a folder came with them
+    assert dialog.ok_button.isEnabled()
+    dialog.reject()
+
+    # A web link is no file to copy: refused at once.
+    assert _drag(window, row, [QUrl("https://example.com/a.bin")])[0] is False
+    # A device SSH cannot reach: the window says why, no dialog.
+    off, name = find_row(window, lambda d: not d.vpn_enabled and not d.vpn_address)
+    await asyncio.sleep(0.05)  # the closed dialog goes
+    _drag(window, off, [QUrl.fromLocalFile(dropped[0])])
+    assert f"Cannot copy to {name.device.name}: VPN is off" in window.message_bar.text.text()
+
+
+__all__ = ["window"]
