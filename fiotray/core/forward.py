@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import socket
 import time
 from collections.abc import Sequence
@@ -33,7 +32,6 @@ from fiotray.core.devices import validate_device_name
 from fiotray.core.errors import FiotrayError
 from fiotray.core.factories import validate_factory_name
 from fiotray.core.files import private_dir, runtime_dir
-from fiotray.core.ssh import ROUTES, ssh_path_value
 from fiotray.core.store import JsonFile
 
 Kind = Literal["local", "remote"]
@@ -104,7 +102,8 @@ def validate_forward_id(forward_id: str) -> str:
 
 
 def new_forward_id() -> str:
-    return secrets.token_hex(4)
+    # os.urandom, not `secrets`: that imports hashlib, which the idle tray does without.
+    return os.urandom(4).hex()
 
 
 def pick_free_port(host: str = "127.0.0.1") -> int:
@@ -136,6 +135,9 @@ class ForwardSpec:
     def validated(self) -> ForwardSpec:
         if self.kind not in KINDS:
             raise FiotrayError(f"Forward kind {str(self.kind)[:20]!r} is neither local nor remote.")
+        # Here, not at the top: core.ssh imports hashlib, which the idle tray does without.
+        from fiotray.core.ssh import ROUTES
+
         if self.route is not None and self.route not in ROUTES:
             raise FiotrayError(f"SSH route {str(self.route)[:20]!r} is unknown.")
         if self.kind == "remote" and self.local_port is None:
@@ -296,6 +298,8 @@ def control_path_value(path: str | os.PathLike[str]) -> str:
             f"The forward's control socket path {text[:60]!r}... is too long for a socket; "
             "set XDG_RUNTIME_DIR to a shorter directory."
         )
+    from fiotray.core.ssh import ssh_path_value
+
     # ssh expands %-tokens in ControlPath; ssh_path_value escapes them and quotes spaces.
     return ssh_path_value(text, "control socket")
 

@@ -265,6 +265,7 @@ class Restored:
     forward: Forward | None  # None: already running, or failed
     error: str | None = None
     already: bool = False
+    code: str | None = None  # the error's code (tunnel-down: the tray waits for the tunnel)
 
 
 async def restore(services: Services, factory: str | None = None) -> list[Restored]:
@@ -287,7 +288,7 @@ async def restore(services: Services, factory: str | None = None) -> list[Restor
                 route=spec.route,
             )
         except FiotrayError as exc:
-            results.append(Restored(spec, None, error=str(exc)))
+            results.append(Restored(spec, None, error=str(exc), code=exc.code))
         else:
             results.append(Restored(spec, forward))
     return results
