@@ -493,6 +493,12 @@ class DevicesWindow(QWidget):
             lambda: self._copy_text(device.vpn_address, f"Copied {device.vpn_address}"),
             can.copy_address.reason,
         )
+        add(
+            "forward",
+            "&Forward a port…",
+            lambda: self._forward_port(factory, name),
+            can.ssh.reason,  # a forward takes the SSH route: usable when SSH is
+        )
         menu.addSeparator()
         add(
             "enable_vpn",
@@ -878,6 +884,14 @@ class DevicesWindow(QWidget):
 
     def _on_double_clicked(self, index: QModelIndex) -> None:
         self._activate(index)
+
+    def _forward_port(self, factory: str, name: str) -> None:
+        from fiotray.gui.dialogs.forward import ForwardDialog
+
+        dialog = ForwardDialog(self.backend, self, factory=factory, device=name)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.forwardStarted.connect(lambda f: self._flash(f"Forwarding {f.label}"))
+        dialog.open()
 
     def _open_ssh(self, factory: str, name: str) -> None:
         device = self.model.device(name)

@@ -310,7 +310,10 @@ async def test_context_menu_reasons_follow_vpn_and_tunnel(window, backend):
     r_off, _ = find_row(window, lambda d: not d.vpn_enabled and not d.vpn_address)
     menu = window.context_menu_for(r_off)
     a = actions(menu)
-    assert list(a) == ["ssh", "copy_ssh", "copy_address", "enable_vpn", "disable_vpn", "web"]
+    assert list(a) == [
+        *("ssh", "copy_ssh", "copy_address", "forward"),
+        *("enable_vpn", "disable_vpn", "web"),
+    ]
     assert not a["ssh"].isEnabled() and "VPN is off" in a["ssh"].text()
     assert not a["copy_ssh"].isEnabled()
     assert not a["copy_address"].isEnabled() and "no VPN address" in a["copy_address"].text()
