@@ -217,3 +217,51 @@ def test_a_forward_across_a_tunnel_reconnect(connected: Engineer) -> None:
         assert (got.returncode, got.stdout.strip()) == (0, f"hello from {dev.name}"), got
         assert listed(person)[fid]["alive"] is True
         assert time.monotonic() - started < 30
+
+
+# The tray's supervisor, one round, as the engineer: it notices the dropped forward and
+# starts it again at once (the first retry is due immediately). Prints its events.
+SUPERVISE_ONCE = """
+import asyncio, json
+from fiotray.core.services import user_services
+from fiotray.ops import forwards
+
+async def main():
+    services = user_services()
+    events = []
+    sup = forwards.ForwardSupervisor(services, events.append)
+    try:
+        await sup.check_once()
+    finally:
+        await services.aclose()
+    print(json.dumps([[e.kind, e.forward.id, e.forward.local_port] for e in events]))
+
+asyncio.run(main())
+"""
+
+
+def test_the_supervisor_restarts_a_dropped_forward_on_its_port(connected: Engineer) -> None:
+    person = connected
+    world = person.world
+    dev = world.devices[0]
+    with web_server(world, dev.ns, dev.name):
+        out = person.fiotray("forward", dev.name, str(DEVICE_WEB_PORT)).stdout
+        fid = started_id(out)
+        record = listed(person)[fid]
+        url, port = record["url"], record["local_port"]
+        # The route breaks under it: its ssh dies (as after ServerAlive gives up).
+        os.kill(record["pid"], signal.SIGKILL)
+        assert fetch(person, url).returncode == 1
+        assert listed(person)[fid]["alive"] is False
+        assert "dropped" in person.fiotray("forward", "list").stdout
+
+        argv = [*Engineer.argv()[:-2], "-c", SUPERVISE_ONCE]  # python -c, not -m fiotray
+        ran = world.exec(world.laptop_ns, argv, user=person.user, env=person.env(), timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        (dropped, restored) = json.loads(ran.stdout.strip().splitlines()[-1])
+        assert dropped == ["dropped", fid, port]
+        assert restored[0] == "restored" and restored[1] != fid and restored[2] == port
+        # The same address answers again; only the new forward is recorded.
+        got = fetch(person, url)
+        assert (got.returncode, got.stdout.strip()) == (0, f"hello from {dev.name}"), got
+        assert {k: v["alive"] for k, v in listed(person).items()} == {restored[1]: True}
