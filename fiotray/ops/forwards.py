@@ -141,6 +141,12 @@ async def start(
     asked_port = local_port
     if kind == "local" and local_port is None:
         local_port = core.pick_free_port()
+    if services.is_demo:
+        # Its devices and tunnel are simulated: ssh would only time out after seconds.
+        raise FiotrayError(
+            "The demo's devices are simulated: port forwards need a real device "
+            "(sign in to your factory)."
+        )
     spec = ForwardSpec(
         cmd.factory, device, kind, remote_port, local_port, cmd.settings.route
     ).validated()
@@ -351,6 +357,13 @@ class ForwardSupervisor:
 
     async def _restart_for_real(self, old: Forward) -> Forward:
         spec = old.spec
+        if core.pid_is_forward(old.pid, old.control_path):
+            # Its ssh runs but its socket does not answer (stuck): end that very process,
+            # or it would keep the local port the new one needs. The record stays until
+            # the new one is up, so a failed start is retried.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(old.pid, signal.SIGTERM)
+            await _wait_gone(old.pid, old.control_path, EXIT_GRACE)
         new = await start(
             self.services,
             spec.factory,

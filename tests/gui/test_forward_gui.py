@@ -134,3 +134,51 @@ async def test_tray_menu_lists_forwards_with_open_and_stop(backend, monkeypatch)
     menus.fill_tray_menu(menu, backend, actions)
     assert not [a for a in menu.actions() if "Port forwards" in a.text()]
     menu.deleteLater()
+
+
+async def test_device_menu_opens_the_forward_dialog(backend):
+    from PySide6.QtWidgets import QApplication
+
+    from fiotray.gui.devices_window import DevicesWindow
+    from tests.gui.test_devices_window import actions, find_row, show_loaded
+
+    window = DevicesWindow(backend)
+    await show_loaded(window)
+    await backend.connect(FACTORY)
+    row, device = find_row(window, lambda d: d.vpn_enabled and not d.vpn_pending)
+    menu = window.context_menu_for(row)
+    forward = actions(menu)["forward"]
+    assert forward.isEnabled() and forward.text().replace("&", "").startswith("Forward a port")
+    forward.trigger()
+    (dialog,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, ForwardDialog)]
+    assert dialog.device == device.device.name and dialog.factory == FACTORY
+    dialog.reject()
+    menu.deleteLater()
+    window.hide()
+    window.deleteLater()
+
+
+async def test_backend_tells_once_when_a_forward_drops(backend, monkeypatch):
+    import asyncio
+
+    from fiotray.ops import forwards
+
+    notices: list[tuple[str, str, str]] = []
+    backend.notice.connect(lambda *n: notices.append(n))
+    checked = asyncio.Event()
+
+    class Supervisor:
+        def __init__(self, services, notify, **kw):
+            self.notify = notify
+
+        async def check_once(self):
+            f = _forward("0000000e", 80, alive=False)
+            self.notify(forwards.ForwardEvent("dropped", f, "The forward dropped; restarting."))
+            checked.set()
+
+    monkeypatch.setattr(forwards, "ForwardSupervisor", Supervisor)
+    task = backend.spawn(backend.supervise_forwards(restore=False))
+    await asyncio.wait_for(checked.wait(), 5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert notices == [("Port forward", "The forward dropped; restarting.", "warning")]

@@ -14,7 +14,7 @@ from fiotray.core import errors
 from fiotray.core import forward as core
 from fiotray.core.errors import FiotrayError
 from fiotray.core.forward import Forward, ForwardSpec
-from fiotray.ops import forwards
+from fiotray.ops import forwards, tunnels
 
 FACTORY = "demo-factory"
 # Stands in for a forward's ssh: a process whose command line names its control socket,
@@ -28,6 +28,7 @@ class FakeSsh:
     def __init__(self) -> None:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.stubborn: set[str] = set()
+        self.mute: set[str] = set()  # alive, but their socket does not answer
         self.calls: list[tuple[str, str]] = []
 
     def spawn(self, control: str) -> subprocess.Popen[bytes]:
@@ -41,7 +42,7 @@ class FakeSsh:
     async def control(self, control_path: str, operation: str) -> tuple[int, str]:
         self.calls.append((control_path, operation))
         proc = self.procs.get(control_path)
-        if proc is None or proc.poll() is not None:
+        if proc is None or proc.poll() is not None or control_path in self.mute:
             return 255, f"Control socket connect({control_path}): No such file or directory"
         if operation == "check":
             return 0, f"Master running (pid={proc.pid})"
@@ -161,6 +162,36 @@ async def test_start_refuses_bad_input_and_a_down_tunnel_before_running_ssh(serv
         await forwards.start(services, None, "on-vpn", 80)
     assert down.value.code == errors.TUNNEL_DOWN
     assert forwards.stores(services).running.load() == []
+    # The demo's devices are simulated: refused at once, rather than ssh timing out.
+    await tunnels.connect(services, wait=0)
+    with pytest.raises(FiotrayError, match="simulated"):
+        await forwards.start(services, None, "on-vpn", 80)
+    await tunnels.disconnect(services)
+
+
+async def test_supervisor_ends_a_stuck_forward_before_starting_it_again(
+    services, fake_ssh, monkeypatch
+):
+    stuck = _record(services, fake_ssh, "00000041", 80)
+    other = _record(services, fake_ssh, "00000042", 443)
+    fake_ssh.mute.add(stuck.control_path)
+    started = []
+
+    async def start(services_, factory, device, remote_port, **kw):
+        # The old ssh is gone before the new one would bind its port.
+        assert fake_ssh.procs[stuck.control_path].poll() is not None
+        started.append((device, remote_port, kw["local_port"], kw["route"]))
+        new = _record(services_, fake_ssh, "00000043", remote_port)
+        return new
+
+    monkeypatch.setattr(forwards, "start", start)
+    events: list[forwards.ForwardEvent] = []
+    await forwards.ForwardSupervisor(services, events.append).check_once()
+    assert started == [("on-vpn", 80, 20080, "jump")]
+    assert [e.kind for e in events] == ["dropped", "restored"]
+    assert fake_ssh.procs[other.control_path].poll() is None
+    running = {f.id for f in forwards.stores(services).running.load()}
+    assert running == {other.id, "00000043"}
 
 
 # -- supervisor -------------------------------------------------------------------------
