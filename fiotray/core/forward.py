@@ -371,7 +371,10 @@ def log_tail(path: str | os.PathLike[str], limit: int = 600) -> str:
     lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
     # ssh's warnings about adding a host key are noise next to the reason it failed.
     lines = [ln for ln in lines if not ln.startswith("Warning: Permanently added")]
-    return " ".join(lines[-3:])
+    from fiotray.core.format import safe_text
+
+    # ssh passes on what the device says (a banner, a refusal): never raw to a terminal.
+    return safe_text(" ".join(lines[-3:]))
 
 
 # -- stores -------------------------------------------------------------------------

@@ -190,6 +190,8 @@ def test_log_tail_drops_host_key_noise(tmp_path):
     tail = fwd.log_tail(log)
     assert "Address already in use" in tail and "Warning" not in tail
     assert fwd.log_tail(tmp_path / "none") == ""
+    log.write_bytes(b"Banner from the device \x1b]0;owned\x07\n")
+    assert "\x1b" not in fwd.log_tail(log) and "\\x1b]0;owned" in fwd.log_tail(log)
 
 
 def test_forward_device_port_is_short_for_forward_start():
