@@ -169,6 +169,19 @@ class ForwardSpec:
             other.local_port,
         )
 
+    def runs_in(self, running: Sequence[Forward]) -> bool:
+        """Whether one of the `running` (alive) forwards is this saved one: the same ports,
+        or any local port for a spec saved without one."""
+        for forward in running:
+            if not forward.alive:
+                continue
+            spec = forward.spec
+            if self.same_forward(spec) or (
+                self.local_port is None and replace(spec, local_port=None).same_forward(self)
+            ):
+                return True
+        return False
+
     @classmethod
     def from_json(cls, data: Any) -> ForwardSpec:
         if not isinstance(data, dict):

@@ -33,7 +33,7 @@ from fiotray.core.tunnels import State, Tunnel, TunnelStatus
 
 if TYPE_CHECKING:
     from fiotray.core.devices import DeviceRow, DeviceRows, PendingStore, VpnState
-    from fiotray.core.forward import Forward
+    from fiotray.core.forward import Forward, ForwardSpec
     from fiotray.ops.devices import DeviceActions
     from fiotray.ops.ssh import SshCommand
     from fiotray.ops.tunnels import AddedTunnel
@@ -127,6 +127,7 @@ class Backend(QObject):
         self._settings = services.settings.load()
         # Port forwards as last checked (the tray menu lists them without waiting).
         self.forwards: list[Forward] = []
+        self.saved_forwards: list[ForwardSpec] = []
         self.forward_interval = 10.0
         services.controller.subscribe(self._on_tunnel)
 
@@ -606,8 +607,26 @@ class Backend(QObject):
         from fiotray.ops import forwards
 
         self.forwards = await forwards.list_forwards(self.services)
+        try:
+            self.saved_forwards = await asyncio.to_thread(forwards.saved, self.services)
+        except FiotrayError as exc:
+            log.warning("saved forwards: %s", exc)  # a hand-edited file: none offered
+            self.saved_forwards = []
         self.forwardsChanged.emit()
         return self.forwards
+
+    def saved_not_running(self) -> list[ForwardSpec]:
+        return [s for s in self.saved_forwards if not s.runs_in(self.forwards)]
+
+    async def restore_forwards(self) -> None:
+        """Start the saved forwards that are not running; one notice for those that failed."""
+        from fiotray.ops import forwards
+
+        results = await forwards.restore(self.services)
+        await self.refresh_forwards()
+        failed = [r.error for r in results if r.error]
+        if failed:
+            self.notice.emit("Port forwards", "\n".join(failed), "warning")
 
     async def supervise_forwards(self, *, restore: bool = True) -> None:
         """For the app's lifetime: start the saved forwards (once), then restart any that

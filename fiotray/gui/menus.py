@@ -78,6 +78,7 @@ class MenuActions:
     copy_address: Callable[[str, str], None] | None = None  # factory, device
     autoconnect: Callable[[str, bool], None] | None = None  # a tunnel's name, on
     stop_forward: Callable[[str], None] | None = None  # a port forward's id
+    restore_forwards: Callable[[], None] | None = None  # start the saved ones not running
 
 
 def add_entry(menu: QMenu, text: str, slot: Callable[[], Any] | None = None) -> QAction:
@@ -209,10 +210,15 @@ def open_url(url: str) -> None:
 def add_forward_entries(menu: QMenu, backend: Backend, actions: MenuActions) -> None:
     """ "Port forwards": one submenu per forward (as last checked), with Open in browser
     for a web port, Copy address and Stop."""
-    stop = actions.stop_forward
-    if not backend.forwards or stop is None:
+    stop, restore = actions.stop_forward, actions.restore_forwards
+    waiting = backend.saved_not_running() if restore is not None else []
+    if stop is None or not (backend.forwards or waiting):
         return
     sub = menu.addMenu("&Port forwards")
+    if waiting and restore is not None:
+        add_entry(sub, menu_text(f"Start saved forwards ({len(waiting)})"), restore)
+        if backend.forwards:
+            sub.addSeparator()
     for f in backend.forwards:
         label = f.label + ("" if f.alive else " (dropped)")
         entry = sub.addMenu(menu_text(label))

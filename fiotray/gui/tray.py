@@ -64,6 +64,7 @@ class TrayIcon(QSystemTrayIcon):
             copy_address=self.copy_address,
             autoconnect=self.set_autoconnect,
             stop_forward=self.stop_forward,
+            restore_forwards=self.restore_forwards,
         )
         # No parent: a tray icon is not a widget. Kept on self so it lives as long as the icon.
         self.menu = QMenu()
@@ -218,6 +219,9 @@ class TrayIcon(QSystemTrayIcon):
 
     def stop_forward(self, forward_id: str) -> None:
         self.backend.spawn(self.backend.stop_forward(forward_id), what="Stop the port forward")
+
+    def restore_forwards(self) -> None:
+        self.backend.spawn(self.backend.restore_forwards(), what="Start saved port forwards")
 
     def copy_address(self, factory: str, device: str) -> None:
         async def copy() -> None:

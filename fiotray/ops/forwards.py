@@ -280,7 +280,7 @@ async def restore(services: Services, factory: str | None = None) -> list[Restor
     running = [f for f in await list_forwards(services) if f.alive]
     results = []
     for spec in specs:
-        if any(f.spec.same_forward(spec) or _same_free(f.spec, spec) for f in running):
+        if spec.runs_in(running):
             results.append(Restored(spec, None, already=True))
             continue
         try:
@@ -298,11 +298,6 @@ async def restore(services: Services, factory: str | None = None) -> list[Restor
         else:
             results.append(Restored(spec, forward))
     return results
-
-
-def _same_free(running: ForwardSpec, saved: ForwardSpec) -> bool:
-    """A saved forward without a local port is running when one of its device port is."""
-    return saved.local_port is None and replace(running, local_port=None).same_forward(saved)
 
 
 # -- supervisor -------------------------------------------------------------------------

@@ -136,6 +136,38 @@ async def test_tray_menu_lists_forwards_with_open_and_stop(backend, monkeypatch)
     menu.deleteLater()
 
 
+async def test_tray_menu_starts_saved_forwards_that_are_not_running(backend):
+    actions, _calls = recorder()
+    restored: list[bool] = []
+    actions = menus.MenuActions(
+        **{
+            **actions.__dict__,
+            "stop_forward": lambda fid: None,
+            "restore_forwards": lambda: restored.append(True),
+        }
+    )
+    web = _forward("0000000a", 80)
+    backend.forwards = [web]
+    backend.saved_forwards = [
+        ForwardSpec(FACTORY, "gateway-01", "local", 80),  # running (any local port)
+        ForwardSpec(FACTORY, "gateway-01", "local", 2345, 2345),
+    ]
+    menu = QMenu()
+    menus.fill_tray_menu(menu, backend, actions)
+    forwards = entry(menu, "Port forwards").menu()
+    start = forwards.actions()[0]
+    assert start.text() == "Start saved forwards (1)"
+    start.trigger()
+    assert restored == [True]
+    # Only saved ones, none running: the section has the one entry.
+    backend.forwards = []
+    backend.saved_forwards = [ForwardSpec(FACTORY, "gateway-01", "local", 80)]
+    menus.fill_tray_menu(menu, backend, actions)
+    forwards = entry(menu, "Port forwards").menu()
+    assert [a.text() for a in forwards.actions()] == ["Start saved forwards (1)"]
+    menu.deleteLater()
+
+
 async def test_device_menu_opens_the_forward_dialog(backend):
     from PySide6.QtWidgets import QApplication
 

@@ -209,3 +209,14 @@ def test_forward_device_port_is_short_for_forward_start():
     assert parse_args(["forward", "start", "list", "22"]).device == "list"
     # Only as the command: a device named "forward" is just a device elsewhere.
     assert parse_args(["ssh", "forward", "--print"]).device == "forward"
+
+
+def test_a_saved_forward_runs_in_a_live_forward_of_the_same_ports():
+    live = _forward("00000001", remote_port=80, local_port=18080)
+    assert ForwardSpec("acme", "gateway-01", "local", 80, 18080).runs_in([live])
+    # Saved without a local port: any local port will do.
+    assert ForwardSpec("acme", "gateway-01", "local", 80).runs_in([live])
+    assert not ForwardSpec("acme", "gateway-01", "local", 80, 18081).runs_in([live])
+    assert not ForwardSpec("acme", "gateway-02", "local", 80).runs_in([live])
+    assert not ForwardSpec("acme", "gateway-01", "local", 443).runs_in([live])
+    assert not ForwardSpec("acme", "gateway-01", "local", 80).runs_in([live.with_alive(False)])
