@@ -35,7 +35,7 @@ NOT_IN_DEMO = ("login", "logout")
 # Each request has a deadline and each listing its own (core/api.py); this is the net
 # over a command's several requests and retries. `ssh`, `login` and the tunnel commands
 # wait for a person (a session, a prompt, a password) and have none.
-API_COMMANDS = frozenset({"devices", "enable", "disable", "device-vpn", "ssh-config"})
+API_COMMANDS = frozenset({"devices", "enable", "disable", "device-vpn", "ssh-config", "favourite"})
 COMMAND_DEADLINE = 600.0
 # `fiotray forward`'s actions; any other word after it is a device (`forward start`).
 FORWARD_ACTIONS = ("start", "list", "stop", "restore")
@@ -165,6 +165,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.command == "login" and args.client_id and not args.client_secret_stdin:
         parser.error(
             "--client-id needs --client-secret-stdin (secrets never go on the command line)"
+        )
+    if args.command in ("enable", "disable") and not (
+        args.device or args.tag or args.group or args.target
+    ):
+        parser.error(
+            f"{args.command}: name a device, or pick devices with --tag, --group or --target"
         )
     return args
 

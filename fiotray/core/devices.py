@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -246,8 +246,15 @@ async def set_vpn(
     *,
     pending: PendingStore | None = None,
     rng: random.Random | None = None,
+    allocate: Callable[[str], Awaitable[str]] | None = None,
+    reserved: set[str] | None = None,
 ) -> VpnState:
-    """`fioctl devices config wireguard NAME enable|disable`, plus a clash check."""
+    """`fioctl devices config wireguard NAME enable|disable`, plus a clash check.
+
+    A batch passes `allocate(server_address)`, which hands out an address no other device
+    of the batch gets, and `reserved`, the addresses handed out so far, which the clash
+    check's way out avoids too (they may not be written yet, so the API cannot know them).
+    """
     validate_device_name(name)
     await api.get_device(name)  # a clear "no such device" before anything is written
     entries = await api.device_config(name)
@@ -269,13 +276,23 @@ async def set_vpn(
                 code=errors.NO_PUBLIC_KEY,
             )
         server = await factory_server(api)
-        if not wcc.address:
+        if not wcc.address and allocate is not None:
+            wcc.address = await allocate(server.server_address)
+        elif not wcc.address:
             used = {ip.ip for ip in await api.wireguard_ips()}
             wcc.address = allocate_address(server.server_address, used)
     wcc.enabled = enable
     await api.patch_device_config(name, REASON.format(action), [_client_config_file(wcc)])
     if server is not None:
-        await _resolve_clash(api, name, wcc, server, action, rng or random.Random())  # noqa: S311
+        await _resolve_clash(
+            api,
+            name,
+            wcc,
+            server,
+            action,
+            rng or random.Random(),  # noqa: S311
+            reserved if reserved is not None else set(),
+        )
     if pending is not None:
         await asyncio.to_thread(pending.mark, api.factory, name)
     return VpnState(name, enable, wcc.address, wcc.pubkey, pending=True)
@@ -288,13 +305,17 @@ async def _resolve_clash(
     server: WireguardServer,
     action: str,
     rng: random.Random,
+    reserved: set[str],
 ) -> None:
-    """Move `name` off an address another device also holds (two enables racing)."""
+    """Move `name` off an address another device also holds (two enables racing).
+
+    `reserved`: addresses of the same batch, written or about to be: never picked.
+    """
     for _ in range(CLASH_RETRIES):
         ips = await api.wireguard_ips()
         if not any(ip.ip == wcc.address and ip.name != name for ip in ips):
             return
-        used = {ip.ip for ip in ips}
+        used = {ip.ip for ip in ips} | reserved
         # Two racing fiotrays would both pick the same "first free" again: spread out instead.
         candidates = []
         for _ in range(16):
@@ -302,6 +323,7 @@ async def _resolve_clash(
             candidates.append(candidate)
             used.add(candidate)
         previous, wcc.address = wcc.address, rng.choice(candidates)
+        reserved.add(wcc.address)
         log.warning(
             "VPN address %s of %s is also used by another device; moving it to %s",
             previous,

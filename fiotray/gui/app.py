@@ -575,6 +575,9 @@ class App(QObject):
         viewport = table.viewport()
         origin = viewport.mapToGlobal(QPoint(0, 0))
         bar = window.message_bar  # type: ignore[attr-defined]
+        combo = window.state_filter  # type: ignore[attr-defined]
+        combo_at = combo.mapToGlobal(QPoint(0, 0))
+        selected = window._selected_rows()  # type: ignore[attr-defined]
         return {
             "visible": window.isVisible(),
             "factory": window.factory,  # type: ignore[attr-defined]
@@ -584,6 +587,9 @@ class App(QObject):
             "rows": rows,
             "viewport": [origin.x(), origin.y(), viewport.width(), viewport.height()],
             "row_height": table.verticalHeader().defaultSectionSize(),
+            "selected": [proxy.row(r).device.name for r in selected[:limit]],
+            "state_filter": window.model.state_filter,  # type: ignore[attr-defined]
+            "state_filter_rect": [combo_at.x(), combo_at.y(), combo.width(), combo.height()],
         }
 
     # -- the tray ---------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from fiotray.core.tunnels import State, Tunnel, TunnelStatus
 if TYPE_CHECKING:
     from fiotray.core.devices import DeviceRow, DeviceRows, PendingStore, VpnState
     from fiotray.core.forward import Forward, ForwardSpec
-    from fiotray.ops.devices import DeviceActions
+    from fiotray.ops.devices import DeviceActions, VpnResult
     from fiotray.ops.ssh import SshCommand
     from fiotray.ops.tunnels import AddedTunnel
 
@@ -88,6 +88,10 @@ def _settle_after_imports() -> None:
         _settled = True
         linecache.clearcache()
         gc.collect()
+
+
+# Up to this many devices changed at once each get their pending change watched.
+BULK_WATCH_LIMIT = 20
 
 
 class Backend(QObject):
@@ -346,6 +350,46 @@ class Backend(QObject):
         if state.pending:
             self.watch_pending(factory, device)
         return state
+
+    @finishes_before_quit
+    async def set_vpn_many(
+        self,
+        factory: str,
+        devices: list[str],
+        enable: bool,
+        on_result: Callable[[VpnResult], None] | None = None,
+    ) -> list[VpnResult]:
+        """Enable or disable VPN on several devices (ops.devices.set_vpn_many): each row
+        changes as its device is written, and each pending change is watched."""
+        from fiotray.ops import devices as ops
+
+        # A watch reads its device's config every few seconds: for a big batch that is a
+        # flood of reads, and the list's own refresh (while its window shows) re-reads the
+        # pending devices anyway.
+        watch = len(devices) <= BULK_WATCH_LIMIT
+
+        def told(result: VpnResult) -> None:
+            if result.state is not None:
+                self.vpnChanged.emit(factory, result.state)
+                if result.state.pending and watch:
+                    self.watch_pending(factory, result.device)
+            if on_result is not None:
+                on_result(result)
+
+        return await ops.set_vpn_many(self.services, factory, devices, enable, on_result=told)
+
+    def favourite_names(self, factory: str) -> frozenset[str]:
+        return frozenset(d for f, d in self._settings.favourites if f == factory)
+
+    def set_favourite(self, factory: str, devices: list[str], favourite: bool) -> int:
+        """Add the devices to the favourites or remove them (in the locked settings file);
+        how many changed. The tray's menus and the window follow settingsChanged."""
+        from fiotray.ops import devices as ops
+
+        changed = sum(ops.set_favourite(self.services, factory, d, favourite) for d in devices)
+        self._settings = self.services.settings.load()
+        self.settingsChanged.emit()
+        return changed
 
     def watch_pending(self, factory: str, device: str) -> asyncio.Task[Any]:
         """Read the device's config now and then until it applied the change, then say so.

@@ -91,6 +91,25 @@ _LAST_NUM = float("inf")
 _NEVER_SEEN = float("-inf")
 _REVERSED = frozenset({Col.LAST_SEEN})
 
+# The state filters next to the search box: key, label (the combo's and the status line's).
+STATE_FILTERS = (
+    ("all", "All devices"),
+    ("online", "Online"),
+    ("enabled", "VPN enabled"),
+    ("disabled", "VPN disabled"),
+    ("pending", "VPN pending"),
+    ("favourites", "Favourites"),
+)
+STATE_LABELS = dict(STATE_FILTERS)
+
+
+def _hay(name: str, uuid: str, target: str, group: str, tag: str, address: str, vpn: int) -> str:
+    """What the search looks in: the name first (its order is name order, see set_rows),
+    the other text columns, and the VPN column's word (`qa enabled`); casefolded."""
+    word = VPN_TEXT[vpn] if vpn != VPN_NONE else ""
+    return f"{name}\n{uuid}\n{target}\n{group}\n{tag}\n{address}\n{word}".casefold()
+
+
 # Rows prepared per step between two yields to the event loop (~5 ms each).
 CHUNK = 2000
 
@@ -204,7 +223,7 @@ class _Table:
                 hay.append(old_hay[j])
                 k_addr.append(old_addr[j])
             else:
-                hay.append(f"{name}\n{uuid}\n{target}\n{group}\n{tag}\n{address}".casefold())
+                hay.append(_hay(name, uuid, target, group, tag, address, vpn))
                 k_addr.append(address_key(address) if address else _LAST_NUM)
             t_name.append(name)
             t_online.append(ONLINE_TEXT[online])
@@ -246,7 +265,7 @@ class _Table:
         key = address_key(address) if address else _LAST_NUM
         keys[Col.ADDRESS] = _replaced(keys[Col.ADDRESS], i, key)
         name, uuid, group, target, tag = (row[f] for f in (_NAME, _UUID, _GROUP, _TARGET, _TAG))
-        hay = f"{name}\n{uuid}\n{target}\n{group or ''}\n{tag}\n{address}".casefold()
+        hay = _hay(name, uuid, target, group or "", tag, address, vpn)
         self.hay = _replaced(self.hay, i, hay)
 
 
@@ -264,6 +283,8 @@ class DeviceTableModel(QAbstractTableModel):
         self._visible: tuple[int, ...] = ()  # the rows matching the filter, in that order
         self._terms: list[str] = []
         self._filter_text = ""
+        self._state = "all"  # one of STATE_FILTERS' keys
+        self._favourites: frozenset[str] = frozenset()  # this factory's favourite devices
         self._sort: tuple[int, Qt.SortOrder] = (Col.NAME, Qt.SortOrder.AscendingOrder)
         self._generation = 0
         self._icons: tuple[QIcon, QIcon] | None = None
@@ -325,7 +346,7 @@ class DeviceTableModel(QAbstractTableModel):
 
         def change() -> None:
             self._order = self._sorted(self._t, column, order)
-            self._visible = self._filtered(self._t, self._order, self._terms)
+            self._visible = self._filter(self._t, self._order, self._terms)
 
         self._relayout(change)
 
@@ -346,6 +367,32 @@ class DeviceTableModel(QAbstractTableModel):
     @property
     def filter_text(self) -> str:
         return self._filter_text
+
+    @property
+    def state_filter(self) -> str:
+        return self._state
+
+    def set_state_filter(self, state: str, favourites: frozenset[str] | None = None) -> None:
+        """Show only the rows in `state` (a STATE_FILTERS key), and of them those the search
+        text matches; `favourites`: the factory's favourite device names (kept when None)."""
+        if state not in STATE_LABELS:
+            raise ValueError(state)
+        favs = self._favourites if favourites is None else frozenset(favourites)
+        if state == self._state and (favs == self._favourites or state != "favourites"):
+            self._favourites = favs
+            self.filterApplied.emit()
+            return
+
+        def change() -> None:
+            self._state, self._favourites = state, favs
+            self._visible = self._filter(self._t, self._order, self._terms)
+
+        self._relayout(change)
+        self.filterApplied.emit()
+
+    def selected_rows(self, rows: Sequence[int]) -> list[DeviceRow]:
+        """The devices of table rows `rows` (a selection), in that order."""
+        return [self.row(r) for r in rows]
 
     def rows(self) -> DeviceRows:
         """Every row of the factory shown, in the API's order (what a refresh can reuse)."""
@@ -382,7 +429,7 @@ class DeviceTableModel(QAbstractTableModel):
 
         def change() -> None:
             self._terms = terms
-            self._visible = self._filtered(self._t, base, terms)
+            self._visible = self._filter(self._t, base, terms)
 
         self._relayout(change)
         self.filterApplied.emit()
@@ -436,7 +483,7 @@ class DeviceTableModel(QAbstractTableModel):
             return False
         if sort != self._sort:  # the user sorted meanwhile
             new_order = self._sorted(table, *self._sort)
-        new_visible = self._filtered(table, new_order, self._terms)
+        new_visible = self._filter(table, new_order, self._terms)
         same_factory = factory == self.factory
         old = self._t
 
@@ -510,12 +557,26 @@ class DeviceTableModel(QAbstractTableModel):
         reverse = descending != (column in _REVERSED)
         return tuple(sorted(table.name_order, key=key, reverse=reverse))
 
-    @staticmethod
-    def _filtered(table: _Table, base: tuple[int, ...], terms: list[str]) -> tuple[int, ...]:
+    def _filter(self, table: _Table, base: tuple[int, ...], terms: list[str]) -> tuple[int, ...]:
+        """Of `base`, the rows in the state filter holding every term: one pass per check,
+        each an index into a precomputed column (O(rows), no Python call per row)."""
+        rows, state = base, self._state
+        if state == "online":
+            k = table.keys[Col.ONLINE]
+            rows = tuple([i for i in rows if k[i] == ONLINE])
+        elif state in ("enabled", "pending", "disabled"):
+            k = table.keys[Col.VPN]
+            if state == "disabled":  # disabled, or never enabled
+                rows = tuple([i for i in rows if k[i] >= VPN_OFF])
+            else:
+                code = VPN_ON if state == "enabled" else VPN_PENDING
+                rows = tuple([i for i in rows if k[i] == code])
+        elif state == "favourites":
+            names, favs = table.text[Col.NAME], self._favourites
+            rows = tuple([i for i in rows if names[i] in favs])
         if not terms:
-            return base
+            return rows
         hay = table.hay
-        rows = base
         for term in terms:
             rows = tuple([i for i in rows if term in hay[i]])
         return rows
@@ -594,6 +655,9 @@ class DeviceFilterProxy(QSortFilterProxyModel):
     def set_filter_text(self, text: str) -> None:
         self.source().set_filter(text)
 
+    def set_state_filter(self, state: str, favourites: frozenset[str] | None = None) -> None:
+        self.source().set_state_filter(state, favourites)
+
     def row(self, proxy_row: int) -> DeviceRow:
         return self.source().row(self.mapToSource(self.index(proxy_row, 0)).row())
 
@@ -606,6 +670,7 @@ class DeviceFilterProxy(QSortFilterProxyModel):
 
 __all__ = [
     "HEADERS",
+    "STATE_FILTERS",
     "Col",
     "DeviceFilterProxy",
     "DeviceTableModel",

@@ -57,7 +57,7 @@ from PySide6.QtWidgets import (
 from fiotray.core import errors
 from fiotray.core.errors import FiotrayError, VpnError
 from fiotray.core.tunnels import State, TunnelStatus
-from fiotray.gui.device_model import Col, DeviceFilterProxy, DeviceTableModel
+from fiotray.gui.device_model import STATE_FILTERS, Col, DeviceFilterProxy, DeviceTableModel
 from fiotray.ops.devices import TUNNEL_DOWN
 
 if TYPE_CHECKING:
@@ -103,6 +103,9 @@ class _MessageBar(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.icon = QLabel(self)
         self.text = QLabel(self)
+        # Messages hold device names and server text: never markup (a name like
+        # "<b>gw</b>" would otherwise turn a summary into rich text).
+        self.text.setTextFormat(Qt.TextFormat.PlainText)
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -216,6 +219,7 @@ class DevicesWindow(QWidget):
         backend.vpnChanged.connect(self._on_vpn_changed)
         backend.tunnelChanged.connect(self._on_tunnel_changed)
         backend.configChanged.connect(self._rebuild_factories)
+        backend.settingsChanged.connect(self._on_settings_changed)
         self.model.rowsReplaced.connect(self._on_rows_replaced)
         self.model.layoutChanged.connect(self._update_status)
         self.model.modelReset.connect(self._update_status)
@@ -250,7 +254,9 @@ class DevicesWindow(QWidget):
 
         self.search = QLineEdit(self)
         self.search.setObjectName("search")
-        self.search.setPlaceholderText("Search name, target, group, tag, address or uuid (Ctrl+F)")
+        self.search.setPlaceholderText(
+            "Search name, target, group, tag, address, uuid or VPN state (Ctrl+F)"
+        )
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self._on_search_text)
         self.search.installEventFilter(self)
@@ -262,8 +268,19 @@ class DevicesWindow(QWidget):
             self.style().standardIcon(QStyle.StandardPixmap.SP_BrowserReload)
         )
         self.refresh_button.clicked.connect(self.refresh)
+        # State filters: which devices, before the search words narrow them further.
+        self.state_label = QLabel("Sho&w:", self)
+        self.state_filter = QComboBox(self)
+        self.state_filter.setObjectName("stateFilter")
+        self.state_filter.setToolTip("Show only these devices (Alt+W); the search narrows them")
+        for key, label in STATE_FILTERS:
+            self.state_filter.addItem(label, key)
+        self.state_label.setBuddy(self.state_filter)
+        self.state_filter.currentIndexChanged.connect(self._on_state_filter)
         search_row = QHBoxLayout()
         search_row.addWidget(self.search, 1)
+        search_row.addWidget(self.state_label)
+        search_row.addWidget(self.state_filter)
         search_row.addWidget(self.refresh_button)
 
         self.message_bar = _MessageBar(self)
@@ -273,7 +290,8 @@ class DevicesWindow(QWidget):
         self.table.setObjectName("devices")
         self.table.setModel(self.proxy)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # Several rows (Shift, Ctrl, Ctrl+A): their menu acts on all of them at once.
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
@@ -285,6 +303,7 @@ class DevicesWindow(QWidget):
         self.table.customContextMenuRequested.connect(self._on_context_requested)
         self.table.doubleClicked.connect(self._on_double_clicked)
         self.table.installEventFilter(self)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_status())
         vheader = self.table.verticalHeader()
         vheader.hide()
         # A fixed row height keeps the vertical header O(1) for 50,000 rows.
@@ -495,7 +514,7 @@ class DevicesWindow(QWidget):
         )
         add(
             "forward",
-            "&Forward a port…",
+            "Forward a &port…",
             lambda: self._forward_port(factory, name),
             can.ssh.reason,  # a forward takes the SSH route: usable when SSH is
         )
@@ -513,6 +532,12 @@ class DevicesWindow(QWidget):
             can.disable_vpn.reason,
         )
         menu.addSeparator()
+        favourite = name in self.backend.favourite_names(factory)
+        add(
+            "favourite",
+            "Remove from &favourites" if favourite else "Add to &favourites",
+            lambda: self._set_favourite(factory, [name], not favourite),
+        )
         url = self.backend.web_url(factory, name)
         add(
             "web",
@@ -521,6 +546,135 @@ class DevicesWindow(QWidget):
             None if url else "no web app known for this factory",
         )
         return menu
+
+    def selection_menu_for(self, rows: list[int]) -> QMenu:
+        """The menu for several selected table rows: VPN on all of those it applies to
+        (saying how many are skipped, and why), favourites, copy their names."""
+        from collections import Counter
+
+        from fiotray.ops.devices import plan_vpn
+
+        factory = self.model.factory
+        devices = self.model.selected_rows(rows)
+        names = [d.device.name for d in devices]
+        no_key = [n for n in names if (factory, n) in self._no_key]
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        count = len(devices)
+
+        def add(key: str, text: str, slot: Any, enabled: bool = True, tip: str = "") -> None:
+            action = QAction(text, menu)
+            action.setObjectName(key)
+            action.setEnabled(enabled)
+            action.setToolTip(tip or text)
+            action.triggered.connect(slot)
+            menu.addAction(action)
+
+        header = menu.addAction(f"{count:,} devices selected")
+        header.setEnabled(False)
+        menu.addSeparator()
+        for enable in (True, False):
+            plan = plan_vpn(devices, enable, no_key=no_key)
+            verb = "Enable" if enable else "Disable"
+            n = len(plan.change)
+            why = Counter(reason for _, reason in plan.skipped)
+            skipped = ", ".join(f"{k} {reason}" for reason, k in why.most_common())
+            text = f"{verb} VPN on {n:,} device{'s' if n != 1 else ''}"
+            if not n:
+                text = f"{verb} VPN — none of these: {skipped}"
+            elif plan.skipped:
+                text += f" ({len(plan.skipped):,} skipped: {skipped})"
+            add(
+                "enable_vpn" if enable else "disable_vpn",
+                text.replace(f"{verb} VPN", f"&{verb} VPN", 1),
+                lambda _=False, p=plan: self._bulk_vpn(factory, p),
+                enabled=bool(n),
+                tip="; ".join(f"{d}: {r}" for d, r in plan.skipped[:20]),
+            )
+        menu.addSeparator()
+        favourites = self.backend.favourite_names(factory)
+        new = [n for n in names if n not in favourites]
+        old = [n for n in names if n in favourites]
+        add(
+            "favourite",
+            f"Add {len(new):,} to &favourites" if new else "Add to &favourites — all of these are",
+            lambda: self._set_favourite(factory, new, True),
+            enabled=bool(new),
+        )
+        add(
+            "unfavourite",
+            f"Remove {len(old):,} from favourites"
+            if old
+            else "Remove from favourites — none of these is one",
+            lambda: self._set_favourite(factory, old, False),
+            enabled=bool(old),
+        )
+        add(
+            "copy_names",
+            "Copy &names",
+            lambda: self._copy_text("\n".join(names), f"Copied {count:,} names"),
+        )
+        return menu
+
+    def _selected_count(self) -> int:
+        """How many rows are selected, from the selection's ranges (Ctrl+A on 50,000 rows
+        is one range: no index per row for a status line)."""
+        model = self.table.selectionModel()
+        if model is None:
+            return 0
+        return sum(r.height() for r in model.selection() if r.left() == 0)
+
+    def _selected_rows(self) -> list[int]:
+        """The selected table rows, in view order."""
+        model = self.table.selectionModel()
+        if model is None:
+            return []
+        return sorted(index.row() for index in model.selectedRows())
+
+    def _set_favourite(self, factory: str, names: list[str], favourite: bool) -> None:
+        try:
+            changed = self.backend.set_favourite(factory, names, favourite)
+        except FiotrayError as exc:
+            self.message_bar.show_message(f"Favourites: {exc}", "error")
+            return
+        what = names[0] if len(names) == 1 else f"{changed:,} devices"
+        done = f"Added {what} to" if favourite else f"Removed {what} from"
+        self._flash(f"{done} favourites")
+
+    def _bulk_vpn(self, factory: str, plan: Any) -> asyncio.Task[Any]:
+        """Enable or disable VPN on the plan's devices; one summary in the message bar."""
+        return self._run(
+            self._set_vpn_many(factory, plan), "Enable VPN" if plan.enable else "Disable VPN"
+        )
+
+    async def _set_vpn_many(self, factory: str, plan: Any) -> None:
+        from fiotray.ops.devices import bulk_summary
+
+        names, enable = list(plan.change), plan.enable
+        total = len(names)
+        done = 0
+        verb = "Enabling" if enable else "Disabling"
+        self.message_bar.hide()
+        self._show_progress(f"{verb} VPN on {total:,} devices…", 0, total)
+
+        def told(_result: Any) -> None:
+            nonlocal done
+            done += 1
+            self._show_progress(f"{verb} VPN: {done:,} of {total:,}…", done, total)
+
+        try:
+            results = await self.backend.set_vpn_many(factory, names, enable, on_result=told)
+        finally:
+            if not self._loading():
+                self._hide_progress()
+        for r in results:
+            if enable and r.code == errors.NO_PUBLIC_KEY:
+                self._no_key.add((factory, r.device))
+        text = bulk_summary(results, enable, len(plan.skipped))
+        failed = sum(not r.ok for r in results)
+        level = "info" if not failed else ("error" if failed == len(results) else "warning")
+        self.message_bar.show_message(text + ".", level)
 
     def open_menu_for_current(self) -> QMenu | None:
         index = self.table.currentIndex()
@@ -630,6 +784,9 @@ class DevicesWindow(QWidget):
         self.message_bar.hide()
         self._hide_progress()
         self.model.clear(factory or "")
+        self.proxy.set_state_filter(
+            self.model.state_filter, self.backend.favourite_names(factory or "")
+        )
         self.setWindowTitle(f"Devices — {factory} — fiotray" if factory else "Devices — fiotray")
         self._update_tunnel_bar()
         self._update_status()
@@ -721,6 +878,31 @@ class DevicesWindow(QWidget):
         delay = DEBOUNCE_MS if self.model.total > DEBOUNCE_ROWS else 0
         self._filter_timer.start(delay)
 
+    def _on_state_filter(self, _index: int) -> None:
+        self._apply_state_filter()
+
+    def _apply_state_filter(self) -> None:
+        state = self.state_filter.currentData() or "all"
+        factory = self.model.factory
+        self.proxy.set_state_filter(state, self.backend.favourite_names(factory))
+        index = self.table.currentIndex()
+        if index.isValid():
+            self.table.scrollTo(index)
+        self._update_placeholder()
+        self._update_status()
+
+    def set_state_filter(self, state: str) -> None:
+        """Pick a state filter by key ("online", "enabled", ...; see STATE_FILTERS)."""
+        self.state_filter.setCurrentIndex(self.state_filter.findData(state))
+
+    def _on_settings_changed(self) -> None:
+        # Favourites changed (here, in the tray or by the command line): that filter follows.
+        self.proxy.set_state_filter(
+            self.model.state_filter, self.backend.favourite_names(self.model.factory)
+        )
+        self._update_placeholder()
+        self._update_status()
+
     def _apply_filter(self) -> None:
         self._filter_timer.stop()
         self.proxy.set_filter_text(self.search.text())
@@ -743,9 +925,16 @@ class DevicesWindow(QWidget):
         else:
             text = f"{factory}: {m.total:,} devices, {m.online:,} online, {m.on_vpn:,} on VPN"
             shown = self.proxy.rowCount()
+            state = m.state_filter
+            among = f" among {self.state_filter.currentText().lower()}" if state != "all" else ""
             if m.filter_text.strip():
                 matches = "match" if shown == 1 else "matches"
-                text += f" · {shown:,} {matches} for “{m.filter_text.strip()}”"
+                text += f" · {shown:,} {matches} for “{m.filter_text.strip()}”{among}"
+            elif among:
+                text += f" · {shown:,} shown: {self.state_filter.currentText()}"
+            selected = self._selected_count()
+            if selected > 1:
+                text += f" · {selected:,} selected"
         if self._flash_timer.isActive() and self._flash_text:
             text += f" · {self._flash_text}"
         self.status.setText(text)
@@ -769,8 +958,14 @@ class DevicesWindow(QWidget):
                 text = "No device list yet. Press F5 to load it."
         elif self.model.total == 0:
             text = f"No devices in {factory} yet."
+        elif self.proxy.rowCount() == 0 and not self.model.filter_text.strip():
+            text = f"No devices to show: {self.state_filter.currentText()}."
+            text += "\nPick “All devices” next to the search box."
         elif self.proxy.rowCount() == 0:
-            text = f"No devices match “{self.model.filter_text.strip()}”.\nEsc clears the search."
+            among = self.state_filter.currentText().lower()
+            where = f" among {among}" if self.model.state_filter != "all" else ""
+            text = f"No devices match “{self.model.filter_text.strip()}”{where}.\n"
+            text += "Esc clears the search."
         self.placeholder.setText(text)
         focus_in_table = self.table.hasFocus()
         self.stack.setCurrentWidget(self.placeholder if text else self.table)
@@ -987,11 +1182,18 @@ class DevicesWindow(QWidget):
             if not index.isValid():
                 return
             pos = self.table.visualRect(index).bottomLeft()
-        self.table.setCurrentIndex(index)
+        selected = self._selected_rows()
+        if index.row() not in selected or len(selected) < 2:
+            self.table.setCurrentIndex(index)  # a click outside the selection picks that row
         self._popup_menu(index.row(), self.table.viewport().mapToGlobal(pos))
 
     def _popup_menu(self, row: int, where: QPoint) -> QMenu:
-        menu = self.context_menu_for(row)
+        """The row's menu, or the selection's when `row` is one of several selected."""
+        selected = self._selected_rows()
+        if row in selected and len(selected) > 1:
+            menu = self.selection_menu_for(selected)
+        else:
+            menu = self.context_menu_for(row)
         menu.popup(where)  # not exec(): no nested event loop under qasync
         return menu
 

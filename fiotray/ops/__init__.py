@@ -7,8 +7,9 @@ widgets. A front end turns the result into text, JSON, a menu or a dialog, and a
 
 - `accounts`: sign in (API token, OAuth2 client credentials, fioctl's file), sign out,
   the signed-in factories.
-- `devices`: the device list, a device's VPN state, enable/disable VPN, which actions
-  apply to a device and why not (as data).
+- `devices`: the device list (with selectors), a device's VPN state, enable/disable VPN
+  on one device or many (bounded, per-device results, a plan with skip reasons),
+  favourites, which actions apply to a device and why not (as data).
 - `tunnels`: add a Foundries tunnel, import a `.conf`, remove, the default tunnel, a
   tunnel's SSH settings, connect, disconnect, status.
 - `ssh`: the SSH command for a device with the user's settings applied, opening it in

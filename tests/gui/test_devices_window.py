@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QObject, QPoint, Qt, QUrl, Slot
+from PySide6.QtCore import QItemSelectionModel, QObject, QPoint, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMenu
@@ -207,6 +207,39 @@ async def test_model_filter(qapp):
     assert proxy.rowCount() == 5
 
 
+async def test_model_state_filters_and_vpn_words(qapp):
+    model, proxy = await sample_model()
+    proxy.set_state_filter("enabled")
+    assert names(proxy) == ["bravo"]  # delta's enable is not applied yet: pending
+    proxy.set_state_filter("pending")
+    assert names(proxy) == ["delta"]
+    proxy.set_state_filter("disabled")  # disabled, or never enabled
+    assert names(proxy) == ["Alpha", "charlie", "echo"]
+    proxy.set_state_filter("online")
+    assert names(proxy) == ["bravo", "delta", "echo"]
+    proxy.set_state_filter("favourites", frozenset({"echo", "gone"}))
+    assert names(proxy) == ["echo"]
+    # The state filter and the search words combine: all must hold.
+    proxy.set_state_filter("disabled")
+    proxy.set_filter_text("lab")
+    assert names(proxy) == ["charlie"]
+    proxy.set_state_filter("all")
+    assert names(proxy) == ["bravo", "charlie", "delta"]
+    # The VPN column's words are searchable too, as one more term.
+    proxy.set_filter_text("lab enabled")
+    assert names(proxy) == ["bravo"]
+    proxy.set_filter_text("disabled")
+    assert names(proxy) == ["Alpha"]  # never enabled is "—", not "disabled"
+    proxy.set_filter_text("pending 10.42")
+    assert names(proxy) == ["delta"]
+    # A VPN change re-words the row: delta applied its enable.
+    model.apply_vpn(VpnState("delta", True, "10.42.42.200", "", pending=False))
+    proxy.set_filter_text("lab enabled")
+    assert names(proxy) == ["bravo", "delta"]
+    with pytest.raises(ValueError):
+        proxy.set_state_filter("bogus")
+
+
 async def test_refresh_keeps_the_current_row_on_its_device(qapp):
     from PySide6.QtCore import QPersistentModelIndex
 
@@ -312,7 +345,7 @@ async def test_context_menu_reasons_follow_vpn_and_tunnel(window, backend):
     a = actions(menu)
     assert list(a) == [
         *("ssh", "copy_ssh", "copy_address", "forward"),
-        *("enable_vpn", "disable_vpn", "web"),
+        *("enable_vpn", "disable_vpn", "favourite", "web"),
     ]
     assert not a["ssh"].isEnabled() and "VPN is off" in a["ssh"].text()
     assert not a["copy_ssh"].isEnabled()
@@ -748,3 +781,132 @@ async def test_the_menu_bar_switches_factory_and_quits(backend):
         assert not w.isVisible()
     finally:
         w.deleteLater()
+
+
+# -- several rows, state filters, favourites ---------------------------------------------
+
+
+def select(window: DevicesWindow, rows: list[int]) -> None:
+    model = window.table.selectionModel()
+    flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+    model.clearSelection()
+    # The current row without touching the selection (the view's setCurrentIndex would
+    # clear it or not, depending on the keyboard modifiers held).
+    model.setCurrentIndex(
+        window.proxy.index(rows[0], 0), QItemSelectionModel.SelectionFlag.NoUpdate
+    )
+    for r in rows:
+        model.select(window.proxy.index(r, 0), flags)
+
+
+def _address(fake: Any, name: str) -> str:
+    text = fake.current_file(name, "wireguard-client") or ""
+    return next((ln[8:] for ln in text.splitlines() if ln.startswith("address=")), "")
+
+
+async def test_several_rows_enable_vpn_at_once(window, backend):
+    await show_loaded(window)
+    fake = backend.services.demo.server.factory
+    no_key = lambda d: fake.current_file(d.device.name, "wireguard-client") is None  # noqa: E731
+    rows = [r for r in range(window.proxy.rowCount())]
+    can = [
+        r for r in rows if not window.proxy.row(r).vpn_enabled and not no_key(window.proxy.row(r))
+    ]
+    keyless = next(r for r in rows if no_key(window.proxy.row(r)))
+    on = next(
+        r for r in rows if window.proxy.row(r).vpn_enabled and not window.proxy.row(r).vpn_pending
+    )
+    picked = sorted([*can[:4], keyless, on])
+    select(window, picked)
+    assert window.status.text().endswith("· 6 selected")
+    menu = window._popup_menu(picked[0], QPoint(0, 0))  # the row is one of the selected
+    try:
+        a = actions(menu)
+        assert "ssh" not in a  # no single-device entries for several rows
+        assert a["enable_vpn"].text() == "&Enable VPN on 5 devices (1 skipped: 1 already enabled)"
+        assert a["enable_vpn"].isEnabled()
+        assert a["disable_vpn"].text().startswith("&Disable VPN on 1 device (5 skipped: ")
+        names_picked = [window.proxy.row(r).device.name for r in picked]
+        on_name, keyless_name = (
+            window.proxy.row(on).device.name,
+            window.proxy.row(keyless).device.name,
+        )
+        backend.services.demo.server.clear_requests()
+        done = signal_future(window.actionFinished, lambda what: what == "Enable VPN")
+        a["enable_vpn"].trigger()
+        await wait(done)
+    finally:
+        menu.close()
+    text = window.message_bar.text.text()
+    assert text.startswith(f"Enabled VPN on 4 of 5 devices; {keyless_name}: Device has no public")
+    assert text.endswith("; 1 skipped.") and window.message_bar.level == "warning"
+    assert window.message_bar.text.textFormat() == Qt.TextFormat.PlainText  # names: no markup
+    changed = [n for n in names_picked if n not in (on_name, keyless_name)]
+    addresses = [_address(fake, n) for n in changed]
+    assert all(addresses) and len(set(addresses)) == 4
+    for n in changed:
+        assert window.proxy.index(window.proxy.row_of(n), Col.VPN).data() == "pending"
+    assert device_requests(backend, "PATCH", f"/ota/devices/{on_name}/") == 0
+    # The keyless device is remembered: its single menu says why now.
+    single = actions(window.context_menu_for(window.proxy.row_of(keyless_name)))
+    assert "no WireGuard key yet" in single["enable_vpn"].text()
+    # Enter still means SSH on the current row, not an action on the selection.
+    assert window.table.currentIndex().row() == picked[0]
+
+
+async def test_selection_menu_when_nothing_applies(window, backend):
+    await show_loaded(window)
+    rows = [r for r in range(window.proxy.rowCount()) if window.proxy.row(r).vpn_enabled]
+    menu = window.selection_menu_for(rows[:3])
+    a = actions(menu)
+    assert not a["enable_vpn"].isEnabled()
+    assert a["enable_vpn"].text().startswith("&Enable VPN — none of these: ")
+    assert a["disable_vpn"].isEnabled()
+    menu.close()
+
+
+async def test_state_filter_combo(window, backend):
+    await show_loaded(window)
+    applied = signal_future(window.model.filterApplied)
+    window.set_state_filter("enabled")
+    await wait(applied)
+    shown = names(window.proxy)
+    enabled = [r.device.name for r in window.model.rows() if r.vpn_enabled and not r.vpn_pending]
+    assert sorted(shown) == sorted(enabled) and 0 < len(shown) < 36
+    assert window.status.text().endswith(f"· {len(shown)} shown: VPN enabled")
+    window.search.setText("zz-none")
+    window._apply_filter()
+    assert window.placeholder.text().startswith("No devices match “zz-none” among vpn enabled.")
+    window.search.setText("")
+    window._apply_filter()
+    window.set_state_filter("favourites")
+    assert window.proxy.rowCount() == 0
+    assert "No devices to show: Favourites." in window.placeholder.text()
+    window.set_state_filter("all")
+    assert window.proxy.rowCount() == 36
+
+
+async def test_favourites_from_the_menu(window, backend):
+    await show_loaded(window)
+    window.set_state_filter("favourites")
+    window.set_state_filter("all")
+    name = window.proxy.row(3).device.name
+    a = actions(window.context_menu_for(3))
+    assert a["favourite"].text() == "Add to &favourites"
+    a["favourite"].trigger()
+    assert ("demo-factory", name) in backend.settings.favourites
+    assert ("demo-factory", name) in backend.services.settings.load().favourites
+    window.set_state_filter("favourites")
+    assert names(window.proxy) == [name]
+    a = actions(window.context_menu_for(0))
+    assert a["favourite"].text() == "Remove from &favourites"
+    a["favourite"].trigger()  # the favourites filter follows at once
+    assert window.proxy.rowCount() == 0
+    assert backend.services.settings.load().favourites == ()
+    # Several rows: add them all in one go.
+    window.set_state_filter("all")
+    menu = window.selection_menu_for([0, 1, 2])
+    assert actions(menu)["favourite"].text() == "Add 3 to &favourites"
+    actions(menu)["favourite"].trigger()
+    menu.close()
+    assert len(backend.services.settings.load().favourites) == 3

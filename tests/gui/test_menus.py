@@ -185,3 +185,21 @@ async def test_several_factories_get_a_submenu_each(backend):
     recent = entry(own, "Recent devices").menu()
     assert [a.text() for a in recent.actions()] == ["dev-1"]
     assert entry(menu, "initech").menu().actions()[0].text() == "&Devices…"
+
+
+async def test_favourites_come_first_in_the_device_menus(backend):
+    """A device made a favourite (as the devices window and `fiotray favourite` do) is
+    listed under Favourites, before the recent ones, and leaves Recent devices."""
+    backend.save_settings(
+        dataclasses.replace(backend.settings, recent=((TUNNEL, "dev-1"), (TUNNEL, "dev-2")))
+    )
+    assert backend.set_favourite(TUNNEL, ["dev-2", "dev-9"], True) == 2
+    actions, _ = recorder()
+    menu = QMenu()
+    menus.add_device_entries(menu, backend, [TUNNEL], actions)
+    subs = [a.menu().title() for a in menu.actions() if a.menu()]
+    assert subs == ["Favourites", "Recent devices"]
+    favourites, recent = (a.menu() for a in menu.actions() if a.menu())
+    assert [a.text() for a in favourites.actions()] == ["dev-2", "dev-9"]
+    assert [a.text() for a in recent.actions()] == ["dev-1"]
+    menu.deleteLater()

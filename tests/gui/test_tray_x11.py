@@ -248,3 +248,89 @@ def test_without_a_tray_the_window_is_the_whole_app(xsession_no_tray: XSession) 
             proc.wait()
     output = log.read_text(errors="replace")
     assert "Traceback" not in output, output
+
+
+def test_select_several_rows_enable_vpn_and_filter(xsession: XSession) -> None:
+    """The devices window by mouse and keyboard: the state filter (VPN disabled), then
+    click, Shift+click and Ctrl+click select five rows, and their menu's Enable VPN
+    writes all five at once with one summary."""
+    session = xsession
+    env = dict(session.env)
+    app = AppSocket(Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}.sock")
+    log = session.root / "logs" / "fiotray-bulk.log"
+    proc = start_fiotray(session, "--demo", log=log)
+    try:
+        wait_for("the app's socket", app.path.exists, timeout=20)
+        devices = wait_for(
+            "the devices window with the demo's devices",
+            lambda: (d := app.status()["devices"]) and d["visible"] and d["shown"] == 36 and d,
+        )
+        window = wait_for("the window", lambda: session.visible_windows("fiotray"))[0]
+        session.activate(window)
+
+        # The state filter: open the combo with the mouse, pick "VPN disabled" by keys.
+        x, y, w, h = devices["state_filter_rect"]
+        before = set(session.visible_windows("fiotray"))
+        session.click_at(x + w // 2, y + h // 2)
+        wait_for("the filter's list", lambda: set(session.visible_windows("fiotray")) - before)
+        for _ in range(3):  # All devices, Online, VPN enabled, VPN disabled
+            session.key("Down")
+        session.key("Return")
+        devices = wait_for(
+            "the VPN disabled filter",
+            lambda: (d := app.devices())["state_filter"] == "disabled" and d,
+        )
+        assert 5 <= devices["shown"] < 36
+        assert {r["VPN"] for r in devices["rows"]} <= {"disabled", "—"}
+        assert devices["status"].endswith(f"· {devices['shown']} shown: VPN disabled")
+
+        # Click row 0, Shift+click row 3, Ctrl+click row 5: five rows selected.
+        vx, vy, _, _ = devices["viewport"]
+        rh = devices["row_height"]
+
+        def row_point(r: int) -> tuple[int, int]:
+            return vx + 60, vy + rh * r + rh // 2
+
+        session.click_at(*row_point(0))
+        session.run("xdotool", "keydown", "shift")
+        session.click_at(*row_point(3))
+        session.run("xdotool", "keyup", "shift", "keydown", "ctrl")
+        session.click_at(*row_point(5))
+        session.run("xdotool", "keyup", "ctrl")
+        picked = [devices["rows"][r]["Name"] for r in (0, 1, 2, 3, 5)]
+        wait_for("five rows selected", lambda: app.devices()["selected"] == picked)
+        assert app.devices()["status"].endswith("· 5 selected")
+
+        # Their menu (right click on one of them), then E: Enable VPN on the five.
+        before = set(session.visible_windows("fiotray"))
+        session.click_at(*row_point(2), button=3)
+        wait_for("the selection's menu", lambda: set(session.visible_windows("fiotray")) - before)
+        time.sleep(0.3)  # let the X server finish painting before the shot
+        session.shot(ARTIFACTS / "x11-devices-bulk-menu.png")
+        session.key("e")
+        devices = wait_for("the summary", lambda: "VPN on" in (d := app.devices())["message"] and d)
+        time.sleep(0.3)
+        session.shot(ARTIFACTS / "x11-devices-bulk-enabled.png")
+        message = devices["message"]
+        assert message.startswith("Enabled VPN on "), message
+        ok = int(message.split()[3])
+        assert message.startswith(f"Enabled VPN on {ok} of 5 devices")
+        rows = {r["Name"]: r for r in devices["rows"]}
+        enabled = [n for n in picked if rows[n]["VPN"] in ("pending", "enabled")]
+        failed = [n for n in picked if n not in enabled]
+        assert len(enabled) == ok >= 1
+        for name in failed[:3]:  # the summary names the first few failures
+            assert f"{name}: " in message
+        addresses = [rows[n]["VPN address"] for n in enabled]
+        assert all(addresses) and len(set(addresses)) == len(addresses), addresses
+        # Rows not selected were left alone.
+        assert rows[devices["rows"][4]["Name"]]["VPN"] in ("disabled", "—")
+
+        assert app.request("quit") == {"ok": True}
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = log.read_text(errors="replace")
+    assert "Traceback" not in output, output

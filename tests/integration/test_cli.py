@@ -381,3 +381,88 @@ def test_connect_when_fiotray_starts_is_scriptable(signed_in):
     again = signed_in("tunnels", "add-foundries", "--address", "10.42.42.201", code=1)
     assert "already has a tunnel, vpn" in again.stderr
     assert "fiotray tunnels remove vpn" in again.stderr
+
+
+def _lab(factory: FakeFactory) -> list[str]:
+    names = [f"lab-{i}" for i in range(6)]
+    for name in names:
+        factory.add_device(name, vpn_enabled=False, group="lab", tag="devel")
+    factory.add_device("lab-nokey", wg_pubkey=None, vpn_enabled=False, group="lab", tag="devel")
+    factory.add_device("lab-main", vpn_enabled=False, group="lab", tag="main")
+    return names
+
+
+def test_bulk_enable_by_selectors_distinct_addresses(signed_in, factory, server):
+    names = _lab(factory)
+    factory.add_device("lab-on", vpn_address="10.42.42.9", group="lab", tag="devel")
+    proc = signed_in("enable", "--group", "lab", "--tag", "devel", code=1)
+    # The one failure: one line on stderr, naming the device.
+    assert proc.stderr.startswith("fiotray: lab-nokey: Device has no public key for VPN")
+    assert "skipped lab-on: already enabled" in proc.stdout
+    assert "Enabled VPN on 6 of 7 devices; 1 failed; 1 skipped" in proc.stdout
+    written = {b["files"][0]["value"] for b in patches(server)}
+    addresses = [
+        line.removeprefix("address=")
+        for value in written
+        for line in value.splitlines()
+        if line.startswith("address=")
+    ]
+    assert len(addresses) == len(names) == len(set(addresses))
+    assert not {"10.42.42.2", "10.42.42.9"} & set(addresses)  # held before the batch
+    rows = {r["name"]: r for r in json.loads(signed_in("devices", "--json").stdout)}
+    assert all(rows[n]["vpn_enabled"] and rows[n]["vpn_pending"] for n in names)
+    assert rows["lab-main"]["vpn_enabled"] is False  # --tag devel: not selected
+
+
+def test_bulk_dry_run_writes_nothing(signed_in, factory, server):
+    _lab(factory)
+    proc = signed_in("disable", "alpha", "lab-0", "--dry-run")
+    assert proc.stdout.splitlines() == [
+        "would disable VPN on alpha",
+        "would skip lab-0: VPN never enabled",
+        "Dry run: 1 device to disable, 1 skipped; nothing was written.",
+    ]
+    plan = json.loads(signed_in("enable", "--group", "lab", "--dry-run", "--json").stdout)
+    assert plan["change"] == [f"lab-{i}" for i in range(6)] + ["lab-main", "lab-nokey"]
+    assert plan["skipped"] == [] and plan["missing"] == []
+    proc = signed_in("enable", "alpha", "ghost", "--dry-run", code=1)
+    assert "would skip alpha: already enabled" in proc.stdout
+    assert proc.stderr.strip() == "fiotray: ghost: no such device"
+    assert [r for r in server.requests if r.method != "GET"] == []
+
+
+def test_devices_filters(signed_in, factory):
+    _lab(factory)
+    factory.add_device("lab-on", vpn_address="10.42.42.9", group="lab", tag="devel")
+    factory.add_device("gone", vpn_enabled=False, group="lab", online=False)
+
+    def names(*args: str) -> list[str]:
+        return [r["name"] for r in json.loads(signed_in("devices", "--json", *args).stdout)]
+
+    assert names("--group", "lab", "--vpn", "enabled") == ["lab-on"]
+    assert names("--group", "lab", "--offline") == ["gone"]
+    assert names("--tag", "main", "--group", "lab") == ["gone", "lab-main"]
+    assert names("--search", "lab main") == ["gone", "lab-main"]  # each word somewhere
+    assert names("--vpn", "disabled", "--tag", "devel", "--online") == [
+        f"lab-{i}" for i in range(6)
+    ] + ["lab-nokey"]
+    signed_in("devices", "--vpn", "on", code=2)
+    signed_in("devices", "--online", "--offline", code=2)
+
+
+def test_favourite_add_list_remove(signed_in):
+    assert "No favourite devices" in signed_in("favourite").stdout
+    assert signed_in("favourite", "beta").stdout.strip() == "Added beta to the favourites."
+    signed_in("favourite", "alpha")
+    proc = signed_in("favourite", "ghost", code=1)
+    assert "ghost" in proc.stderr
+    assert json.loads(signed_in("favourite", "--json").stdout) == [
+        {"factory": FACTORY, "name": "beta"},
+        {"factory": FACTORY, "name": "alpha"},
+    ]
+    signed_in("favourite", "--remove", "beta")
+    assert json.loads(signed_in("favourite", "--json").stdout) == [
+        {"factory": FACTORY, "name": "alpha"}
+    ]
+    settings = json.loads((signed_in.home / "config" / "fiotray" / "settings.json").read_text())
+    assert settings["favourites"] == [[FACTORY, "alpha"]]

@@ -63,7 +63,7 @@ def test_forward_a_port_from_the_device_menu_and_stop_it_from_the_tray(
         xsession.click_at(*row_center(devices), button=3)
         new_window(xsession, "fiotray", before, "the row's context menu")
         before = set(xsession.visible_windows("fiotray"))
-        xsession.key("f")  # &Forward a port…
+        xsession.key("p")  # Forward a &port…
         new_window(xsession, "fiotray", before, "the Forward a port dialog")
         # Focus starts on the presets; Tab to the device port (its text selected).
         xsession.key("Tab")

@@ -178,8 +178,10 @@ async def test_supervisor_ends_a_stuck_forward_before_starting_it_again(
     started = []
 
     async def start(services_, factory, device, remote_port, **kw):
-        # The old ssh is gone before the new one would bind its port.
-        assert fake_ssh.procs[stuck.control_path].poll() is not None
+        # The old ssh ended (SIGTERM) before the new one would bind its port. (wait, not
+        # poll: a pidfd is readable a moment before waitpid sees the zombie.)
+        assert not core.pid_is_forward(stuck.pid, stuck.control_path)
+        assert fake_ssh.procs[stuck.control_path].wait(2) == -signal.SIGTERM
         started.append((device, remote_port, kw["local_port"], kw["route"]))
         new = _record(services_, fake_ssh, "00000043", remote_port)
         return new
