@@ -37,6 +37,8 @@ NOT_IN_DEMO = ("login", "logout")
 # wait for a person (a session, a prompt, a password) and have none.
 API_COMMANDS = frozenset({"devices", "enable", "disable", "device-vpn", "ssh-config", "favourite"})
 COMMAND_DEADLINE = 600.0
+# `fiotray forward`'s actions; any other word after it is a device (`forward start`).
+FORWARD_ACTIONS = ("start", "list", "stop", "restore")
 
 
 def cmd_default(args: argparse.Namespace) -> int:
@@ -120,7 +122,7 @@ def _top_parser() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     # Here, not at the top: the tray's own command lines never build the full parser.
-    from fiotray.cli import accounts, devices, ssh, transfer, tunnels
+    from fiotray.cli import accounts, devices, forward, ssh, transfer, tunnels
     from fiotray.cli.output import EXIT_CODES, exit_status, factory_option
 
     parser = _top_parser()
@@ -130,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and the exit codes it may return.\n\n" + exit_status(tuple(EXIT_CODES))
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (accounts, devices, tunnels, ssh, transfer):
+    for group in (accounts, devices, tunnels, ssh, forward, transfer):
         group.register(sub, factory_option)
     return parser
 
@@ -149,6 +151,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         argv.remove("--demo")
         argv.insert(0, "--demo")
     words = [a for a in argv[:split] if not a.startswith("-")]
+    if words[:1] == ["forward"]:
+        # `fiotray forward DEVICE PORT` is short for `fiotray forward start DEVICE PORT`.
+        at = argv.index("forward") + 1
+        if at < len(argv) and argv[at] not in (*FORWARD_ACTIONS, "-h", "--help"):
+            argv.insert(at, "start")
     if words[:1] == ["ssh"]:
         # `fiotray ssh DEV [opts] -- CMD...`: what follows `--` runs on the device.
         args = parser.parse_args(argv[:split])

@@ -484,6 +484,7 @@ class App(QObject):
         self.watcher = TunnelWatcher(new, on_tick=self._refresh_tray)
         self._watcher_task = asyncio.ensure_future(self.watcher.run())
         self._tasks.append(self._watcher_task)
+        new.spawn(new.supervise_forwards(restore=False), what="Port forwards")
         if reopen:
             self.show_devices(None)
         if old_window is not None:
@@ -720,11 +721,20 @@ class App(QObject):
             self.autoconnect_task,
         ]
         self._report_orphans()
+        # Saved forwards once the tunnels that connect at start are up, then the
+        # supervisor; the backend's task, so it ends with the backend.
+        self.backend.spawn(self._forwards(self.autoconnect_task), what="Port forwards")
         try:
             await self.quit_event.wait()
         finally:
             await self.close()
         return 0
+
+    async def _forwards(self, after: Any) -> None:
+        import asyncio
+
+        await asyncio.gather(after, return_exceptions=True)
+        await self.backend.supervise_forwards()
 
     async def autoconnect(self) -> None:
         """Bring up the tunnels marked "Connect when fiotray starts", each once its server

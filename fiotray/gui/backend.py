@@ -33,6 +33,7 @@ from fiotray.core.tunnels import State, Tunnel, TunnelStatus
 
 if TYPE_CHECKING:
     from fiotray.core.devices import DeviceRow, DeviceRows, PendingStore, VpnState
+    from fiotray.core.forward import Forward, ForwardSpec
     from fiotray.core.transfer import CopyJob, CopyPlan, CopyProgress, CopyResult
     from fiotray.ops.devices import DeviceActions, VpnResult
     from fiotray.ops.ssh import SshCommand
@@ -108,6 +109,7 @@ class Backend(QObject):
     # A factory's sign-in was refused (expired, revoked): the tray and the window offer
     # "Sign in again…" for it until a sign-in to it succeeds.
     signInNeeded = Signal(str)  # factory
+    forwardsChanged = Signal()  # `forwards` was read again, or one started or stopped
 
     def __init__(self, services: Services, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -128,6 +130,10 @@ class Backend(QObject):
         self.pending_poll: tuple[float, ...] = (5.0, 5.0, 10.0, 10.0, 20.0, 30.0, 60.0)
         self.pending_watch_limit = 15 * 60.0
         self._settings = services.settings.load()
+        # Port forwards as last checked (the tray menu lists them without waiting).
+        self.forwards: list[Forward] = []
+        self.saved_forwards: list[ForwardSpec] = []
+        self.forward_interval = 10.0
         services.controller.subscribe(self._on_tunnel)
 
     # -- plumbing ----------------------------------------------------------------
@@ -642,6 +648,89 @@ class Backend(QObject):
         await tunnels.remove(self.services, name)
         self.tunnel_states.pop(name, None)
         self.configChanged.emit()
+
+    # -- port forwards ------------------------------------------------------------------
+
+    async def start_forward(
+        self,
+        factory: str,
+        device: str,
+        remote_port: int,
+        *,
+        kind: str = "local",
+        local_port: int | None = None,
+        save: bool = False,
+    ) -> Forward:
+        from fiotray.ops import forwards
+
+        forward = await forwards.start(
+            self.services,
+            factory,
+            device,
+            remote_port,
+            kind="remote" if kind == "remote" else "local",
+            local_port=local_port,
+            save=save,
+        )
+        await self.refresh_forwards()
+        return forward
+
+    async def stop_forward(self, forward_id: str) -> None:
+        from fiotray.ops import forwards
+
+        await forwards.stop(self.services, forward_id)
+        await self.refresh_forwards()
+
+    async def refresh_forwards(self) -> list[Forward]:
+        from fiotray.ops import forwards
+
+        self.forwards = await forwards.list_forwards(self.services)
+        try:
+            self.saved_forwards = await asyncio.to_thread(forwards.saved, self.services)
+        except FiotrayError as exc:
+            log.warning("saved forwards: %s", exc)  # a hand-edited file: none offered
+            self.saved_forwards = []
+        self.forwardsChanged.emit()
+        return self.forwards
+
+    def saved_not_running(self) -> list[ForwardSpec]:
+        return [s for s in self.saved_forwards if not s.runs_in(self.forwards)]
+
+    async def restore_forwards(self) -> None:
+        """Start the saved forwards that are not running; one notice for those that failed."""
+        from fiotray.ops import forwards
+
+        results = await forwards.restore(self.services)
+        await self.refresh_forwards()
+        failed = [r.error for r in results if r.error]
+        if failed:
+            self.notice.emit("Port forwards", "\n".join(failed), "warning")
+
+    async def supervise_forwards(self, *, restore: bool = True) -> None:
+        """For the app's lifetime: start the saved forwards (once), then restart any that
+        drop, telling the user once per drop and once when it is back."""
+        from fiotray.ops import forwards
+
+        def tell(event: forwards.ForwardEvent) -> None:
+            level = "warning" if event.kind == "dropped" else "info"
+            self.notice.emit("Port forward", event.message, level)
+
+        if restore:
+            try:
+                for r in await forwards.restore(self.services):
+                    # A tunnel that is down is the user's choice, not a failure to report.
+                    if r.error and r.code != errors.TUNNEL_DOWN:
+                        self.notice.emit("Port forward", r.error, "warning")
+            except FiotrayError as exc:
+                log.warning("restoring saved forwards: %s", exc)
+        supervisor = forwards.ForwardSupervisor(self.services, tell, interval=self.forward_interval)
+        while True:
+            try:
+                await supervisor.check_once()
+                await self.refresh_forwards()
+            except FiotrayError as exc:
+                log.warning("forward supervisor: %s", exc)
+            await asyncio.sleep(self.forward_interval)
 
     def admin_line(self, tunnel: Tunnel) -> str:
         from fiotray.core import tunnels

@@ -528,6 +528,12 @@ class DevicesWindow(QWidget):
             lambda: self._copy_files(factory, name, upload=False),
             can.ssh.reason,
         )
+        add(
+            "forward",
+            "Forward a &port…",
+            lambda: self._forward_port(factory, name),
+            can.ssh.reason,  # a forward takes the SSH route: usable when SSH is
+        )
         menu.addSeparator()
         add(
             "enable_vpn",
@@ -1112,6 +1118,14 @@ class DevicesWindow(QWidget):
             self.backend, factory, name, upload=upload, parent=self, sources=sources
         )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def _forward_port(self, factory: str, name: str) -> None:
+        from fiotray.gui.dialogs.forward import ForwardDialog
+
+        dialog = ForwardDialog(self.backend, self, factory=factory, device=name)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.forwardStarted.connect(lambda f: self._flash(f"Forwarding {f.label}"))
         dialog.open()
 
     def _open_ssh(self, factory: str, name: str) -> None:

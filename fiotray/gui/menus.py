@@ -77,6 +77,8 @@ class MenuActions:
     remove_tunnel: Callable[[str], None] | None = None  # a tunnel's name (asks first)
     copy_address: Callable[[str, str], None] | None = None  # factory, device
     autoconnect: Callable[[str, bool], None] | None = None  # a tunnel's name, on
+    stop_forward: Callable[[str], None] | None = None  # a port forward's id
+    restore_forwards: Callable[[], None] | None = None  # start the saved ones not running
 
 
 def add_entry(menu: QMenu, text: str, slot: Callable[[], Any] | None = None) -> QAction:
@@ -198,6 +200,37 @@ def add_device_submenu(
     return sub
 
 
+def open_url(url: str) -> None:
+    from PySide6.QtCore import QUrl
+    from PySide6.QtGui import QDesktopServices
+
+    QDesktopServices.openUrl(QUrl(url))
+
+
+def add_forward_entries(menu: QMenu, backend: Backend, actions: MenuActions) -> None:
+    """ "Port forwards": one submenu per forward (as last checked), with Open in browser
+    for a web port, Copy address and Stop."""
+    stop, restore = actions.stop_forward, actions.restore_forwards
+    waiting = backend.saved_not_running() if restore is not None else []
+    if stop is None or not (backend.forwards or waiting):
+        return
+    sub = menu.addMenu("&Port forwards")
+    if waiting and restore is not None:
+        add_entry(sub, menu_text(f"Start saved forwards ({len(waiting)})"), restore)
+        if backend.forwards:
+            sub.addSeparator()
+    for f in backend.forwards:
+        label = f.label + ("" if f.alive else " (dropped)")
+        entry = sub.addMenu(menu_text(label))
+        url = f.url
+        if url is not None:
+            add_entry(entry, "Open in &browser", lambda url=url: open_url(url))
+        if f.spec.kind == "local":
+            address = f"127.0.0.1:{f.local_port}"
+            add_entry(entry, "&Copy address", lambda a=address: copy_text(a))
+        add_entry(entry, "&Stop", lambda fid=f.id: stop(fid))
+
+
 def add_sign_in_entries(
     menu: QMenu, backend: Backend, factories: list[str], actions: MenuActions
 ) -> None:
@@ -272,11 +305,13 @@ def fill_tray_menu(menu: QMenu, backend: Backend | None, actions: MenuActions) -
         factories = factory_names(backend)
         if len(factories) > 1:
             add_factory_submenus(menu, backend, factories, actions)
+            add_forward_entries(menu, backend, actions)
             menu.addSeparator()
             add_entry(menu, "Sign &in…", lambda: actions.open_dialog(dialogs.sign_in_dialog))
             add_new_tunnel_entries(menu, actions)
         else:
             add_device_entries(menu, backend, factories, actions)
+            add_forward_entries(menu, backend, actions)
             menu.addSeparator()
             add_account_entries(menu, factories, actions)
     except FiotrayError as exc:

@@ -63,6 +63,8 @@ class TrayIcon(QSystemTrayIcon):
             remove_tunnel=self.confirm_remove_tunnel,
             copy_address=self.copy_address,
             autoconnect=self.set_autoconnect,
+            stop_forward=self.stop_forward,
+            restore_forwards=self.restore_forwards,
         )
         # No parent: a tray icon is not a widget. Kept on self so it lives as long as the icon.
         self.menu = QMenu()
@@ -214,6 +216,12 @@ class TrayIcon(QSystemTrayIcon):
             self.backend.set_autoconnect(name, on)
         except FiotrayError as exc:
             self.notify("fiotray", str(exc), error=True)
+
+    def stop_forward(self, forward_id: str) -> None:
+        self.backend.spawn(self.backend.stop_forward(forward_id), what="Stop the port forward")
+
+    def restore_forwards(self) -> None:
+        self.backend.spawn(self.backend.restore_forwards(), what="Start saved port forwards")
 
     def copy_address(self, factory: str, device: str) -> None:
         async def copy() -> None:

@@ -349,6 +349,7 @@ async def test_context_menu_reasons_follow_vpn_and_tunnel(window, backend):
         "copy_address",
         "copy_to",
         "copy_from",
+        "forward",
         "enable_vpn",
         "disable_vpn",
         "favourite",
