@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from fiotray.cli.output import Context, command, plural, table, to_json
@@ -85,11 +86,13 @@ async def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def cmd_stop(args: argparse.Namespace, ctx: Context) -> int:
-    from fiotray.core.errors import FiotrayError
     from fiotray.ops import forwards
 
     if args.all == (args.id is not None):
-        raise FiotrayError("Give a forward's ID or --all (not both).")
+        # A usage error (exit 2, nothing done), as argparse's own: the command line
+        # asked for neither or both.
+        print("fiotray forward stop: give a forward's ID or --all (not both).", file=sys.stderr)
+        return 2
     if args.all:
         stopped = await forwards.stop_all(ctx.services)
         ctx.out(f"Stopped {plural(len(stopped), 'forward')}.")

@@ -77,6 +77,7 @@ class MenuActions:
     remove_tunnel: Callable[[str], None] | None = None  # a tunnel's name (asks first)
     copy_address: Callable[[str, str], None] | None = None  # factory, device
     autoconnect: Callable[[str, bool], None] | None = None  # a tunnel's name, on
+    forward_port: Callable[[str, str], None] | None = None  # factory, device (asks which)
     stop_forward: Callable[[str], None] | None = None  # a port forward's id
     restore_forwards: Callable[[], None] | None = None  # start the saved ones not running
 
@@ -197,6 +198,9 @@ def add_device_submenu(
     copy = actions.copy_address
     if copy is not None:
         add_entry(sub, "Copy VPN &address", lambda: copy(factory, device))
+    forward = actions.forward_port
+    if forward is not None:
+        add_entry(sub, "Forward a &port…", lambda: forward(factory, device))
     return sub
 
 

@@ -65,6 +65,7 @@ class TrayIcon(QSystemTrayIcon):
             autoconnect=self.set_autoconnect,
             stop_forward=self.stop_forward,
             restore_forwards=self.restore_forwards,
+            forward_port=self.forward_port,
         )
         # No parent: a tray icon is not a widget. Kept on self so it lives as long as the icon.
         self.menu = QMenu()
@@ -222,6 +223,18 @@ class TrayIcon(QSystemTrayIcon):
 
     def restore_forwards(self) -> None:
         self.backend.spawn(self.backend.restore_forwards(), what="Start saved port forwards")
+
+    def forward_port(self, factory: str, device: str) -> None:
+        """The "Forward a port…" dialog for a device (one per device)."""
+        from fiotray.gui.dialogs.forward import ForwardDialog
+
+        key = ("forward", factory, device)
+        current = self._dialogs.get(key)
+        if current is not None:
+            current.raise_()
+            return
+        dialog = ForwardDialog(self.backend, None, factory=factory, device=device)
+        self._show(dialog, key, lambda _r: self._dialogs.pop(key, None))
 
     def copy_address(self, factory: str, device: str) -> None:
         async def copy() -> None:

@@ -147,7 +147,11 @@ async def test_recent_and_favourite_devices_open_ssh(tray, backend, monkeypatch)
     assert [a.text() for a in favourites.actions()] == ["fav-1"]
     assert [a.text() for a in recent.actions()] == ["dev-2"]  # favourites not twice
     device = recent.actions()[0].menu()
-    assert [plain(a) for a in device.actions()] == ["Open SSH terminal", "Copy VPN address"]
+    assert [plain(a) for a in device.actions()] == [
+        "Open SSH terminal",
+        "Copy VPN address",
+        "Forward a port…",
+    ]
     device.actions()[0].trigger()
     await until(lambda: opened)
     assert opened == [(TUNNEL, "dev-2")]
@@ -478,3 +482,20 @@ async def test_connect_when_fiotray_starts_from_the_tunnels_menu(tray, backend):
     assert on.isChecked()
     on.trigger()
     assert backend.tunnels()[0].autoconnect is False
+
+
+async def test_forward_a_port_from_a_recent_device(tray, backend):
+    from fiotray.gui.dialogs.forward import ForwardDialog
+
+    backend.save_settings(dataclasses.replace(backend.settings, recent=((TUNNEL, "dev-2"),)))
+    recent = action(show_menu(tray), "Recent devices").menu()
+    device = recent.actions()[0].menu()
+    action(device.actions(), "Forward a port…").trigger()
+    dialog = tray._dialogs[("forward", TUNNEL, "dev-2")]
+    assert isinstance(dialog, ForwardDialog) and dialog.isVisible()
+    assert (dialog.factory, dialog.device) == (TUNNEL, "dev-2")
+    assert dialog.windowTitle() == "Forward a port of dev-2"
+    action(device.actions(), "Forward a port…").trigger()  # the same one, raised
+    forwards = [k for k in tray._dialogs if isinstance(k, tuple) and k[0] == "forward"]
+    assert forwards == [("forward", TUNNEL, "dev-2")]
+    dialog.close()

@@ -45,3 +45,29 @@ def test_demo_may_follow_the_command():
     # After `--`, words belong to the command run on the device.
     args = parse_args(["ssh", "dev", "--", "echo", "--demo"])
     assert args.demo is False and args.remote == ["echo", "--demo"]
+
+
+@pytest.mark.parametrize("argv", [["forward", "stop"], ["forward", "stop", "abc", "--all"]])
+def test_forward_stop_without_exactly_one_target_is_a_usage_error(tmp_path, argv):
+    import os
+    import subprocess
+    import sys
+
+    # A whole process: the exit code is the command line's, not a function's. Its own
+    # config and runtime dirs: nothing of the user's is read.
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_RUNTIME_DIR": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "fiotray", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == "fiotray forward stop: give a forward's ID or --all (not both)."
