@@ -9,7 +9,7 @@ What an entry does is up to the caller, through `MenuActions`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -235,14 +235,17 @@ def add_forward_entries(menu: QMenu, backend: Backend, actions: MenuActions) -> 
         add_entry(entry, "&Stop", lambda fid=f.id: stop(fid))
 
 
-def add_sign_in_entries(
-    menu: QMenu, backend: Backend, factories: list[str], actions: MenuActions
-) -> None:
-    """Sign in (again, where a sign-in was refused), sign out of each factory."""
+def add_sign_in_again_entries(menu: QMenu, factories: Iterable[str], actions: MenuActions) -> None:
+    """ "Sign in again to F…" for each of `factories` (those whose sign-in was refused)."""
     again = actions.sign_in_again
-    if again is not None:
-        for f in sorted(backend.needs_sign_in & set(factories)):
-            add_entry(menu, menu_text(f"Sign in again to {f}…"), lambda f=f: again(f))
+    if again is None:
+        return
+    for f in sorted(factories):
+        add_entry(menu, menu_text(f"Sign in again to {f}…"), lambda f=f: again(f))
+
+
+def add_sign_in_entries(menu: QMenu, factories: list[str], actions: MenuActions) -> None:
+    """Sign in…, then sign out of each of `factories`."""
     add_entry(menu, "Sign &in…", lambda: actions.open_dialog(dialogs.sign_in_dialog))
     for f in factories:
         add_entry(menu, menu_text(f"Sign out of {f}"), lambda f=f: actions.sign_out(f))
@@ -258,10 +261,8 @@ def add_new_tunnel_entries(menu: QMenu, actions: MenuActions) -> None:
 
 
 def add_account_entries(menu: QMenu, factories: list[str], actions: MenuActions) -> None:
-    """Sign in, sign out of each factory, add or import a tunnel."""
-    add_entry(menu, "Sign &in…", lambda: actions.open_dialog(dialogs.sign_in_dialog))
-    for f in factories:
-        add_entry(menu, menu_text(f"Sign out of {f}"), lambda f=f: actions.sign_out(f))
+    """Sign in, sign out of each of `factories`, add or import a tunnel."""
+    add_sign_in_entries(menu, factories, actions)
     add_new_tunnel_entries(menu, actions)
 
 
@@ -298,26 +299,21 @@ def fill_tray_menu(menu: QMenu, backend: Backend | None, actions: MenuActions) -
         add_entry(menu, "fiotray: starting…")
         return
     add_entry(menu, app_title(backend))
-    again = actions.sign_in_again
-    if again is not None:
-        # First: nothing else of that factory works until then.
-        for f in sorted(backend.needs_sign_in):
-            add_entry(menu, menu_text(f"Sign in again to {f}…"), lambda f=f: again(f))
+    # First: nothing else of that factory works until then.
+    add_sign_in_again_entries(menu, backend.needs_sign_in, actions)
     try:
         add_tunnel_entries(menu, backend, actions)
         menu.addSeparator()
         factories = factory_names(backend)
-        if len(factories) > 1:
+        several = len(factories) > 1
+        if several:
             add_factory_submenus(menu, backend, factories, actions)
-            add_forward_entries(menu, backend, actions)
-            menu.addSeparator()
-            add_entry(menu, "Sign &in…", lambda: actions.open_dialog(dialogs.sign_in_dialog))
-            add_new_tunnel_entries(menu, actions)
         else:
             add_device_entries(menu, backend, factories, actions)
-            add_forward_entries(menu, backend, actions)
-            menu.addSeparator()
-            add_account_entries(menu, factories, actions)
+        add_forward_entries(menu, backend, actions)
+        menu.addSeparator()
+        # With several factories, each one's sign-out is in its own submenu.
+        add_account_entries(menu, [] if several else factories, actions)
     except FiotrayError as exc:
         # A hand-edited factories file: the menu still opens and says what is wrong.
         add_entry(menu, menu_text(str(exc)))

@@ -105,7 +105,8 @@ class WindowMenuBar(QMenuBar):
         if window.factory is not None:
             menus.add_recent_devices(menu, backend, actions, window.factory)
         menu.addSeparator()
-        menus.add_sign_in_entries(menu, backend, factories, actions)
+        menus.add_sign_in_again_entries(menu, backend.needs_sign_in & set(factories), actions)
+        menus.add_sign_in_entries(menu, factories, actions)
 
     def _fill_help(self, menu: QMenu, actions: MenuActions | None) -> None:
         if actions is None:
