@@ -229,9 +229,7 @@ class TrayIcon(QSystemTrayIcon):
         from fiotray.gui.dialogs.forward import ForwardDialog
 
         key = ("forward", factory, device)
-        current = self._dialogs.get(key)
-        if current is not None:
-            current.raise_()
+        if self._bring_forward(key) is not None:
             return
         dialog = ForwardDialog(self.backend, None, factory=factory, device=device)
         self._show(dialog, key, lambda _r: self._dialogs.pop(key, None))
@@ -264,8 +262,7 @@ class TrayIcon(QSystemTrayIcon):
         """Ask Yes/Cancel (one box per `key`); on Yes, run what `act` makes.
 
         `yes`: the Yes button's words, when "Yes" would not say what happens."""
-        if key in self._dialogs:
-            self._dialogs[key].raise_()
+        if self._bring_forward(key) is not None:
             return
         box = QMessageBox(
             QMessageBox.Icon.Question,
@@ -317,10 +314,8 @@ class TrayIcon(QSystemTrayIcon):
 
     def open_dialog(self, load: DialogLoader) -> QWidget | None:
         """Open the dialog `load` imports and returns, or raise the open one."""
-        current = self._dialogs.get(load)
+        current = self._bring_forward(load)
         if current is not None:
-            current.raise_()
-            current.activateWindow()
             return current
         try:
             cls = load()
@@ -331,6 +326,14 @@ class TrayIcon(QSystemTrayIcon):
         dialog = cls(self.backend)
         self._show(dialog, load, lambda _result: self._dialogs.pop(load, None))
         return dialog
+
+    def _bring_forward(self, key: object) -> QWidget | None:
+        """The dialog open under `key`, raised and activated; None if there is none."""
+        current = self._dialogs.get(key)
+        if current is not None:
+            current.raise_()
+            current.activateWindow()
+        return current
 
     def _show(self, dialog: Any, key: object, on_finished: Callable[[int], None]) -> None:
         self._dialogs[key] = dialog
