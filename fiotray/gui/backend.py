@@ -254,9 +254,11 @@ class Backend(QObject):
 
     def set_autoconnect(self, name: str, on: bool) -> None:
         """Whether the app brings `name` up when it starts (written only on a change)."""
+        from fiotray.ops import tunnels
+
         tunnel = next((t for t in self.tunnels() if t.name == name), None)
         if tunnel is not None and tunnel.autoconnect != on:
-            self.services.tunnels.set_autoconnect(name, on)
+            tunnels.set_autoconnect(self.services, name, on)
             self.configChanged.emit()
 
     def _on_tunnel(self, status: TunnelStatus) -> None:
