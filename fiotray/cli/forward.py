@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from fiotray.cli.output import Context, command, plural, table, to_json
+from fiotray.cli.output import ROUTES, Context, command, plural, table, to_json
 
 if TYPE_CHECKING:
     from fiotray.core.forward import Forward
@@ -176,7 +176,7 @@ def register(sub: Any, factory_option: Any) -> None:
     )
     p.add_argument(
         "--route",
-        choices=("jump", "direct", "public"),
+        choices=ROUTES,
         help="the SSH route (default: the tunnel's, as for `fiotray ssh`)",
     )
     p.add_argument("--save", action="store_true", help="save it for `fiotray forward restore`")

@@ -66,6 +66,10 @@ def factory_option(p: Any) -> None:
 # Every exit code of `fiotray COMMAND`, and what it means: the one list that the help
 # texts (`fiotray --help`, each command's "exit status:") and the man page are made from.
 # Each line of a command's help is "  CODE  MEANING": keep a meaning under 70 columns.
+# core.ssh.ROUTES, written out: importing core.ssh would load asyncio, ssl and more while
+# the parser is built (tests/unit/test_cli_help.py checks the two agree).
+ROUTES = ("jump", "direct", "public")
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "failure; one line on standard error says what went wrong",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fiotray.cli.output import Context, command, plural
+from fiotray.cli.output import ROUTES, Context, command, plural
 
 
 async def cmd_ssh(args: argparse.Namespace, ctx: Context) -> int:
@@ -72,7 +72,7 @@ def register(sub: Any, factory_option: Any) -> None:
     factory_option(p)
     p.add_argument(
         "--route",
-        choices=("jump", "direct", "public"),
+        choices=ROUTES,
         help="jump: through the VPN server (default); direct: to the device's VPN "
         "address (server must NAT); public: through the server's public SSH",
     )

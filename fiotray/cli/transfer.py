@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from fiotray.cli.output import Context, command
+from fiotray.cli.output import ROUTES, Context, command
 
 if TYPE_CHECKING:
     from fiotray.core.transfer import CopyProgress
@@ -127,7 +127,7 @@ def register(sub: Any, factory_option: Any) -> None:
     factory_option(p)
     p.add_argument(
         "--route",
-        choices=("jump", "direct", "public"),
+        choices=ROUTES,
         help="as for `fiotray ssh`: jump (default), direct or public",
     )
     p.add_argument(

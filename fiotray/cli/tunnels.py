@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from fiotray.cli.output import Context, command, table, to_json
+from fiotray.cli.output import ROUTES, Context, command, table, to_json
 
 if TYPE_CHECKING:
     from fiotray.core.tunnelstate import TunnelStatus
@@ -369,7 +369,7 @@ def register(sub: Any, factory_option: Any) -> None:
     )
     p.add_argument("name", metavar="NAME", help=TUNNEL_NAME)
     p.add_argument("--user", help="login on the devices (default fio)")
-    p.add_argument("--route", choices=("jump", "direct", "public"), help="default route")
+    p.add_argument("--route", choices=ROUTES, help="default route")
     p.add_argument("--jump-user", help="login on the VPN server (default fio)")
     p.add_argument(
         "--jump-host",

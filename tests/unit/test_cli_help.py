@@ -137,3 +137,10 @@ def test_positionals_have_help(capsys):
         for action in parser._actions:
             if not action.option_strings and not isinstance(action, argparse._SubParsersAction):
                 assert action.help, (words, action.dest)
+
+
+def test_the_route_choices_are_the_cores():
+    from fiotray.cli.output import ROUTES
+    from fiotray.core.ssh import ROUTES as CORE_ROUTES
+
+    assert ROUTES == CORE_ROUTES
