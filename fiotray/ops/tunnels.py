@@ -222,10 +222,14 @@ def endpoint_reachable(endpoint: str) -> bool:
     connecting a UDP socket only looks the route up)."""
     import socket
 
-    host, _, port = endpoint.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit():
+    from fiotray.wg.config import ConfigError, check_endpoint
+
+    try:
+        # The helper's own reading of an Endpoint: HOST:PORT or [IPv6]:PORT.
+        host, _, port = check_endpoint(endpoint, 0).rpartition(":")
+    except ConfigError:
         return False
+    host = host.strip("[]")
     try:
         infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_DGRAM)
     except (OSError, UnicodeError):
