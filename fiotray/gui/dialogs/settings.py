@@ -129,10 +129,11 @@ class SettingsDialog(WorkDialog):
         self.default_tunnel.setToolTip("The tunnel the tray connects when you do not pick one.")
         self.default_tunnel.addItem("Automatic (the first tunnel)", "")
         try:
-            names = [t.name for t in backend.tunnels()]
+            tunnels = backend.tunnels()
             load_problem = ""
         except FiotrayError as exc:
-            names, load_problem = [], str(exc)
+            tunnels, load_problem = [], str(exc)
+        names = [t.name for t in tunnels]
         for name in names:
             self.default_tunnel.addItem(name, name)
         default_name = backend.default_tunnel_name()
@@ -147,10 +148,6 @@ class SettingsDialog(WorkDialog):
         autoconnect_layout = QVBoxLayout(autoconnect)
         autoconnect_layout.setContentsMargins(0, 0, 0, 0)
         autoconnect_layout.setSpacing(2)
-        try:
-            tunnels = backend.tunnels()
-        except FiotrayError:
-            tunnels = []
         for tunnel in tunnels:
             box = QCheckBox(tunnel.name.replace("&", "&&"))
             box.setChecked(tunnel.autoconnect)
