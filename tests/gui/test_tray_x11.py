@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,25 @@ def start_fiotray(session: XSession, *args: str, log: Path) -> subprocess.Popen[
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def app_of(session: XSession) -> AppSocket:
+    """The running fiotray's socket on this session (one instance per user)."""
+    return AppSocket(Path(session.env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}.sock")
+
+
+def devices_window_shown(app: AppSocket, rows: int | None = None) -> dict[str, Any]:
+    """What the devices window shows, once it is visible with its rows (`rows` of them)."""
+    return wait_for(
+        "the devices window with the demo's devices",
+        lambda: (
+            (d := app.status()["devices"])
+            and d["visible"]
+            and d["shown"]
+            and (rows is None or d["shown"] == rows)
+            and d
+        ),
+    )
 
 
 def tray_area(session: XSession, icon: str, name: str) -> Path:
@@ -173,8 +193,7 @@ def test_tray_icon_click_menu_and_quit(xsession: XSession) -> None:
     ],
 )
 def test_menu_entries_open_their_dialogs(xsession: XSession, key: str, shot: str, title: str):
-    env = dict(xsession.env)
-    app = AppSocket(Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}.sock")
+    app = app_of(xsession)
     proc = start_fiotray(xsession, "--demo", "--hidden", log=xsession.root / "logs" / f"{shot}.log")
     try:
         icon = xsession.wait_tray_icon("fiotray", timeout=15)
@@ -211,16 +230,12 @@ def test_menu_entries_open_their_dialogs(xsession: XSession, key: str, shot: str
 def test_without_a_tray_the_window_is_the_whole_app(xsession_no_tray: XSession) -> None:
     """Stock GNOME: no tray. The window's menu bar has the tray's entries, Ctrl+Q quits."""
     session = xsession_no_tray
-    env = dict(session.env)
-    app = AppSocket(Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}.sock")
+    app = app_of(session)
     log = session.root / "logs" / "fiotray-no-tray.log"
     proc = start_fiotray(session, "--demo", log=log)
     try:
         wait_for("the app's socket", app.path.exists, timeout=20)
-        devices = wait_for(
-            "the devices window with the demo's devices",
-            lambda: (d := app.status()["devices"]) and d["visible"] and d["shown"] and d,
-        )
+        devices = devices_window_shown(app)
         (window,) = session.visible_windows("fiotray")
         session.activate(window)
         # The menu bar, by keyboard as by mouse: Alt+T opens Tunnels.
@@ -255,16 +270,12 @@ def test_select_several_rows_enable_vpn_and_filter(xsession: XSession) -> None:
     click, Shift+click and Ctrl+click select five rows, and their menu's Enable VPN
     writes all five at once with one summary."""
     session = xsession
-    env = dict(session.env)
-    app = AppSocket(Path(env["XDG_RUNTIME_DIR"]) / f"fiotray-{os.getuid()}.sock")
+    app = app_of(session)
     log = session.root / "logs" / "fiotray-bulk.log"
     proc = start_fiotray(session, "--demo", log=log)
     try:
         wait_for("the app's socket", app.path.exists, timeout=20)
-        devices = wait_for(
-            "the devices window with the demo's devices",
-            lambda: (d := app.status()["devices"]) and d["visible"] and d["shown"] == 36 and d,
-        )
+        devices = devices_window_shown(app, rows=36)
         window = wait_for("the window", lambda: session.visible_windows("fiotray"))[0]
         session.activate(window)
 
