@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from fiotray.cli.output import Context, command, plural, table, to_json
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
     from fiotray.core.devices import VpnState
     from fiotray.ops.devices import Selector
 
+# As fiotray.ops.reach.DEFAULT_TIMEOUT (not imported: building the parser stays light).
+WAIT_DEFAULT = 900.0
 # As fiotray.ops.devices.VPN_STATES (not imported here: building the parser stays light).
 VPN_STATES = ("enabled", "disabled", "pending")
 
@@ -119,9 +122,19 @@ async def _set_vpn(args: argparse.Namespace, ctx: Context, enable: bool) -> int:
     from fiotray.ops import devices
 
     where = selector(args)
+    if args.wait is not None and not args.wait > 0:
+        # A usage error (exit 2, nothing done), as argparse's own.
+        print(f"fiotray {args.command}: --wait takes a number of seconds above 0.", file=sys.stderr)
+        return 2
+    if args.wait is not None and args.dry_run:
+        print(f"fiotray {args.command}: --dry-run writes nothing to wait for.", file=sys.stderr)
+        return 2
     if len(args.device) != 1 or where or args.dry_run:
         return await _set_vpn_many(args, ctx, enable, where)
+    since = time.monotonic()
     state = await devices.set_vpn(ctx.services, args.factory, args.device[0], enable)
+    if args.wait is not None:
+        return await _wait(args, ctx, enable, [state], since)
     if args.json:
         ctx.out(to_json(state.to_json()))
     else:
@@ -131,6 +144,61 @@ async def _set_vpn(args: argparse.Namespace, ctx: Context, enable: bool) -> int:
             "pending until the device checks in (up to about 5 minutes)."
         )
     return 0
+
+
+async def _wait(
+    args: argparse.Namespace,
+    ctx: Context,
+    enable: bool,
+    states: list[VpnState],
+    since: float,
+    before: dict[str, Any] | None = None,
+    told_changes: bool = False,
+) -> int:
+    """--wait: follow each changed device until it is reachable (enable) or applied
+    (disable), a line per stage; exit 4 when any did not get there, each saying why."""
+    from fiotray.core.format import safe_text
+    from fiotray.ops import reach
+
+    verb = "enabled" if enable else "disabled"
+    if not args.json and not told_changes:
+        for state in states:
+            ctx.out(
+                f"VPN {verb} on {safe_text(state.device)} (address {state.address or 'none'}); "
+                "waiting for the device to apply it"
+                + (" and answer over the VPN" if enable else "")
+                + "…"
+            )
+
+    def staged(stage: str, state: VpnState) -> None:
+        if not args.json and enable:
+            ctx.out(f"{safe_text(state.device)}: applied; waiting for an answer over the VPN…")
+
+    def told(result: reach.Reach) -> None:
+        if args.json:
+            return
+        if result.done:
+            ctx.out(safe_text(result.summary(), 400))
+        else:
+            print(f"fiotray: {safe_text(result.summary(), 400)}", file=sys.stderr)
+
+    results = await reach.wait_many(
+        ctx.services,
+        args.factory,
+        [s.device for s in states],
+        enable=enable,
+        timeout=args.wait,
+        since=since,
+        on_stage=staged,
+        on_result=told,
+    )
+    if args.json:
+        out = dict(before or {})
+        if before is None and len(states) == 1:
+            out = states[0].to_json()
+        out["wait"] = [r.to_json() for r in results] if before is not None else results[0].to_json()
+        ctx.out(to_json(out))
+    return 0 if all(r.done for r in results) else 4
 
 
 async def _set_vpn_many(
@@ -180,26 +248,28 @@ async def _set_vpn_many(
             address = result.state.address or "none"
             ctx.out(f"VPN {verb}d on {safe_text(result.device)} (address {address})")
 
+    since = time.monotonic()
     results = await devices.set_vpn_many(
         ctx.services, args.factory, plan.change, enable, on_result=told
     )
     failed = [f"{safe_text(r.device)}: {safe_text(r.error, 300)}" for r in results if not r.ok]
+    report = {
+        "dry_run": False,
+        "changed": [r.state.to_json() for r in results if r.state is not None],
+        "failed": [
+            {"name": r.device, "error": r.error, "code": r.code} for r in results if not r.ok
+        ],
+        "skipped": [{"name": n, "reason": r} for n, r in plan.skipped],
+        "missing": list(plan.missing),
+    }
+    changed = [r.state for r in results if r.state is not None]
+    if args.wait is not None and changed:
+        for line in failed + missing:
+            print(f"fiotray: {line}", file=sys.stderr)
+        code = await _wait(args, ctx, enable, changed, since, before=report, told_changes=True)
+        return 1 if failed or missing else code
     if args.json:
-        ctx.out(
-            to_json(
-                {
-                    "dry_run": False,
-                    "changed": [r.state.to_json() for r in results if r.state is not None],
-                    "failed": [
-                        {"name": r.device, "error": r.error, "code": r.code}
-                        for r in results
-                        if not r.ok
-                    ],
-                    "skipped": [{"name": n, "reason": r} for n, r in plan.skipped],
-                    "missing": list(plan.missing),
-                }
-            )
-        )
+        ctx.out(to_json(report))
     else:
         for name, reason in plan.skipped:
             ctx.out(f"skipped {safe_text(name)}: {reason}")
@@ -262,9 +332,16 @@ DEVICE_COMMANDS = (
         "(all must match; with names, of those named). Devices already enabled are\n"
         "skipped and listed with why; no two get the same address; four are written at\n"
         "a time. --dry-run lists what would change and writes nothing. Each failure is\n"
-        "one line on standard error, and the exit status is 1 if any device failed.",
+        "one line on standard error, and the exit status is 1 if any device failed.\n\n"
+        "--wait follows each device until it is reachable: applied (the device took\n"
+        "the change), then answering over the VPN (its SSH banner through the route,\n"
+        "once the VPN server has its peer). Each stage is a line, with how long it\n"
+        "took; a device that does not get there in time says why (offline, not\n"
+        "applied, the tunnel down, the server without its peer).",
         (
             "fiotray enable gateway-01",
+            "fiotray enable gateway-01 --wait",
+            "fiotray enable gw-01 gw-02 --wait 600 --json",
             "fiotray enable gateway-01 --factory acme --json",
             "fiotray enable gw-01 gw-02 gw-03",
             "fiotray enable --group lab --tag devel --dry-run",
@@ -279,7 +356,8 @@ DEVICE_COMMANDS = (
         "address. The change is pending until the device applies it at its next\n"
         "check-in (up to about 5 minutes).\n\n"
         "Several devices: name them, or pick them with --tag, --group and --target\n"
-        "(all must match), as for enable; --dry-run writes nothing.",
+        "(all must match), as for enable; --dry-run writes nothing. --wait waits until\n"
+        "each device applied the change.",
         (
             "fiotray disable gateway-01",
             "fiotray disable gateway-01 --factory acme",
@@ -337,7 +415,7 @@ def register(sub: Any, factory_option: Any) -> None:
             help=text,
             description=description,
             examples=examples,
-            codes=(0, 1, 2, 3),
+            codes=(0, 1, 2, 3) if name == "device-vpn" else (0, 1, 2, 3, 4),
             exit_note=""
             if name == "device-vpn"
             else "several devices: 1 when any failed, each on its own line",
@@ -356,6 +434,16 @@ def register(sub: Any, factory_option: Any) -> None:
                 "--dry-run",
                 action="store_true",
                 help="list what would change (and what is skipped, and why); write nothing",
+            )
+            p.add_argument(
+                "--wait",
+                nargs="?",
+                type=float,
+                const=WAIT_DEFAULT,
+                metavar="SECONDS",
+                help="wait until each device applied the change and, for enable, answers over "
+                "the VPN (an SSH probe through the route), for at most SECONDS (default "
+                f"{WAIT_DEFAULT:g}); say why when one does not",
             )
         p.add_argument("--json", action="store_true", help="print the VPN state as JSON")
         p.set_defaults(func=funcs[name])

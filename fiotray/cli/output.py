@@ -75,7 +75,7 @@ EXIT_CODES: dict[int, str] = {
     1: "failure; one line on standard error says what went wrong",
     2: "usage error (a wrong command, option or argument); nothing was done",
     3: "sign in again: the factory's credentials are missing or refused",
-    4: "connect: the tunnel is up, but no handshake came within --wait",
+    4: "--wait ran out before it took effect (no handshake; not applied; no answer)",
     130: "interrupted (Ctrl-C)",
     141: "standard output was closed early (`fiotray devices | head`)",
 }

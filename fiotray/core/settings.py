@@ -39,6 +39,9 @@ class Settings:
     recent: tuple[tuple[str, str], ...] = ()
     favourites: tuple[tuple[str, str], ...] = ()
     last_factory: str = ""
+    # Seconds the app follows a device after Enable VPN until it answers over the VPN
+    # before it says it is not reachable, and why (Settings shows minutes).
+    reach_wait: float = 900.0
     extra: dict[str, Any] = field(default_factory=dict)  # keys a newer version wrote
 
     def remember(self, factory: str, device: str) -> Settings:
@@ -79,6 +82,10 @@ def _parse(data: Any) -> Settings:
         elif f.name == "left_click":
             if value in LEFT_CLICK:
                 values[f.name] = value
+        elif f.name == "reach_wait":
+            # JSON has no float type of its own: 600 and 600.0 both mean seconds.
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                values[f.name] = float(min(value, 24 * 3600))
         elif isinstance(value, type(default)):
             values[f.name] = value
     known = {f.name for f in dataclasses.fields(Settings)}

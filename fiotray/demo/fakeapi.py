@@ -347,6 +347,10 @@ _WORDS_B = (
 _APPS = ("shellhttpd", "fiotest", "mosquitto", "nginx", "grafana")
 
 
+# A device not seen for this long is offline: its agent does not check in to apply changes.
+OFFLINE_NO_APPLY = 3600.0
+
+
 class FakeFactory:
     """The state of one fake factory: devices, configs, credentials."""
 
@@ -522,6 +526,9 @@ class FakeFactory:
         if self.auto_apply_after is None:
             return
         now = self.clock()
+        seen = device.last_seen.timestamp() if device.last_seen is not None else None
+        if seen is None or now - seen > OFFLINE_NO_APPLY:
+            return  # an offline device does not check in, so it applies nothing
         for entry in device.configs:
             if entry.applied_at:
                 continue

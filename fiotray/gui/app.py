@@ -548,6 +548,9 @@ class App(QObject):
                 "window": self.window is not None and self.window.isVisible(),
                 "tunnels": [s.to_json(now) for s in self.backend.tunnel_states.values()],
                 "devices": self._devices_status(),
+                "notifications": [
+                    {"title": t, "message": m} for t, m in getattr(self.tray, "notifications", [])
+                ],
             }
         return {"ok": False, "error": f"unknown request {command[:40]!r}"}
 

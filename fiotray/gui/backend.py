@@ -110,6 +110,9 @@ class Backend(QObject):
     # "Sign in again…" for it until a sign-in to it succeeds.
     signInNeeded = Signal(str)  # factory
     forwardsChanged = Signal()  # `forwards` was read again, or one started or stopped
+    # A device's reachability after a VPN change (see `reach`): "checking", "reachable", ...
+    reachChanged = Signal(str, str)  # factory, device
+    reachResult = Signal(object)  # ops.reach.Reach: a watch ended (the tray tells the user)
 
     def __init__(self, services: Services, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -128,7 +131,12 @@ class Backend(QObject):
         # Seconds between config reads of a device whose VPN change is pending: quick at
         # first (a device online applies within a minute), then every minute until the limit.
         self.pending_poll: tuple[float, ...] = (5.0, 5.0, 10.0, 10.0, 20.0, 30.0, 60.0)
-        self.pending_watch_limit = 15 * 60.0
+        # Tests shorten the wait; otherwise it is the user's Settings.reach_wait.
+        self.pending_watch_limit: float | None = None
+        # Seconds between SSH probes of a device that applied an enable, until it answers.
+        self.probe_poll: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0)
+        # (factory, device) -> (label, detail): what the VPN column adds after "enabled".
+        self.reach: dict[tuple[str, str], tuple[str, str]] = {}
         self._settings = services.settings.load()
         # Port forwards as last checked (the tray menu lists them without waiting).
         self.forwards: list[Forward] = []
@@ -348,10 +356,11 @@ class Backend(QObject):
     async def set_vpn(self, factory: str, device: str, enable: bool) -> VpnState:
         from fiotray.ops import devices
 
+        since = time.monotonic()
         state = await devices.set_vpn(self.services, factory, device, enable)
         self.vpnChanged.emit(factory, state)
         if state.pending:
-            self.watch_pending(factory, device)
+            self.watch_pending(factory, device, enable=enable, since=since)
         return state
 
     @finishes_before_quit
@@ -370,12 +379,13 @@ class Backend(QObject):
         # flood of reads, and the list's own refresh (while its window shows) re-reads the
         # pending devices anyway.
         watch = len(devices) <= BULK_WATCH_LIMIT
+        since = time.monotonic()
 
         def told(result: VpnResult) -> None:
             if result.state is not None:
                 self.vpnChanged.emit(factory, result.state)
                 if result.state.pending and watch:
-                    self.watch_pending(factory, result.device)
+                    self.watch_pending(factory, result.device, enable=enable, since=since)
             if on_result is not None:
                 on_result(result)
 
@@ -394,17 +404,24 @@ class Backend(QObject):
         self.settingsChanged.emit()
         return changed
 
-    def watch_pending(self, factory: str, device: str) -> asyncio.Task[Any]:
-        """Read the device's config now and then until it applied the change, then say so.
+    def watch_pending(
+        self, factory: str, device: str, *, enable: bool, since: float | None = None
+    ) -> asyncio.Task[Any]:
+        """Follow the device's VPN change: its config now and then until it applied the
+        change (vpnChanged), then, for an enable, SSH probes through the route until it
+        answers or the limit passes (reachChanged, and a notification either way).
 
-        Only this device's config, not the list: the list itself is not re-read while
-        its window is hidden, but a change the user just made should not look stuck.
+        Only this device, not the list: the list itself is not re-read while its window
+        is hidden, but a change the user just made should not look stuck.
         """
         key = (factory, device)
         old = self._watches.get(key)
         if old is not None and not old.done():
             old.cancel()
-        task = self.spawn(self._watch_pending(factory, device), what=f"Checking {device}")
+        self.reach.pop(key, None)
+        task = self.spawn(
+            self._watch_pending(factory, device, enable, since), what=f"Checking {device}"
+        )
         self._watches[key] = task
         task.add_done_callback(lambda t: self._forget_watch(key, t))
         return task
@@ -413,36 +430,62 @@ class Backend(QObject):
         if self._watches.get(key) is task:
             del self._watches[key]
 
-    async def _watch_pending(self, factory: str, device: str) -> None:
-        from fiotray.ops import devices
+    async def _watch_pending(
+        self, factory: str, device: str, enable: bool, since: float | None
+    ) -> None:
+        from fiotray.ops import reach
 
-        deadline = time.monotonic() + self.pending_watch_limit
-        step = 0
-        while True:
-            delay = self.pending_poll[min(step, len(self.pending_poll) - 1)]
-            step += 1
-            if time.monotonic() + delay > deadline:
-                log.info(
-                    "%s/%s: still pending after %.0f s; the list shows it once applied",
+        timeout = self.pending_watch_limit or self._settings.reach_wait
+        until = time.strftime("%H:%M", time.localtime(time.time() + timeout))
+
+        def applied(_stage: str, state: VpnState) -> None:
+            self.vpnChanged.emit(factory, state)
+            if enable and state.enabled:
+                self._set_reach(
                     factory,
                     device,
-                    self.pending_watch_limit,
+                    "checking",
+                    f"the device applied it; waiting for an answer over the VPN until {until}",
                 )
-                return
-            await asyncio.sleep(delay)
-            try:
-                state = await devices.applied(self.services, factory, device)
-            except (AuthError, NotFoundError) as exc:
-                # Signed out (the list says so) or the device is gone: nothing to wait for.
-                log.info("%s/%s: stopped checking: %s", factory, device, exc)
-                return
-            except FiotrayError as exc:
-                # Nobody asked for this read: a failure is logged and the next one tried.
-                log.info("%s/%s: pending check failed: %s", factory, device, exc)
-                continue
-            if not state.pending:
-                self.vpnChanged.emit(factory, state)
-                return
+
+        try:
+            result = await reach.wait_reachable(
+                self.services,
+                factory,
+                device,
+                timeout=timeout,
+                since=since,
+                on_stage=applied,
+                until="reachable" if enable else "applied",
+                apply_poll=self.pending_poll,
+                probe_poll=self.probe_poll,
+            )
+        except (AuthError, NotFoundError) as exc:
+            # Signed out (the list says so) or the device is gone: nothing to wait for.
+            log.info("%s/%s: stopped checking: %s", factory, device, exc)
+            self._set_reach(factory, device, None, "")
+            return
+        except FiotrayError as exc:
+            log.info("%s/%s: check failed: %s", factory, device, exc)
+            self._set_reach(factory, device, None, "")
+            return
+        log.info("%s/%s: %s", factory, device, result.summary())
+        if not enable:
+            return
+        self.reachResult.emit(result)
+        if result.reachable:
+            self._set_reach(factory, device, "reachable", result.summary())
+        elif result.stage == "applied":
+            self._set_reach(factory, device, "not reachable", result.summary())
+        else:
+            self._set_reach(factory, device, None, "")
+
+    def _set_reach(self, factory: str, device: str, label: str | None, detail: str) -> None:
+        if label is None:
+            self.reach.pop((factory, device), None)
+        else:
+            self.reach[(factory, device)] = (label, detail)
+        self.reachChanged.emit(factory, device)
 
     async def ssh(self, factory: str, device: str, route: str | None = None) -> SshCommand:
         from fiotray.ops import ssh

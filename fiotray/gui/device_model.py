@@ -291,6 +291,9 @@ class DeviceTableModel(QAbstractTableModel):
         self._grey = QColor("#8a8a8a")
         self.factory = ""
         self.loaded_at: float | None = None  # time.monotonic() of the data shown
+        # Device name -> (word, detail) after a VPN change this app made: "checking",
+        # "reachable", "not reachable". Shown after "enabled"; sorting is not affected.
+        self._reach: dict[str, tuple[str, str]] = {}
 
     # -- Qt model API ---------------------------------------------------------------
 
@@ -303,7 +306,12 @@ class DeviceTableModel(QAbstractTableModel):
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = DISPLAY) -> Any:
         col = index.column()
         if role == DISPLAY:
-            return self._t.text[col][self._visible[index.row()]]
+            i = self._visible[index.row()]
+            if col == Col.VPN and self._reach:
+                reach = self._reach_of(i)
+                if reach is not None:
+                    return f"{self._t.text[col][i]} · {reach[0]}"
+            return self._t.text[col][i]
         if role == DECORATION:
             if col == Col.ONLINE:
                 icons = self._icons or self._make_icons()
@@ -434,8 +442,28 @@ class DeviceTableModel(QAbstractTableModel):
         self._relayout(change)
         self.filterApplied.emit()
 
+    def set_reach(self, device: str, reach: tuple[str, str] | None) -> None:
+        """Show (or stop showing) how far a device got after a VPN change: the VPN cell
+        reads "enabled · reachable", its tooltip says more."""
+        if reach is None:
+            if self._reach.pop(device, None) is None:
+                return
+        else:
+            self._reach[device] = reach
+        if self._visible:
+            last = len(self._visible) - 1
+            self.dataChanged.emit(self.index(0, Col.VPN), self.index(last, Col.VPN), [])
+
+    def _reach_of(self, i: int) -> tuple[str, str] | None:
+        """The device's reach word, while its VPN column says enabled (not pending)."""
+        if self._t.keys[Col.VPN][i] != VPN_ON:
+            return None
+        return self._reach.get(self._t.rows[i][0])
+
     def clear(self, factory: str = "") -> None:
         """Forget every row (another factory, or signed out)."""
+        if factory != self.factory:
+            self._reach = {}
         self._generation += 1
         self.beginResetModel()
         self._t = _Table(time.time())
@@ -489,6 +517,8 @@ class DeviceTableModel(QAbstractTableModel):
 
         def change() -> None:
             self._t, self._order, self._visible = table, new_order, new_visible
+            if factory != self.factory:
+                self._reach = {}
             self.factory = factory
 
         if same_factory:
@@ -621,6 +651,9 @@ class DeviceTableModel(QAbstractTableModel):
             return f"Last seen {local:%Y-%m-%d %H:%M:%S %Z}"
         if col == Col.VPN:
             code = self._t.keys[Col.VPN][i]
+            reach = self._reach_of(i) if self._reach else None
+            if reach is not None:
+                return f"VPN enabled; {reach[1]}"
             if code == VPN_PENDING:
                 goal = "enabled" if row.vpn_enabled else "disabled"
                 return f"VPN {goal}; the device has not applied the change yet"

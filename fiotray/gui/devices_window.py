@@ -217,6 +217,7 @@ class DevicesWindow(QWidget):
         backend.devicesLoaded.connect(self._on_loaded)
         backend.devicesFailed.connect(self._on_failed)
         backend.vpnChanged.connect(self._on_vpn_changed)
+        backend.reachChanged.connect(self._on_reach_changed)
         backend.tunnelChanged.connect(self._on_tunnel_changed)
         backend.configChanged.connect(self._rebuild_factories)
         backend.settingsChanged.connect(self._on_settings_changed)
@@ -843,6 +844,9 @@ class DevicesWindow(QWidget):
         try:
             if await self.model.set_rows(factory, rows):
                 self._load_failed = ""
+                for (f, device), reach in list(self.backend.reach.items()):
+                    if f == factory:  # a watch that ran while another factory showed
+                        self.model.set_reach(device, reach)
                 # A refused Enable is remembered until the next list: by then the device
                 # may have registered its key, and Enable should be offered again.
                 self._no_key = {k for k in self._no_key if k[0] != factory}
@@ -882,6 +886,10 @@ class DevicesWindow(QWidget):
     def _on_rows_replaced(self) -> None:
         self._update_status()
         self._update_placeholder()
+
+    def _on_reach_changed(self, factory: str, device: str) -> None:
+        if factory == self.model.factory:
+            self.model.set_reach(device, self.backend.reach.get((factory, device)))
 
     def _on_vpn_changed(self, factory: str, state: VpnState) -> None:
         if factory == self.model.factory and self.model.apply_vpn(state):

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon, QWidget
 
 from fiotray.core import errors
 from fiotray.core.errors import FiotrayError, VpnError
+from fiotray.core.format import duration, safe_text
 from fiotray.core.tunnelstate import State, TunnelStatus
 from fiotray.gui import dialogs, icons, menus
 from fiotray.gui.menus import UP_STATES, state_text
@@ -30,6 +31,7 @@ from fiotray.gui.menus import UP_STATES, state_text
 if TYPE_CHECKING:
     from fiotray.gui.backend import Backend
     from fiotray.gui.dialogs import DialogLoader
+    from fiotray.ops.reach import Reach
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ class TrayIcon(QSystemTrayIcon):
         super().__init__(parent)
         self._backend: Backend | None = None
         self._seen: dict[str, State] = {}
+        # The latest notifications (title, message), newest last: the app's status shows them.
+        self.notifications: list[tuple[str, str]] = []
         # Open dialogs by what opened them (a dialog loader, or ("sign-out", factory)): one
         # of each.
         self._dialogs: dict[object, QWidget] = {}
@@ -93,6 +97,7 @@ class TrayIcon(QSystemTrayIcon):
         backend.tunnelChanged.connect(self._on_tunnel)
         backend.notice.connect(self._on_notice)
         backend.configChanged.connect(self.refresh)
+        backend.reachResult.connect(self._on_reach)
         for status in backend.tunnel_states.values():
             self._seen[status.tunnel] = status.state
         self.rebuild_menu()
@@ -342,12 +347,17 @@ class TrayIcon(QSystemTrayIcon):
 
     # -- notifications -----------------------------------------------------------------------
 
-    def notify(self, title: str, message: str, *, error: bool = False) -> bool:
+    def notify(self, title: str, message: str, *, error: bool = False, good: bool = False) -> bool:
+        """A desktop notification (unless turned off in Settings); `good` news gets the
+        information icon, the rest a warning or, with `error`, a critical one."""
         if not self.backend.settings.notifications:
             return False
-        icon = (
-            QSystemTrayIcon.MessageIcon.Critical if error else QSystemTrayIcon.MessageIcon.Warning
-        )
+        self.notifications = [*self.notifications[-19:], (title, message)]
+        icon = QSystemTrayIcon.MessageIcon.Warning
+        if error:
+            icon = QSystemTrayIcon.MessageIcon.Critical
+        elif good:
+            icon = QSystemTrayIcon.MessageIcon.Information
         self.showMessage(title, message, icon, MESSAGE_MS)
         return True
 
@@ -380,6 +390,19 @@ class TrayIcon(QSystemTrayIcon):
         elif state is State.STALE and before is State.CONNECTING:
             self.notify(f"{name}: no handshake", status.detail or "The VPN server did not answer.")
         # ERROR comes from a failed request: the backend's notice says why (no second message).
+
+    def _on_reach(self, result: Reach) -> None:
+        """A device the user enabled answers over the VPN, or did not in time (and why)."""
+        name = safe_text(result.device, 60)
+        if result.reachable:
+            self.notify(
+                f"{name} is reachable", f"It answers over the VPN at {result.address}.", good=True
+            )
+        elif result.reason:
+            self.notify(
+                f"{name} is not reachable",
+                safe_text(f"Not after {duration(result.waited_s)}: {result.reason}.", 300),
+            )
 
     def _on_notice(self, title: str, message: str, level: str) -> None:
         if level == "error":

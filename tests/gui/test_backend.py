@@ -48,7 +48,63 @@ async def test_a_pending_change_is_watched_until_the_device_applies_it(backend):
     assert first.pending and not applied.pending
     assert applied.enabled and applied.address == state.address
     assert backend.pending().names("demo-factory") == []
+    # Applied: now it waits for an answer over the VPN (the demo's tunnel is down).
+    assert backend.reach[("demo-factory", name)][0] == "checking"
+    (task,) = backend._watches.values()
+    task.cancel()
+
+
+async def test_an_enabled_device_is_reported_reachable_once_it_answers(backend):
+    import asyncio
+
+    factory, name = _device_that_waits(backend, "answer-me")
+    backend.probe_poll = (0.05,)
+    results: list = []
+    backend.reachResult.connect(results.append)
+    marks: list = []
+    backend.reachChanged.connect(lambda f, d: marks.append(backend.reach.get((f, d))))
+    (tunnel,) = backend.tunnels()
+    await backend.connect(tunnel.name)  # the jump route goes through it
+    done = signal_future(backend.reachResult)
+    await backend.set_vpn("demo-factory", name, True)
+    factory.apply_pending(name)
+    (result,) = await asyncio.wait_for(done, 10)
+    assert result.reachable and result.device == name, result
+    assert result.apply_s is not None and result.sync_s is not None and result.probe_s
+    assert [m[0] for m in marks] == ["checking", "reachable"]
     assert not backend._watches
+
+
+async def test_an_enabled_device_that_never_answers_is_reported_with_why(backend):
+    import asyncio
+
+    factory, name = _device_that_waits(backend, "never-answers")
+    backend.probe_poll = (0.05,)
+    backend.pending_watch_limit = 0.5
+    done = signal_future(backend.reachResult)
+    await backend.set_vpn("demo-factory", name, True)
+    factory.apply_pending(name)
+    (result,) = await asyncio.wait_for(done, 10)
+    assert not result.reachable and result.stage == "applied"
+    assert "tunnel demo-factory is not connected" in result.reason
+    assert backend.reach[("demo-factory", name)][0] == "not reachable"
+
+
+async def test_a_disable_is_watched_until_applied_and_not_probed(backend):
+    import asyncio
+
+    factory, _ = _device_that_waits(backend, "unused")
+    name = factory.add_device("turn-off", vpn_enabled=True).name
+    results: list = []
+    backend.reachResult.connect(results.append)
+    states: list = []
+    backend.vpnChanged.connect(lambda _f, state: states.append(state))
+    await backend.set_vpn("demo-factory", name, False)
+    (task,) = backend._watches.values()
+    factory.apply_pending(name)
+    await asyncio.wait_for(task, 5)  # ends at applied: nothing to probe
+    assert results == [] and ("demo-factory", name) not in backend.reach
+    assert [(s.enabled, s.pending) for s in states] == [(False, True), (False, False)]
 
 
 def _device_that_waits(backend, name: str):

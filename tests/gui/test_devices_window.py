@@ -921,3 +921,32 @@ async def test_favourites_from_the_menu(window, backend):
     actions(menu)["favourite"].trigger()
     menu.close()
     assert len(backend.services.settings.load().favourites) == 3
+
+
+async def test_the_vpn_column_shows_how_far_an_enabled_device_got(qapp):
+    from fiotray.core.devices import VpnState
+
+    model, proxy = await sample_model()
+    changed: list = []
+    model.dataChanged.connect(lambda *a: changed.append(a))
+    model.set_reach("bravo", ("reachable", "bravo is reachable at 10.42.42.10"))
+    model.set_reach("delta", ("checking", "waiting"))  # pending: its word waits
+    assert changed, "the view is told the VPN column changed"
+    cells = dict(zip(names(proxy), column(proxy, Col.VPN), strict=True))
+    assert cells["bravo"] == "enabled · reachable"
+    assert cells["delta"] == "pending"
+    i = names(proxy).index("bravo")
+    assert proxy.index(i, Col.VPN).data(Qt.ItemDataRole.ToolTipRole) == (
+        "VPN enabled; bravo is reachable at 10.42.42.10"
+    )
+    # Sorting and search go by the VPN state, not the added word.
+    proxy.sort(Col.VPN)
+    assert names(proxy)[:2] == ["bravo", "delta"]  # enabled, then pending
+    # Disabled again: no word; forgotten: no word; another factory: forgotten.
+    model.apply_vpn(VpnState("bravo", False, "10.42.42.10", "k", False))
+    assert proxy.index(names(proxy).index("bravo"), Col.VPN).data() == "disabled"
+    model.set_reach("bravo", None)
+    model.set_reach("echo", ("checking", "x"))
+    assert await model.set_rows("other", SAMPLE, now=NOW.timestamp())
+    model.apply_vpn(VpnState("echo", True, "10.42.42.99", "k", False))
+    assert proxy.index(names(proxy).index("echo"), Col.VPN).data() == "enabled"

@@ -569,10 +569,24 @@ async def test_settings_round_trip(qtbot, backend):
     assert store.get().name == tunnel
     assert {t.name: t.autoconnect for t in store.list()} == {first.name: False, tunnel: True}
 
+    assert saved.reach_wait == 900.0, "the wait was not touched: it stays as it was"
+
     again = opened(qtbot, SettingsDialog(backend))
     assert again.terminal.text() == "sh" and again.route_buttons["direct"].isChecked()
     assert again.default_tunnel.currentData() == tunnel
     assert again.left_click.currentData() == "toggle" and again.autoconnect[tunnel].isChecked()
+    assert again.reach_wait.value() == 15
+    again.reach_wait.setValue(4)
+    again.ok_button.click()
+    assert backend.settings.reach_wait == 240.0
+
+
+async def test_a_reach_wait_in_seconds_survives_the_settings_dialog(qtbot, backend):
+    backend.save_settings(dataclasses.replace(backend.settings, reach_wait=5.0))
+    dlg = opened(qtbot, SettingsDialog(backend))
+    assert dlg.reach_wait.value() == 1  # shown as the least the box holds
+    dlg.ok_button.click()
+    assert backend.settings.reach_wait == 5.0
 
 
 async def test_settings_cancel_and_validation(qtbot, backend):

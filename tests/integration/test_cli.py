@@ -431,6 +431,37 @@ def test_bulk_dry_run_writes_nothing(signed_in, factory, server):
     assert [r for r in server.requests if r.method != "GET"] == []
 
 
+def test_enable_wait_follows_each_device_and_says_why_one_is_not_reachable(
+    signed_in, factory, server
+):
+    # No tunnel on this machine: a device that applies is followed to "applied", then
+    # reported not reachable with why; one that never applies says it is offline.
+    factory.auto_apply_after = 0.0
+    factory.add_device("lab-0", vpn_enabled=False)
+    factory.add_device("far-away", vpn_enabled=False, online=False)
+    proc = signed_in("enable", "lab-0", "--wait", "3", code=4)
+    assert "lab-0: applied; waiting for an answer over the VPN…" in proc.stdout, proc.stdout
+    assert proc.stderr.startswith("fiotray: lab-0 is not reachable after 3 s: factory ")
+    assert "has no tunnel on this computer for the jump route" in proc.stderr
+    proc = signed_in("enable", "far-away", "--wait", "2", code=4)
+    assert proc.stderr.startswith("fiotray: far-away is not reachable after 2 s: the device is ")
+    assert "offline (last seen 30d ago)" in proc.stderr
+
+    report = json.loads(signed_in("disable", "lab-0", "--wait", "10", "--json").stdout)
+    assert report["enabled"] is False and report["wait"]["done"] is True
+    assert report["wait"]["stage"] == "applied" and report["wait"]["seconds"]["apply"] >= 0
+
+
+def test_enable_wait_usage_errors_write_nothing(signed_in, factory, server):
+    for args, said in (
+        (("--wait", "0"), "--wait takes a number of seconds above 0"),
+        (("--wait", "5", "--dry-run"), "--dry-run writes nothing to wait for"),
+    ):
+        proc = signed_in("enable", "beta", *args, code=2)
+        assert said in proc.stderr, proc.stderr
+    assert [r for r in server.requests if r.method != "GET"] == []
+
+
 def test_devices_filters(signed_in, factory):
     _lab(factory)
     factory.add_device("lab-on", vpn_address="10.42.42.9", group="lab", tag="devel")

@@ -498,6 +498,23 @@ def test_a_left_click_setting_from_a_file_is_one_of_the_known(tmp_path):
         assert SettingsStore(tmp_path).load().left_click == expected
 
 
+def test_the_reach_wait_from_a_file_is_a_positive_number_of_seconds(tmp_path):
+    from fiotray.core.settings import SettingsStore
+
+    path = tmp_path / "settings.json"
+    for value, expected in (
+        (600, 600.0),
+        (5.5, 5.5),
+        (10**9, 86400.0),  # a day at most
+        (0, 900.0),
+        (-3, 900.0),
+        (True, 900.0),
+        ("600", 900.0),
+    ):
+        path.write_text(json.dumps({"reach_wait": value}))
+        assert SettingsStore(tmp_path).load().reach_wait == expected, value
+
+
 def test_a_tunnels_file_from_a_newer_or_older_fiotray_still_reads(tmp_path):
     from fiotray.core.tunnels import Tunnel, TunnelStore
 

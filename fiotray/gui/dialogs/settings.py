@@ -14,8 +14,10 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QRadioButton,
+    QSpinBox,
     QStyle,
     QVBoxLayout,
     QWidget,
@@ -179,10 +181,28 @@ class SettingsDialog(WorkDialog):
             self.left_click.addItem(text, value)
         self.left_click.setCurrentIndex(max(self.left_click.findData(settings.left_click), 0))
         self.left_click.setToolTip("The right click (or long press) always opens the menu.")
+        self.reach_wait = QSpinBox()
+        self.reach_wait.setRange(1, 120)
+        self.reach_wait.setSuffix(" min")
+        self.reach_wait.setValue(max(1, round(settings.reach_wait / 60)))
+        self._reach_wait_shown = self.reach_wait.value()
+        self.reach_wait.setToolTip(
+            "After Enable VPN, fiotray follows the device until it applied the change and "
+            "answers over the VPN, and tells you either way. Devices check in every few "
+            "minutes and the VPN server syncs every few minutes."
+        )
         desktop_box = QGroupBox("Desktop")
         desktop_layout = QVBoxLayout(desktop_box)
         desktop_layout.addWidget(self.autostart)
-        desktop_layout.addWidget(self.notifications)
+        # On the notifications' line: the dialog must fit a 600-pixel-high screen.
+        notify_row = QHBoxLayout()
+        notify_row.addWidget(self.notifications)
+        notify_row.addStretch(1)
+        wait_label = QLabel("&Wait for an enabled device:")
+        wait_label.setBuddy(self.reach_wait)
+        notify_row.addWidget(wait_label)
+        notify_row.addWidget(self.reach_wait)
+        desktop_layout.addLayout(notify_row)
         click_form = form_layout()
         click_form.addRow("&Left click on the tray icon:", self.left_click)
         desktop_layout.addLayout(click_form)
@@ -217,6 +237,7 @@ class SettingsDialog(WorkDialog):
             self.autostart,
             self.notifications,
             self.left_click,
+            self.reach_wait,
             self.ok_button,
             self.cancel_button,
         ]
@@ -284,6 +305,9 @@ class SettingsDialog(WorkDialog):
             notifications=self.notifications.isChecked(),
             left_click=str(self.left_click.currentData() or "menu"),
         )
+        if self.reach_wait.value() != self._reach_wait_shown:
+            # Only a change: a wait set in seconds in settings.json is not rounded away.
+            settings = dataclasses.replace(settings, reach_wait=self.reach_wait.value() * 60.0)
         try:
             self.backend.set_default_tunnel(str(self.default_tunnel.currentData() or ""))
             for name, box in self.autoconnect.items():
