@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QFileDialog, QPushButton
 
 from fiotray.core.transfer import CopyPlan
 from fiotray.gui.dialogs.copy import CopyDialog
@@ -116,7 +116,7 @@ async def test_inputs_are_checked(qtbot, backend, upload, tmp_path):
     dialog.open()
     if upload:
         assert not dialog.ok_button.isEnabled()
-        assert dialog.message.text() == "Choose the files to copy."
+        assert dialog.message.text() == "Choose the files or the folder to copy."
     else:
         dialog.remote_edit.setText("")
         assert not dialog.ok_button.isEnabled()
@@ -126,6 +126,69 @@ async def test_inputs_are_checked(qtbot, backend, upload, tmp_path):
         dialog.local_edit.setText(str(tmp_path))
         assert dialog.ok_button.isEnabled()
     shot(dialog, f"copy-{'to' if upload else 'from'}-empty.png")
+
+
+async def test_files_or_a_folder_are_chosen_with_qt_file_dialogs(qtbot, backend, tmp_path):
+    """Files… picks files, Folder… one folder (copied with -r), through Qt's own dialog
+    driven as a person would: a name typed into it, then accepted."""
+    for name in ("a.bin", "b.bin"):
+        (tmp_path / name).write_bytes(b"x")
+    folder = tmp_path / "logs"
+    (folder / "deep").mkdir(parents=True)
+    (folder / "deep" / "c.log").write_text("c")
+    dialog = CopyDialog(backend, "demo", "gateway-01", upload=True)
+    qtbot.addWidget(dialog)
+    dialog.open()
+
+    dialog.files_button.click()
+    chooser = dialog.file_dialog
+    assert chooser is not None and chooser.isVisible() and chooser.isModal()
+    assert chooser.fileMode() == QFileDialog.FileMode.ExistingFiles
+    chooser.setDirectory(str(tmp_path))
+    chooser.selectFile('"a.bin" "b.bin"')  # the name field's text for two files
+    chooser.accept()
+    assert dialog.sources == [str(tmp_path / "a.bin"), str(tmp_path / "b.bin")]
+    assert not dialog._recursive() and dialog.ok_button.isEnabled()
+    await until(lambda: dialog.file_dialog is None, "the files chooser still open")
+
+    dialog.folder_button.click()
+    chooser = dialog.file_dialog
+    assert chooser is not None and chooser.fileMode() == QFileDialog.FileMode.Directory
+    assert chooser.testOption(QFileDialog.Option.ShowDirsOnly)
+    assert chooser.directory().absolutePath() == str(tmp_path)  # where the last ones were
+    chooser.selectFile(str(folder))
+    chooser.accept()
+    assert dialog.sources == [str(folder)] and dialog._recursive()
+    assert dialog.local_edit.text() == f"{folder}/"
+    shot(dialog, "copy-to-folder.png")
+
+    # Dismissed: the choice stays as it was.
+    dialog.files_button.click()
+    assert dialog.file_dialog is not None
+    dialog.file_dialog.reject()
+    assert dialog.sources == [str(folder)]
+
+
+async def test_download_destination_is_chosen_as_a_folder(qtbot, backend, tmp_path):
+    into = tmp_path / "into"
+    into.mkdir()
+    dialog = CopyDialog(backend, "demo", "gateway-01", upload=False)
+    qtbot.addWidget(dialog)
+    dialog.open()
+    assert dialog.recursive is not None and not dialog.recursive.isChecked()
+    dialog.remote_edit.setText("/var/log")
+    dialog.recursive.setChecked(True)
+    dialog.local_edit.setText(str(tmp_path))
+    browse = [b for b in dialog.findChildren(QPushButton) if b.text() == "&Browse…"]
+    browse[0].click()
+    chooser = dialog.file_dialog
+    assert chooser is not None and chooser.fileMode() == QFileDialog.FileMode.Directory
+    assert chooser.directory().absolutePath() == str(tmp_path)
+    chooser.selectFile(str(into))
+    chooser.accept()
+    assert dialog.local_edit.text() == str(into) and dialog.ok_button.isEnabled()
+    assert dialog._recursive()
+    shot(dialog, "copy-from-folder.png")
 
 
 async def tick_refit() -> None:
@@ -172,7 +235,8 @@ async def test_files_dropped_on_a_device_row_open_the_copy_dialog(window, backen
     dialog = window.findChild(CopyDialog)
     assert dialog is not None and dialog.isVisible()
     assert (dialog.device, dialog.upload, dialog._sources) == (device.device.name, True, dropped)
-    assert dialog.recursive.isChecked()  # a folder came with them
+    assert dialog.recursive is None and dialog._recursive()  # a folder came with them
+    assert dialog.local_edit.text() == f"{dropped[0]}; {folder}/"
     assert dialog.ok_button.isEnabled()
     dialog.reject()
 

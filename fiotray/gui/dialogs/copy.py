@@ -1,5 +1,8 @@
 """Copy files to or from a device: the paths, then a progress bar, Cancel and the result.
 
+An upload takes files (Files…), a folder with its contents (Folder…) or what was dropped
+on the device row; a download takes a path on the device and a local folder (Browse…).
+
 The copy is ops.transfer's (scp over the device's SSH route); this dialog only asks
 for the paths and shows the progress events. Cancel while a copy runs stops scp and
 shows how much arrived ("Partial copy: ..."), without closing, so the result is read;
@@ -13,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QDir, QEvent, QObject
 from PySide6.QtGui import QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QProgressBar,
     QVBoxLayout,
@@ -60,32 +64,53 @@ class CopyDialog(WorkDialog):
         self.result: CopyResult | None = None
         shown = safe_text(device, 60)
         self.setWindowTitle(f"Copy files to {shown}" if upload else f"Copy from {shown}")
-        self.setMinimumWidth(520)
+        # An upload's field shares its row with two buttons.
+        self.setMinimumWidth(600 if upload else 520)
 
         form = form_layout()
-        self.local_edit = line_edit(
-            "choose with Browse…, or drop files on the device row" if upload else "a local folder"
-        )
         # A path on the device, not a temporary file of this machine's.
         device_tmp = "/var/tmp/"  # noqa: S108
         self.remote_edit = line_edit(device_tmp if upload else "/var/log/messages")
-        browse = side_button("&Browse…", "Choose files" if upload else "Choose a folder")
-        browse.clicked.connect(self._browse)
         self._sources = list(sources or [])
+        self._file_dialog: QFileDialog | None = None
+        self.recursive: QCheckBox | None
         if upload:
-            self.local_edit.setText("; ".join(self._sources))
-            self.local_edit.setReadOnly(True)  # the list comes from Browse… (or a drop)
-            add_file_row(form, "&Files:", self.local_edit, browse)
+            self.local_edit = line_edit("nothing chosen yet")
+            self.local_edit.setReadOnly(True)  # the list comes from the buttons (or a drop)
+            self._show_sources()
+            # Two buttons: no file dialog picks files and folders in one go, and a folder
+            # is what a user copies as often as a file.
+            self.files_button = side_button("F&iles…", "Choose files to copy")
+            self.files_button.clicked.connect(self._choose_files)
+            self.folder_button = side_button(
+                "F&older…", "Choose a folder to copy, with its contents"
+            )
+            self.folder_button.clicked.connect(self._choose_folder)
+            row = QHBoxLayout()
+            row.setContentsMargins(0, 0, 0, 0)
+            row.addWidget(self.local_edit, 1)
+            row.addWidget(self.files_button)
+            row.addWidget(self.folder_button)
+            form.addRow("&Copy:", row)
+            label = form.labelForField(row)
+            if isinstance(label, QLabel):
+                label.setBuddy(self.local_edit)
             self.remote_edit.setText(device_tmp)
             form.addRow(f"&To (on {shown}):", self.remote_edit)
+            self.recursive = None
         else:
             form.addRow(f"&From (on {shown}):", self.remote_edit)
             downloads = Path.home() / "Downloads"
+            self.local_edit = line_edit("a local folder")
             self.local_edit.setText(str(downloads if downloads.is_dir() else Path.home()))
+            browse = side_button("&Browse…", "Choose the folder to copy into")
+            browse.clicked.connect(self._choose_dest)
             add_file_row(form, "&To folder:", self.local_edit, browse)
-        self.recursive = QCheckBox("Copy folders and their contents (&recursive)")
-        self.recursive.setChecked(any(os.path.isdir(p) for p in self._sources))
-        form.addRow("", self.recursive)
+            # Only a download needs the question: an upload's folders are known on disk.
+            self.recursive = QCheckBox(
+                "The path is a folder: copy it and its contents (&recursive)"
+            )
+            form.addRow("", self.recursive)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -113,22 +138,88 @@ class CopyDialog(WorkDialog):
 
     # -- input ----------------------------------------------------------------------------
 
-    def _browse(self) -> None:
-        if self.upload:
-            files, _ = QFileDialog.getOpenFileNames(self, "Files to copy")
-            if files:
-                self._sources = files
-                self.local_edit.setText("; ".join(files))
-        else:
-            folder = QFileDialog.getExistingDirectory(self, "Copy into", self.local_edit.text())
-            if folder:
-                self.local_edit.setText(folder)
+    @property
+    def file_dialog(self) -> QFileDialog | None:
+        """The chooser last opened by Files…, Folder… or Browse… (tests drive it)."""
+        return self._file_dialog
+
+    def _chooser(self, title: str, mode: QFileDialog.FileMode, start: str) -> QFileDialog:
+        # Qt's own dialog opened with open(): no nested event loop, and the same on every
+        # desktop (a native one can hang without a portal). Hidden files are shown: what is
+        # copied to a device is often a dotfile or a folder in ~/.config.
+        dialog = QFileDialog(self, title)
+        dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+        dialog.setFileMode(mode)
+        if mode == QFileDialog.FileMode.Directory:
+            dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.setFilter(dialog.filter() | QDir.Filter.Hidden)
+        if os.path.isdir(start):
+            dialog.setDirectory(start)
+        # Its selection signals come before finished: the choice is taken, then it goes.
+        dialog.finished.connect(self._chooser_done)
+        self._file_dialog = dialog
+        return dialog
+
+    def _chooser_done(self) -> None:
+        if self._file_dialog is not None:
+            self._file_dialog.deleteLater()
+            self._file_dialog = None
+
+    def _start_folder(self) -> str:
+        """Where a chooser opens: next to what was chosen last, else the home folder."""
+        if self._sources:
+            return os.path.dirname(self._sources[0].rstrip("/")) or str(Path.home())
+        return str(Path.home())
+
+    def _choose_files(self) -> None:
+        dialog = self._chooser(
+            "Files to copy", QFileDialog.FileMode.ExistingFiles, self._start_folder()
+        )
+        dialog.filesSelected.connect(self._set_sources)
+        dialog.open()
+
+    def _choose_folder(self) -> None:
+        dialog = self._chooser(
+            "Folder to copy", QFileDialog.FileMode.Directory, self._start_folder()
+        )
+        dialog.fileSelected.connect(self._set_folder)
+        dialog.open()
+
+    def _choose_dest(self) -> None:
+        dialog = self._chooser("Copy into", QFileDialog.FileMode.Directory, self.local_edit.text())
+        dialog.fileSelected.connect(self.local_edit.setText)
+        dialog.open()
+
+    def _set_sources(self, paths: list[str]) -> None:
+        if paths:
+            self._sources = list(paths)
+            self._show_sources()
+
+    def _set_folder(self, folder: str) -> None:
+        self._set_sources([folder])
+
+    def _show_sources(self) -> None:
+        # A folder ends in '/': it goes with everything in it.
+        shown = [p.rstrip("/") + "/" if os.path.isdir(p) else p for p in self._sources]
+        self.local_edit.setText("; ".join(shown))
+        # The end shows when the field is too narrow: the names, not a long common start.
+        self.local_edit.setCursorPosition(len(self.local_edit.text()))
+        self.local_edit.setToolTip("\n".join(shown))
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self._sources)
+
+    def _recursive(self) -> bool:
+        if self.recursive is None:  # an upload: scp needs -r exactly when a folder goes
+            return any(os.path.isdir(p) for p in self._sources)
+        return self.recursive.isChecked()
 
     def _check(self) -> tuple[bool, str]:
         if self.result is not None:
             return False, ""
         if self.upload and not self._sources:
-            return False, "Choose the files to copy."
+            return False, "Choose the files or the folder to copy."
         if not self.upload and not self.remote_edit.text():
             return False, f"Which file on {self.device}?"
         if not self.upload and not os.path.isdir(self.local_edit.text()):
@@ -141,7 +232,7 @@ class CopyDialog(WorkDialog):
         assert self.backend is not None
         backend = self.backend
         remote = self.remote_edit.text()
-        recursive = self.recursive.isChecked()
+        recursive = self._recursive()
 
         async def call() -> CopyResult:
             if self.upload:
