@@ -33,6 +33,9 @@ time.sleep(0.05)
 out.write("\r" + name + "  50% 2048KB   2.0MB/s   00:01 ETA"); out.flush()
 if sys.argv[1] == "hang":
     time.sleep(60)
+if sys.argv[1] == "fail":
+    sys.stderr.write("scp: /var/tmp/payload.bin: No space left on device\n")
+    sys.exit(1)
 out.write("\r" + name + " 100% 4096KB   4.0MB/s   00:01    \n"); out.flush()
 """
 # Screenshots to look at go where FIOTRAY_SHOTS says; without it, grabbed and checked only.
@@ -83,6 +86,7 @@ async def test_copy_shows_progress_and_the_result(qtbot, backend, tmp_path):
     )
     assert not dialog.ok_button.isVisible() and dialog.cancel_button.text() == "Close"
     assert "100%" in dialog.progress_label.text()
+    assert dialog.windowTitle() == "Done — Copy files to gateway-01"
     shot(dialog, "copy-done.png")
     dialog.cancel_button.click()
     assert not dialog.isVisible()
@@ -93,6 +97,7 @@ async def test_cancel_mid_copy_says_what_arrived_and_stays_open(qtbot, backend, 
     dialog.ok_button.click()
     await until(lambda: "50%" in dialog.progress_label.text(), "no 50% reading")
     assert dialog.progress.value() == 50 and dialog.cancel_button.isEnabled()
+    assert dialog.windowTitle() == "50% — Copy files to gateway-01"
     await tick_refit()
     shot(dialog, "copy-running.png")
     dialog.cancel_button.click()  # stops scp; the dialog stays
@@ -104,9 +109,24 @@ async def test_cancel_mid_copy_says_what_arrived_and_stays_open(qtbot, backend, 
         "incomplete (kept)."
     )
     assert dialog.message.property("kind") == "error"
+    assert dialog.windowTitle() == "Stopped — Copy files to gateway-01"
     shot(dialog, "copy-cancelled.png")
     dialog.cancel_button.click()
     assert not dialog.isVisible()
+
+
+async def test_a_failed_copy_says_why_in_one_line(qtbot, backend, tmp_path):
+    dialog = dialog_with_fake_scp(qtbot, backend, tmp_path, "fail")
+    dialog.ok_button.click()
+    await asyncio.wait_for(asyncio.shield(dialog.work), timeout=10)
+    assert dialog.message.text() == (
+        "Copy to gateway-01 failed: /var/tmp/payload.bin: no space left on device."
+    )
+    assert dialog.message.property("kind") == "error"
+    assert dialog.windowTitle() == "Failed — Copy files to gateway-01"
+    assert dialog.progress_label.text() == "Stopped at 50% of payload.bin."
+    assert dialog.ok_button.isEnabled()  # to try again once there is room
+    shot(dialog, "copy-failed.png")
 
 
 @pytest.mark.parametrize("upload", [True, False])

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fiotray.core.errors import FiotrayError
 from fiotray.core.format import safe_text, size
 from fiotray.gui.dialogs.base import (
     WorkDialog,
@@ -63,7 +64,8 @@ class CopyDialog(WorkDialog):
         self.job: CopyJob | None = None
         self.result: CopyResult | None = None
         shown = safe_text(device, 60)
-        self.setWindowTitle(f"Copy files to {shown}" if upload else f"Copy from {shown}")
+        self.title = f"Copy files to {shown}" if upload else f"Copy from {shown}"
+        self.setWindowTitle(self.title)
         # An upload's field shares its row with two buttons.
         self.setMinimumWidth(600 if upload else 520)
 
@@ -249,7 +251,12 @@ class CopyDialog(WorkDialog):
             self.progress_label.show()
             self._schedule_refit()  # grow for the bar, rather than squeeze the inputs
             self.cancel_button.setEnabled(True)
-            return await backend.run_copy(self.job, self.on_progress)
+            try:
+                return await backend.run_copy(self.job, self.on_progress)
+            except FiotrayError:
+                self.setWindowTitle(f"Failed — {self.title}")  # the reason shows below
+                self._show_stopped()
+                raise
 
         self._start(call, "Copying…", self._finished)
         # Cancel stays live during the copy: it stops scp (see reject).
@@ -257,6 +264,8 @@ class CopyDialog(WorkDialog):
 
     def on_progress(self, event: CopyProgress) -> None:
         self.progress.setValue(event.percent)
+        # In the title too: a taskbar, or a window behind others, shows how far it got.
+        self.setWindowTitle(f"{event.percent}% — {self.title}")
         of = f" of {size(event.total)}" if event.total else ""
         eta = f", {event.eta} left" if event.eta else ""
         self.progress_label.setText(
@@ -266,19 +275,24 @@ class CopyDialog(WorkDialog):
 
     def _finished(self, result: Any) -> None:
         self.result = result
+        state = "Done" if result.ok else "Stopped" if result.cancelled else "Failed"
+        self.setWindowTitle(f"{state} — {self.title}")
         if result.ok:
             self.progress.setValue(100)
             self.show_hint(result.summary())
         else:
-            last = self.job.last if self.job is not None else None
-            if last is not None:  # where it stopped, without the ETA of a copy that ended
-                self.progress_label.setText(
-                    f"Stopped at {last.percent}% of {safe_text(last.name, 50)}."
-                )
+            self._show_stopped()
             self.show_error(result.summary())
         self.ok_button.setEnabled(False)
         self.ok_button.hide()
         self.cancel_button.setText("Close")
+
+    def _show_stopped(self) -> None:
+        last = self.job.last if self.job is not None else None
+        if last is not None:  # where it stopped, without the ETA of a copy that ended
+            self.progress_label.setText(
+                f"Stopped at {last.percent}% of {safe_text(last.name, 50)}."
+            )
 
     def reject(self) -> None:
         # While scp runs, Cancel stops it and the dialog stays to show what arrived.
