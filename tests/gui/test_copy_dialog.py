@@ -84,6 +84,7 @@ async def test_copy_shows_progress_and_the_result(qtbot, backend, tmp_path):
     assert dialog.message.text() == (
         f"Copied 1 file, 4.0 MiB ({SIZE} bytes), to gateway-01:/var/tmp/."
     )
+    assert dialog.message.property("kind") == "done"
     assert not dialog.ok_button.isVisible() and dialog.cancel_button.text() == "Close"
     assert "100%" in dialog.progress_label.text()
     assert dialog.windowTitle() == "Done — Copy files to gateway-01"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QDir, QEvent, QObject
-from PySide6.QtGui import QDragMoveEvent, QDropEvent
+from PySide6.QtGui import QDragMoveEvent, QDropEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -38,6 +38,7 @@ from fiotray.gui.dialogs.base import (
     line_edit,
     note_label,
     page_widget,
+    set_text_color,
     side_button,
 )
 
@@ -280,6 +281,9 @@ class CopyDialog(WorkDialog):
         if result.ok:
             self.progress.setValue(100)
             self.show_hint(result.summary())
+            # The result, not a hint about the input: in the text's own colour, not muted.
+            self.message.setProperty("kind", "done")
+            set_text_color(self.message, self.palette().color(QPalette.ColorRole.WindowText))
         else:
             self._show_stopped()
             self.show_error(result.summary())
