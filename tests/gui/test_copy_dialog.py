@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import shiboken6
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QFileDialog, QPushButton
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit, QPushButton, QWidget
 
 from fiotray.core.transfer import CopyPlan
 from fiotray.gui.dialogs.copy import CopyDialog
@@ -50,12 +52,14 @@ async def until(check, what: str, timeout: float = 10) -> None:
     assert check(), what
 
 
-def dialog_with_fake_scp(qtbot, backend, tmp_path: Path, mode: str) -> CopyDialog:
+def dialog_with_fake_scp(
+    qtbot, backend, tmp_path: Path, mode: str, script: str = FAKE_SCP
+) -> CopyDialog:
     payload = tmp_path / "payload.bin"
     payload.write_bytes(b"\0" * SIZE)
 
     async def plan_copy_to(factory, device, sources, dest, *, recursive):
-        argv = [sys.executable, "-c", FAKE_SCP, mode]
+        argv = [sys.executable, "-c", script, mode]
         return CopyPlan("upload", device, argv, (str(payload),), dest, SIZE)
 
     backend.plan_copy_to = plan_copy_to
@@ -63,6 +67,14 @@ def dialog_with_fake_scp(qtbot, backend, tmp_path: Path, mode: str) -> CopyDialo
     qtbot.addWidget(dialog)
     dialog.open()
     return dialog
+
+
+def shot_of(widget: QWidget, name: str) -> None:
+    image = widget.grab()
+    assert not image.isNull()
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        image.save(str(Path(SHOTS) / name))
 
 
 def shot(dialog: CopyDialog, name: str) -> None:
@@ -128,6 +140,74 @@ async def test_a_failed_copy_says_why_in_one_line(qtbot, backend, tmp_path):
     assert dialog.progress_label.text() == "Stopped at 50% of payload.bin."
     assert dialog.ok_button.isEnabled()  # to try again once there is room
     shot(dialog, "copy-failed.png")
+
+
+# ssh asking for a key's passphrase through $SSH_ASKPASS, as it does under
+# SSH_ASKPASS_REQUIRE=force: the copy goes on with the right answer only.
+ASKING_SCP = r"""
+import os, subprocess, sys
+prompt = "Enter passphrase for key '/home/me/.ssh/id_ed25519': "
+got = subprocess.run([os.environ["SSH_ASKPASS"], prompt], capture_output=True, text=True)
+if got.returncode == 0 and got.stdout == "open sesame\n":
+    sys.stdout.write("\rpayload.bin 100% 4096KB   4.0MB/s   00:01    \n")
+    sys.exit(0)
+sys.stderr.write("dev@10.42.42.7: Permission denied (publickey).\n")
+sys.exit(255)
+"""
+
+
+async def _asked(dialog: CopyDialog):
+    await until(lambda: dialog.asker is not None and dialog.asker.isVisible(), "no prompt")
+    assert dialog.asker is not None
+    return dialog.asker
+
+
+async def test_a_keys_passphrase_is_asked_in_a_password_dialog(qtbot, backend, tmp_path):
+    dialog = dialog_with_fake_scp(qtbot, backend, tmp_path, "ok", script=ASKING_SCP)
+    dialog.ok_button.click()
+    asker = await _asked(dialog)
+    assert asker.isModal() and asker.textEchoMode() == QLineEdit.EchoMode.Password
+    assert asker.labelText() == (
+        "Passphrase for the SSH key /home/me/.ssh/id_ed25519:\n"
+        "(ssh-add adds the key to your SSH agent; then nothing asks for it)"
+    )
+    assert dialog.busy_label.text() == "Waiting for the key's passphrase…"
+    edit = asker.findChild(QLineEdit)
+    QTest.keyClicks(edit, "open sesame")
+    await tick_refit()
+    shot_of(asker, "copy-passphrase.png")
+    QTest.keyClick(edit, Qt.Key.Key_Return)
+    await asyncio.wait_for(asyncio.shield(dialog.work), timeout=10)
+    assert dialog.result is not None and dialog.result.ok, dialog.message.text()
+    assert dialog.asker is None
+
+
+async def test_a_dismissed_passphrase_says_what_to_do(qtbot, backend, tmp_path):
+    dialog = dialog_with_fake_scp(qtbot, backend, tmp_path, "ok", script=ASKING_SCP)
+    dialog.ok_button.click()
+    asker = await _asked(dialog)
+    QTest.keyClick(asker, Qt.Key.Key_Escape)
+    await asyncio.wait_for(asyncio.shield(dialog.work), timeout=10)
+    assert dialog.message.text() == (
+        "Copy to gateway-01 failed: no passphrase was given for the SSH key "
+        "/home/me/.ssh/id_ed25519. To copy without being asked, add the key to your SSH "
+        "agent: ssh-add /home/me/.ssh/id_ed25519"
+    )
+    assert dialog.windowTitle() == "Failed — Copy files to gateway-01"
+    shot(dialog, "copy-passphrase-dismissed.png")
+
+
+async def test_cancel_while_the_passphrase_is_asked_closes_the_prompt(qtbot, backend, tmp_path):
+    dialog = dialog_with_fake_scp(qtbot, backend, tmp_path, "ok", script=ASKING_SCP)
+    dialog.ok_button.click()
+    asker = await _asked(dialog)
+    assert dialog.cancel_button.isEnabled()
+    # What Cancel does (a person meets the modal prompt first; a quit gets here too).
+    dialog.reject()
+    await asyncio.wait_for(asyncio.shield(dialog.work), timeout=10)
+    assert dialog.result is not None and dialog.result.cancelled
+    assert dialog.asker is None
+    assert not shiboken6.isValid(asker) or not asker.isVisible()  # closed, then deleted
 
 
 @pytest.mark.parametrize("upload", [True, False])

@@ -11,7 +11,9 @@ closing the dialog while it runs stops the copy too.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,9 +23,12 @@ from PySide6.QtGui import QDragMoveEvent, QDropEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QDialog,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QVBoxLayout,
     QWidget,
@@ -76,6 +81,7 @@ class CopyDialog(WorkDialog):
         self.remote_edit = line_edit(device_tmp if upload else "/var/log/messages")
         self._sources = list(sources or [])
         self._file_dialog: QFileDialog | None = None
+        self._asker: QInputDialog | None = None
         self.recursive: QCheckBox | None
         if upload:
             self.local_edit = line_edit("nothing chosen yet")
@@ -247,6 +253,7 @@ class CopyDialog(WorkDialog):
                     self.factory, self.device, remote, self.local_edit.text(), recursive=recursive
                 )
             self.job = backend.copy_job(plan)
+            self.job.ask = self._ask  # a key's passphrase, in a password dialog over this one
             self.progress.setValue(0)
             self.progress.show()
             self.progress_label.show()
@@ -262,6 +269,41 @@ class CopyDialog(WorkDialog):
         self._start(call, "Copying…", self._finished)
         # Cancel stays live during the copy: it stops scp (see reject).
         self.cancel_button.setEnabled(True)
+
+    @property
+    def asker(self) -> QInputDialog | None:
+        """The passphrase dialog while ssh waits for it (tests answer it)."""
+        return self._asker
+
+    async def _ask(self, prompt: str) -> str | None:
+        """ssh's prompt in a password dialog, window-modal over this one; None when it is
+        dismissed (ssh then tries its next key, and the failure says what happened)."""
+        asker = QInputDialog(self)
+        asker.setWindowTitle(f"Passphrase — {self.title}")
+        asker.setInputMode(QInputDialog.InputMode.TextInput)
+        asker.setTextEchoMode(QLineEdit.EchoMode.Password)
+        asker.setLabelText(prompt_label(prompt))
+        asker.setOkButtonText("&Continue")
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+
+        def finished(code: int) -> None:
+            if not answer.done():
+                accepted = code == QDialog.DialogCode.Accepted.value
+                answer.set_result(asker.textValue() if accepted else None)
+
+        asker.finished.connect(finished)
+        self._asker = asker
+        self.busy_label.setText("Waiting for the key's passphrase…")
+        asker.open()
+        try:
+            return await answer
+        finally:
+            # Cancelled (the copy stopped, ssh gave up): the question goes with it.
+            asker.setTextValue("")
+            asker.close()
+            asker.deleteLater()
+            self._asker = None
+            self.busy_label.setText("Copying…")
 
     def on_progress(self, event: CopyProgress) -> None:
         self.progress.setValue(event.percent)
@@ -305,6 +347,22 @@ class CopyDialog(WorkDialog):
             self.busy_label.setText("Stopping the copy…")
             return
         super().reject()
+
+
+def prompt_label(prompt: str) -> str:
+    """ssh's prompt as the passphrase dialog says it: which key, and how not to be asked."""
+    retry = prompt.startswith("Wrong passphrase, try again. ")
+    prompt = prompt.removeprefix("Wrong passphrase, try again. ")
+    match = re.fullmatch(r"Enter passphrase for key '(.*)': ?", prompt)
+    if match is None:
+        text = safe_text(prompt.strip(), 200)
+    else:
+        key = safe_text(match[1], 120)
+        text = (
+            f"Passphrase for the SSH key {key}:\n"
+            "(ssh-add adds the key to your SSH agent; then nothing asks for it)"
+        )
+    return f"Wrong passphrase, try again.\n{text}" if retry else text
 
 
 class FileDrops(QObject):
