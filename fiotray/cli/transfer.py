@@ -88,10 +88,11 @@ class _TerminalAsk:
             if not answer.done() and (not data or b"\n" in line):
                 answer.set_result(bytes(line).split(b"\n", 1)[0] if data else None)
 
+        # TCSAFLUSH, as ssh's readpassphrase: keys typed before the prompt are not taken;
+        # so the echo goes off before the prompt shows, and nothing typed after it is lost.
+        termios.tcsetattr(self.fd, termios.TCSAFLUSH, quiet)
         # The start of the line, erased: a prompt after a meter reading would run into it.
         os.write(self.fd, f"\r\x1b[K{safe_text(prompt)}".encode())
-        # TCSAFLUSH, as ssh's readpassphrase: keys typed before the prompt are not taken.
-        termios.tcsetattr(self.fd, termios.TCSAFLUSH, quiet)
         loop.add_reader(self.fd, readable)
         try:
             got = await answer

@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from fiotray.core import askpass
 from fiotray.core.errors import FiotrayError
 from fiotray.core.format import safe_text, size
 from fiotray.core.ssh import SshSettings, SshTarget, ssh_argv
@@ -439,28 +440,6 @@ _PASSPHRASE_RE = re.compile(r"Enter passphrase for key '(?P<key>.*)': ?")
 # waits there for an answer nobody can type.
 _TTY_PROMPT_RE = re.compile(r"(?:passphrase|password)[^\n]*:\s*$", re.IGNORECASE)
 
-# The program ssh runs as SSH_ASKPASS: its prompt (argv[1]) and the pid of the ssh that
-# asks go to the job's socket; the answer comes back ("+" and the text, or "-" for none)
-# and goes to ssh on stdout, as an askpass program's answer does. stdlib only, run with
-# -I -S: nothing of the user's Python environment is imported into it.
-_ASKPASS_CLIENT = """
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[1])
-prompt = sys.argv[2] if len(sys.argv) > 2 else ""
-s.sendall(("%d\\n%s" % (os.getppid(), prompt)).encode("utf-8", "surrogateescape"))
-s.shutdown(socket.SHUT_WR)
-data = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-if not data.startswith(b"+"):
-    sys.exit(1)
-sys.stdout.buffer.write(data[1:] + b"\\n")
-"""
-
 Ask = Callable[[str], Awaitable[str | None]]
 """Ask a person ssh's prompt (a key's passphrase, a password); None when they would not."""
 
@@ -476,7 +455,7 @@ class PromptRecord:
 
 
 class _Askpass:
-    """The private socket and program that bring ssh's prompts to `ask`.
+    """The private socket and program (core.askpass) that bring ssh's prompts to `ask`.
 
     One per copy: a 0700 directory of its own holds both, so only this user can connect,
     and it is removed when the copy ends. A passphrase is kept while the copy runs, only
@@ -498,11 +477,16 @@ class _Askpass:
     async def start(self) -> dict[str, str]:
         """Listen; the environment scp needs so its ssh asks here."""
         self._server = await asyncio.start_unix_server(self._handle, path=self.socket_path)
-        script = (
-            "#!/bin/sh\n"
-            f"exec {shlex.quote(sys.executable)} -I -S -c {shlex.quote(_ASKPASS_CLIENT)} "
-            f'{shlex.quote(self.socket_path)} "$@"\n'
-        )
+        sock = shlex.quote(self.socket_path)
+        if getattr(sys, "frozen", False):
+            # The bundle has no python to run a script with: its own executable answers
+            # when the socket is in its environment (fiotray/__main__.py).
+            command = f'{askpass.SOCKET_ENV}={sock} exec {shlex.quote(sys.executable)} "$@"'
+        else:
+            # -I -S: the program imports nothing of the user's Python set-up.
+            program = shlex.quote(askpass.__file__)
+            command = f'exec {shlex.quote(sys.executable)} -I -S {program} {sock} "$@"'
+        script = f"#!/bin/sh\n{command}\n"
         fd = os.open(self.program, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
         with os.fdopen(fd, "w") as fh:
             fh.write(script)
@@ -713,9 +697,9 @@ class CopyJob:
                 self.prompts.on_terminal = prompt
                 _signal_group(self._proc.pid, signal.SIGTERM)
 
-        askpass = _Askpass(self.ask, self.prompts)
+        prompts = _Askpass(self.ask, self.prompts)
         try:
-            env = {**os.environ, **await askpass.start()}
+            env = {**os.environ, **await prompts.start()}
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, _PTY_COLUMNS, 0, 0))
             try:
                 self._proc = await asyncio.create_subprocess_exec(
@@ -764,7 +748,7 @@ class CopyJob:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(master)
             os.close(master)
-            await askpass.close()
+            await prompts.close()
         emit(reader.finish())
         copied = self.last.copied if self.last else 0
         if self.plan.local_file and (self.cancelled or proc.returncode != 0):

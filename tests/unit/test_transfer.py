@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from fiotray.core import askpass
 from fiotray.core.errors import FiotrayError
 from fiotray.core.ssh import SshSettings, SshTarget, ssh_argv
 from fiotray.core.transfer import (
@@ -452,3 +454,27 @@ def test_a_file_named_like_a_prompt_is_progress_not_a_prompt() -> None:
     assert events and reader.pending_prompt() is None
     reader.feed(b"\rpassword.txt  50%   50     0.0KB/s   00:")  # cut mid-reading
     assert reader.pending_prompt() is None
+
+
+def test_the_bundled_app_is_its_own_askpass_program(tmp_path: Path, monkeypatch) -> None:
+    """A PyInstaller bundle has no python to run core/askpass.py with: ssh runs the
+    bundle's executable, which answers through fiotray/__main__.py."""
+    bundle = tmp_path / "fiotray"
+    bundle.write_text(f'#!/bin/sh\nexec {sys.executable} -m fiotray "$@"\n')
+    bundle.chmod(0o755)
+    plan = _asking_plan("same", "s3cret")  # the stand-in for scp runs on this python
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(bundle))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    asked: list[str] = []
+
+    async def ask(prompt: str) -> str | None:
+        asked.append(prompt)
+        return "s3cret"
+
+    result = asyncio.run(CopyJob(plan, ask).run())
+    assert result.ok, result.error
+    assert len(asked) == 1
+    # The socket and the program went with the copy.
+    assert not list(tmp_path.glob("fiotray-askpass-*"))
+    assert askpass.SOCKET_ENV == "FIOTRAY_ASKPASS_SOCKET"  # as fiotray/__main__.py reads it
