@@ -662,7 +662,10 @@ class CopyJob:
             for path in plan.sources:
                 if os.path.basename(path) == name and os.path.isfile(path):
                     return os.stat(path).st_size
-            return plan.total_bytes if len(plan.sources) == 1 and plan.total_bytes else None
+            # One file, named otherwise by scp (cut short): its size is the total. Not so for
+            # one folder, whose total is all of its files'.
+            single = len(plan.sources) == 1 and os.path.isfile(plan.sources[0])
+            return plan.total_bytes if single and plan.total_bytes else None
         if plan.local_file:
             with contextlib.suppress(OSError):
                 return os.stat(plan.local_file).st_size

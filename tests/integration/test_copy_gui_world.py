@@ -3,9 +3,11 @@
 The engineer right-clicks a device, picks "Copy files to device…", chooses a file in
 the file dialog (its path typed into the name field), types the folder on the device
 and presses Enter: the file arrives on the device byte for byte. Then "Copy from
-device…" brings a device's file into a local folder. The dialog's title says when a
-copy is done ("Done — ..."), which is what the test waits for. Screenshots go to
-artifacts/.
+device…" brings a device's file into a local folder. With a key locked by a
+passphrase and no agent, a folder chosen with Folder… goes after the passphrase is
+typed into the dialog that asks for it (once for both hops of the jump route). The
+dialog's title says when a copy is done ("Done — ..."), which is what the test waits
+for. Screenshots go to artifacts/.
 """
 
 from __future__ import annotations
@@ -13,13 +15,19 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.app_socket import AppSocket, wait_for
 from tests.engineer import Engineer
-from tests.integration.test_copy_real import _random_file, device_dir  # noqa: F401 - fixture
+from tests.integration.test_copy_real import (  # noqa: F401 - fixtures, used by name
+    PASSPHRASE,
+    _random_file,
+    device_dir,
+    locked_key,
+)
 from tests.integration.test_gui_world import (
     filter_to,
     gui_engineer,  # noqa: F401 - the fixture, used by name
@@ -39,6 +47,36 @@ def _sha256(path: Path) -> str:
 
 def _title(xsession: XSession, window: str) -> str:
     return xsession.run("xdotool", "getwindowname", window, check=False).stdout.strip()
+
+
+def _start_app(engineer: Engineer, xsession: XSession, name: str) -> subprocess.Popen[bytes]:
+    env = {
+        "DISPLAY": xsession.env["DISPLAY"],
+        "QT_QPA_PLATFORM": "xcb",
+        "XDG_CURRENT_DESKTOP": "openbox",
+    }
+    log = xsession.root / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return engineer.spawn("--hidden", env=env, log=log)
+
+
+def _open_devices_window(xsession: XSession, app: AppSocket) -> None:
+    icon = xsession.wait_tray_icon("fiotray", timeout=30)
+    wait_for("the app's socket", app.path.exists, timeout=20)
+    wait_for("the tunnel connected at start", lambda: app.tunnel() == "connected", 30)
+    before = set(xsession.visible_windows("fiotray"))
+    xsession.click(icon, 3)
+    new_window(xsession, "fiotray", before, "the tray menu")
+    xsession.key("d")
+    wait_for("the devices window", lambda: (d := app.devices()) and d.get("visible"))
+
+
+def _wait_done(xsession: XSession, dialog: str, what: str) -> str:
+    return wait_for(
+        f"{what} done (the dialog's title)",
+        lambda: (t := _title(xsession, dialog)).startswith(("Done", "Failed", "Stopped")) and t,
+        timeout=60,
+    )
 
 
 def _context_menu_item(xsession: XSession, app: AppSocket, device: str, key: str, what: str) -> str:
@@ -151,3 +189,62 @@ def test_copy_files_to_and_from_a_device_from_its_menu(
             proc.wait()
     output = log.read_text(errors="replace")
     assert "Traceback" not in output, output
+
+
+def test_a_folder_with_a_locked_key_asks_its_passphrase_once(
+    gui_engineer: Engineer,  # noqa: F811
+    locked_key: Path,  # noqa: F811
+    xsession: XSession,
+    device_dir: Path,  # noqa: F811
+) -> None:
+    engineer, world = gui_engineer, gui_engineer.world
+    device = world.devices[0]
+    folder = engineer.home / "logs"
+    (folder / "deep").mkdir(parents=True)
+    files = {"a.log": 70_000, "deep/b.bin": 300_000}
+    for rel, size in files.items():
+        _random_file(folder / rel, size, engineer)
+    for path in (folder, folder / "deep"):
+        shutil.chown(path, engineer.user.uid, engineer.user.gid)
+
+    proc = _start_app(engineer, xsession, "fiotray-copy-locked-world")
+    app = AppSocket(engineer.home / "run" / f"fiotray-{engineer.user.uid}.sock")
+    try:
+        _open_devices_window(xsession, app)
+        dialog = _context_menu_item(
+            xsession, app, device.name, "t", "the Copy files to device dialog"
+        )
+        before = set(xsession.visible_windows("fiotray"))
+        xsession.key("alt+o")  # F&older…
+        new_window(xsession, "fiotray", before, "the folder dialog of Folder…")
+        xsession.type(str(folder))
+        settle_and_shot(xsession, "x11-world-copy-choose-folder")
+        xsession.key("Return")
+        wait_for(
+            "the folder dialog to close",
+            lambda: set(xsession.visible_windows("fiotray")) == before,
+        )
+        xsession.key("alt+t")
+        xsession.type(f"{device_dir}/")
+        before = set(xsession.visible_windows("fiotray"))
+        xsession.key("Return")
+        # The jump hop's ssh asks first; its answer also serves the device's ssh.
+        asker = new_window(xsession, "fiotray", before, "the passphrase dialog")
+        assert _title(xsession, asker) == f"Passphrase — Copy files to {device.name}"
+        xsession.type(PASSPHRASE)
+        settle_and_shot(xsession, "x11-world-copy-passphrase")
+        xsession.key("Return")
+        title = _wait_done(xsession, dialog, "the folder's copy")
+        settle_and_shot(xsession, "x11-world-copy-folder-done")
+        assert title == f"Done — Copy files to {device.name}"
+        for rel in files:
+            assert _sha256(device_dir / "logs" / rel) == _sha256(folder / rel), rel
+        xsession.key("Escape")
+        wait_for("the dialog closed", lambda: dialog not in xsession.visible_windows("fiotray"))
+
+        assert app.request("quit") == {"ok": True}
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.wait()

@@ -320,10 +320,10 @@ PASSPHRASE = "correct horse 7"
 
 
 @pytest.fixture
-def locked_key(connected: Engineer) -> Iterator[Path]:
+def locked_key(engineer: Engineer) -> Iterator[Path]:
     """The engineer's only key, now with a passphrase (no agent runs), authorized on the
     server and the devices (their sshd share one authorized_keys)."""
-    person = connected
+    person = engineer
     world = person.world
     key = person.user.home / ".ssh" / "id_ed25519"
     key.unlink()

@@ -478,3 +478,26 @@ def test_the_bundled_app_is_its_own_askpass_program(tmp_path: Path, monkeypatch)
     # The socket and the program went with the copy.
     assert not list(tmp_path.glob("fiotray-askpass-*"))
     assert askpass.SOCKET_ENV == "FIOTRAY_ASKPASS_SOCKET"  # as fiotray/__main__.py reads it
+
+
+FOLDER_SCP = r"""
+import sys
+for name, size in (("a.log", "68KB"), ("b.bin", "292KB")):
+    sys.stdout.write(f"\r{name} 100%  {size}   1.0MB/s   00:00    \n")
+"""
+
+
+def test_a_folders_files_add_up_to_its_total(tmp_path: Path) -> None:
+    """Each file of an uploaded folder counts its own bytes, not the folder's total."""
+    folder = tmp_path / "logs"
+    (folder / "deep").mkdir(parents=True)
+    (folder / "a.log").write_bytes(b"a" * 70_000)
+    (folder / "deep" / "b.bin").write_bytes(b"b" * 300_000)
+    argv = [sys.executable, "-c", FOLDER_SCP]
+    plan = CopyPlan("upload", "dev1", argv, (str(folder),), "/tmp/", 370_000)
+    events: list[CopyProgress] = []
+    result = asyncio.run(CopyJob(plan).run(events.append))
+    assert result.ok and result.copied == 370_000 and result.files == 2
+    assert [e.files for e in events] == [1, 2]
+    assert events[-1].copied == (68 + 292) * 1024  # scp's rounded figures, within the total
+    assert all(e.copied <= 370_000 for e in events)
