@@ -98,7 +98,8 @@ async def test_copy_shows_progress_and_the_result(qtbot, backend, tmp_path):
     )
     assert dialog.message.property("kind") == "done"
     assert not dialog.ok_button.isVisible() and dialog.cancel_button.text() == "Close"
-    assert "100%" in dialog.progress_label.text()
+    # The exact size at the end, whatever scp's rounding: 4 MiB of 4 MiB.
+    assert dialog.progress_label.text() == "payload.bin: 100% — 4.0 MiB of 4.0 MiB, 4.0 MiB/s"
     assert dialog.windowTitle() == "Done — Copy files to gateway-01"
     shot(dialog, "copy-done.png")
     dialog.cancel_button.click()

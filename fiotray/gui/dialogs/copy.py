@@ -12,6 +12,7 @@ closing the dialog while it runs stops the copy too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 from collections.abc import Callable
@@ -318,10 +319,12 @@ class CopyDialog(WorkDialog):
 
     def _finished(self, result: Any) -> None:
         self.result = result
-        state = "Done" if result.ok else "Stopped" if result.cancelled else "Failed"
-        self.setWindowTitle(f"{state} — {self.title}")
         if result.ok:
             self.progress.setValue(100)
+            last = self.job.last if self.job is not None else None
+            if last is not None and last.total is not None:
+                # scp's last figure is rounded ("361.0 KiB of 361.3 KiB"): all of it came.
+                self.on_progress(dataclasses.replace(last, copied=result.copied))
             self.show_hint(result.summary())
             # The result, not a hint about the input: in the text's own colour, not muted.
             self.message.setProperty("kind", "done")
@@ -329,6 +332,8 @@ class CopyDialog(WorkDialog):
         else:
             self._show_stopped()
             self.show_error(result.summary())
+        state = "Done" if result.ok else "Stopped" if result.cancelled else "Failed"
+        self.setWindowTitle(f"{state} — {self.title}")
         self.ok_button.setEnabled(False)
         self.ok_button.hide()
         self.cancel_button.setText("Close")
