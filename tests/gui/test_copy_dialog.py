@@ -129,6 +129,42 @@ async def test_cancel_mid_copy_says_what_arrived_and_stays_open(qtbot, backend, 
     assert not dialog.isVisible()
 
 
+# A folder of two files, 1 MiB and 3 MiB: the second stops half-way.
+FOLDER_SCP = r"""
+import sys, time
+out = sys.stdout
+out.write("\ra.bin 100% 1024KB   1.0MB/s   00:01    \n"); out.flush()
+out.write("\rpayload.bin  50% 1536KB   1.5MB/s   00:01 ETA"); out.flush()
+time.sleep(60)
+"""
+
+
+async def test_a_folders_bar_follows_the_whole_copy(qtbot, backend, tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(b"\0" * (SIZE // 4))
+    (folder / "payload.bin").write_bytes(b"\0" * (SIZE // 4 * 3))
+
+    async def plan_copy_to(factory, device, sources, dest, *, recursive):
+        assert recursive and sources == [str(folder)]
+        argv = [sys.executable, "-c", FOLDER_SCP]
+        return CopyPlan("upload", device, argv, (str(folder),), dest, SIZE)
+
+    backend.plan_copy_to = plan_copy_to
+    dialog = CopyDialog(backend, "demo", "gateway-01", upload=True, sources=[str(folder)])
+    qtbot.addWidget(dialog)
+    dialog.open()
+    dialog.ok_button.click()
+    await until(lambda: "payload.bin" in dialog.progress_label.text(), "no second file")
+    # 1 MiB + 1.5 MiB of 4 MiB: the bar is the copy's, the line the file's.
+    assert dialog.progress.value() == 62
+    assert dialog.windowTitle() == "62% — Copy files to gateway-01"
+    assert dialog.progress_label.text().startswith("payload.bin: 50% — 2.5 MiB of 4.0 MiB")
+    dialog.cancel_button.click()
+    await asyncio.wait_for(asyncio.shield(dialog.work), timeout=10)
+    assert dialog.result is not None and dialog.result.cancelled
+
+
 async def test_a_failed_copy_says_why_in_one_line(qtbot, backend, tmp_path):
     dialog = dialog_with_fake_scp(qtbot, backend, tmp_path, "fail")
     dialog.ok_button.click()

@@ -307,9 +307,12 @@ class CopyDialog(WorkDialog):
             self.busy_label.setText("Copying…")
 
     def on_progress(self, event: CopyProgress) -> None:
-        self.progress.setValue(event.percent)
+        # The bar and the title follow the whole copy where its size is known (a folder's
+        # files each go 0-100%); the line below names the file and its own percentage.
+        whole = min(100, event.copied * 100 // event.total) if event.total else event.percent
+        self.progress.setValue(whole)
         # In the title too: a taskbar, or a window behind others, shows how far it got.
-        self.setWindowTitle(f"{event.percent}% — {self.title}")
+        self.setWindowTitle(f"{whole}% — {self.title}")
         of = f" of {size(event.total)}" if event.total else ""
         eta = f", {event.eta} left" if event.eta else ""
         self.progress_label.setText(
