@@ -97,6 +97,7 @@ class _TerminalAsk:
         try:
             got = await answer
         finally:
+            line[:] = bytes(len(line))  # the typed passphrase, not left in this buffer
             loop.remove_reader(self.fd)
             termios.tcsetattr(self.fd, termios.TCSADRAIN, saved)
             os.write(self.fd, b"\n")  # the Enter that was not echoed

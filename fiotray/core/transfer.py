@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import shlex
@@ -64,6 +65,8 @@ from fiotray.core import askpass
 from fiotray.core.errors import FiotrayError
 from fiotray.core.format import safe_text, size
 from fiotray.core.ssh import SshSettings, SshTarget, ssh_argv
+
+log = logging.getLogger(__name__)
 
 Direction = Literal["upload", "download"]
 COPY_FAILED = "copy-failed"
@@ -511,7 +514,12 @@ class _Askpass:
             async with asyncio.timeout(10):  # the program sends a line and shuts its side
                 data = await reader.read(-1)
             pid_text, _, prompt = data.decode("utf-8", "replace").partition("\n")
-            answer = await self._answer(int(pid_text) if pid_text.isdigit() else 0, prompt)
+            try:
+                answer = await self._answer(int(pid_text) if pid_text.isdigit() else 0, prompt)
+            except Exception:
+                # A failing asker must not leave ssh waiting: it gets "no answer".
+                log.exception("A prompt of ssh could not be asked")
+                answer = None
             writer.write(b"-" if answer is None else b"+" + answer.encode())
             await writer.drain()
         except (OSError, TimeoutError):

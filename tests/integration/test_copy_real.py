@@ -30,6 +30,7 @@ from tests.engineer import WITH_KEYRING, Engineer, add_foundries_tunnel
 pytestmark = pytest.mark.real
 
 ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
 
 # ops.transfer run by the engineer, printing each progress event and the result as JSON:
 # the events are what the GUI's progress dialog gets. "cancel" cancels on the first event.
@@ -412,6 +413,9 @@ def test_a_locked_keys_passphrase_is_asked_once_on_the_terminal(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     text = out.decode(errors="replace")
+    # What the person saw, to look at (the terminal's bytes, escapes and all).
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "cp-passphrase-terminal.txt").write_text(repr(text))
     assert text.count("Enter passphrase for key") == 1, text  # the jump hop's ssh too
     assert PASSPHRASE not in text, "the passphrase was echoed"
     assert "asked.bin  100%" in text, text
