@@ -541,7 +541,7 @@ class _Askpass:
                 self.record.keys_wrong.append(key)
                 shown = f"Wrong passphrase, try again. {prompt}"
         answer = await self.ask(shown) if self.ask is not None else None
-        if answer is None:
+        if answer is None or (key is not None and not answer):  # ssh: "" is no passphrase
             if key is not None:
                 self.record.keys_declined.append(key)
             else:
@@ -710,9 +710,10 @@ class CopyJob:
 
         prompts = _Askpass(self.ask, self.prompts)
         try:
-            env = {**os.environ, **await prompts.start()}
-            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, _PTY_COLUMNS, 0, 0))
             try:
+                env = {**os.environ, **await prompts.start()}
+                winsize = struct.pack("HHHH", 24, _PTY_COLUMNS, 0, 0)
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, winsize)
                 self._proc = await asyncio.create_subprocess_exec(
                     *self.plan.argv,
                     stdin=asyncio.subprocess.DEVNULL,

@@ -384,7 +384,12 @@ def test_a_dismissed_or_wrong_passphrase_is_said_so() -> None:
     async def wrong(prompt: str) -> str | None:
         return "nope"
 
+    async def empty(prompt: str) -> str | None:
+        return ""  # Enter on an empty field: ssh takes it as no passphrase
+
     dismissed = asyncio.run(CopyJob(_asking_plan("same", "s3cret"), dismiss).run())
+    empty_result = asyncio.run(CopyJob(_asking_plan("same", "s3cret"), empty).run())
+    assert empty_result.error == dismissed.error
     assert dismissed.error == (
         "Copy to dev1 failed: no passphrase was given for the SSH key "
         "/home/me/.ssh/id_ed25519. To copy without being asked, add the key to your SSH "
