@@ -38,6 +38,72 @@ class _Meter:
             sys.stderr.flush()
 
 
+class _TerminalAsk:
+    """ssh's prompts (a key's passphrase) asked on the controlling terminal, echo off, as
+    ssh itself asks: scp's own terminal is the pseudo-terminal its meter is read from.
+
+    Read on the event loop, not in a thread: Ctrl-C during the prompt stops the copy
+    and the terminal gets its echo back, with no thread left blocked in a read.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    @classmethod
+    def open(cls) -> _TerminalAsk | None:
+        """The terminal's asker, or None without a controlling terminal (cron, a pipe
+        from a program in a session of its own): prompts are then declined."""
+        import os
+
+        try:
+            return cls(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        import os
+
+        os.close(self.fd)
+
+    async def __call__(self, prompt: str) -> str | None:
+        import asyncio
+        import os
+        import termios
+
+        from fiotray.core.format import safe_text
+
+        loop = asyncio.get_running_loop()
+        saved = termios.tcgetattr(self.fd)
+        quiet = termios.tcgetattr(self.fd)
+        quiet[3] &= ~termios.ECHO
+        answer: asyncio.Future[bytes | None] = loop.create_future()
+        line = bytearray()
+
+        def readable() -> None:
+            try:
+                data = os.read(self.fd, 1024)
+            except OSError:
+                data = b""
+            line.extend(data)
+            if not answer.done() and (not data or b"\n" in line):
+                answer.set_result(bytes(line).split(b"\n", 1)[0] if data else None)
+
+        # TCSAFLUSH, as ssh's readpassphrase: keys typed before the prompt are not taken;
+        # so the echo goes off before the prompt shows, and nothing typed after it is lost.
+        termios.tcsetattr(self.fd, termios.TCSAFLUSH, quiet)
+        # The start of the line, erased: a prompt after a meter reading would run into it.
+        os.write(self.fd, f"\r\x1b[K{safe_text(prompt)}".encode())
+        loop.add_reader(self.fd, readable)
+        try:
+            got = await answer
+        finally:
+            line[:] = bytes(len(line))  # the typed passphrase, not left in this buffer
+            loop.remove_reader(self.fd)
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, saved)
+            os.write(self.fd, b"\n")  # the Enter that was not echoed
+        return got.decode("utf-8", "replace").rstrip("\r") if got is not None else None
+
+
 async def cmd_cp(args: argparse.Namespace, ctx: Context) -> int:
     import asyncio
     import signal
@@ -78,7 +144,10 @@ async def cmd_cp(args: argparse.Namespace, ctx: Context) -> int:
         )
         return 2
 
-    job = CopyJob(plan)
+    # A key's passphrase is asked on the terminal, as ssh would (--quiet too: it is no
+    # output); without one the failure says to add the key to the agent.
+    ask = _TerminalAsk.open()
+    job = CopyJob(plan, ask)
     meter = _Meter() if not args.quiet and sys.stderr.isatty() else None
     loop = asyncio.get_running_loop()
     # Ctrl-C stops scp (in a session of its own, it does not get the terminal's SIGINT)
@@ -88,6 +157,8 @@ async def cmd_cp(args: argparse.Namespace, ctx: Context) -> int:
         result = await transfer.run(plan, meter, job)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+        if ask is not None:
+            ask.close()
         if meter is not None:
             meter.end()
     if result.cancelled:
@@ -111,8 +182,9 @@ def register(sub: Any, factory_option: Any) -> None:
             "text. A local path with ':' is written ./a:b. A route through the tunnel\n"
             "is refused while the tunnel is down. Progress shows on standard error when\n"
             "it is a terminal; Ctrl-C stops the copy and says how much arrived (the\n"
-            "partial file is kept). Keys must be usable without a prompt (agent or\n"
-            "unencrypted key): scp runs in BatchMode."
+            "partial file is kept). A key's passphrase is asked on the terminal (once\n"
+            "for both hops of the jump route); with no terminal, the key must be in\n"
+            "the agent (ssh-add) or unencrypted."
         ),
         examples=(
             "fiotray cp image.wic.gz gateway-01:/var/tmp/",

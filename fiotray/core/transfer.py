@@ -23,11 +23,21 @@ MiB, ...): the exact size is used at 100% where it is known (an uploaded
 file's size; a downloaded file on disk). stderr stays a pipe, so errors are
 read apart from the meter.
 
-Because the pseudo-terminal is scp's controlling terminal, ssh would prompt on it
-for a password or passphrase that nobody can type: ``BatchMode=yes`` comes
-first, so keys must be in the agent or unencrypted (as for the tray's SSH
-probes). The ``-J`` hop gets no ``-o`` options (see core.ssh), only the user's
-own ssh config.
+Prompts: the pseudo-terminal is scp's controlling terminal, so ssh would ask for a
+key's passphrase (or a password) on it, where nobody can type and where the prompt
+would be read as meter text. Instead ssh runs with ``SSH_ASKPASS`` set to a small
+program of this module's and ``SSH_ASKPASS_REQUIRE=force`` (OpenSSH 8.4+), so every
+prompt of scp's ssh, and of the ``-J`` hop's ssh, comes to the `CopyJob`'s ``ask``
+callback over a private Unix socket: the CLI asks on the user's terminal, the GUI in
+a password dialog. The answer goes back over the socket and never into an argv, the
+environment or a log. Without ``ask`` (no terminal) a prompt is answered "no" at
+once, and a failed copy says which key needs its passphrase and that ``ssh-add``
+puts it in the agent. A passphrase given for a key answers the other hop's prompt
+for the same key once, so the jump route asks once, as the agent would. (That is
+used instead of ``BatchMode=yes``, which fails the same way but silently: ssh says
+only "Permission denied".) An older ssh that prompts on the terminal regardless is
+caught by its prompt showing up there: the copy stops and says so.
+The ``-J`` hop gets no ``-o`` options (see core.ssh), only the user's own ssh config.
 """
 
 from __future__ import annotations
@@ -35,20 +45,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import re
+import shlex
+import shutil
 import signal
 import stat
 import struct
+import sys
+import tempfile
 import termios
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from fiotray.core import askpass
 from fiotray.core.errors import FiotrayError
 from fiotray.core.format import safe_text, size
 from fiotray.core.ssh import SshSettings, SshTarget, ssh_argv
+
+log = logging.getLogger(__name__)
 
 Direction = Literal["upload", "download"]
 COPY_FAILED = "copy-failed"
@@ -155,9 +173,8 @@ def scp_argv(
     argv = [scp, "-s"]
     if recursive:
         argv.append("-r")
-    # First, so it wins over a BatchMode=no in the user's extra options (ssh keeps the
-    # first value): a prompt on scp's pseudo-terminal would wait for nobody.
-    argv += ["-o", "BatchMode=yes", *options, "--", *paths]
+    # No BatchMode: prompts go to the job's askpass program (see the module's notes).
+    argv += [*options, "--", *paths]
     return argv
 
 
@@ -313,6 +330,17 @@ class MeterReader:
         event = self._line(rest)
         return [event] if event is not None else []
 
+    def pending_prompt(self) -> str | None:
+        """A prompt waiting for an answer at the end of the output ("...passphrase...: "),
+        which no meter line is."""
+        text = self._buffer.replace("\0", "").strip()
+        # ssh asks before any meter line, and a meter line cut short in the buffer has
+        # no '%' yet only when its file name is all there is: "password.txt" is no prompt
+        # unless it also ends in ':'.
+        if self.last is None and "%" not in text and _TTY_PROMPT_RE.search(self._buffer):
+            return text
+        return None
+
     @property
     def other_text(self) -> str:
         """What scp wrote to its stdout that was not a meter line."""
@@ -356,6 +384,9 @@ class MeterReader:
 
 
 # -- errors -------------------------------------------------------------------------
+
+# ssh's login refused, by the device or the jump hop: "user@host: Permission denied (publickey)."
+_AUTH_FAILED_RE = re.compile(r"Permission denied \((?:publickey|password|keyboard)")
 
 # scp and ssh messages, and what to say for them. Checked in order: the first wins.
 _ERRORS: tuple[tuple[str, str], ...] = (
@@ -402,6 +433,158 @@ def error_line(stderr: str, plan: CopyPlan) -> str:
             return f"{prefix}: {message}."
     last = next((line for line in reversed(lines) if not line.startswith("@")), "")
     return f"{prefix}: {safe_text(last, 200) or 'scp gave no reason'}."
+
+
+# -- prompts ------------------------------------------------------------------------
+
+# ssh's prompt for a key's passphrase (sshconnect2.c, load_identity_file).
+_PASSPHRASE_RE = re.compile(r"Enter passphrase for key '(?P<key>.*)': ?")
+# A prompt an older ssh wrote on scp's terminal although SSH_ASKPASS_REQUIRE=force: it
+# waits there for an answer nobody can type.
+_TTY_PROMPT_RE = re.compile(r"(?:passphrase|password)[^\n]*:\s*$", re.IGNORECASE)
+
+Ask = Callable[[str], Awaitable[str | None]]
+"""Ask a person ssh's prompt (a key's passphrase, a password); None when they would not."""
+
+
+@dataclass
+class PromptRecord:
+    """What ssh asked during one copy, to explain a failure by (no answers kept)."""
+
+    keys_declined: list[str] = field(default_factory=list)  # passphrases not given
+    keys_wrong: list[str] = field(default_factory=list)  # asked again by the same ssh
+    others_declined: int = 0  # password or other prompts not answered
+    on_terminal: str | None = None  # a prompt an older ssh wrote on scp's terminal
+
+
+class _Askpass:
+    """The private socket and program (core.askpass) that bring ssh's prompts to `ask`.
+
+    One per copy: a 0700 directory of its own holds both, so only this user can connect,
+    and it is removed when the copy ends. A passphrase is kept while the copy runs, only
+    to answer the other hop's ssh asking for the same key (the jump route's two ssh);
+    the same ssh asking again means the passphrase was wrong, and the person is asked.
+    """
+
+    def __init__(self, ask: Ask | None, record: PromptRecord) -> None:
+        self.ask = ask
+        self.record = record
+        self._dir = tempfile.mkdtemp(prefix="fiotray-askpass-")
+        self.socket_path = os.path.join(self._dir, "s")
+        self.program = os.path.join(self._dir, "askpass")
+        self._server: asyncio.AbstractServer | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        # key -> (pid of the ssh that got it, the passphrase)
+        self._given: dict[str, tuple[int, str]] = {}
+
+    async def start(self) -> dict[str, str]:
+        """Listen; the environment scp needs so its ssh asks here."""
+        self._server = await asyncio.start_unix_server(self._handle, path=self.socket_path)
+        sock = shlex.quote(self.socket_path)
+        if getattr(sys, "frozen", False):
+            # The bundle has no python to run a script with: its own executable answers
+            # when the socket is in its environment (fiotray/__main__.py).
+            command = f'{askpass.SOCKET_ENV}={sock} exec {shlex.quote(sys.executable)} "$@"'
+        else:
+            # -I -S: the program imports nothing of the user's Python set-up.
+            program = shlex.quote(askpass.__file__)
+            command = f'exec {shlex.quote(sys.executable)} -I -S {program} {sock} "$@"'
+        script = f"#!/bin/sh\n{command}\n"
+        fd = os.open(self.program, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(script)
+        return {"SSH_ASKPASS": self.program, "SSH_ASKPASS_REQUIRE": "force"}
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        # A prompt still open (the copy was cancelled, ssh gave up) goes with the copy.
+        for task in list(self._handlers):
+            task.cancel()
+        if self._handlers:
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+        self._given.clear()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            async with asyncio.timeout(10):  # the program sends a line and shuts its side
+                data = await reader.read(-1)
+            pid_text, _, prompt = data.decode("utf-8", "replace").partition("\n")
+            try:
+                answer = await self._answer(int(pid_text) if pid_text.isdigit() else 0, prompt)
+            except Exception:
+                # A failing asker must not leave ssh waiting: it gets "no answer".
+                log.exception("A prompt of ssh could not be asked")
+                answer = None
+            writer.write(b"-" if answer is None else b"+" + answer.encode())
+            await writer.drain()
+        except (OSError, TimeoutError):
+            pass  # the program went (ssh was stopped): nothing to answer
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+
+    async def _answer(self, pid: int, prompt: str) -> str | None:
+        match = _PASSPHRASE_RE.fullmatch(prompt)
+        key = match["key"] if match else None
+        shown = prompt
+        if key is not None:
+            given = self._given.pop(key, None)
+            if given is not None and given[0] != pid:
+                self._given[key] = (pid, given[1])
+                return given[1]  # the other hop, the same key: asked once already
+            if given is not None:  # the same ssh again: ssh did not take it
+                self.record.keys_wrong.append(key)
+                shown = f"Wrong passphrase, try again. {prompt}"
+        answer = await self.ask(shown) if self.ask is not None else None
+        if answer is None or (key is not None and not answer):  # ssh: "" is no passphrase
+            if key is not None:
+                self.record.keys_declined.append(key)
+            else:
+                self.record.others_declined += 1
+            return None
+        if key is not None:
+            self._given[key] = (pid, answer)
+        return answer
+
+
+def prompt_error(record: PromptRecord, plan: CopyPlan, asked: bool) -> str | None:
+    """Why a copy whose login failed did so, when a prompt went unanswered: one
+    sentence, or None. `asked`: whether a person could be asked (a terminal, a dialog)."""
+    prefix = f"Copy {'to' if plan.direction == 'upload' else 'from'} {plan.device} failed"
+    if record.on_terminal is not None:
+        return (
+            f"{prefix}: ssh asked on scp's terminal ({safe_text(record.on_terminal, 80)}), "
+            "where nobody can answer (OpenSSH older than 8.4 ignores SSH_ASKPASS_REQUIRE): "
+            "add the key to the agent with ssh-add and copy again."
+        )
+    if record.keys_wrong:
+        key = safe_text(record.keys_wrong[-1], 200)
+        return f"{prefix}: the passphrase given for the SSH key {key} was wrong."
+    if record.keys_declined:
+        key = safe_text(record.keys_declined[0], 200)
+        if not asked:
+            return (
+                f"{prefix}: the SSH key {key} needs its passphrase and there is no terminal "
+                f"to ask for it on. Add the key to your SSH agent (ssh-add {key}) and copy "
+                "again."
+            )
+        return (
+            f"{prefix}: no passphrase was given for the SSH key {key}. To copy without "
+            f"being asked, add the key to your SSH agent: ssh-add {key}"
+        )
+    if record.others_declined:
+        if not asked:
+            return (
+                f"{prefix}: ssh asked for a password and there is no terminal to ask on: "
+                "use a key in the agent (ssh-add), or run the copy in a terminal."
+            )
+        return f"{prefix}: ssh asked for a password and none was given."
+    return None
 
 
 # -- running ------------------------------------------------------------------------
@@ -462,12 +645,18 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 class CopyJob:
-    """Runs one `CopyPlan`; `cancel()` stops it (scp and its ssh: their process group)."""
+    """Runs one `CopyPlan`; `cancel()` stops it (scp and its ssh: their process group).
 
-    def __init__(self, plan: CopyPlan) -> None:
+    ``ask`` answers ssh's prompts (a key's passphrase): set it before `run` where a person
+    can be asked; without it a prompt is declined and the failure says what to do.
+    """
+
+    def __init__(self, plan: CopyPlan, ask: Ask | None = None) -> None:
         self.plan = plan
+        self.ask = ask
         self.cancelled = False
         self.last: CopyProgress | None = None
+        self.prompts = PromptRecord()
         self._proc: asyncio.subprocess.Process | None = None
 
     def cancel(self) -> None:
@@ -481,7 +670,10 @@ class CopyJob:
             for path in plan.sources:
                 if os.path.basename(path) == name and os.path.isfile(path):
                     return os.stat(path).st_size
-            return plan.total_bytes if len(plan.sources) == 1 and plan.total_bytes else None
+            # One file, named otherwise by scp (cut short): its size is the total. Not so for
+            # one folder, whose total is all of its files'.
+            single = len(plan.sources) == 1 and os.path.isfile(plan.sources[0])
+            return plan.total_bytes if single and plan.total_bytes else None
         if plan.local_file:
             with contextlib.suppress(OSError):
                 return os.stat(plan.local_file).st_size
@@ -510,10 +702,18 @@ class CopyJob:
                     eof.set_result(None)
                 return
             emit(reader.feed(data))
+            prompt = reader.pending_prompt()
+            if prompt is not None and self.prompts.on_terminal is None and self._proc is not None:
+                # An ssh that ignored SSH_ASKPASS_REQUIRE waits on the terminal: stop it.
+                self.prompts.on_terminal = prompt
+                _signal_group(self._proc.pid, signal.SIGTERM)
 
+        prompts = _Askpass(self.ask, self.prompts)
         try:
-            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, _PTY_COLUMNS, 0, 0))
             try:
+                env = {**os.environ, **await prompts.start()}
+                winsize = struct.pack("HHHH", 24, _PTY_COLUMNS, 0, 0)
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, winsize)
                 self._proc = await asyncio.create_subprocess_exec(
                     *self.plan.argv,
                     stdin=asyncio.subprocess.DEVNULL,
@@ -521,6 +721,7 @@ class CopyJob:
                     stderr=asyncio.subprocess.PIPE,
                     start_new_session=True,
                     preexec_fn=_take_terminal,
+                    env=env,
                 )
             except FileNotFoundError:
                 raise FiotrayError(
@@ -559,6 +760,7 @@ class CopyJob:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(master)
             os.close(master)
+            await prompts.close()
         emit(reader.finish())
         copied = self.last.copied if self.last else 0
         if self.plan.local_file and (self.cancelled or proc.returncode != 0):
@@ -569,7 +771,10 @@ class CopyJob:
         if self.cancelled:
             return CopyResult(self.plan, False, True, copied, files)
         if proc.returncode != 0:
-            return CopyResult(self.plan, False, False, copied, files, error_line(stderr, self.plan))
+            error = error_line(stderr, self.plan)
+            if self.prompts.on_terminal is not None or _AUTH_FAILED_RE.search(stderr):
+                error = prompt_error(self.prompts, self.plan, self.ask is not None) or error
+            return CopyResult(self.plan, False, False, copied, files, error)
         if self.plan.direction == "upload" and self.plan.total_bytes is not None:
             copied = self.plan.total_bytes  # all of it arrived: scp said so
         return CopyResult(self.plan, True, False, copied, files)
@@ -586,15 +791,18 @@ class CopyJob:
 
 __all__ = [
     "COPY_FAILED",
+    "Ask",
     "CopyJob",
     "CopyPlan",
     "CopyProgress",
     "CopyResult",
     "MeterReader",
+    "PromptRecord",
     "error_line",
     "parse_meter_line",
     "plan_download",
     "plan_upload",
+    "prompt_error",
     "scp_argv",
     "validate_remote_path",
 ]

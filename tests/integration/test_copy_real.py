@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +30,7 @@ from tests.engineer import WITH_KEYRING, Engineer, add_foundries_tunnel
 pytestmark = pytest.mark.real
 
 ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
 
 # ops.transfer run by the engineer, printing each progress event and the result as JSON:
 # the events are what the GUI's progress dialog gets. "cancel" cancels on the first event.
@@ -310,3 +313,110 @@ def test_cp_on_a_terminal_shows_one_updating_line(connected, local_dir, device_d
     assert summary in out, repr(out)
     readings = out[out.index("\rshown.bin") : out.index(summary)]
     assert "\n" not in readings and readings.count("\rshown.bin") >= 2, repr(readings)
+
+
+# -- a key with a passphrase and no agent -------------------------------------------
+
+PASSPHRASE = "correct horse 7"
+
+
+@pytest.fixture
+def locked_key(engineer: Engineer) -> Iterator[Path]:
+    """The engineer's only key, now with a passphrase (no agent runs), authorized on the
+    server and the devices (their sshd share one authorized_keys)."""
+    person = engineer
+    world = person.world
+    key = person.user.home / ".ssh" / "id_ed25519"
+    key.unlink()
+    key.with_suffix(".pub").unlink(missing_ok=True)
+    # The passphrase goes to ssh-keygen on its argv: a test key, in a test's own home.
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", PASSPHRASE, "-C", "locked", "-f", str(key)],
+        check=True,
+        timeout=30,
+    )
+    for path in (key, key.with_suffix(".pub")):
+        shutil.chown(path, person.user.uid, person.user.gid)
+    key.chmod(0o600)
+    authorized = world.root / "authorized_keys"
+    before = authorized.read_text()
+    authorized.write_text(before + key.with_suffix(".pub").read_text())
+    try:
+        yield key
+    finally:
+        authorized.write_text(before)
+
+
+def test_a_locked_key_without_a_terminal_says_to_add_it_to_the_agent(
+    connected, locked_key, local_dir, device_dir
+) -> None:
+    person = connected
+    device = person.world.devices[0]
+    local = _random_file(local_dir / "locked.bin", 1000, person)
+    proc = person.fiotray("cp", str(local), f"{device.name}:{device_dir}/", code=1, timeout=60)
+    assert proc.stderr.strip().splitlines() == [
+        f"fiotray: Copy to {device.name} failed: the SSH key {locked_key} needs its "
+        f"passphrase and there is no terminal to ask for it on. Add the key to your SSH "
+        f"agent (ssh-add {locked_key}) and copy again."
+    ], proc.stderr
+    assert not (device_dir / local.name).exists()
+
+
+def _read_until(fd: int, data: bytearray, needle: bytes, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while needle not in data:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {what} in {timeout:.0f} s: {bytes(data)!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            chunk = os.read(fd, 65536)
+            assert chunk, f"output ended before {what}: {bytes(data)!r}"
+            data.extend(chunk)
+
+
+def test_a_locked_keys_passphrase_is_asked_once_on_the_terminal(
+    connected, locked_key, local_dir, device_dir
+) -> None:
+    """On a terminal, cp asks as ssh would, once for both hops of the jump route, with
+    echo off; the copy then runs and shows its meter."""
+    person = connected
+    world = person.world
+    device = world.devices[0]
+    local = _random_file(local_dir / "asked.bin", 2 * 1024 * 1024, person)
+    inner = shlex.join(
+        [sys.executable, "-m", "fiotray", "cp", str(local), f"{device.name}:{device_dir}/"]
+    )
+    # util-linux script gives fiotray a terminal; what it writes there is its stdout.
+    argv = ["ip", "netns", "exec", world.laptop_ns, "runuser", "-u", person.user.name, "--"]
+    argv += ["dbus-run-session", "--", "sh", "-c", WITH_KEYRING, "sh"]
+    argv += ["script", "-qec", inner, "/dev/null"]
+    proc = subprocess.Popen(
+        argv,
+        env={**person.user.env(), **person.env(), "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    out = bytearray()
+    prompt = f"Enter passphrase for key '{locked_key}': ".encode()
+    try:
+        _read_until(proc.stdout.fileno(), out, prompt, "passphrase prompt", 30)
+        proc.stdin.write(f"{PASSPHRASE}\n".encode())
+        proc.stdin.flush()
+        _read_until(proc.stdout.fileno(), out, b"Copied 1 file", "summary", 60)
+        out.extend(proc.stdout.read())
+        assert proc.wait(timeout=30) == 0, bytes(out)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = out.decode(errors="replace")
+    # What the person saw, to look at (the terminal's bytes, escapes and all).
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "cp-passphrase-terminal.txt").write_text(repr(text))
+    assert text.count("Enter passphrase for key") == 1, text  # the jump hop's ssh too
+    assert PASSPHRASE not in text, "the passphrase was echoed"
+    assert "asked.bin  100%" in text, text
+    assert _sha256(device_dir / local.name) == _sha256(local)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from fiotray.core import askpass
 from fiotray.core.errors import FiotrayError
 from fiotray.core.ssh import SshSettings, SshTarget, ssh_argv
 from fiotray.core.transfer import (
@@ -49,9 +51,9 @@ def test_scp_takes_ssh_s_options_for_every_route(settings: SshSettings) -> None:
     ssh = ssh_argv(TARGET, settings)
     argv = scp_argv(TARGET, settings, direction="upload", sources=["/tmp/a"], dest="/var/tmp/")
     assert argv[:2] == ["scp", "-s"]  # SFTP, whatever this scp's default
-    # BatchMode first (a prompt on scp's pty would wait for nobody), then ssh's own options
-    # in ssh's order: route, user, host key alias, known hosts, identity are the same.
-    assert _options(argv) == ["-o", "BatchMode=yes", *ssh[1:-2]]
+    # ssh's own options in ssh's order: route, user, host key alias, known hosts, identity
+    # are the same (no BatchMode: prompts go to the job's askpass program).
+    assert _options(argv) == ssh[1:-2]
     user_host = ssh[-1]
     assert argv[-3:] == ["--", "/tmp/a", f"{user_host}:/var/tmp/"]
 
@@ -296,3 +298,211 @@ def test_job_cancel_returns_the_partial_result_and_failures_one_line(tmp_path: P
     )
     assert not failed.ok and not failed.cancelled
     assert failed.error == "Copy to dev1 failed: /nope: no such file or directory."
+
+
+# -- prompts: ssh's askpass program brings them to the job's `ask` ---------------------
+
+# Runs $SSH_ASKPASS as ssh does (prompt in argv[1], answer on stdout, exit 1 for none):
+# "same" asks twice from one process (a wrong passphrase), "hops" from two processes (the
+# jump route's two ssh), then it says what it got on stderr, as ssh's refusal would.
+ASKING_SCP = r"""
+import os, subprocess, sys
+mode, want = sys.argv[1], sys.argv[2]
+prompt = "Enter passphrase for key '/home/me/.ssh/id_ed25519': "
+def ask():
+    got = subprocess.run([os.environ["SSH_ASKPASS"], prompt], capture_output=True)
+    return got.stdout.decode() if got.returncode == 0 else None
+answers = [ask()]
+# As ssh: no answer means "try the next key", a wrong one is asked for again.
+if mode == "same" and answers[0] not in (None, want + "\n"):
+    answers.append(ask())
+if mode == "hops":
+    answers.append(subprocess.run([sys.executable, "-c", sys.argv[3]] + sys.argv[1:3],
+                                  capture_output=True, text=True).stdout or None)
+if answers[-1] == want + "\n":
+    sys.stdout.write("\rf.bin 100%  100     1.0KB/s   00:00    \n")
+    sys.exit(0)
+sys.stderr.write("fio@10.42.42.1: Permission denied (publickey).\n")
+sys.exit(255)
+"""
+# The other hop: its own process asking the same prompt.
+OTHER_HOP = r"""
+import os, subprocess, sys
+prompt = "Enter passphrase for key '/home/me/.ssh/id_ed25519': "
+got = subprocess.run([os.environ["SSH_ASKPASS"], prompt], capture_output=True, text=True)
+print(got.stdout if got.returncode == 0 else "", end="")
+"""
+
+
+def _asking_plan(mode: str, want: str) -> CopyPlan:
+    argv = [sys.executable, "-c", ASKING_SCP, mode, want, OTHER_HOP]
+    return CopyPlan("upload", "dev1", argv, ("/home/me/f.bin",), "/tmp/", 100)
+
+
+def test_a_passphrase_prompt_reaches_ask_and_the_answer_reaches_ssh() -> None:
+    asked: list[str] = []
+
+    async def ask(prompt: str) -> str | None:
+        asked.append(prompt)
+        return "wrong" if len(asked) == 1 else "s3cret pass"
+
+    result = asyncio.run(CopyJob(_asking_plan("same", "s3cret pass"), ask).run())
+    assert result.ok, result.error
+    assert asked == [
+        "Enter passphrase for key '/home/me/.ssh/id_ed25519': ",
+        "Wrong passphrase, try again. Enter passphrase for key '/home/me/.ssh/id_ed25519': ",
+    ]
+
+
+def test_the_jump_routes_second_ssh_gets_the_same_keys_passphrase_without_asking() -> None:
+    asked: list[str] = []
+
+    async def ask(prompt: str) -> str | None:
+        asked.append(prompt)
+        return "s3cret"
+
+    result = asyncio.run(CopyJob(_asking_plan("hops", "s3cret"), ask).run())
+    assert result.ok, result.error
+    assert len(asked) == 1
+
+
+def test_without_ask_a_passphrase_is_declined_and_the_failure_says_ssh_add() -> None:
+    job = CopyJob(_asking_plan("same", "s3cret"))
+    result = asyncio.run(job.run())
+    assert not result.ok and job.prompts.keys_declined == ["/home/me/.ssh/id_ed25519"]
+    assert result.error == (
+        "Copy to dev1 failed: the SSH key /home/me/.ssh/id_ed25519 needs its passphrase "
+        "and there is no terminal to ask for it on. Add the key to your SSH agent "
+        "(ssh-add /home/me/.ssh/id_ed25519) and copy again."
+    )
+
+
+def test_a_dismissed_or_wrong_passphrase_is_said_so() -> None:
+    async def dismiss(prompt: str) -> str | None:
+        return None
+
+    async def wrong(prompt: str) -> str | None:
+        return "nope"
+
+    async def empty(prompt: str) -> str | None:
+        return ""  # Enter on an empty field: ssh takes it as no passphrase
+
+    dismissed = asyncio.run(CopyJob(_asking_plan("same", "s3cret"), dismiss).run())
+    empty_result = asyncio.run(CopyJob(_asking_plan("same", "s3cret"), empty).run())
+    assert empty_result.error == dismissed.error
+    assert dismissed.error == (
+        "Copy to dev1 failed: no passphrase was given for the SSH key "
+        "/home/me/.ssh/id_ed25519. To copy without being asked, add the key to your SSH "
+        "agent: ssh-add /home/me/.ssh/id_ed25519"
+    )
+    refused = asyncio.run(CopyJob(_asking_plan("same", "s3cret"), wrong).run())
+    assert refused.error == (
+        "Copy to dev1 failed: the passphrase given for the SSH key "
+        "/home/me/.ssh/id_ed25519 was wrong."
+    )
+
+
+def test_cancel_while_a_prompt_is_open_stops_scp_and_closes_the_prompt() -> None:
+    closed: list[bool] = []
+
+    async def main() -> CopyResult:
+        job = CopyJob(_asking_plan("same", "s3cret"))
+        opened = asyncio.Event()
+
+        async def ask(prompt: str) -> str | None:
+            opened.set()
+            try:
+                await asyncio.Event().wait()  # a person who never answers
+            finally:
+                closed.append(True)
+            return None
+
+        job.ask = ask
+        run = asyncio.ensure_future(job.run())
+        await asyncio.wait_for(opened.wait(), 10)
+        job.cancel()
+        return await asyncio.wait_for(run, 10)
+
+    result = asyncio.run(main())
+    assert result.cancelled and closed == [True]
+
+
+# An older ssh that prompts on its terminal whatever SSH_ASKPASS_REQUIRE says.
+TTY_PROMPTING_SCP = r"""
+import sys, time
+sys.stdout.write("Enter passphrase for key '/home/me/.ssh/id_rsa': "); sys.stdout.flush()
+time.sleep(60)
+"""
+
+
+def test_a_prompt_on_scps_terminal_stops_the_copy_instead_of_hanging() -> None:
+    argv = [sys.executable, "-c", TTY_PROMPTING_SCP]
+    plan = CopyPlan("download", "dev1", argv, ("/var/log/x",), "/tmp/x", None)
+
+    async def main() -> CopyResult:
+        return await asyncio.wait_for(CopyJob(plan).run(), 15)
+
+    result = asyncio.run(main())
+    assert not result.ok and not result.cancelled
+    assert result.error == (
+        "Copy from dev1 failed: ssh asked on scp's terminal (Enter passphrase for key "
+        "'/home/me/.ssh/id_rsa':), where nobody can answer (OpenSSH older than 8.4 "
+        "ignores SSH_ASKPASS_REQUIRE): add the key to the agent with ssh-add and copy again."
+    )
+
+
+def test_a_file_named_like_a_prompt_is_progress_not_a_prompt() -> None:
+    reader = MeterReader()
+    assert reader.feed(b"\rmy password:") == [] and reader.pending_prompt() is not None
+    reader = MeterReader()
+    events = reader.feed(b"\rpassword.txt   0%    0     0.0KB/s   --:-- ETA")
+    assert events and reader.pending_prompt() is None
+    reader.feed(b"\rpassword.txt  50%   50     0.0KB/s   00:")  # cut mid-reading
+    assert reader.pending_prompt() is None
+
+
+def test_the_bundled_app_is_its_own_askpass_program(tmp_path: Path, monkeypatch) -> None:
+    """A PyInstaller bundle has no python to run core/askpass.py with: ssh runs the
+    bundle's executable, which answers through fiotray/__main__.py."""
+    bundle = tmp_path / "fiotray"
+    bundle.write_text(f'#!/bin/sh\nexec {sys.executable} -m fiotray "$@"\n')
+    bundle.chmod(0o755)
+    plan = _asking_plan("same", "s3cret")  # the stand-in for scp runs on this python
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(bundle))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    asked: list[str] = []
+
+    async def ask(prompt: str) -> str | None:
+        asked.append(prompt)
+        return "s3cret"
+
+    result = asyncio.run(CopyJob(plan, ask).run())
+    assert result.ok, result.error
+    assert len(asked) == 1
+    # The socket and the program went with the copy.
+    assert not list(tmp_path.glob("fiotray-askpass-*"))
+    assert askpass.SOCKET_ENV == "FIOTRAY_ASKPASS_SOCKET"  # as fiotray/__main__.py reads it
+
+
+FOLDER_SCP = r"""
+import sys
+for name, size in (("a.log", "68KB"), ("b.bin", "292KB")):
+    sys.stdout.write(f"\r{name} 100%  {size}   1.0MB/s   00:00    \n")
+"""
+
+
+def test_a_folders_files_add_up_to_its_total(tmp_path: Path) -> None:
+    """Each file of an uploaded folder counts its own bytes, not the folder's total."""
+    folder = tmp_path / "logs"
+    (folder / "deep").mkdir(parents=True)
+    (folder / "a.log").write_bytes(b"a" * 70_000)
+    (folder / "deep" / "b.bin").write_bytes(b"b" * 300_000)
+    argv = [sys.executable, "-c", FOLDER_SCP]
+    plan = CopyPlan("upload", "dev1", argv, (str(folder),), "/tmp/", 370_000)
+    events: list[CopyProgress] = []
+    result = asyncio.run(CopyJob(plan).run(events.append))
+    assert result.ok and result.copied == 370_000 and result.files == 2
+    assert [e.files for e in events] == [1, 2]
+    assert events[-1].copied == (68 + 292) * 1024  # scp's rounded figures, within the total
+    assert all(e.copied <= 370_000 for e in events)
