@@ -266,6 +266,9 @@ async def wait_reachable(
     assert last is not None
     if last.where == "server":
         why = f"the VPN server did not let this computer through: {last.detail}"
+        if "Permission denied" in last.detail:
+            # The probe never prompts: a key with a passphrase must be in the agent.
+            why += " (a key with a passphrase must be in your SSH agent: ssh-add)"
     else:
         why = _offline(await _last_seen_s(services, factory, device)) or (
             "the VPN server has no working peer for it yet: the server picks up VPN "

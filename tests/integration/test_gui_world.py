@@ -32,12 +32,14 @@ import pytest
 from fiotray.core.settings import Settings, SettingsStore
 from tests.app_socket import AppSocket, wait_for
 from tests.engineer import FACTORY, Engineer, add_foundries_tunnel
+from tests.integration.test_server_sync_real import _set_device_vpn
 from tests.xsession import XSession
 
 pytestmark = pytest.mark.real
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
+REACH_WAIT = 12.0
 
 
 def row_center(devices: dict[str, Any], row: int = 0) -> tuple[int, int]:
@@ -74,7 +76,10 @@ def gui_engineer(engineer: Engineer) -> Engineer:
     engineer.fiotray("tunnels", "autoconnect", tunnel["name"], "on")
     config = engineer.home / "config" / "fiotray"
     # The left click connects and disconnects here (the default opens the menu).
-    SettingsStore(config).save(Settings(terminal="xterm", left_click="toggle"))
+    # A device that never answers is reported after REACH_WAIT s, not the usual 15 min.
+    SettingsStore(config).save(
+        Settings(terminal="xterm", left_click="toggle", reach_wait=REACH_WAIT)
+    )
     for path in (config, *config.iterdir()):
         shutil.chown(path, engineer.user.uid, engineer.user.gid)
     return engineer
@@ -85,6 +90,10 @@ def test_tray_devices_window_enable_vpn_and_ssh_terminal(
 ) -> None:
     engineer, world, api = gui_engineer, gui_engineer.world, gui_engineer.api
     api.factory.add_device("vpn-off-1", vpn_enabled=False)
+    api.factory.add_device("far-away", vpn_enabled=False, online=False)
+    # VPN off at the API for world device 2; the world keeps its tunnel and the peer.
+    _set_device_vpn(api.factory, world.devices[1], enabled=False)
+    api.factory.apply_pending(world.devices[1].name)
     device = world.devices[0]
     # Where the shell on the device leaves its answer: the device user must write there.
     marker_dir = Path(tempfile.mkdtemp(prefix="fiotray-gui-"))
@@ -132,13 +141,13 @@ def test_tray_devices_window_enable_vpn_and_ssh_terminal(
             lambda: (
                 (d := app.devices())
                 and d.get("visible")
-                and d["shown"] == len(world.devices) + 2
+                and d["shown"] == len(world.devices) + 3
                 and d
             ),
         )
         assert devices["factory"] == FACTORY
         names = {r["Name"] for r in devices["rows"]}
-        assert names == {d.name for d in world.devices} | {"not-on-vpn", "vpn-off-1"}
+        assert names == {d.name for d in world.devices} | {"not-on-vpn", "vpn-off-1", "far-away"}
         by_name = {r["Name"]: r for r in devices["rows"]}
         assert by_name[device.name]["VPN"] == "enabled"
         assert by_name[device.name]["VPN address"] == device.vpn_address
@@ -170,7 +179,48 @@ def test_tray_devices_window_enable_vpn_and_ssh_terminal(
         assert row["VPN address"], "a pending enable shows the address it was given"
         settle_and_shot(xsession, "x11-world-pending")
         api.factory.apply_pending("vpn-off-1")  # the device picks the change up
-        wait_for("the row enabled once applied", lambda: app.rows()[0]["VPN"] == "enabled", 30)
+        wait_for(
+            "the row enabled once applied, and checking",
+            lambda: app.rows()[0]["VPN"] == "enabled · checking",
+            30,
+        )
+
+        # A device of the world with VPN off at the API (its tunnel and the server's
+        # peer are there): enabled from the window, it is reported reachable.
+        reachable = world.devices[1]
+        devices = filter_to(xsession, app, reachable.name)
+        before = set(xsession.visible_windows("fiotray"))
+        xsession.click_at(*row_center(devices), button=3)
+        new_window(xsession, "fiotray", before, "the row's context menu")
+        xsession.key("e")
+        wait_for("the row pending", lambda: app.rows()[0]["VPN"] == "pending")
+        api.factory.apply_pending(reachable.name)
+        wait_for(
+            f"{reachable.name} reported reachable",
+            lambda: f"{reachable.name} is reachable" in notified(app),
+            30,
+        )
+        assert app.rows()[0]["VPN"] == "enabled · reachable"
+        settle_and_shot(xsession, "x11-world-reachable")
+        # vpn-off-1 exists only at the API: nothing answers at its address.
+        message = wait_for(
+            "vpn-off-1 reported not reachable",
+            lambda: notified(app).get("vpn-off-1 is not reachable"),
+            REACH_WAIT + 30,
+        )
+        assert "the VPN server has no working peer for it yet" in message, message
+        # An offline device never applies the change: reported so, with when it was seen.
+        far = filter_to(xsession, app, "far-away")
+        before = set(xsession.visible_windows("fiotray"))
+        xsession.click_at(*row_center(far), button=3)
+        new_window(xsession, "fiotray", before, "the row's context menu")
+        xsession.key("e")
+        message = wait_for(
+            "far-away reported not reachable",
+            lambda: notified(app).get("far-away is not reachable"),
+            REACH_WAIT + 30,
+        )
+        assert "the device is offline (last seen 30d ago)" in message, message
 
         # Double click on a device on the VPN: xterm runs ssh through the server.
         devices = filter_to(xsession, app, device.name)
@@ -215,6 +265,11 @@ def test_tray_devices_window_enable_vpn_and_ssh_terminal(
         shutil.rmtree(marker_dir, ignore_errors=True)
     output = log.read_text(errors="replace")
     assert "Traceback" not in output, output
+
+
+def notified(app: AppSocket) -> dict[str, str]:
+    """The tray's notifications so far, title -> message."""
+    return {n["title"]: n["message"] for n in app.status()["notifications"]}
 
 
 def shells_of(user: str) -> list[str]:
