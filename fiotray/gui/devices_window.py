@@ -844,9 +844,6 @@ class DevicesWindow(QWidget):
         try:
             if await self.model.set_rows(factory, rows):
                 self._load_failed = ""
-                for (f, device), reach in list(self.backend.reach.items()):
-                    if f == factory:  # a watch that ran while another factory showed
-                        self.model.set_reach(device, reach)
                 # A refused Enable is remembered until the next list: by then the device
                 # may have registered its key, and Enable should be offered again.
                 self._no_key = {k for k in self._no_key if k[0] != factory}
@@ -855,6 +852,9 @@ class DevicesWindow(QWidget):
                 if self._fitted_for != factory and rows:
                     self._fit_columns(rows)
                     self._fitted_for = factory
+                for (f, device), reach in list(self.backend.reach.items()):
+                    if f == factory:  # a watch that ran while another factory showed
+                        self._show_reach(device, reach)
         finally:
             if self._build_task is asyncio.current_task():
                 self._build_task = None
@@ -889,7 +889,15 @@ class DevicesWindow(QWidget):
 
     def _on_reach_changed(self, factory: str, device: str) -> None:
         if factory == self.model.factory:
-            self.model.set_reach(device, self.backend.reach.get((factory, device)))
+            self._show_reach(device, self.backend.reach.get((factory, device)))
+
+    def _show_reach(self, device: str, reach: tuple[str, str] | None) -> None:
+        self.model.set_reach(device, reach)
+        if reach is not None:
+            # The VPN column is fitted to "disabled": grow it (never shrink what the user set).
+            wanted = self.table.fontMetrics().horizontalAdvance(f"enabled · {reach[0]}") + 28
+            if self.table.columnWidth(Col.VPN) < wanted:
+                self.table.setColumnWidth(Col.VPN, wanted)
 
     def _on_vpn_changed(self, factory: str, state: VpnState) -> None:
         if factory == self.model.factory and self.model.apply_vpn(state):

@@ -950,3 +950,22 @@ async def test_the_vpn_column_shows_how_far_an_enabled_device_got(qapp):
     assert await model.set_rows("other", SAMPLE, now=NOW.timestamp())
     model.apply_vpn(VpnState("echo", True, "10.42.42.99", "k", False))
     assert proxy.index(names(proxy).index("echo"), Col.VPN).data() == "enabled"
+
+
+async def test_a_reach_word_widens_the_vpn_column_and_survives_a_reload(window, backend):
+    from fiotray.gui.device_model import Col
+
+    await show_loaded(window)
+    r, row = find_row(window, lambda d: d.vpn_enabled and not d.vpn_pending)
+    narrow = window.table.columnWidth(Col.VPN)
+    name = row.device.name
+    backend._set_reach("demo-factory", name, "not reachable", "it never answered")
+    assert window.proxy.index(r, Col.VPN).data() == "enabled · not reachable"
+    wanted = window.table.fontMetrics().horizontalAdvance("enabled · not reachable")
+    assert window.table.columnWidth(Col.VPN) > max(narrow, wanted)
+    # A refresh (new rows) keeps the word: the backend still has it.
+    loaded = signal_future(window.model.rowsReplaced)
+    window.refresh()
+    await wait(loaded)
+    r, _ = find_row(window, lambda d: d.device.name == name)
+    assert window.proxy.index(r, Col.VPN).data() == "enabled · not reachable"
