@@ -46,6 +46,7 @@ class SshCommand:
     argv: list[str]
     settings: SshSettings
     tunnel: Tunnel | None  # the factory's tunnel, if it has one
+    target: core_ssh.SshTarget  # where the device is (scp and probes build on it)
 
     @property
     def line(self) -> str:
@@ -73,7 +74,7 @@ async def command(
     (target,) = await session.ssh_targets(api, tunnel, device)
     settings = settings_for(services, tunnel, route)
     argv = core_ssh.ssh_argv(target, settings, command=remote)
-    return SshCommand(api.factory, device, argv, settings, tunnel)
+    return SshCommand(api.factory, device, argv, settings, tunnel, target)
 
 
 def check_tunnel(services: Services, cmd: SshCommand) -> None:

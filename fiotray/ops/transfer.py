@@ -10,7 +10,6 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from fiotray.core import session
 from fiotray.core import transfer as core_transfer
 from fiotray.core.devices import validate_device_name
 from fiotray.core.errors import FiotrayError
@@ -44,15 +43,11 @@ def parse_remote(arg: str) -> RemotePath | None:
 async def _route(
     services: Services, factory: str | None, device: str, route: str | None
 ) -> tuple[SshTarget, SshSettings]:
-    """Where the device is and how SSH reaches it, as for `ops.ssh.command` (one
+    """Where the device is and how SSH reaches it (`ops.ssh.command`'s lookup: one
     wireguard-ips call); refused when the route's tunnel is down."""
-    validate_device_name(device)
-    api = await services.client(factory)
-    tunnel = services.tunnels.for_factory(api.factory)
-    settings = ops_ssh.settings_for(services, tunnel, route)
-    ops_ssh.check_tunnel(services, ops_ssh.SshCommand(api.factory, device, [], settings, tunnel))
-    (target,) = await session.ssh_targets(api, tunnel, device)
-    return target, settings
+    cmd = await ops_ssh.command(services, factory, device, route=route)
+    ops_ssh.check_tunnel(services, cmd)
+    return cmd.target, cmd.settings
 
 
 async def plan_to(
