@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -32,8 +31,10 @@ from tests.integration.test_gui_world import (
     filter_to,
     gui_engineer,  # noqa: F401 - the fixture, used by name
     new_window,
+    open_devices_window,
     row_center,
     settle_and_shot,
+    start_app,
 )
 from tests.system_user import SystemUser
 from tests.xsession import XSession
@@ -47,28 +48,6 @@ def _sha256(path: Path) -> str:
 
 def _title(xsession: XSession, window: str) -> str:
     return xsession.run("xdotool", "getwindowname", window, check=False).stdout.strip()
-
-
-def _start_app(engineer: Engineer, xsession: XSession, name: str) -> subprocess.Popen[bytes]:
-    env = {
-        "DISPLAY": xsession.env["DISPLAY"],
-        "QT_QPA_PLATFORM": "xcb",
-        "XDG_CURRENT_DESKTOP": "openbox",
-    }
-    log = xsession.root / "logs" / f"{name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    return engineer.spawn("--hidden", env=env, log=log)
-
-
-def _open_devices_window(xsession: XSession, app: AppSocket) -> None:
-    icon = xsession.wait_tray_icon("fiotray", timeout=30)
-    wait_for("the app's socket", app.path.exists, timeout=20)
-    wait_for("the tunnel connected at start", lambda: app.tunnel() == "connected", 30)
-    before = set(xsession.visible_windows("fiotray"))
-    xsession.click(icon, 3)
-    new_window(xsession, "fiotray", before, "the tray menu")
-    xsession.key("d")
-    wait_for("the devices window", lambda: (d := app.devices()) and d.get("visible"))
 
 
 def _wait_done(xsession: XSession, dialog: str, what: str) -> str:
@@ -107,24 +86,9 @@ def test_copy_files_to_and_from_a_device_from_its_menu(
     on_device.write_bytes(os.urandom(512 * 1024 + 17))
     shutil.chown(on_device, device_user.uid, device_user.gid)
 
-    env = {
-        "DISPLAY": xsession.env["DISPLAY"],
-        "QT_QPA_PLATFORM": "xcb",
-        "XDG_CURRENT_DESKTOP": "openbox",
-    }
-    log = xsession.root / "logs" / "fiotray-copy-world.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    proc = engineer.spawn("--hidden", env=env, log=log)
-    app = AppSocket(engineer.home / "run" / f"fiotray-{engineer.user.uid}.sock")
+    proc, app, log = start_app(engineer, xsession, "fiotray-copy-world", "--hidden")
     try:
-        icon = xsession.wait_tray_icon("fiotray", timeout=30)
-        wait_for("the app's socket", app.path.exists, timeout=20)
-        wait_for("the tunnel connected at start", lambda: app.tunnel() == "connected", 30)
-        before = set(xsession.visible_windows("fiotray"))
-        xsession.click(icon, 3)
-        new_window(xsession, "fiotray", before, "the tray menu")
-        xsession.key("d")
-        wait_for("the devices window", lambda: (d := app.devices()) and d.get("visible"))
+        open_devices_window(xsession, app)
 
         # Upload: "Copy files &to device…", then F&iles… and the path typed into Qt's
         # file dialog (its name field has the focus), Enter to choose it.
@@ -207,10 +171,9 @@ def test_a_folder_with_a_locked_key_asks_its_passphrase_once(
     for path in (folder, folder / "deep"):
         shutil.chown(path, engineer.user.uid, engineer.user.gid)
 
-    proc = _start_app(engineer, xsession, "fiotray-copy-locked-world")
-    app = AppSocket(engineer.home / "run" / f"fiotray-{engineer.user.uid}.sock")
+    proc, app, _ = start_app(engineer, xsession, "fiotray-copy-locked-world", "--hidden")
     try:
-        _open_devices_window(xsession, app)
+        open_devices_window(xsession, app)
         dialog = _context_menu_item(
             xsession, app, device.name, "t", "the Copy files to device dialog"
         )

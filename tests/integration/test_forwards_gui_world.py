@@ -13,15 +13,17 @@ import os
 
 import pytest
 
-from tests.app_socket import AppSocket, wait_for
+from tests.app_socket import wait_for
 from tests.engineer import Engineer
 from tests.integration.test_forwards_real import DEVICE_WEB_PORT, fetch, web_server
 from tests.integration.test_gui_world import (
     filter_to,
     gui_engineer,  # noqa: F401 - the fixture, used by name
     new_window,
+    open_devices_window,
     row_center,
     settle_and_shot,
+    start_app,
 )
 from tests.xsession import XSession
 
@@ -38,26 +40,10 @@ def test_forward_a_port_from_the_device_menu_and_stop_it_from_the_tray(
 ) -> None:
     engineer, world = gui_engineer, gui_engineer.world
     device = world.devices[0]
-    env = {
-        "DISPLAY": xsession.env["DISPLAY"],
-        "QT_QPA_PLATFORM": "xcb",
-        "XDG_CURRENT_DESKTOP": "openbox",
-    }
-    log = xsession.root / "logs" / "fiotray-forwards-world.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    proc = engineer.spawn("--hidden", env=env, log=log)
-    app = AppSocket(engineer.home / "run" / f"fiotray-{engineer.user.uid}.sock")
+    proc, app, log = start_app(engineer, xsession, "fiotray-forwards-world", "--hidden")
     try:
-        icon = xsession.wait_tray_icon("fiotray", timeout=30)
-        wait_for("the app's socket", app.path.exists, timeout=20)
-        wait_for("the tunnel connected at start", lambda: app.tunnel() == "connected", 30)
-
         # The devices window from the tray menu, the device's row, its context menu.
-        before = set(xsession.visible_windows("fiotray"))
-        xsession.click(icon, 3)
-        new_window(xsession, "fiotray", before, "the tray menu")
-        xsession.key("d")
-        wait_for("the devices window", lambda: (d := app.devices()) and d.get("visible"))
+        icon = open_devices_window(xsession, app)
         devices = filter_to(xsession, app, device.name)
         before = set(xsession.visible_windows("fiotray"))
         xsession.click_at(*row_center(devices), button=3)

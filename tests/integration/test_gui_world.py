@@ -67,6 +67,36 @@ def filter_to(session: XSession, app: AppSocket, name: str) -> dict[str, Any]:
     )
 
 
+def start_app(
+    engineer: Engineer, xsession: XSession, name: str, *args: str
+) -> tuple[subprocess.Popen[bytes], AppSocket, Path]:
+    """The tray app as the engineer on the session's display, its output in logs/NAME.log;
+    the app's socket (answering once it is up) and the log's path."""
+    env = {
+        "DISPLAY": xsession.env["DISPLAY"],
+        "QT_QPA_PLATFORM": "xcb",
+        "XDG_CURRENT_DESKTOP": "openbox",
+    }
+    log = xsession.root / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    proc = engineer.spawn(*args, env=env, log=log)
+    return proc, AppSocket(engineer.home / "run" / f"fiotray-{engineer.user.uid}.sock"), log
+
+
+def open_devices_window(xsession: XSession, app: AppSocket) -> str:
+    """Once the app is up with its tunnel connected (at start), the devices window from the
+    tray menu's "Devices…"; the tray icon's window."""
+    icon = xsession.wait_tray_icon("fiotray", timeout=30)
+    wait_for("the app's socket", app.path.exists, timeout=20)
+    wait_for("the tunnel connected at start", lambda: app.tunnel() == "connected", 30)
+    before = set(xsession.visible_windows("fiotray"))
+    xsession.click(icon, 3)
+    new_window(xsession, "fiotray", before, "the tray menu")
+    xsession.key("d")
+    wait_for("the devices window", lambda: (d := app.devices()) and d.get("visible"))
+    return icon
+
+
 @pytest.fixture
 def gui_engineer(engineer: Engineer) -> Engineer:
     """The engineer with a Foundries tunnel the server knows, and xterm as the terminal."""
@@ -100,15 +130,7 @@ def test_tray_devices_window_enable_vpn_and_ssh_terminal(
     marker_dir.chmod(0o1777)
     marker = marker_dir / "hostname"
 
-    env = {
-        "DISPLAY": xsession.env["DISPLAY"],
-        "QT_QPA_PLATFORM": "xcb",
-        "XDG_CURRENT_DESKTOP": "openbox",
-    }
-    log = xsession.root / "logs" / "fiotray-gui-world.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    proc = engineer.spawn(env=env, log=log)
-    app = AppSocket(engineer.home / "run" / f"fiotray-{engineer.user.uid}.sock")
+    proc, app, log = start_app(engineer, xsession, "fiotray-gui-world")
     try:
         icon = xsession.wait_tray_icon("fiotray", timeout=30)
         wait_for("the app's socket", app.path.exists, timeout=20)
