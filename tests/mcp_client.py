@@ -43,6 +43,13 @@ class Client:
         for secret in self.secrets:
             assert secret not in text, "a tool result holds a secret"
 
+    def rescan(self) -> None:
+        """Every result so far against every secret known now (some are learnt late: a
+        tunnel's private key exists once the tunnel does)."""
+        for text in self.results:
+            for secret in self.secrets:
+                assert secret not in text, "a tool result holds a secret"
+
     async def call(self, tool: str, **arguments: Any) -> Any:
         """The tool's result; a tool error fails the test (with the server's stderr)."""
         result = await self.session.call_tool(tool, arguments, read_timeout_seconds=CALL_TIMEOUT)

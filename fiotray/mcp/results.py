@@ -319,7 +319,11 @@ def ssh_command_info(cmd: SshCommand, tunnel_up: bool | None) -> SshCommandInfo:
 def command_result(cmd: SshCommand, command: str, run: RemoteRun, timeout: float) -> CommandResult:
     notes = []
     if run.timed_out:
-        notes.append(f"Stopped after {timeout:g} s (the timeout); the output is what came before.")
+        notes.append(
+            f"Stopped after {timeout:g} s (the timeout); the output is what came before. The "
+            "command may still be running on the device: ssh ended, but a device's sshd does "
+            "not stop a command that has no terminal."
+        )
     if run.stdout_truncated or run.stderr_truncated:
         notes.append("Output beyond the cap was dropped: narrow the command (head, grep).")
     if run.exit_status == 255:

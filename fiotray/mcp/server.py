@@ -388,10 +388,11 @@ def build_server(services: Services, policy: Policy, *, log_path: str = "") -> F
             """Run one command on a device over SSH through the VPN, as the user (host keys
             checked: a changed key is refused; no password prompt: the user's key must
             work unattended). Returns the exit status, stdout and stderr (each cut at 64
-            KiB), and whether it timed out. No terminal and no input: interactive
-            programs fail. It acts on real hardware: prefer read-only commands, and ask the
-            user before anything that changes the device. Only on the devices the user
-            allowed when starting the server."""
+            KiB), and whether it timed out (a command still running then may go on
+            running on the device). No terminal and no input: interactive programs fail.
+            It acts on real hardware: prefer read-only commands, and ask the user before
+            anything that changes the device. Only on the devices the user allowed when
+            starting the server."""
             policy.check_device(device)
             cmd = await ssh.command(services, factory, device, route=route, remote=[command])
             run = await ssh.run_remote(services, cmd, timeout=timeout_seconds)
