@@ -116,7 +116,8 @@ def main() -> int:
             )
             times: dict[str, list[float]] = {}
             shape: dict = {}
-            for _ in range(args.runs):  # interleaved, so drift hits every figure alike
+            for run in range(args.runs):  # interleaved, so drift hits every figure alike
+                print(f"run {run + 1}", file=sys.stderr)
                 listed, first, second, shape = asyncio.run(one_server(env, home))
                 times.setdefault("tools/list", []).append(listed)
                 times.setdefault("first", []).append(first)
