@@ -25,6 +25,7 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
+from fiotray import __version__
 from fiotray.core.errors import FiotrayError
 from fiotray.core.services import Services
 from fiotray.mcp import guide
@@ -37,6 +38,7 @@ from fiotray.mcp.results import (
     DeviceVpn,
     SshCommandInfo,
     TunnelChange,
+    TunnelInfo,
     VpnChange,
     VpnStatus,
     command_result,
@@ -51,6 +53,11 @@ from fiotray.mcp.results import (
 log = logging.getLogger(__name__)
 
 RUN_TOOL = "run_on_foundries_device"
+COMMANDS_OFF = (
+    f"{RUN_TOOL} is off: the user starts the server with `fiotray mcp --allow-commands` "
+    "to allow it."
+)
+NOT_ALLOWED = "not-allowed"  # the error code of a refusal by the server's policy
 MAX_RUN_TIMEOUT = 300.0
 MAX_COMMAND = 4096
 
@@ -105,14 +112,12 @@ class Policy:
 
     def check_device(self, device: str) -> None:
         if not self.allow_commands:
-            raise FiotrayError(
-                f"{RUN_TOOL} is off: the user starts the server with "
-                "`fiotray mcp --allow-commands` to allow it."
-            )
+            raise FiotrayError(COMMANDS_OFF, code=NOT_ALLOWED)
         if self.devices and not any(fnmatchcase(device, g) for g in self.devices):
             raise FiotrayError(
                 f"Commands are not allowed on {device[:80]!r}: the server allows them only on "
-                f"devices matching {' '.join(self.devices)} (fiotray mcp --devices)."
+                f"devices matching {' '.join(self.devices)} (fiotray mcp --devices).",
+                code=NOT_ALLOWED,
             )
 
 
@@ -127,11 +132,7 @@ class FiotrayMCP(FastMCP):
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
         if name == RUN_TOOL and not self.policy.allow_commands:
             # Not listed then, but a client may call it anyway: say how to turn it on.
-            return error_result(
-                f"{RUN_TOOL} is off: the user starts the server with "
-                "`fiotray mcp --allow-commands` to allow it.",
-                "not-allowed",
-            )
+            return error_result(COMMANDS_OFF, NOT_ALLOWED)
         try:
             return await super().call_tool(name, arguments)
         except ToolError as exc:
@@ -185,11 +186,14 @@ def build_server(services: Services, policy: Policy, *, log_path: str = "") -> F
         instructions=guide.INSTRUCTIONS,
         log_level="WARNING",
     )
+    # The version a client shows for the server: FastMCP 1.x takes none and would report
+    # the SDK's own. The low-level server it wraps has the attribute (the extra pins 1.x).
+    server._mcp_server.version = __version__
 
     def factory_name(factory: str | None) -> str:
         return services.factory(factory).factory
 
-    async def infos(name: str | None = None) -> list[Any]:
+    async def infos(name: str | None = None) -> list[TunnelInfo]:
         statuses = await tunnels.status(services, name)
         known = {t.name: t for t in tunnels.list_tunnels(services)}
         default = tunnels.default_tunnel(services)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from fiotray import __version__
 from fiotray.demo.fakeapi import FakeFactory
 from tests.mcp_client import Client, mcp_session
 from tests.user_config import cli_env
@@ -263,7 +264,7 @@ async def test_commands_are_refused_unless_allowed(env, tmp_path):
             text, code = await allowed.error(
                 "run_on_foundries_device", device="alpha", command="id"
             )
-            assert "only on devices matching lab-*" in text and code == "error"
+            assert "only on devices matching lab-*" in text and code == "not-allowed"
 
 
 def test_devices_needs_allow_commands(env):
@@ -320,7 +321,7 @@ def test_stdout_carries_only_the_protocol(env, tmp_path):
     stderr = errors.read_text()
     replies = [json.loads(line) for line in lines]
     assert [r["id"] for r in replies] == [1, 2, 3]
-    assert replies[0]["result"]["serverInfo"]["name"] == "fiotray"
+    assert replies[0]["result"]["serverInfo"] == {"name": "fiotray", "version": __version__}
     assert replies[2]["result"]["structuredContent"]["returned"] == 1
     # -vv logged at debug level, on stderr (and to the log file), never on stdout.
     assert "DEBUG" in stderr
