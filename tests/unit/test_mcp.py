@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fiotray.core.errors import FiotrayError
-from fiotray.core.ssh import SshSettings
+from fiotray.core.ssh import SshSettings, SshTarget
 from fiotray.mcp import results
 from fiotray.ops import ssh
 
@@ -171,7 +171,8 @@ def fake_ssh(tmp_path: Path) -> Path:
 
 def remote(script: Path, command: str) -> ssh.SshCommand:
     argv = [str(script), "-o", "HostKeyAlias=x", "--", "fio@10.0.0.1", command]
-    return ssh.SshCommand("f", "dev", argv, SshSettings(route="public"), tunnel=None)
+    target = SshTarget("f", "dev", "10.0.0.1", "10.0.0.254")
+    return ssh.SshCommand("f", "dev", argv, SshSettings(route="public"), None, target)
 
 
 async def test_run_remote_returns_status_and_output(services, fake_ssh):
