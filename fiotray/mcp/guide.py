@@ -31,7 +31,9 @@ GUIDE = """\
   config in the factory as `fioctl devices config wireguard` does. The change is
   **pending** until the device's agent checks in and applies it (up to about 5 minutes;
   an offline device applies it when it comes back). Follow it with
-  `foundries_device_vpn`: `pending: false` means applied.
+  `foundries_device_vpn` (`pending: false` means applied), or pass `wait_seconds`:
+  the call then follows the device until it applied the change and, for enable, answers
+  over the VPN (`stage: reachable`), and says why it did not (`reason`).
 - A device without a WireGuard public key has never registered one: VPN cannot be
   enabled until it does.
 

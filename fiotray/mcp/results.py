@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from fiotray.core.devices import DeviceRow, DeviceRows, VpnState
     from fiotray.core.tunnels import Tunnel, TunnelStatus
     from fiotray.ops.devices import Selector
+    from fiotray.ops.reach import Reach
     from fiotray.ops.ssh import RemoteRun, SshCommand
 
 # Devices a listing returns unless asked for more, and the most it ever returns: a
@@ -126,12 +127,13 @@ class VpnChange:
     device: str
     enabled: bool
     address: str | None
+    # pending: written, not applied yet; applied: the device took it; reachable: it also
+    # answers over the VPN (an SSH probe through its route got its banner).
+    stage: str
     pending: bool
     applied: bool
-    # Whether the device answers over the VPN. Not checked yet: always None. This is the
-    # place for the reachability probe (the devices work adds it to ops) and for a
-    # `wait` parameter of enable_foundries_vpn_device that waits for it.
-    reachable: bool | None
+    reachable: bool | None  # None: not checked (no wait, or a disable)
+    reason: str | None  # why the wait ended short of its goal
     message: str
 
 
@@ -277,19 +279,31 @@ def device_vpn(factory: str, state: VpnState) -> DeviceVpn:
     )
 
 
-def vpn_change(factory: str, state: VpnState) -> VpnChange:
+def vpn_change(factory: str, state: VpnState, reach: Reach | None = None) -> VpnChange:
+    """The change as written, or (`reach`) as far as the wait followed it."""
     verb = "enabled" if state.enabled else "disabled"
     address = safe_text(state.address) or "none"
     message = f"VPN {verb} on {safe_text(state.device)} (address {address}). "
-    message += PENDING_NOTE if state.pending else "The device has applied it."
+    stage = "pending" if state.pending else "applied"
+    reachable = None
+    reason = None
+    if reach is not None:
+        stage = reach.stage
+        reachable = reach.reachable if state.enabled else None
+        reason = safe_text(reach.reason, 400) or None
+        message += safe_text(reach.summary(), 400) + "."
+    else:
+        message += PENDING_NOTE if state.pending else "The device has applied it."
     return VpnChange(
         factory=factory,
         device=safe_text(state.device),
         enabled=state.enabled,
         address=safe_text(state.address) or None,
-        pending=state.pending,
-        applied=not state.pending,
-        reachable=None,
+        stage=stage,
+        pending=stage == "pending",
+        applied=stage != "pending",
+        reachable=reachable,
+        reason=reason,
         message=message,
     )
 

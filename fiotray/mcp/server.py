@@ -60,6 +60,7 @@ COMMANDS_OFF = (
 NOT_ALLOWED = "not-allowed"  # the error code of a refusal by the server's policy
 MAX_RUN_TIMEOUT = 300.0
 MAX_COMMAND = 4096
+MAX_WAIT = 900.0  # as the GUI's wait for a VPN change: 15 minutes
 
 Factory = Annotated[
     str | None,
@@ -87,6 +88,16 @@ VpnFilter = Annotated[
     Field(description="Only devices in this VPN state (pending: a change not applied yet)."),
 ]
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="The most devices to return.")]
+Wait = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=MAX_WAIT,
+        description="Seconds to follow the device after writing: until it applied the "
+        "change and, for enable, answers over the VPN. 0: return at once (pending). "
+        "Devices check in every few minutes: 300-600 covers most; the call lasts that long.",
+    ),
+]
 TunnelName = Annotated[
     str | None,
     Field(description="The tunnel's name (see foundries_vpn_status); omit for the default tunnel."),
@@ -177,7 +188,7 @@ def read_only(title: str) -> ToolAnnotations:
 def build_server(services: Services, policy: Policy, *, log_path: str = "") -> FiotrayMCP:
     """The server with every tool over `services` (`run_on_foundries_device` only when
     `policy` allows commands)."""
-    from fiotray.ops import devices, ssh, tunnels
+    from fiotray.ops import devices, reach, ssh, tunnels
 
     server = FiotrayMCP(
         policy,
@@ -306,9 +317,17 @@ def build_server(services: Services, policy: Policy, *, log_path: str = "") -> F
         state = await devices.device_vpn(services, factory, device)
         return device_vpn(factory_name(factory), state)
 
-    async def set_vpn(device: str, factory: str | None, enable: bool) -> VpnChange:
+    async def set_vpn(device: str, factory: str | None, enable: bool, wait: float) -> VpnChange:
+        since = time.monotonic()
         state = await devices.set_vpn(services, factory, device, enable)
-        return vpn_change(factory_name(factory), state)
+        name = factory_name(factory)
+        if not wait:
+            return vpn_change(name, state)
+        # As `fiotray enable --wait`: until applied and, for an enable, answering.
+        (followed,) = await reach.wait_many(
+            services, name, [state.device], enable=enable, timeout=wait, since=since
+        )
+        return vpn_change(name, state, followed)
 
     @server.tool(
         annotations=ToolAnnotations(
@@ -319,14 +338,19 @@ def build_server(services: Services, policy: Policy, *, log_path: str = "") -> F
             openWorldHint=True,
         )
     )
-    async def enable_foundries_vpn_device(device: DeviceName, factory: Factory = None) -> VpnChange:
+    async def enable_foundries_vpn_device(
+        device: DeviceName, factory: Factory = None, wait_seconds: Wait = 0
+    ) -> VpnChange:
         """Enable VPN on a device, writing exactly what `fioctl devices config wireguard
         DEVICE enable` writes: the device keeps its VPN address or gets the first free
         one, and no other config file changes. Refused for a device without a WireGuard
         public key or a factory without a VPN server. The change is pending until the
-        device applies it at its next check-in (up to about 5 minutes): follow it with
-        foundries_device_vpn. Enabling an enabled device rewrites the same config."""
-        return await set_vpn(device, factory, True)
+        device applies it at its next check-in (up to about 5 minutes); then the VPN
+        server adds its peer. With wait_seconds the call follows the device that long:
+        stage says how far it got (pending, applied, reachable: it answers over SSH) and
+        reason why not further. Without, follow it with foundries_device_vpn. Enabling an
+        enabled device rewrites the same config."""
+        return await set_vpn(device, factory, True, wait_seconds)
 
     @server.tool(
         annotations=ToolAnnotations(
@@ -338,14 +362,14 @@ def build_server(services: Services, policy: Policy, *, log_path: str = "") -> F
         )
     )
     async def disable_foundries_vpn_device(
-        device: DeviceName, factory: Factory = None
+        device: DeviceName, factory: Factory = None, wait_seconds: Wait = 0
     ) -> VpnChange:
         """Disable VPN on a device, writing exactly what `fioctl devices config wireguard
         DEVICE disable` writes; the device keeps its address and key, so enabling it again
         gives the same address. Once the device applies it (pending until its next
-        check-in, up to about 5 minutes) nobody reaches it over the VPN: ask the user
-        first."""
-        return await set_vpn(device, factory, False)
+        check-in, up to about 5 minutes; wait_seconds waits for that) nobody reaches it
+        over the VPN: ask the user first."""
+        return await set_vpn(device, factory, False, wait_seconds)
 
     @server.tool(annotations=read_only("SSH command for a device"))
     async def foundries_ssh_command(

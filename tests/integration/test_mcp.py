@@ -156,7 +156,8 @@ async def test_enable_is_pending_until_the_device_applies_it(factory, env, tmp_p
     async with served(env, tmp_path / "mcp.err") as client:
         changed = await client.call("enable_foundries_vpn_device", device="beta")
         assert (changed["enabled"], changed["pending"], changed["applied"]) == (True, True, False)
-        assert changed["address"] == "10.42.42.3" and changed["reachable"] is None
+        assert changed["address"] == "10.42.42.3" and changed["stage"] == "pending"
+        assert changed["reachable"] is None and changed["reason"] is None
         assert "pending until the device applies it" in changed["message"]
         assert (
             factory.current_file("beta", "wireguard-client") == f"address=10.42.42.3\npubkey={KEY}"
@@ -179,6 +180,26 @@ async def test_enable_is_pending_until_the_device_applies_it(factory, env, tmp_p
         off = await client.call("disable_foundries_vpn_device", device="beta")
         assert (off["enabled"], off["pending"], off["address"]) == (False, True, "10.42.42.3")
         assert factory.current_file("beta", "wireguard-client").endswith("\nenabled=0")
+
+
+async def test_a_wait_follows_the_device_and_says_why_it_stopped(env, tmp_path, factory):
+    # No tunnel on this machine: applied, then not reachable, and why (as enable --wait).
+    factory.auto_apply_after = 0.0
+    factory.add_device("lab-0", vpn_enabled=False)
+    async with served(env, tmp_path / "mcp.err") as client:
+        on = await client.call("enable_foundries_vpn_device", device="lab-0", wait_seconds=3)
+        assert (on["stage"], on["applied"], on["reachable"]) == ("applied", True, False)
+        assert "has no tunnel on this computer for the jump route" in on["reason"]
+        assert on["message"].startswith("VPN enabled on lab-0 (address 10.42.42.")
+        off = await client.call("disable_foundries_vpn_device", device="lab-0", wait_seconds=10)
+        assert (off["stage"], off["pending"], off["reachable"], off["reason"]) == (
+            "applied",
+            False,
+            None,
+            None,
+        )
+        listed = await client.call("foundries_device_vpn", device="lab-0")
+        assert (listed["enabled"], listed["applied"]) == (False, True)
 
 
 async def test_failures_are_tool_errors_with_the_clis_sentence(env, server, tmp_path):

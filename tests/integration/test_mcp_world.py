@@ -104,6 +104,14 @@ async def test_connect_status_disconnect_through_the_helper(engineer):
         assert now["endpoint"] == world.server_endpoint and now["tx_bytes"] > 0
         cmd = await client.call("foundries_ssh_command", device=world.devices[0].name)
         assert cmd["tunnel_up"] is True and cmd["route"] == "jump"
+        # Enable, followed until the device answers: applied at once (the fake factory),
+        # then an SSH probe through the VPN server gets the device's own sshd's banner.
+        engineer.api.factory.auto_apply_after = 0.0
+        device = world.devices[0]
+        on = await client.call("enable_foundries_vpn_device", device=device.name, wait_seconds=60)
+        assert (on["stage"], on["reachable"], on["reason"]) == ("reachable", True, None), on
+        assert on["address"] == device.vpn_address
+        assert f"is reachable at {device.vpn_address} over the jump route" in on["message"]
 
         gone = await client.call("disconnect_foundries_vpn", tunnel=FACTORY)
         assert gone["tunnel"]["state"] == "disconnected"
