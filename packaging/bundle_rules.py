@@ -47,6 +47,9 @@ UNUSED_PYTHON = [
     # Nothing fiotray runs uses processes (only anyio.to_process would); without the module
     # PyInstaller's multiprocessing runtime hook, which imports it at every start, goes too.
     "multiprocessing",
+    # The MCP SDK is the `mcp` extra: the bundle leaves it out even when the build's venv
+    # has it, and `fiotray mcp` in the bundle says how to get a fiotray that serves MCP.
+    "mcp",
 ]
 # fmt: on
 

@@ -293,6 +293,11 @@ run_phase() {
   grep -qx '36 devices' "$STATE/devices" || fail "fiotray --demo devices: $(tail -3 "$STATE/devices")"
   ok "fiotray --demo devices: 36 devices"
   as_tester fiotray --help | grep -q 'ssh-config' || fail "fiotray --help"
+  # The MCP server is an extra the package leaves out: it says so, and where to get one.
+  set +e; as_tester fiotray --demo mcp </dev/null >"$STATE/mcp" 2>&1; code=$?; set -e
+  [ "$code" -eq 1 ] && grep -q "This fiotray (the .deb) has no MCP server" "$STATE/mcp" \
+    || fail "fiotray mcp in the package (exit $code): $(cat "$STATE/mcp")"
+  ok "fiotray mcp: the package says how to get the MCP server"
 
   stop_daemons
   trap - EXIT

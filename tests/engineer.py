@@ -50,6 +50,7 @@ class Engineer:
     user: SystemUser
     home: Path
     api: FakeApiServer
+    token: str = ""  # the API token `fiotray login` was given (tests scan output for it)
 
     def env(self) -> dict[str, str]:
         return {
@@ -170,7 +171,7 @@ def engineer(clean_vpn_world, app_user, polkit) -> Iterator[Engineer]:
     api = FakeApiServer(factory)
     with in_netns(world.laptop_ns):  # reachable at 127.0.0.1 from inside the laptop namespace
         api.start()
-    person = Engineer(world, app_user, home, api)
+    person = Engineer(world, app_user, home, api, token)
     try:
         person.fiotray(
             "login",

@@ -32,7 +32,7 @@ if [ -x .venv/bin/python ] && [ "$(readlink -f .venv/bin/python)" != "$(readlink
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,mcp]'
 
 .venv/bin/ruff check fiotray tests bench packaging
 # KILL, not TERM: a test stuck in a nested event loop ignores TERM (see pytest-timeout).

@@ -122,7 +122,7 @@ def _top_parser() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     # Here, not at the top: the tray's own command lines never build the full parser.
-    from fiotray.cli import accounts, devices, forward, ssh, transfer, tunnels
+    from fiotray.cli import accounts, devices, forward, mcp, ssh, transfer, tunnels
     from fiotray.cli.output import EXIT_CODES, exit_status, factory_option
 
     parser = _top_parser()
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and the exit codes it may return.\n\n" + exit_status(tuple(EXIT_CODES))
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (accounts, devices, tunnels, ssh, forward, transfer):
+    for group in (accounts, devices, tunnels, ssh, forward, transfer, mcp):
         group.register(sub, factory_option)
     return parser
 
@@ -166,6 +166,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(
             "--client-id needs --client-secret-stdin (secrets never go on the command line)"
         )
+    if args.command == "mcp" and args.devices and not args.allow_commands:
+        parser.error("mcp: --devices limits --allow-commands; give both")
     if args.command in ("enable", "disable") and not (
         args.device or args.tag or args.group or args.target
     ):

@@ -88,3 +88,9 @@ def safe_text(text: str, width: int | None = None) -> str:
     if width is not None and len(safe) > width:
         safe = safe[: width - 1] + "…"
     return safe
+
+
+def safe_lines(text: str) -> str:
+    """`safe_text` for text of several lines (a command's output): line breaks and tabs
+    stay as they are, everything else `safe_text` escapes is escaped."""
+    return "\n".join("\t".join(map(safe_text, line.split("\t"))) for line in text.split("\n"))

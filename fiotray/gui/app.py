@@ -19,7 +19,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from fiotray.core import errors
 from fiotray.core.errors import FiotrayError
 from fiotray.core.files import runtime_dir
+from fiotray.core.logs import LOG_BYTES, log_dir
 from fiotray.core.tunnelstate import State
 from fiotray.gui import icons
 from fiotray.gui.menus import UP_STATES
@@ -55,8 +55,6 @@ APP_NAME = "fiotray"
 TRAY_WAIT = 15.0  # seconds to wait for a panel at login before giving up on the tray
 TRAY_REPOLL = 5.0  # how often, after that, to look for an XEmbed tray (SNI watchers announce)
 SNI_WATCHER = "org.kde.StatusNotifierWatcher"  # the panels' D-Bus tray (KDE, GNOME, waybar)
-LOG_BYTES = 1_000_000
-LOG_BACKUPS = 3
 NO_TRAY_MESSAGE = (
     "No system tray was found, so fiotray opened its window instead; on GNOME, install and "
     'enable the "AppIndicator and KStatusNotifierItem Support" extension to get the tray icon.'
@@ -67,48 +65,11 @@ MAX_REQUEST = 1024
 # -- logging ------------------------------------------------------------------------------
 
 
-def log_dir(demo: bool) -> Path:
-    # The demo writes nothing outside a temp dir, its log included.
-    if demo:
-        return Path(tempfile.gettempdir()) / f"fiotray-demo-{os.getuid()}"
-    import platformdirs
-
-    return Path(platformdirs.user_state_dir(APP_NAME))
-
-
-def log_file(demo: bool) -> Path:
-    """Where this process logs: the file setup_logging opened (the automatic demo logs
-    with the user's, and a --demo that signed in keeps its own), else `log_dir`'s."""
-    import logging.handlers
-
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.handlers.RotatingFileHandler):
-            return Path(handler.baseFilename)
-    return log_dir(demo) / "fiotray.log"
-
-
 def setup_logging(directory: Path) -> RotatingFileHandler:
-    """fiotray.log in `directory`, rotated; the core never logs secrets, nor do we."""
-    from logging.handlers import RotatingFileHandler
+    """fiotray.log in `directory`, rotated (fiotray.core.logs)."""
+    from fiotray.core.logs import setup_logging as open_log_file
 
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handler = RotatingFileHandler(
-        directory / "fiotray.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    root = logging.getLogger()
-    if root.getEffectiveLevel() > logging.INFO:
-        # The file wants INFO; stderr keeps what -v asked for.
-        for h in root.handlers:
-            if h.level == logging.NOTSET:
-                h.setLevel(root.getEffectiveLevel())
-        root.setLevel(logging.INFO)
-    root.addHandler(handler)
-    # Request lines and loop chatter are noise, and a URL is one step from a secret.
-    for name in ("httpx", "httpcore", "qasync", "asyncio"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
-    return handler
+    return open_log_file(directory, max_bytes=LOG_BYTES)
 
 
 # -- one instance per user ------------------------------------------------------------------

@@ -13,5 +13,6 @@ widgets. A front end turns the result into text, JSON, a menu or a dialog, and a
 - `tunnels`: add a Foundries tunnel, import a `.conf`, remove, the default tunnel, a
   tunnel's SSH settings, connect, disconnect, status.
 - `ssh`: the SSH command for a device with the user's settings applied, opening it in
-  a terminal, the ssh config file for every VPN-enabled device.
+  a terminal, the ssh config file for every VPN-enabled device, one command run on a
+  device unattended (a timeout, an output cap, no prompt).
 """

@@ -99,17 +99,23 @@ async def list_devices(
     rows = await core_devices.list_rows(
         api, pending=services.pending(), on_page=on_page, previous=previous
     )
-    if search or where:
-        from datetime import UTC, datetime
+    return filter_rows(rows, search=search, where=where)
 
-        now = datetime.now(UTC)
-        terms = (search or "").split()
-        rows = core_devices.DeviceRows.of(
-            r
-            for r in rows
-            if all(r.matches(t) for t in terms) and (not where or where.matches(r, now))
-        )
-    return rows
+
+def filter_rows(
+    rows: DeviceRows, *, search: str | None = None, where: Selector | None = None
+) -> DeviceRows:
+    """The rows holding each whitespace-separated term of `search` somewhere, and that
+    `where` selects (both None: `rows` itself)."""
+    if not (search or where):
+        return rows
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    terms = (search or "").split()
+    return core_devices.DeviceRows.of(
+        r for r in rows if all(r.matches(t) for t in terms) and (not where or where.matches(r, now))
+    )
 
 
 async def device_vpn(services: Services, factory: str | None, device: str) -> VpnState:

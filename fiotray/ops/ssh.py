@@ -5,6 +5,7 @@ settings."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -140,3 +141,99 @@ def configure_tunnel(services: Services, name: str, changes: dict[str, Any]) -> 
             stored["extra_options"] = list(stored["extra_options"])
         services.tunnels.save(dataclasses.replace(tunnel, ssh=stored))
     return updated
+
+
+# What a remote command may print before the rest is dropped (per stream), and the longest
+# it may run: a command's output goes back to a program that reads it whole.
+RUN_OUTPUT_CAP = 64 * 1024
+RUN_TIMEOUT = 30.0
+_READ_CHUNK = 16 * 1024
+
+
+@dataclass(frozen=True)
+class RemoteRun:
+    """What a command run on a device over SSH did: its exit status (None when it was
+    stopped at the timeout), and the first `RUN_OUTPUT_CAP` bytes of each stream."""
+
+    exit_status: int | None
+    stdout: bytes
+    stderr: bytes
+    stdout_truncated: bool
+    stderr_truncated: bool
+    timed_out: bool
+    seconds: float
+
+
+def batch_argv(cmd: SshCommand) -> list[str]:
+    """`cmd`'s argv for a run nobody watches: no prompt (a missing key or an unknown jump
+    host fails at once instead of waiting for a password), no terminal, no stdin."""
+    # First after the program: ssh keeps the first value of an option, so a user's
+    # BatchMode=no in the tunnel's extra options cannot bring a prompt back.
+    return [cmd.argv[0], "-o", "BatchMode=yes", "-T", "-n", *cmd.argv[1:]]
+
+
+async def run_remote(
+    services: Services,
+    cmd: SshCommand,
+    *,
+    timeout: float = RUN_TIMEOUT,
+    max_output: int = RUN_OUTPUT_CAP,
+) -> RemoteRun:
+    """Run `cmd` (an `SshCommand` with its remote command) and collect what it prints,
+    stopping ssh (and its jump hop) after `timeout` seconds. A route through a tunnel
+    that is down is refused first, as `fiotray ssh` refuses it."""
+    import signal
+    import time
+
+    check_tunnel(services, cmd)
+    argv = batch_argv(cmd)
+    env = {k: v for k, v in os.environ.items() if k not in ("SSH_ASKPASS", "DISPLAY")}
+    env["SSH_ASKPASS_REQUIRE"] = "never"
+    started = time.monotonic()
+    # A session of its own: no controlling terminal to prompt on, and one signal stops
+    # ssh with the ssh it starts for the jump hop.
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+
+    async def collect(stream: asyncio.StreamReader | None) -> tuple[bytes, bool]:
+        kept = bytearray()
+        dropped = False
+        if stream is None:  # pragma: no cover - both pipes are asked for
+            return b"", False
+        # Read to the end even past the cap: a writer blocked on a full pipe never exits.
+        while chunk := await stream.read(_READ_CHUNK):
+            room = max_output - len(kept)
+            kept += chunk[:room]
+            dropped = dropped or len(chunk) > room
+        return bytes(kept), dropped
+
+    readers = asyncio.gather(collect(proc.stdout), collect(proc.stderr), proc.wait())
+    timed_out = False
+    try:
+        (out, out_cut), (err, err_cut), status = await asyncio.wait_for(
+            asyncio.shield(readers), timeout
+        )
+    except TimeoutError:
+        timed_out = True
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    if timed_out:
+        (out, out_cut), (err, err_cut), _ = await readers
+        status = None
+    return RemoteRun(
+        exit_status=status,
+        stdout=out,
+        stderr=err,
+        stdout_truncated=out_cut,
+        stderr_truncated=err_cut,
+        timed_out=timed_out,
+        seconds=round(time.monotonic() - started, 3),
+    )

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -23,7 +24,7 @@ import shiboken6
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
-from fiotray.core import errors
+from fiotray.core import errors, logs
 from fiotray.core.tunnels import State
 from fiotray.gui import app as app_mod
 from fiotray.gui.app import (
@@ -284,7 +285,7 @@ async def test_quit_from_the_menu_awaits_backend_shutdown(backend, qapp, monkeyp
 def test_run_gui_quits_on_request_from_another_thread(runtime, tmp_path, monkeypatch, qapp):
     """The whole of run_gui on its own qasync loop; quit arrives over the socket."""
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setattr(app_mod.tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "tempdir", None)
     replies: list[bytes] = []
 
     def quit_soon() -> None:
@@ -318,13 +319,13 @@ def test_logs_go_to_the_state_dir_and_rotate(tmp_path, monkeypatch):
     monkeypatch.setattr(app_mod, "LOG_BYTES", 2000)
     directory = app_mod.log_dir(demo=False)
     assert directory == tmp_path / "state" / "fiotray"
-    assert app_mod.log_dir(demo=True).parent == Path(app_mod.tempfile.gettempdir())
-    assert app_mod.log_file(demo=True) == app_mod.log_dir(demo=True) / "fiotray.log"
+    assert app_mod.log_dir(demo=True).parent == Path(tempfile.gettempdir())
+    assert logs.log_file(demo=True) == app_mod.log_dir(demo=True) / "fiotray.log"
     handler = setup_logging(directory)
     try:
         # What About shows: the file written, whatever the demo flag says (the automatic
         # demo logs with the user's; a --demo that signed in keeps its own).
-        assert app_mod.log_file(demo=True) == directory / "fiotray.log"
+        assert logs.log_file(demo=True) == directory / "fiotray.log"
         log = logging.getLogger("fiotray.test")
         for i in range(200):
             log.info("line %d of a long enough message to fill the log", i)

@@ -36,6 +36,8 @@ HEAVY = ("httpx", "httpcore", "keyring", "secretstorage", "jeepney", "cryptograp
 # versions it was checked on.) The icon still shows before asyncio, and so before ssl.
 IDLE_EXCEPT = ("ssl", "_ssl")
 DEMO_HEAVY = ("fiotray.demo.fakeapi", "http.server", "hashlib")
+# The MCP SDK and what it brings: `fiotray mcp` alone loads them (the `mcp` extra).
+MCP_SDK = ("mcp", "pydantic", "pydantic_core", "starlette", "fiotray.mcp")
 
 
 def modules_after(code: str, *, env: dict[str, str] | None = None, flags: tuple[str, ...] = ()):
@@ -144,6 +146,7 @@ def test_the_idle_tray_loads_nothing_heavy(tmp_path, real):
     assert "qasync" in modules and "fiotray.gui.backend" in modules  # it did start
     assert loaded(modules, HEAVY) == []
     assert loaded(modules, DEMO_HEAVY) == []  # the demo's fake factory starts when asked
+    assert loaded(modules, MCP_SDK) == []
     assert loaded(modules, ("fiotray.gui.devices_window",)) == []
     assert [m for m in modules if m.startswith("fiotray.gui.dialogs.")] == []
 
@@ -168,7 +171,7 @@ COMMAND = """
 
 # What a command that makes no API call and reads no secret never needs: the HTTP stack,
 # keyring (every backend), cryptography, PyYAML (only `login --from-fioctl` reads YAML).
-NOT_FOR_LOCAL_COMMANDS = (*HEAVY, "h11", "anyio", "certifi", "yaml")
+NOT_FOR_LOCAL_COMMANDS = (*HEAVY, "h11", "anyio", "certifi", "yaml", *MCP_SDK)
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def diagnostics(backend: Backend | None) -> str:
     from PySide6.QtCore import qVersion
     from PySide6.QtGui import QGuiApplication
 
-    from fiotray.gui.app import log_file
+    from fiotray.core.logs import log_file
 
     demo = bool(backend and backend.demo)
     lines = {
