@@ -25,7 +25,6 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
-from fiotray import __version__
 from fiotray.core.errors import FiotrayError
 from fiotray.core.services import Services
 from fiotray.mcp import guide
@@ -197,9 +196,6 @@ def build_server(services: Services, policy: Policy, *, log_path: str = "") -> F
         instructions=guide.INSTRUCTIONS,
         log_level="WARNING",
     )
-    # The version a client shows for the server: FastMCP 1.x takes none and would report
-    # the SDK's own. The low-level server it wraps has the attribute (the extra pins 1.x).
-    server._mcp_server.version = __version__
 
     def factory_name(factory: str | None) -> str:
         return services.factory(factory).factory

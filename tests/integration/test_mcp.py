@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from fiotray import __version__
 from fiotray.demo.fakeapi import FakeFactory
 from tests.mcp_client import Client, mcp_session
 from tests.user_config import cli_env
@@ -342,7 +341,7 @@ def test_stdout_carries_only_the_protocol(env, tmp_path):
     stderr = errors.read_text()
     replies = [json.loads(line) for line in lines]
     assert [r["id"] for r in replies] == [1, 2, 3]
-    assert replies[0]["result"]["serverInfo"] == {"name": "fiotray", "version": __version__}
+    assert replies[0]["result"]["serverInfo"]["name"] == "fiotray"
     assert replies[2]["result"]["structuredContent"]["returned"] == 1
     # -vv logged at debug level, on stderr (and to the log file), never on stdout.
     assert "DEBUG" in stderr
