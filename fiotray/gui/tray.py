@@ -401,7 +401,7 @@ class TrayIcon(QSystemTrayIcon):
         elif result.reason:
             self.notify(
                 f"{name} is not reachable",
-                safe_text(f"Not after {duration(result.waited_s)}: {result.reason}.", 300),
+                safe_text(f"After {duration(result.waited_s)}: {result.reason}.", 300),
             )
 
     def _on_notice(self, title: str, message: str, level: str) -> None:

@@ -243,6 +243,7 @@ def test_tray_devices_window_enable_vpn_and_ssh_terminal(
             REACH_WAIT + 30,
         )
         assert "the device is offline (last seen 30d ago)" in message, message
+        settle_and_shot(xsession, "x11-world-not-reachable")
 
         # Double click on a device on the VPN: xterm runs ssh through the server.
         devices = filter_to(xsession, app, device.name)
