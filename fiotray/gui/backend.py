@@ -18,7 +18,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from fiotray.core.forward import Forward, ForwardSpec
     from fiotray.core.transfer import CopyJob, CopyPlan, CopyProgress, CopyResult
     from fiotray.ops.devices import DeviceActions, VpnResult
+    from fiotray.ops.reach import Reach
     from fiotray.ops.ssh import SshCommand
     from fiotray.ops.tunnels import AddedTunnel
 
@@ -95,6 +96,16 @@ def _settle_after_imports() -> None:
 BULK_WATCH_LIMIT = 20
 
 
+@dataclass
+class _Batch:
+    """The watches of one bulk enable: their results, told together once all ended."""
+
+    results: list[Reach] = field(default_factory=list)
+    watching: int = 0
+    closed: bool = False  # every device of the batch was written (no more watches come)
+    told: bool = False
+
+
 class Backend(QObject):
     tunnelChanged = Signal(object)  # TunnelStatus, whenever a tunnel's observed state changes
     configChanged = Signal()  # factories or tunnels added or removed
@@ -113,6 +124,7 @@ class Backend(QObject):
     # A device's reachability after a VPN change (see `reach`): "checking", "reachable", ...
     reachChanged = Signal(str, str)  # factory, device
     reachResult = Signal(object)  # ops.reach.Reach: a watch ended (the tray tells the user)
+    reachBatch = Signal(object)  # list[ops.reach.Reach]: every watch of a bulk enable ended
 
     def __init__(self, services: Services, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -380,16 +392,23 @@ class Backend(QObject):
         # pending devices anyway.
         watch = len(devices) <= BULK_WATCH_LIMIT
         since = time.monotonic()
+        batch = _Batch()
 
         def told(result: VpnResult) -> None:
             if result.state is not None:
                 self.vpnChanged.emit(factory, result.state)
                 if result.state.pending and watch:
-                    self.watch_pending(factory, result.device, enable=enable, since=since)
+                    self.watch_pending(
+                        factory, result.device, enable=enable, since=since, batch=batch
+                    )
             if on_result is not None:
                 on_result(result)
 
-        return await ops.set_vpn_many(self.services, factory, devices, enable, on_result=told)
+        try:
+            return await ops.set_vpn_many(self.services, factory, devices, enable, on_result=told)
+        finally:
+            batch.closed = True
+            self._batch_step(batch, 0)
 
     def favourite_names(self, factory: str) -> frozenset[str]:
         return frozenset(d for f, d in self._settings.favourites if f == factory)
@@ -405,14 +424,21 @@ class Backend(QObject):
         return changed
 
     def watch_pending(
-        self, factory: str, device: str, *, enable: bool, since: float | None = None
+        self,
+        factory: str,
+        device: str,
+        *,
+        enable: bool,
+        since: float | None = None,
+        batch: _Batch | None = None,
     ) -> asyncio.Task[Any]:
         """Follow the device's VPN change: its config now and then until it applied the
         change (vpnChanged), then, for an enable, SSH probes through the route until it
         answers or the limit passes (reachChanged, and a notification either way).
 
         Only this device, not the list: the list itself is not re-read while its window
-        is hidden, but a change the user just made should not look stuck.
+        is hidden, but a change the user just made should not look stuck. The devices of
+        one bulk enable (`batch`) are told in one notification once every watch ended.
         """
         key = (factory, device)
         old = self._watches.get(key)
@@ -420,18 +446,33 @@ class Backend(QObject):
             old.cancel()
         self.reach.pop(key, None)
         task = self.spawn(
-            self._watch_pending(factory, device, enable, since), what=f"Checking {device}"
+            self._watch_pending(factory, device, enable, since, batch), what=f"Checking {device}"
         )
         self._watches[key] = task
         task.add_done_callback(lambda t: self._forget_watch(key, t))
+        if batch is not None:
+            batch.watching += 1
+            task.add_done_callback(lambda _t: self._batch_step(batch, -1))
         return task
+
+    def _batch_step(self, batch: _Batch, change: int) -> None:
+        """A watch of the batch ended (-1), or the batch has every watch it will get (0):
+        when both, one notification for all of them (one device's own, for one)."""
+        batch.watching += change
+        if not batch.closed or batch.watching or batch.told:
+            return
+        batch.told = True
+        if len(batch.results) == 1:
+            self.reachResult.emit(batch.results[0])
+        elif batch.results:
+            self.reachBatch.emit(batch.results)
 
     def _forget_watch(self, key: tuple[str, str], task: asyncio.Task[Any]) -> None:
         if self._watches.get(key) is task:
             del self._watches[key]
 
     async def _watch_pending(
-        self, factory: str, device: str, enable: bool, since: float | None
+        self, factory: str, device: str, enable: bool, since: float | None, batch: _Batch | None
     ) -> None:
         from fiotray.ops import reach
 
@@ -472,7 +513,10 @@ class Backend(QObject):
         log.info("%s/%s: %s", factory, device, result.summary())
         if not enable:
             return
-        self.reachResult.emit(result)
+        if batch is None:
+            self.reachResult.emit(result)
+        else:
+            batch.results.append(result)
         if result.reachable:
             self._set_reach(factory, device, "reachable", result.summary())
         elif result.stage == "applied":

@@ -98,6 +98,7 @@ class TrayIcon(QSystemTrayIcon):
         backend.notice.connect(self._on_notice)
         backend.configChanged.connect(self.refresh)
         backend.reachResult.connect(self._on_reach)
+        backend.reachBatch.connect(self._on_reach_batch)
         for status in backend.tunnel_states.values():
             self._seen[status.tunnel] = status.state
         self.rebuild_menu()
@@ -403,6 +404,13 @@ class TrayIcon(QSystemTrayIcon):
                 f"{name} is not reachable",
                 safe_text(f"After {duration(result.waited_s)}: {result.reason}.", 300),
             )
+
+    def _on_reach_batch(self, results: list[Reach]) -> None:
+        """Devices enabled together: one notification, not one each."""
+        from fiotray.ops.reach import batch_summary
+
+        title, message = batch_summary(results)
+        self.notify(title, safe_text(message, 400), good=all(r.reachable for r in results))
 
     def _on_notice(self, title: str, message: str, level: str) -> None:
         if level == "error":

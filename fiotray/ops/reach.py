@@ -334,3 +334,18 @@ async def wait_many(
         return reach
 
     return list(await asyncio.gather(*(one(d) for d in devices)))
+
+
+def batch_summary(results: list[Reach], most: int = 3) -> tuple[str, str]:
+    """One notification for devices enabled together: ("8 of 10 devices reachable",
+    "gw-3: the device is offline …; gw-7: …; 1 more not reachable")."""
+    reached = sum(r.reachable for r in results)
+    noun = "device" if len(results) == 1 else "devices"
+    title = f"{reached} of {len(results)} {noun} reachable"
+    failed = [r for r in results if not r.reachable]
+    if not failed:
+        return title, "Each answers over the VPN."
+    parts = [f"{r.device}: {r.reason or 'not reachable'}" for r in failed[:most]]
+    if len(failed) > most:
+        parts.append(f"{len(failed) - most} more not reachable")
+    return title, "; ".join(parts) + "."

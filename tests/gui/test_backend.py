@@ -299,3 +299,44 @@ async def test_a_dismissed_password_prompt_is_no_error(backend):
     await backend.spawn(dismissed(), what="Connect")
     await backend.spawn(failed(), what="Connect")
     assert [level for _title, _message, level in notices] == ["info", "error"]
+
+
+async def test_a_bulk_enable_is_told_once_for_all_its_devices(backend):
+    import asyncio
+
+    factory = backend.services.demo.server.factory
+    factory.auto_apply_after = None
+    backend.pending_poll = (0.05,)
+    backend.probe_poll = (0.05,)
+    backend.pending_watch_limit = 1.0
+    names = [factory.add_device(f"bulk-{i}", vpn_enabled=False).name for i in range(3)]
+    far = factory.add_device("bulk-far", vpn_enabled=False, online=False).name
+    (tunnel,) = backend.tunnels()
+    await backend.connect(tunnel.name)
+    singles: list = []
+    backend.reachResult.connect(singles.append)
+    told = signal_future(backend.reachBatch)
+    await backend.set_vpn_many("demo-factory", [*names, far], True)
+    for name in names:
+        factory.apply_pending(name)  # the offline one never applies
+    (results,) = await asyncio.wait_for(told, 10)
+    assert singles == [], "each device of the batch would have had its own notification"
+    by_name = {r.device: r for r in results}
+    assert set(by_name) == {*names, far}
+    assert all(by_name[n].reachable for n in names)
+    assert "offline" in by_name[far].reason
+    assert [backend.reach[("demo-factory", n)][0] for n in names] == ["reachable"] * 3
+
+
+async def test_a_bulk_enable_of_one_pending_device_is_told_as_that_device(backend):
+    import asyncio
+
+    factory, name = _device_that_waits(backend, "bulk-alone")
+    backend.probe_poll = (0.05,)
+    (tunnel,) = backend.tunnels()
+    await backend.connect(tunnel.name)
+    done = signal_future(backend.reachResult)
+    await backend.set_vpn_many("demo-factory", [name], True)
+    factory.apply_pending(name)
+    (result,) = await asyncio.wait_for(done, 10)
+    assert result.device == name and result.reachable

@@ -499,3 +499,29 @@ async def test_forward_a_port_from_a_recent_device(tray, backend):
     forwards = [k for k in tray._dialogs if isinstance(k, tuple) and k[0] == "forward"]
     assert forwards == [("forward", TUNNEL, "dev-2")]
     dialog.close()
+
+
+async def test_reach_results_are_told_one_per_device_or_one_per_batch(tray, backend):
+    from fiotray.ops.reach import Reach
+
+    ok = Reach(TUNNEL, "gw-1", "reachable", "", "10.42.42.5", "jump", 1.0, 2.0, 0.2)
+    offline = Reach(
+        TUNNEL,
+        "gw-2",
+        "pending",
+        "the device is offline",
+        "",
+        "jump",
+        None,
+        None,
+        None,
+        waited_s=900,
+    )
+    backend.reachResult.emit(ok)
+    backend.reachResult.emit(offline)
+    backend.reachBatch.emit([ok, offline])
+    titles = [m[0] for m in tray.messages]
+    assert titles == ["gw-1 is reachable", "gw-2 is not reachable", "1 of 2 devices reachable"]
+    assert tray.messages[1][1] == "After 15 min: the device is offline."
+    assert tray.messages[2][1] == "gw-2: the device is offline."
+    assert tray.notifications[-1] == ("1 of 2 devices reachable", "gw-2: the device is offline.")

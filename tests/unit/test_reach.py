@@ -172,3 +172,18 @@ async def test_wait_many_turns_a_vanished_device_into_a_result(services) -> None
     results = await reach.wait_many(services, FACTORY, ["no-such-device"], enable=True, timeout=1)
     (result,) = results
     assert not result.done and "Device not found" in result.reason
+
+
+def test_a_batch_is_told_in_one_line_with_the_first_reasons() -> None:
+    def one(name: str, reason: str = "") -> reach.Reach:
+        stage = "applied" if reason else "reachable"
+        return reach.Reach(FACTORY, name, stage, reason, "10.42.42.9", "jump", 1, 1, 0.2)
+
+    assert reach.batch_summary([one("a"), one("b")]) == (
+        "2 of 2 devices reachable",
+        "Each answers over the VPN.",
+    )
+    results = [one("a"), *(one(f"gw-{i}", f"why {i}") for i in range(5))]
+    title, message = reach.batch_summary(results)
+    assert title == "1 of 6 devices reachable"
+    assert message == "gw-0: why 0; gw-1: why 1; gw-2: why 2; 2 more not reachable."
