@@ -90,39 +90,3 @@ async def run(
     if not result.ok and not result.cancelled:
         raise FiotrayError(result.error or "The copy failed.", code=core_transfer.COPY_FAILED)
     return result
-
-
-async def copy_to(
-    services: Services,
-    factory: str | None,
-    device: str,
-    sources: Sequence[str | os.PathLike[str]],
-    dest_path: str,
-    *,
-    route: str | None = None,
-    recursive: bool = False,
-    progress: Progress | None = None,
-) -> CopyResult:
-    """Copy local `sources` to `dest_path` on `device` over its SSH route."""
-    plan = await plan_to(
-        services, factory, device, sources, dest_path, route=route, recursive=recursive
-    )
-    return await run(plan, progress)
-
-
-async def copy_from(
-    services: Services,
-    factory: str | None,
-    device: str,
-    source_path: str,
-    dest: str | os.PathLike[str],
-    *,
-    route: str | None = None,
-    recursive: bool = False,
-    progress: Progress | None = None,
-) -> CopyResult:
-    """Copy `source_path` on `device` to local `dest` over its SSH route."""
-    plan = await plan_from(
-        services, factory, device, source_path, dest, route=route, recursive=recursive
-    )
-    return await run(plan, progress)
