@@ -40,16 +40,18 @@ def ssh_settings(
         ) from None
 
 
+async def vpn_server_address(api: FactoryClient, tunnel: Tunnel | None) -> str:
+    """The VPN server's address on the VPN: the tunnel's, or the factory's server file's."""
+    if tunnel and tunnel.server_address:
+        return tunnel.server_address
+    return (await devices.factory_server(api)).server_address
+
+
 async def ssh_targets(
     api: FactoryClient, tunnel: Tunnel | None, only: str | None = None
 ) -> list[ssh.SshTarget]:
     """VPN-enabled devices as SSH targets (one wireguard-ips call); `only` picks one device."""
-    if tunnel and tunnel.server_address:
-        server_address = tunnel.server_address
-        ips = await api.wireguard_ips()
-    else:
-        server, ips = await asyncio.gather(devices.factory_server(api), api.wireguard_ips())
-        server_address = server.server_address
+    server_address, ips = await asyncio.gather(vpn_server_address(api, tunnel), api.wireguard_ips())
     targets = []
     for ip in ips:
         if only is not None and ip.name != only:

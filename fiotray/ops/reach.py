@@ -22,10 +22,11 @@ from typing import Any, Literal
 
 from fiotray.core import format as fmt
 from fiotray.core import reach as core_reach
-from fiotray.core.devices import VpnState, factory_server, validate_device_name
+from fiotray.core import session
+from fiotray.core.devices import VpnState, validate_device_name
 from fiotray.core.errors import AuthError, FiotrayError, NotFoundError
 from fiotray.core.services import Services
-from fiotray.core.ssh import SshTarget
+from fiotray.core.ssh import SshSettings, SshTarget
 from fiotray.ops import devices as ops_devices
 from fiotray.ops import ssh as ops_ssh
 
@@ -178,20 +179,20 @@ async def wait_reachable(
     tunnel = services.tunnels.for_factory(factory)
     settings = ops_ssh.settings_for(services, tunnel, route)
 
-    def result(stage: Stage, reason: str, address: str = "", **parts: Any) -> Reach:
+    def result(
+        stage: Stage,
+        reason: str,
+        address: str,
+        *,
+        apply_s: float | None = None,
+        sync_s: float | None = None,
+        probe_s: float | None = None,
+        answer: str = "",
+    ) -> Reach:
         return Reach(
-            factory,
-            device,
-            stage,
-            reason,
-            address,
-            settings.route,
-            parts.get("apply_s"),
-            parts.get("sync_s"),
-            parts.get("probe_s"),
-            parts.get("answer", ""),
-            time.monotonic() - start,
-        )
+            factory, device, stage, reason, address, settings.route,
+            apply_s, sync_s, probe_s, answer, time.monotonic() - start,
+        )  # fmt: skip
 
     # 1. The device applies the change.
     state = await ops_devices.device_vpn(services, factory, device)
@@ -220,19 +221,17 @@ async def wait_reachable(
         return result("applied", f"VPN is not enabled on {device}", state.address)
 
     # 2. The server adds its peer; a probe through the route gets the device's banner.
-    if tunnel and tunnel.server_address:
-        server_address = tunnel.server_address
-    else:
-        server_address = (await factory_server(api)).server_address
+    server_address = await session.vpn_server_address(api, tunnel)
     target = SshTarget(factory, device, state.address, server_address)
-    through = tunnel if settings.route in ops_ssh.THROUGH_TUNNEL else None
+    needs_tunnel = settings.route in ops_ssh.THROUGH_TUNNEL
     last: core_reach.Probe | None = None
     down = False
     step = 0
     while True:
-        down = through is not None and not services.controller.interface_exists(through.interface)
-        if through is None and settings.route != "public":
-            down = True  # jump or direct with no tunnel for the factory: nothing to go through
+        # Jump and direct go through the factory's tunnel: none, or one that is down, stops them.
+        down = needs_tunnel and (
+            tunnel is None or not services.controller.interface_exists(tunnel.interface)
+        )
         if not down:
             async with probes or contextlib.nullcontext():
                 last = await _probe(services, target, settings, deadline)
@@ -258,10 +257,10 @@ async def wait_reachable(
 
     # Not reachable in time: the likeliest reason first.
     if down:
-        if through is None:
+        if tunnel is None:
             why = f"factory {factory} has no tunnel on this computer for the {settings.route} route"
         else:
-            why = f"tunnel {through.name} is not connected: connect it to reach the device"
+            why = f"tunnel {tunnel.name} is not connected: connect it to reach the device"
         return result("applied", why, state.address, apply_s=applied - start)
     assert last is not None
     if last.where == "server":
@@ -278,7 +277,7 @@ async def wait_reachable(
 
 
 async def _probe(
-    services: Services, target: SshTarget, settings: Any, deadline: float
+    services: Services, target: SshTarget, settings: SshSettings, deadline: float
 ) -> core_reach.Probe:
     """One probe, shortened to end by the deadline; the demo's devices answer when online."""
     timeout = max(1.0, min(core_reach.PROBE_TIMEOUT, deadline - time.monotonic()))
