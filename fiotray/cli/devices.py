@@ -152,16 +152,16 @@ async def _wait(
     enable: bool,
     states: list[VpnState],
     since: float,
-    before: dict[str, Any] | None = None,
-    told_changes: bool = False,
+    report: dict[str, Any] | None = None,
 ) -> int:
     """--wait: follow each changed device until it is reachable (enable) or applied
-    (disable), a line per stage; exit 4 when any did not get there, each saying why."""
+    (disable), a line per stage; exit 4 when any did not get there, each saying why.
+    `report`: a bulk change's own (its lines are printed), which the JSON extends."""
     from fiotray.core.format import safe_text
     from fiotray.ops import reach
 
     verb = "enabled" if enable else "disabled"
-    if not args.json and not told_changes:
+    if not args.json and report is None:  # a bulk change printed its own lines
         for state in states:
             ctx.out(
                 f"VPN {verb} on {safe_text(state.device)} (address {state.address or 'none'}); "
@@ -193,11 +193,10 @@ async def _wait(
         on_result=told,
     )
     if args.json:
-        out = dict(before or {})
-        if before is None and len(states) == 1:
-            out = states[0].to_json()
-        out["wait"] = [r.to_json() for r in results] if before is not None else results[0].to_json()
-        ctx.out(to_json(out))
+        if report is None:  # one device: its state, and how far it got
+            ctx.out(to_json({**states[0].to_json(), "wait": results[0].to_json()}))
+        else:
+            ctx.out(to_json({**report, "wait": [r.to_json() for r in results]}))
     return 0 if all(r.done for r in results) else 4
 
 
@@ -266,7 +265,7 @@ async def _set_vpn_many(
     if args.wait is not None and changed:
         for line in failed + missing:
             print(f"fiotray: {line}", file=sys.stderr)
-        code = await _wait(args, ctx, enable, changed, since, before=report, told_changes=True)
+        code = await _wait(args, ctx, enable, changed, since, report=report)
         return 1 if failed or missing else code
     if args.json:
         ctx.out(to_json(report))

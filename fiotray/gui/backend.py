@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from PySide6.QtCore import QObject, Signal
 
 from fiotray.core import errors
-from fiotray.core.errors import AuthError, FiotrayError, NotFoundError, VpnError
+from fiotray.core.errors import AuthError, FiotrayError, VpnError
 from fiotray.core.factories import Factory
 from fiotray.core.services import Services, demo_services, user_services
 from fiotray.core.settings import Settings
@@ -103,7 +103,6 @@ class _Batch:
     results: list[Reach] = field(default_factory=list)
     watching: int = 0
     closed: bool = False  # every device of the batch was written (no more watches come)
-    told: bool = False
 
 
 class Backend(QObject):
@@ -459,9 +458,8 @@ class Backend(QObject):
         """A watch of the batch ended (-1), or the batch has every watch it will get (0):
         when both, one notification for all of them (one device's own, for one)."""
         batch.watching += change
-        if not batch.closed or batch.watching or batch.told:
+        if not batch.closed or batch.watching:
             return
-        batch.told = True
         if len(batch.results) == 1:
             self.reachResult.emit(batch.results[0])
         elif batch.results:
@@ -501,13 +499,10 @@ class Backend(QObject):
                 apply_poll=self.pending_poll,
                 probe_poll=self.probe_poll,
             )
-        except (AuthError, NotFoundError) as exc:
-            # Signed out (the list says so) or the device is gone: nothing to wait for.
-            log.info("%s/%s: stopped checking: %s", factory, device, exc)
-            self._set_reach(factory, device, None, "")
-            return
         except FiotrayError as exc:
-            log.info("%s/%s: check failed: %s", factory, device, exc)
+            # Signed out (the list says so), the device gone, or the API failing past the
+            # reads the wait retries itself: nothing more to show for this device.
+            log.info("%s/%s: stopped checking: %s", factory, device, exc)
             self._set_reach(factory, device, None, "")
             return
         log.info("%s/%s: %s", factory, device, result.summary())
