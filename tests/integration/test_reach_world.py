@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import threading
@@ -30,10 +29,9 @@ import pytest
 
 from tests.engineer import FACTORY, Engineer
 from tests.integration.test_server_sync_real import (
-    _Daemon,
+    _engineers_daemon,
     _server_peers,
     _set_device_vpn,
-    _token_file,
     _wait,
 )
 
@@ -115,27 +113,13 @@ def _restore_peer(world, device) -> None:
 def served(engineer: Engineer, tmp_path: Path):
     """The engineer's laptop admitted by a `fiotray-server` daemon that follows the
     factory; the tunnel connected. Yields (engineer, daemon)."""
-    from fiotray.demo.fakeapi import FakeApiServer
-    from tests.vpn_world import in_netns
-
     world = engineer.world
-    factory = engineer.api.factory
-    token = "server-api-token-reach"
-    factory.add_api_token(token)
-    token_file = _token_file(tmp_path, token)
-    state = tmp_path / "state"
     engineer.fiotray(
         "tunnels", "add-foundries", "--factory", FACTORY,
         "--interface", world.laptop_ifname, "--request-access",
     )  # fmt: skip
     (tunnel,) = json.loads(engineer.fiotray("tunnels", "list", "--json").stdout)
-    with in_netns(world.server_ns):  # the same factory, as the server reaches the API
-        api = FakeApiServer(factory, sock=socket.create_server(("127.0.0.1", 0))).start()
-    args = ["-f", FACTORY, "-n", world.server_ifname, "--state-dir", str(state)]
-    args += ["daemon", "--interval", str(SYNC_INTERVAL), "--self-service"]
-    args += ["--api-url", api.url, "--apitoken-file", str(token_file)]
-    args += ["--hosts-file", str(tmp_path / "hosts")]
-    daemon = _Daemon(world, tmp_path, args, state).start()
+    daemon, api = _engineers_daemon(engineer, tmp_path, "--interval", str(SYNC_INTERVAL))
     try:
         _wait(
             lambda: tunnel["public_key"] in _server_peers(world),

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -755,6 +756,28 @@ def test_self_service_admits_a_request_and_the_admin_can_revoke_it(
         assert code == 0, daemon.why()
 
 
+def _engineers_daemon(engineer, tmp_path: Path, *options: str) -> tuple[_Daemon, Any]:
+    """`fiotray-server daemon --self-service OPTIONS` on the world's server, started, over
+    the engineer's fake factory (served a second time, in the server's namespace, with
+    the daemon's own API token). Returns the daemon and that API server; stop both."""
+    from fiotray.demo.fakeapi import FakeApiServer
+    from tests.engineer import FACTORY
+    from tests.vpn_world import in_netns
+
+    world = engineer.world
+    token = "server-api-token-91aa"
+    engineer.api.factory.add_api_token(token)
+    state = tmp_path / "state"
+    with in_netns(world.server_ns):  # the same factory, as the server reaches the API
+        sock = socket.create_server(("127.0.0.1", 0))
+        api = FakeApiServer(engineer.api.factory, sock=sock).start()
+    args = ["-f", FACTORY, "-n", world.server_ifname, "--state-dir", str(state)]
+    args += ["daemon", "--self-service", *options, "--api-url", api.url]
+    args += ["--apitoken-file", str(_token_file(tmp_path, token))]
+    args += ["--hosts-file", str(tmp_path / "hosts")]
+    return _Daemon(world, tmp_path, args, state).start(), api
+
+
 def test_a_new_laptop_requests_access_and_reaches_a_device_with_no_admin_step(
     engineer, tmp_path: Path
 ) -> None:
@@ -762,17 +785,11 @@ def test_a_new_laptop_requests_access_and_reaches_a_device_with_no_admin_step(
     (keyring, pkexec, helper, wg-quick) asks for access, the daemon (`--self-service
     --forward`) admits the laptop at its next sync, SSH reaches a device over the jump and
     the direct route; removing the tunnel withdraws the request and the peer goes."""
-    from fiotray.demo.fakeapi import FakeApiServer
     from tests.engineer import FACTORY
-    from tests.vpn_world import in_netns
 
     world = engineer.world
     device = world.devices[0]
     factory = engineer.api.factory
-    token = "server-api-token-91aa"
-    factory.add_api_token(token)
-    token_file = _token_file(tmp_path, token)
-    state = tmp_path / "state"
 
     out = engineer.fiotray(
         "tunnels",
@@ -789,13 +806,7 @@ def test_a_new_laptop_requests_access_and_reaches_a_device_with_no_admin_step(
     assert request == f"pubkey={tunnel['public_key']}\naddress={tunnel['address']}"
     assert wgconf.is_engineer_address(tunnel["address"], world.server_vpn_address)
 
-    with in_netns(world.server_ns):  # the same factory, as the server reaches the API
-        api = FakeApiServer(factory, sock=socket.create_server(("127.0.0.1", 0))).start()
-    args = ["-f", FACTORY, "-n", world.server_ifname, "--state-dir", str(state)]
-    args += ["daemon", "--interval", "0.3", "--self-service", "--forward"]
-    args += ["--api-url", api.url, "--apitoken-file", str(token_file)]
-    args += ["--hosts-file", str(tmp_path / "hosts")]
-    daemon = _Daemon(world, tmp_path, args, state).start()
+    daemon, api = _engineers_daemon(engineer, tmp_path, "--interval", "0.3", "--forward")
     try:
         _wait(
             lambda: tunnel["public_key"] in _server_peers(world),
